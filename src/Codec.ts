@@ -1,0 +1,208 @@
+/**
+ * Message encoding by content-type.
+ *
+ * A `Codec` turns Schema-typed values into bytes for one content-type. It compiles an encoder/decoder
+ * once per Schema (`compile`), so the hot path does no reflection. `Codecs` is the Tag holding every codec
+ * a process speaks, looked up by the content-type a request carries.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
+import type * as Schema from "effect/Schema"
+import { Packr } from "msgpackr"
+import { BadRequest, CodecError } from "./Errors.js"
+
+/**
+ * An encoder/decoder compiled for one Schema. Both directions are synchronous and never throw:
+ * failures are `CodecError`s.
+ * @since 0.1.0
+ * @category models
+ */
+export interface SchemaCodec<A> {
+  readonly encode: (value: A) => Either.Either<Uint8Array, CodecError>
+  readonly decode: (bytes: Uint8Array) => Either.Either<A, CodecError>
+}
+
+/**
+ * A codec for one content-type.
+ * @since 0.1.0
+ * @category models
+ */
+export interface Codec {
+  readonly contentType: string
+  /**
+   * Whether arbitrary structured values (errors, records) can be encoded. Raw-bytes codecs are not
+   * structured: errors of calls made with them travel as JSON.
+   */
+  readonly structured: boolean
+  /** Compiles (and memoises per Schema) an encoder/decoder. */
+  readonly compile: <A, I>(schema: Schema.Schema<A, I, never>) => SchemaCodec<A>
+}
+
+/**
+ * The codecs a process speaks, by content-type.
+ * @since 0.1.0
+ * @category tags
+ */
+export class Codecs extends Context.Tag("effect-micro/Codecs")<Codecs, Codecs.Service>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace Codecs {
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    readonly default: Codec
+    readonly contentTypes: ReadonlyArray<string>
+    /** The codec for a content-type, or a BadRequest naming the supported ones. */
+    readonly get: (contentType: string) => Either.Either<Codec, BadRequest>
+  }
+}
+
+/**
+ * Builds a codec from a pair of byte functions applied around the Schema's encoded form.
+ * `serialize`/`deserialize` may throw; that is turned into a CodecError.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: {
+  readonly contentType: string
+  readonly structured?: boolean | undefined
+  readonly serialize: (encoded: unknown) => Uint8Array
+  readonly deserialize: (bytes: Uint8Array) => unknown
+}): Codec => {
+  const { contentType, deserialize, serialize } = options
+  const cache = new WeakMap<object, SchemaCodec<any>>()
+  const compile = <A, I>(schema: Schema.Schema<A, I, never>): SchemaCodec<A> => {
+    const cached = cache.get(schema)
+    if (cached !== undefined) return cached
+    const encodeSchema = ParseResult.encodeEither(schema)
+    const decodeSchema = ParseResult.decodeUnknownEither(schema)
+    const codec: SchemaCodec<A> = {
+      encode: (value) => {
+        const encoded = encodeSchema(value)
+        if (Either.isLeft(encoded)) {
+          return Either.left(CodecError.of(contentType, `encode: ${ParseResult.TreeFormatter.formatIssueSync(encoded.left)}`))
+        }
+        try {
+          return Either.right(serialize(encoded.right))
+        } catch (cause) {
+          return Either.left(CodecError.of(contentType, `encode: ${errorMessage(cause)}`))
+        }
+      },
+      decode: (bytes) => {
+        let raw: unknown
+        try {
+          raw = deserialize(bytes)
+        } catch (cause) {
+          return Either.left(CodecError.of(contentType, `decode: ${errorMessage(cause)}`))
+        }
+        const decoded = decodeSchema(raw)
+        return Either.isLeft(decoded)
+          ? Either.left(CodecError.of(contentType, `decode: ${ParseResult.TreeFormatter.formatIssueSync(decoded.left)}`))
+          : decoded as Either.Either<A, never>
+      }
+    }
+    cache.set(schema, codec)
+    return codec
+  }
+  return { contentType, structured: options.structured ?? true, compile }
+}
+
+const errorMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+
+const asBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+/**
+ * `application/json`, the default. `undefined` (e.g. `Schema.Void`) travels as an empty body.
+ * @since 0.1.0
+ * @category codecs
+ */
+export const json: Codec = make({
+  contentType: "application/json",
+  serialize: (encoded) => encoded === undefined ? new Uint8Array(0) : Buffer.from(JSON.stringify(encoded), "utf8"),
+  deserialize: (bytes) => bytes.byteLength === 0 ? undefined : JSON.parse(asBuffer(bytes).toString("utf8"))
+})
+
+// Plain MessagePack (no msgpackr records extension) so other languages' msgpack libraries interoperate.
+const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: "bigint" } as any)
+
+/**
+ * `application/msgpack` (msgpackr, plain MessagePack without extensions).
+ * @since 0.1.0
+ * @category codecs
+ */
+export const msgpack: Codec = make({
+  contentType: "application/msgpack",
+  serialize: (encoded) => packr.pack(encoded),
+  deserialize: (bytes) => packr.unpack(bytes)
+})
+
+/**
+ * `application/octet-stream`: the message is the bytes. Only for Schemas whose encoded form is a
+ * `Uint8Array` (e.g. `Schema.Uint8ArrayFromSelf`); anything else is a CodecError at encode time.
+ * @since 0.1.0
+ * @category codecs
+ */
+export const bytes: Codec = make({
+  contentType: "application/octet-stream",
+  structured: false,
+  serialize: (encoded) => {
+    if (encoded instanceof Uint8Array) return encoded
+    if (encoded === undefined) return new Uint8Array(0)
+    throw new Error(`application/octet-stream carries only Uint8Array values, got ${typeof encoded}`)
+  },
+  deserialize: (bytes) => bytes
+})
+
+/**
+ * A `Codecs` registry from a list (the first is the default).
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeCodecs = (codecs: ReadonlyArray<Codec>): Codecs.Service => {
+  if (codecs.length === 0) throw new Error("makeCodecs: at least one codec is required")
+  const byType = new Map<string, Codec>()
+  for (const codec of codecs) byType.set(normalize(codec.contentType), codec)
+  const contentTypes = [...byType.keys()]
+  return {
+    default: codecs[0]!,
+    contentTypes,
+    get: (contentType) => {
+      const codec = byType.get(contentType) ?? byType.get(normalize(contentType))
+      return codec !== undefined
+        ? Either.right(codec)
+        : Either.left(
+          BadRequest.of(`unsupported content-type "${contentType}"; supported: ${contentTypes.join(", ")}`)
+        )
+    }
+  }
+}
+
+// "application/json; charset=utf-8" and "Application/JSON" name the same codec.
+const normalize = (contentType: string): string => {
+  const semicolon = contentType.indexOf(";")
+  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase()
+}
+
+/**
+ * The default codecs: JSON (default), MessagePack and raw bytes.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Codecs> = Layer.succeed(Codecs, makeCodecs([json, msgpack, bytes]))
+
+/**
+ * Codecs from an explicit list; the first is the default for outgoing calls.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWith = (codecs: ReadonlyArray<Codec>): Layer.Layer<Codecs> =>
+  Layer.succeed(Codecs, makeCodecs(codecs))

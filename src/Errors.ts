@@ -1,0 +1,239 @@
+/**
+ * Framework errors. Every error carries go-micro's fields (`id`, `code`, `detail`, `status`) and is a
+ * `Schema.TaggedError`, so it crosses the wire in any codec and is decoded back into its own class.
+ *
+ * Server-side errors use HTTP-like status codes; client-side errors (raised before or after the wire)
+ * use codes in the same space so callers can branch on `code` alone if they want to.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+const fields = {
+  /** Who raised it: usually the service name, or `effect-micro.client`. */
+  id: Schema.String,
+  code: Schema.Number,
+  detail: Schema.String,
+  status: Schema.String
+}
+
+// Each class is declared via `Schema.TaggedError` so that it is a Schema and an Error at once.
+/**
+ * 400: the request is malformed (undecodable payload, unknown content-type, bad frame).
+ * @since 0.1.0
+ * @category errors
+ */
+export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro"): BadRequest {
+    return new BadRequest({ id, code: 400, detail, status: "Bad Request" })
+  }
+}
+/**
+ * 401: no credentials or invalid/expired credentials.
+ * @since 0.1.0
+ * @category errors
+ */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro"): Unauthorized {
+    return new Unauthorized({ id, code: 401, detail, status: "Unauthorized" })
+  }
+}
+/**
+ * 403: authenticated but not allowed.
+ * @since 0.1.0
+ * @category errors
+ */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro"): Forbidden {
+    return new Forbidden({ id, code: 403, detail, status: "Forbidden" })
+  }
+}
+/**
+ * 404: the service exists but the endpoint (or resource) does not.
+ * @since 0.1.0
+ * @category errors
+ */
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro"): NotFound {
+    return new NotFound({ id, code: 404, detail, status: "Not Found" })
+  }
+}
+/**
+ * 408: the call's deadline passed (on the client, or on the server which then stopped the handler).
+ * @since 0.1.0
+ * @category errors
+ */
+export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro"): Timeout {
+    return new Timeout({ id, code: 408, detail, status: "Request Timeout" })
+  }
+}
+/**
+ * 409: conflicting state.
+ * @since 0.1.0
+ * @category errors
+ */
+export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro"): Conflict {
+    return new Conflict({ id, code: 409, detail, status: "Conflict" })
+  }
+}
+/**
+ * 500: a handler died (defect) or the server failed in an unexpected way.
+ * @since 0.1.0
+ * @category errors
+ */
+export class InternalServerError extends Schema.TaggedError<InternalServerError>()("InternalServerError", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro"): InternalServerError {
+    return new InternalServerError({ id, code: 500, detail, status: "Internal Server Error" })
+  }
+}
+/**
+ * 503: the server is draining or overloaded; the call was not run, so it is always safe to retry.
+ * @since 0.1.0
+ * @category errors
+ */
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro"): ServiceUnavailable {
+    return new ServiceUnavailable({ id, code: 503, detail, status: "Service Unavailable" })
+  }
+}
+
+// ----- client-side errors -----
+
+/**
+ * The registry knows no node of this service.
+ * @since 0.1.0
+ * @category errors
+ */
+export class ServiceNotFound extends Schema.TaggedError<ServiceNotFound>()("ServiceNotFound", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro.client"): ServiceNotFound {
+    return new ServiceNotFound({ id, code: 404, detail, status: "Service Not Found" })
+  }
+}
+/**
+ * The service has nodes but none passes the selector's filters (version, metadata, already tried).
+ * @since 0.1.0
+ * @category errors
+ */
+export class NoAvailableNodes extends Schema.TaggedError<NoAvailableNodes>()("NoAvailableNodes", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro.client"): NoAvailableNodes {
+    return new NoAvailableNodes({ id, code: 503, detail, status: "No Available Nodes" })
+  }
+}
+
+/**
+ * Why a transport failed. `refused` and `dial` prove the request never reached the peer.
+ * @since 0.1.0
+ * @category models
+ */
+export const TransportReason = Schema.Literal("dial", "refused", "reset", "closed", "protocol", "frame-too-large")
+/** @since 0.1.0 */
+export type TransportReason = typeof TransportReason.Type
+
+/**
+ * A connection could not be made, broke, or the peer violated the protocol.
+ * @since 0.1.0
+ * @category errors
+ */
+export class TransportError extends Schema.TaggedError<TransportError>()("TransportError", {
+  ...fields,
+  reason: TransportReason,
+  address: Schema.String,
+  /** true when the request provably never reached the peer (safe to retry any endpoint). */
+  notDelivered: Schema.Boolean
+}) {
+  /** @since 0.1.0 */
+  static of(
+    reason: TransportReason,
+    address: string,
+    detail: string,
+    notDelivered = reason === "dial" || reason === "refused"
+  ): TransportError {
+    return new TransportError({
+      id: "effect-micro.transport",
+      code: 503,
+      detail,
+      status: "Transport Error",
+      reason,
+      address,
+      notDelivered
+    })
+  }
+}
+/**
+ * A value could not be encoded or decoded by a codec.
+ * @since 0.1.0
+ * @category errors
+ */
+export class CodecError extends Schema.TaggedError<CodecError>()("CodecError", {
+  ...fields,
+  contentType: Schema.String
+}) {
+  /** @since 0.1.0 */
+  static of(contentType: string, detail: string): CodecError {
+    return new CodecError({ id: "effect-micro.codec", code: 400, detail, status: "Codec Error", contentType })
+  }
+}
+/**
+ * A stream was closed (by the peer, a cancel, or a connection loss) before it completed.
+ * @since 0.1.0
+ * @category errors
+ */
+export class StreamClosed extends Schema.TaggedError<StreamClosed>()("StreamClosed", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro"): StreamClosed {
+    return new StreamClosed({ id, code: 499, detail, status: "Stream Closed" })
+  }
+}
+
+/**
+ * Every framework error, as one Schema: the wire decodes error frames of kind "framework" with it.
+ * @since 0.1.0
+ * @category schemas
+ */
+export const MicroError = Schema.Union(
+  BadRequest,
+  Unauthorized,
+  Forbidden,
+  NotFound,
+  Timeout,
+  Conflict,
+  InternalServerError,
+  ServiceUnavailable,
+  ServiceNotFound,
+  NoAvailableNodes,
+  TransportError,
+  CodecError,
+  StreamClosed
+)
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type MicroError = typeof MicroError.Type
+
+/**
+ * What a client call can fail with besides the endpoint's own errors.
+ * @since 0.1.0
+ * @category models
+ */
+export type CallError = MicroError
+
+/**
+ * True for any framework error.
+ * @since 0.1.0
+ * @category guards
+ */
+export const isMicroError: (u: unknown) => u is MicroError = Schema.is(MicroError)
+

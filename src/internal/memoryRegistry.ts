@@ -1,0 +1,188 @@
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { ServiceNotFound } from "../Errors.js"
+import type { Event, Node, RegisterOptions, Service, WatchOptions } from "../Registry.js"
+import { Registry } from "../Registry.js"
+
+interface LiveNode {
+  readonly node: Node
+  /** epoch millis, or Infinity without TTL */
+  readonly expiresAt: number
+}
+
+interface Entry {
+  service: Service
+  readonly nodes: Map<string, LiveNode>
+}
+
+const key = (name: string, version: string) => `${name}\u0000${version}`
+
+/**
+ * The shared state machine behind the memory registry (and reusable by registries that keep a local
+ * view, such as mdns): apply registrations/expiries and compute watch events.
+ */
+export class RegistryView {
+  private readonly entries = new Map<string, Entry>()
+
+  /** Adds or renews nodes; returns the event to publish, if anything changed visibly. */
+  upsert(service: Service, expiresAt: number): Event | undefined {
+    const k = key(service.name, service.version)
+    const existing = this.entries.get(k)
+    if (existing === undefined) {
+      const nodes = new Map<string, LiveNode>()
+      for (const node of service.nodes) nodes.set(node.id, { node, expiresAt })
+      const entry: Entry = { service, nodes }
+      this.entries.set(k, entry)
+      entry.service = this.snapshot(entry)
+      return { type: "create", service: entry.service }
+    }
+    let changed = existing.service.metadata !== service.metadata || existing.service.endpoints !== service.endpoints
+    for (const node of service.nodes) {
+      const before = existing.nodes.get(node.id)
+      if (before === undefined || before.node.address !== node.address) changed = true
+      existing.nodes.set(node.id, { node, expiresAt })
+    }
+    existing.service = this.snapshot({ service, nodes: existing.nodes })
+    return changed ? { type: "update", service: existing.service } : undefined
+  }
+
+  /** Removes nodes; returns an update, or a delete when the last node went. */
+  remove(service: Service): Event | undefined {
+    const k = key(service.name, service.version)
+    const existing = this.entries.get(k)
+    if (existing === undefined) return undefined
+    let changed = false
+    for (const node of service.nodes) changed = existing.nodes.delete(node.id) || changed
+    if (!changed) return undefined
+    return this.afterRemoval(k, existing)
+  }
+
+  /** Drops nodes whose TTL passed; returns the events for them. */
+  expire(now: number): Array<Event> {
+    const events: Array<Event> = []
+    for (const [k, entry] of this.entries) {
+      let changed = false
+      for (const [id, live] of entry.nodes) {
+        if (live.expiresAt <= now) {
+          entry.nodes.delete(id)
+          changed = true
+        }
+      }
+      if (changed) events.push(this.afterRemoval(k, entry))
+    }
+    return events
+  }
+
+  get(name: string, now: number): Array<Service> {
+    const out: Array<Service> = []
+    for (const entry of this.entries.values()) {
+      if (entry.service.name !== name) continue
+      const live = this.live(entry, now)
+      if (live.nodes.length > 0) out.push(live)
+    }
+    return out
+  }
+
+  list(now: number): Array<Service> {
+    const out: Array<Service> = []
+    for (const entry of this.entries.values()) {
+      const live = this.live(entry, now)
+      if (live.nodes.length > 0) out.push(live)
+    }
+    return out
+  }
+
+  private afterRemoval(k: string, entry: Entry): Event {
+    const before = entry.service
+    if (entry.nodes.size === 0) {
+      this.entries.delete(k)
+      return { type: "delete", service: { ...before, nodes: [] } }
+    }
+    entry.service = this.snapshot(entry)
+    return { type: "update", service: entry.service }
+  }
+
+  private snapshot(entry: Entry): Service {
+    return { ...entry.service, nodes: Array.from(entry.nodes.values(), (live) => live.node) }
+  }
+
+  // Reads never return expired nodes, even between two reaper runs.
+  private live(entry: Entry, now: number): Service {
+    for (const live of entry.nodes.values()) {
+      if (live.expiresAt <= now) {
+        return { ...entry.service, nodes: [...entry.nodes.values()].filter((n) => n.expiresAt > now).map((n) => n.node) }
+      }
+    }
+    return entry.service
+  }
+}
+
+export const matchesWatch = (options: WatchOptions | undefined) => (event: Event): boolean =>
+  options?.service === undefined || event.service.name === options.service
+
+export const expiryOf = (now: number, options: RegisterOptions | undefined): number =>
+  options?.ttl === undefined ? Number.POSITIVE_INFINITY : now + Duration.toMillis(Duration.decode(options.ttl))
+
+export const makeMemory: Effect.Effect<Registry.Service, never, Scope.Scope> = Effect.gen(function*() {
+  const view = new RegistryView()
+  const events = yield* Effect.acquireRelease(PubSub.unbounded<Event>(), PubSub.shutdown)
+  const publish = (event: Event | undefined) => event === undefined ? Effect.void : PubSub.publish(events, event)
+
+  // Expiries must produce delete events for watchers, so a reaper runs on the Clock.
+  yield* Clock.currentTimeMillis.pipe(
+    Effect.flatMap((now) => PubSub.publishAll(events, view.expire(now))),
+    Effect.repeat(Schedule.spaced("1 second")),
+    Effect.forkScoped
+  )
+
+  return Registry.of({
+    register: (service, options) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => publish(view.upsert(service, expiryOf(now, options)))),
+    deregister: (service) => Effect.suspend(() => publish(view.remove(service))),
+    getService: (name) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const found = view.get(name, now)
+        return found.length > 0
+          ? Effect.succeed(found)
+          : Effect.fail(ServiceNotFound.of(`service "${name}" is not registered (memory registry)`))
+      }),
+    listServices: Effect.map(Clock.currentTimeMillis, (now) => view.list(now)),
+    watch: (options) => Stream.fromPubSub(events).pipe(Stream.filter(matchesWatch(options)))
+  })
+})
+
+export const layerMemory: Layer.Layer<Registry> = Layer.scoped(Registry, makeMemory)
+
+export const layerStatic = (services: Readonly<Record<string, ReadonlyArray<string>>>): Layer.Layer<Registry> => {
+  const entries = new Map<string, Service>()
+  for (const [name, addresses] of Object.entries(services)) {
+    entries.set(name, {
+      name,
+      version: "",
+      metadata: {},
+      endpoints: [],
+      nodes: addresses.map((address) => ({ id: `${name}-${address}`, address, metadata: {} }))
+    })
+  }
+  return Layer.succeed(
+    Registry,
+    Registry.of({
+      register: () => Effect.void,
+      deregister: () => Effect.void,
+      getService: (name) => {
+        const service = entries.get(name)
+        return service === undefined
+          ? Effect.fail(ServiceNotFound.of(`service "${name}" is not in the static registry`))
+          : Effect.succeed([service])
+      },
+      listServices: Effect.sync(() => [...entries.values()]),
+      watch: () => Stream.never
+    })
+  )
+}
