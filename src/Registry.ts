@@ -12,7 +12,7 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import type * as Stream from "effect/Stream"
 import type { ServiceNotFound } from "./Errors.js"
 import * as internal from "./internal/memoryRegistry.js"
@@ -138,7 +138,7 @@ export const makeMemory: Effect.Effect<Registry.Service, never, import("effect/S
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory: Layer.Layer<Registry> = internal.layerMemory
+export const layerMemory: Layer.Layer<Registry> = Layer.scoped(Registry, internal.makeMemory)
 
 /**
  * A fixed registry: service name → node addresses. `register`/`deregister` are accepted and ignored.

@@ -157,7 +157,6 @@ export const makeMemory: Effect.Effect<Registry.Service, never, Scope.Scope> = E
   })
 })
 
-export const layerMemory: Layer.Layer<Registry> = Layer.scoped(Registry, makeMemory)
 
 export const layerStatic = (services: Readonly<Record<string, ReadonlyArray<string>>>): Layer.Layer<Registry> => {
   const entries = new Map<string, Service>()

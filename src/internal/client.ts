@@ -1,0 +1,486 @@
+import type * as Rpc from "@effect/rpc/Rpc"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as Mailbox from "effect/Mailbox"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { ClientMiddleware, ClientOptions, OutgoingCall } from "../Client.js"
+import { Client } from "../Client.js"
+import { Codecs } from "../Codec.js"
+import type { CallShape } from "../Contract.js"
+import { schemasOf } from "../Contract.js"
+import type { MicroError } from "../Errors.js"
+import { CodecError, ServiceUnavailable, StreamClosed, Timeout, TransportError } from "../Errors.js"
+import type { Metadata } from "../Metadata.js"
+import { merge as mergeMetadata, outgoingRef } from "../Metadata.js"
+import type { Node } from "../Registry.js"
+import { Registry } from "../Registry.js"
+import { Selector } from "../Selector.js"
+import { Transport } from "../Transport.js"
+import type { CallHandlers } from "./clientConnection.js"
+import { ClientConnection } from "./clientConnection.js"
+import type { CompiledEndpoint } from "./endpoint.js"
+import { decodeError, EndpointCodecs } from "./endpoint.js"
+import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, encodeCallHeader } from "./wire.js"
+
+export const defaults = {
+  timeout: Duration.seconds(5),
+  retries: 3,
+  /** 20 ms, 40 ms, 80 ms (jittered): enough to ride over a node dying, short enough not to pile up. */
+  retrySchedule: Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.intersect(Schedule.recurs(3)))
+} as const
+
+/**
+ * May this failure be retried on another node? Never for endpoint errors. Always when the request
+ * provably did not run (refused/dial failures, 503 from a draining server). Otherwise — timeouts, resets —
+ * only for idempotent endpoints, since the first node may have run it.
+ */
+export const isRetryable = (error: unknown, idempotent: boolean): boolean => {
+  if (typeof error !== "object" || error === null || !("_tag" in error)) return false
+  switch ((error as MicroError)._tag) {
+    case "TransportError":
+      return (error as TransportError).notDelivered || idempotent
+    case "ServiceUnavailable":
+      return true
+    case "Timeout":
+      return idempotent
+    default:
+      return false
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection pool
+
+export class Pool {
+  private readonly connections = new Map<string, ClientConnection>()
+  private readonly dialing = new Map<string, Deferred.Deferred<ClientConnection, TransportError>>()
+  closed = false
+
+  constructor(private readonly transport: Transport["Type"], private readonly maxFrameSize: number) {}
+
+  get(address: string): Effect.Effect<ClientConnection, TransportError> {
+    const existing = this.connections.get(address)
+    if (existing !== undefined && !existing.unusable) return Effect.succeed(existing)
+    return Effect.suspend(() => {
+      if (this.closed) return Effect.fail(TransportError.of("closed", address, "client is closed"))
+      const pending = this.dialing.get(address)
+      if (pending !== undefined) return Deferred.await(pending)
+      const deferred = Deferred.unsafeMake<ClientConnection, TransportError>(undefined as any)
+      this.dialing.set(address, deferred)
+      return this.transport.dial(address).pipe(
+        Effect.map((connection) => {
+          const client = new ClientConnection(address, connection, this.maxFrameSize, (gone) => {
+            if (this.connections.get(address) === gone) this.connections.delete(address)
+          })
+          this.connections.set(address, client)
+          return client
+        }),
+        Effect.onExit((exit) => {
+          this.dialing.delete(address)
+          return Deferred.done(
+            deferred,
+            Exit.isInterrupted(exit)
+              ? Exit.fail(TransportError.of("dial", address, "dial interrupted"))
+              : exit
+          )
+        })
+      )
+    })
+  }
+
+  closeAll(): void {
+    this.closed = true
+    for (const connection of this.connections.values()) connection.close()
+    this.connections.clear()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Client service
+
+export interface ClientService {
+  readonly pool: Pool
+  readonly registry: Registry["Type"]
+  readonly selector: Selector["Type"]
+  readonly codecs: Codecs["Type"]
+  readonly defaults: ClientOptions
+  readonly middleware: ReadonlyArray<ClientMiddleware>
+}
+
+export const makeService = (
+  options?: ClientOptions & { readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined }
+): Effect.Effect<ClientService, never, Scope.Scope | Registry | Selector | Transport | Codecs> =>
+  Effect.gen(function*() {
+    const transport = yield* Transport
+    const pool = new Pool(transport, DEFAULT_MAX_FRAME_SIZE)
+    yield* Effect.addFinalizer(() => Effect.sync(() => pool.closeAll()))
+    return {
+      pool,
+      registry: yield* Registry,
+      selector: yield* Selector,
+      codecs: yield* Codecs,
+      defaults: options ?? {},
+      middleware: options?.middleware ?? []
+    }
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Typed clients
+
+interface Endpoint {
+  readonly name: string
+  readonly shape: CallShape
+  readonly idempotent: boolean
+  readonly codecs: EndpointCodecs
+  readonly construct: (input: unknown) => unknown
+  /** Encoded call headers without per-call metadata, by content-type. */
+  readonly headers: Map<string, Buffer>
+}
+
+interface Resolved {
+  readonly compiled: CompiledEndpoint
+  readonly header: Buffer
+  readonly metadata: Metadata
+  readonly timeoutMillis: number
+  readonly retry: Schedule.Schedule<unknown, unknown> | undefined
+  readonly call: OutgoingCall
+}
+
+export const make = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  clientOptions: ClientOptions & { readonly service: string }
+): Effect.Effect<any, never, Client> =>
+  Effect.map(Client, (client) => {
+    const service = clientOptions.service
+    const out: Record<string, unknown> = {}
+    for (const rpc of group.requests.values() as Iterable<Rpc.AnyWithProps>) {
+      const schemas = schemasOf(rpc)
+      const payloadSchema: any = rpc.payloadSchema
+      const endpoint: Endpoint = {
+        name: rpc._tag,
+        shape: schemas.shape,
+        idempotent: schemas.idempotent,
+        codecs: new EndpointCodecs(schemas),
+        // Class payloads (Rpc.make with primaryKey) must be instances to encode.
+        construct: payloadSchema.ast._tag === "Transformation" && typeof payloadSchema === "function"
+          ? (input) => input instanceof payloadSchema ? input : new payloadSchema(input)
+          : (input) => input,
+        headers: new Map()
+      }
+      const caller = new Caller(client, service, endpoint, clientOptions)
+      out[rpc._tag] = caller.method()
+    }
+    return out
+  })
+
+class Caller {
+  constructor(
+    private readonly client: ClientService,
+    private readonly service: string,
+    private readonly endpoint: Endpoint,
+    private readonly options: ClientOptions
+  ) {}
+
+  method(): (input: unknown, options?: ClientOptions) => unknown {
+    switch (this.endpoint.shape) {
+      case "unary":
+        return (input, options) => this.withResolved(options, (resolved) => this.unary(resolved, input))
+      case "client-stream":
+        return (input, options) =>
+          this.withResolved(options, (resolved) => this.clientStream(resolved, input as Stream.Stream<unknown>))
+      case "server-stream":
+        return (input, options) =>
+          Stream.unwrapScoped(this.withResolved(options, (resolved) => this.openStream(resolved, input, undefined)))
+      case "bidi":
+        return (input, options) =>
+          Stream.unwrapScoped(
+            this.withResolved(options, (resolved) => this.openStream(resolved, undefined, input as Stream.Stream<unknown>))
+          )
+    }
+  }
+
+  /** Merges options, picks the codec, builds the header, and runs client middleware around `run`. */
+  private withResolved<A, E, R>(
+    callOptions: ClientOptions | undefined,
+    run: (resolved: Resolved) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | MicroError, R> {
+    return Effect.flatMap(FiberRef.get(outgoingRef), (outgoing) => {
+      const client = this.client
+      const contentType = callOptions?.contentType ?? this.options.contentType ?? client.defaults.contentType
+      const codec = contentType === undefined ? Either.right(client.codecs.default) : client.codecs.get(contentType)
+      if (Either.isLeft(codec)) return Effect.fail(codec.left)
+      const metadata = mergeMetadata(client.defaults.metadata, this.options.metadata, outgoing, callOptions?.metadata)
+      const call: OutgoingCall = {
+        service: this.service,
+        endpoint: this.endpoint.name,
+        contentType: codec.right.contentType,
+        metadata
+      }
+      const isStream = this.endpoint.shape !== "unary"
+      const timeout = callOptions?.timeout ?? this.options.timeout ?? client.defaults.timeout ??
+        (isStream ? undefined : defaults.timeout)
+      const retryOption = callOptions?.retry ?? this.options.retry ?? client.defaults.retry
+      const compiled = this.endpoint.codecs.get(codec.right)
+      const resolve = (call: OutgoingCall): Resolved => ({
+        compiled,
+        header: this.header(call),
+        metadata: call.metadata,
+        timeoutMillis: timeout === undefined ? 0 : Duration.toMillis(Duration.decode(timeout)),
+        retry: retryOption === false ? undefined : (retryOption ?? defaults.retrySchedule) as any,
+        call
+      })
+      if (client.middleware.length === 0) return run(resolve(call))
+      let next = (c: OutgoingCall): Effect.Effect<unknown, unknown, any> => run(resolve(c))
+      for (let i = client.middleware.length - 1; i >= 0; i--) {
+        const middleware = client.middleware[i]!
+        const inner = next
+        next = (c) => middleware(c, inner)
+      }
+      return next(call) as Effect.Effect<A, E | MicroError, R>
+    })
+  }
+
+  private header(call: OutgoingCall): Buffer {
+    const metadataEmpty = Object.keys(call.metadata).length === 0
+    if (metadataEmpty) {
+      const cached = this.endpoint.headers.get(call.contentType)
+      if (cached !== undefined) return cached
+    }
+    const header = encodeCallHeader(call)
+    if (metadataEmpty) this.endpoint.headers.set(call.contentType, header)
+    return header
+  }
+
+  /** Resolve → select (avoiding nodes this call tried) → pooled connection. */
+  private connect(tried: Set<string>): Effect.Effect<{ node: Node; connection: ClientConnection }, MicroError> {
+    const client = this.client
+    const direct = this.options.node
+    if (direct !== undefined) {
+      const node: Node = { id: direct, address: direct, metadata: {} }
+      return Effect.map(client.pool.get(direct), (connection) => ({ node, connection }))
+    }
+    return client.registry.getService(this.service).pipe(
+      Effect.catchTag("RegistryError", (error) =>
+        Effect.fail(ServiceUnavailable.of(`registry failed: ${error.message}`, "effect-micro.client"))),
+      Effect.flatMap((versions) =>
+        client.selector.select({ service: this.service, versions, filter: this.options.filter, tried })
+      ),
+      Effect.flatMap((node) => {
+        tried.add(node.id)
+        return Effect.map(client.pool.get(node.address), (connection) => ({ node, connection }))
+      })
+    )
+  }
+
+  private withRetries<A, E>(
+    resolved: Resolved,
+    attempt: (tried: Set<string>) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E> {
+    if (resolved.retry === undefined) return attempt(new Set())
+    const idempotent = this.endpoint.idempotent
+    return Effect.suspend(() => {
+      const tried = new Set<string>()
+      return Effect.retry(attempt(tried), {
+        schedule: resolved.retry as Schedule.Schedule<unknown, E>,
+        while: (error) => isRetryable(error, idempotent)
+      })
+    })
+  }
+
+  // ----- unary -----
+
+  private unary(resolved: Resolved, input: unknown): Effect.Effect<unknown, unknown> {
+    const encoded = resolved.compiled.request.encode(this.endpoint.construct(input))
+    if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+    const body = encoded.right
+    const once = (tried: Set<string>) =>
+      Effect.flatMap(this.connect(tried), ({ connection, node }) => {
+        const exchange = Effect.async<unknown, unknown>((resume) => {
+          const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, {
+            onReply: (reply) => {
+              const decoded = resolved.compiled.response.decode(reply)
+              resume(Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(decoded.left))
+            },
+            onError: (kind, payload) => resume(Effect.fail(decodeError(resolved.compiled, kind, payload))),
+            onClosed: (error) => resume(Effect.fail(error)),
+            onData: () => resume(Effect.fail(protocolError(connection.address, "DATA frame on a unary call"))),
+            onEnd: () => resume(Effect.fail(protocolError(connection.address, "END frame on a unary call"))),
+            onCredit: () => {}
+          })
+          return Effect.sync(() => connection.cancel(id))
+        })
+        const timed = resolved.timeoutMillis > 0
+          ? Effect.timeoutFail(exchange, {
+            duration: resolved.timeoutMillis,
+            onTimeout: () =>
+              Timeout.of(`no reply from ${node.address} within ${resolved.timeoutMillis} ms`, "effect-micro.client")
+          })
+          : exchange
+        return Effect.tapError(timed, () => this.client.selector.mark(this.service, node, "failure"))
+      })
+    return this.withRetries(resolved, once)
+  }
+
+  // ----- client streaming -----
+
+  private clientStream(resolved: Resolved, input: Stream.Stream<unknown>): Effect.Effect<unknown, unknown> {
+    // A stream can be consumed once, so only failures before any message was sent are retried.
+    return this.withRetries(
+      { ...resolved, retry: resolved.retry },
+      (tried) =>
+        Effect.scoped(
+          Effect.flatMap(this.connect(tried), ({ connection }) =>
+            Effect.flatMap(Deferred.make<unknown, unknown>(), (reply) => {
+              const sender = new Sender(connection, (error) => Deferred.unsafeDone(reply, Exit.fail(error)))
+              const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, undefined, {
+                onReply: (body) => {
+                  const decoded = resolved.compiled.response.decode(body)
+                  Deferred.unsafeDone(reply, Either.isRight(decoded) ? Exit.succeed(decoded.right) : Exit.fail(decoded.left))
+                },
+                onError: (kind, body) =>
+                  Deferred.unsafeDone(reply, Exit.fail(decodeError(resolved.compiled, kind, body))),
+                onClosed: (error) => Deferred.unsafeDone(reply, Exit.fail(error)),
+                onData: () => {},
+                onEnd: () => Deferred.unsafeDone(reply, Exit.fail(StreamClosed.of("stream ended without a reply"))),
+                onCredit: (credit) => sender.grant(credit)
+              })
+              sender.id = id
+              return Effect.zipRight(
+                Effect.forkScoped(sender.run(input, resolved.compiled)),
+                Deferred.await(reply).pipe(
+                  Effect.onInterrupt(() => Effect.sync(() => connection.cancel(id)))
+                )
+              )
+            })
+          )
+        )
+    )
+  }
+
+  // ----- server streaming and bidi -----
+
+  private openStream(
+    resolved: Resolved,
+    request: unknown,
+    input: Stream.Stream<unknown> | undefined
+  ): Effect.Effect<Stream.Stream<unknown, unknown>, unknown, Scope.Scope> {
+    let body: Uint8Array | undefined
+    if (input === undefined) {
+      const encoded = resolved.compiled.request.encode(this.endpoint.construct(request))
+      if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+      body = encoded.right
+    }
+    // Only the connect step is retried: once the call is open, messages may already have been consumed.
+    const connect = this.withRetries(resolved, (tried) => this.connect(tried))
+    return Effect.gen(this, function*() {
+      const { connection } = yield* connect
+      const inbox = yield* Mailbox.make<unknown, unknown>()
+      let finished = false
+      const finish = (exit: Exit.Exit<void, unknown>) => {
+        finished = true
+        inbox.unsafeDone(exit)
+      }
+      const sender = input === undefined ? undefined : new Sender(connection, (error) => finish(Exit.fail(error)))
+      const handlers: CallHandlers = {
+        onData: (payload) => {
+          const decoded = resolved.compiled.response.decode(payload)
+          if (Either.isRight(decoded)) inbox.unsafeOffer(decoded.right)
+          else {
+            connection.cancel(id)
+            finish(Exit.fail(decoded.left))
+          }
+        },
+        onEnd: () => finish(Exit.void),
+        onError: (kind, payload) => finish(Exit.fail(decodeError(resolved.compiled, kind, payload))),
+        onClosed: (error) => finish(Exit.fail(error)),
+        onReply: () => finish(Exit.fail(protocolError(connection.address, "REPLY frame on a streaming call"))),
+        onCredit: (credit) => sender?.grant(credit)
+      }
+      const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, handlers)
+      // Closing the consumer early (take(n), interruption) cancels the call on the server.
+      yield* Effect.addFinalizer(() => Effect.sync(() => finished ? connection.release(id) : connection.cancel(id)))
+      if (sender !== undefined) {
+        sender.id = id
+        yield* Effect.forkScoped(sender.run(input!, resolved.compiled))
+      }
+      if (resolved.timeoutMillis > 0) {
+        yield* Effect.sleep(resolved.timeoutMillis).pipe(
+          Effect.zipRight(Effect.sync(() => {
+            if (!finished) {
+              connection.cancel(id)
+              finish(Exit.fail(Timeout.of(`stream exceeded its ${resolved.timeoutMillis} ms deadline`, "effect-micro.client")))
+            }
+          })),
+          Effect.forkScoped
+        )
+      }
+      let consumed = 0
+      return Mailbox.toStream(inbox).pipe(
+        Stream.mapChunks((chunk) => {
+          consumed += chunk.length
+          if (consumed >= DEFAULT_WINDOW / 2 && !finished) {
+            connection.credit(id, consumed)
+            consumed = 0
+          }
+          return chunk
+        })
+      )
+    })
+  }
+}
+
+/** Sends a request Stream as DATA frames within the server's credit, then END (half-close). */
+class Sender {
+  id = 0
+  private credit = DEFAULT_WINDOW
+  private waiter: (() => void) | undefined
+
+  constructor(
+    private readonly connection: ClientConnection,
+    /** The call fails with this error when a request message cannot be encoded. */
+    private readonly onFail: (error: CodecError) => void
+  ) {}
+
+  grant(credit: number): void {
+    this.credit += credit
+    const waiter = this.waiter
+    this.waiter = undefined
+    waiter?.()
+  }
+
+  run(input: Stream.Stream<unknown>, compiled: CompiledEndpoint): Effect.Effect<void, unknown> {
+    const waitForCredit = Effect.async<void>((resume) => {
+      if (this.credit > 0) return resume(Effect.void)
+      this.waiter = () => resume(Effect.void)
+    })
+    return Stream.runForEach(input, (item) => {
+      const send = Effect.suspend(() => {
+        const encoded = compiled.request.encode(item)
+        if (Either.isLeft(encoded)) {
+          this.connection.cancel(this.id)
+          this.onFail(encoded.left)
+          return Effect.interrupt
+        }
+        this.credit--
+        this.connection.data(this.id, encoded.right)
+        return Effect.void
+      })
+      return this.credit > 0 ? send : Effect.zipRight(waitForCredit, send)
+    }).pipe(Effect.zipRight(Effect.sync(() => this.connection.end(this.id))))
+  }
+}
+
+const protocolError = (address: string, detail: string) => TransportError.of("protocol", address, detail, false)
+
+export const layer = (
+  options?: ClientOptions & { readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined }
+) => makeService(options)
+
+export type { CodecError }

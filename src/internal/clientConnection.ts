@@ -1,0 +1,204 @@
+/**
+ * The client side of one multiplexed connection: allocates stream ids, writes OPEN/DATA/END/CANCEL/CREDIT
+ * frames (batched per tick) and dispatches replies to per-call handlers. Callback-based: it is on every
+ * call's hot path; the Effect API is built on top in internal/client.ts.
+ */
+import { TransportError } from "../Errors.js"
+import type { Connection } from "../Transport.js"
+import {
+  BatchWriter,
+  encodeBody,
+  encodeEmpty,
+  encodeOpen,
+  encodeU32,
+  FrameDecoder,
+  FrameType,
+  OpenFlag,
+  PREFACE
+} from "./wire.js"
+
+export interface CallHandlers {
+  onReply(body: Buffer): void
+  onData(body: Buffer): void
+  onEnd(): void
+  onError(kind: number, body: Buffer): void
+  onCredit(credit: number): void
+  /** The connection broke or closed before the call finished. */
+  onClosed(error: TransportError): void
+}
+
+const MAX_STREAM_ID = 0x7fffffff
+
+export class ClientConnection {
+  private readonly calls = new Map<number, CallHandlers>()
+  private readonly writer: BatchWriter
+  private readonly decoder: FrameDecoder
+  private nextId = 1
+  /** True after GOAWAY, a broken connection or id exhaustion: the pool must not hand it out again. */
+  unusable = false
+  private closed = false
+
+  constructor(
+    readonly address: string,
+    private readonly connection: Connection,
+    maxFrameSize: number,
+    private readonly onGone: (self: ClientConnection) => void
+  ) {
+    this.writer = new BatchWriter((data) => connection.write(data))
+    this.decoder = new FrameDecoder(this, maxFrameSize, false)
+    connection.write(PREFACE)
+    connection.onData((chunk) => this.decoder.push(chunk))
+    connection.onClose((error) => this.onConnectionClosed(error))
+  }
+
+  get activeCalls(): number {
+    return this.calls.size
+  }
+
+  /** Opens a call. `body` is the request for unary and server-streaming calls. */
+  open(
+    header: Buffer,
+    timeoutMillis: number,
+    window: number,
+    body: Uint8Array | undefined,
+    handlers: CallHandlers
+  ): number {
+    const id = this.nextId
+    this.nextId += 1
+    if (this.nextId >= MAX_STREAM_ID) this.markUnusable()
+    this.calls.set(id, handlers)
+    this.writer.write(encodeOpen(id, body !== undefined ? OpenFlag.Unary : 0, timeoutMillis, window, header, body))
+    return id
+  }
+
+  data(id: number, body: Uint8Array): void {
+    if (this.calls.has(id)) this.writer.write(encodeBody(FrameType.Data, id, body))
+  }
+
+  end(id: number): void {
+    if (this.calls.has(id)) this.writer.write(encodeEmpty(FrameType.End, id))
+  }
+
+  credit(id: number, credit: number): void {
+    if (this.calls.has(id)) this.writer.write(encodeU32(FrameType.Credit, id, credit))
+  }
+
+  /** Abandons a call: tells the server to stop it, forgets its handlers. */
+  cancel(id: number): void {
+    if (this.calls.delete(id) && !this.closed) {
+      this.writer.write(encodeEmpty(FrameType.Cancel, id))
+      this.maybeRetire()
+    }
+  }
+
+  /** Forgets a finished call (no frame sent). */
+  release(id: number): void {
+    this.calls.delete(id)
+    this.maybeRetire()
+  }
+
+  close(): void {
+    this.markUnusable()
+    this.writer.flush()
+    this.connection.close()
+  }
+
+  // ----- FrameHandler -----
+
+  onFrame(type: number, streamId: number, payload: Buffer): void {
+    const handlers = this.calls.get(streamId)
+    switch (type) {
+      case FrameType.Reply:
+        if (handlers !== undefined) {
+          this.calls.delete(streamId)
+          handlers.onReply(payload)
+          this.maybeRetire()
+        }
+        return
+      case FrameType.Data:
+        handlers?.onData(payload)
+        return
+      case FrameType.End:
+        if (handlers !== undefined) {
+          this.calls.delete(streamId)
+          handlers.onEnd()
+          this.maybeRetire()
+        }
+        return
+      case FrameType.Error:
+        if (handlers !== undefined && payload.byteLength >= 1) {
+          this.calls.delete(streamId)
+          handlers.onError(payload[0]!, payload.subarray(1))
+          this.maybeRetire()
+        }
+        return
+      case FrameType.Credit:
+        if (handlers !== undefined && payload.byteLength >= 4) handlers.onCredit(payload.readUInt32BE(0))
+        return
+      case FrameType.Cancel:
+        if (handlers !== undefined) {
+          this.calls.delete(streamId)
+          handlers.onClosed(TransportError.of("closed", this.address, "the server cancelled the stream", false))
+        }
+        return
+      case FrameType.Ping:
+        this.writer.write(encodeBody(FrameType.Pong, streamId, payload))
+        return
+      case FrameType.GoAway:
+        this.markUnusable()
+        this.maybeRetire()
+        return
+      default:
+        return
+    }
+  }
+
+  onOversized(_type: number, streamId: number, length: number): void {
+    const handlers = this.calls.get(streamId)
+    if (handlers === undefined) return
+    this.cancel(streamId)
+    handlers.onClosed(
+      TransportError.of("frame-too-large", this.address, `reply frame of ${length} bytes exceeds the limit`, false)
+    )
+  }
+
+  onProtocolError(detail: string): void {
+    this.connection.destroy()
+    this.failAll(TransportError.of("protocol", this.address, detail, false))
+  }
+
+  private markUnusable(): void {
+    if (!this.unusable) {
+      this.unusable = true
+      this.onGone(this)
+    }
+  }
+
+  // A connection the server asked us to leave is closed once its last call finishes.
+  private maybeRetire(): void {
+    if (this.unusable && this.calls.size === 0 && !this.closed) {
+      this.closed = true
+      this.writer.flush()
+      this.connection.close()
+    }
+  }
+
+  private onConnectionClosed(error: Error | undefined): void {
+    this.closed = true
+    this.markUnusable()
+    this.failAll(
+      TransportError.of(
+        error === undefined ? "closed" : "reset",
+        this.address,
+        error === undefined ? "connection closed by peer" : `connection lost: ${error.message}`,
+        false
+      )
+    )
+  }
+
+  private failAll(error: TransportError): void {
+    const calls = [...this.calls.values()]
+    this.calls.clear()
+    for (const handlers of calls) handlers.onClosed(error)
+  }
+}

@@ -1,0 +1,155 @@
+import type * as Rpc from "@effect/rpc/Rpc"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as os from "node:os"
+import { Codecs } from "../Codec.js"
+import { schemasOf } from "../Contract.js"
+import type { TransportError } from "../Errors.js"
+import type { Service as RegisteredService, RegistryError } from "../Registry.js"
+import { Registry } from "../Registry.js"
+import type { ServerInfo, ServerOptions } from "../Server.js"
+import { ServerMiddleware } from "../Server.js"
+import { parseAddress, Transport } from "../Transport.js"
+import { EndpointCodecs } from "./endpoint.js"
+import type { Route, ServerShared } from "./serverConnection.js"
+import { ServerConnection } from "./serverConnection.js"
+import { DEFAULT_MAX_FRAME_SIZE } from "./wire.js"
+
+export const defaults = {
+  version: "latest",
+  address: "0.0.0.0:0",
+  registerTtl: Duration.seconds(90),
+  registerInterval: Duration.seconds(30),
+  registerAttempts: 3,
+  drainTimeout: Duration.seconds(10)
+} as const
+
+/** The address other hosts should dial: the bound one, unless it is a wildcard (then a LAN IPv4). */
+export const advertisedAddress = (bound: string, advertise: string | undefined): string => {
+  if (advertise !== undefined) return advertise
+  const { host, port } = parseAddress(bound)
+  if (host !== "0.0.0.0" && host !== "::") return bound
+  for (const addresses of Object.values(os.networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      if (address.family === "IPv4" && !address.internal) return `${address.address}:${port}`
+    }
+  }
+  return `127.0.0.1:${port}`
+}
+
+const randomId = (): string => Math.random().toString(36).slice(2, 10) + Date.now().toString(36).slice(-4)
+
+export const make = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  options: ServerOptions
+): Effect.Effect<
+  ServerInfo,
+  TransportError | RegistryError,
+  Scope.Scope | Transport | Registry | Codecs | Rpc.ToHandler<Rpcs>
+> =>
+  Effect.gen(function*() {
+    const transport = yield* Transport
+    const registry = yield* Registry
+    const codecs = yield* Codecs
+    const wrappers = yield* ServerMiddleware
+    const runtime = yield* Effect.runtime<never>()
+
+    const routes = new Map<string, Route>()
+    for (const rpc of group.requests.values() as Iterable<Rpc.AnyWithProps>) {
+      const entry = runtime.context.unsafeMap.get(rpc.key) as Rpc.Handler<string> | undefined
+      if (entry === undefined) return yield* Effect.dieMessage(`no handler for endpoint "${rpc._tag}"`)
+      routes.set(rpc._tag, {
+        name: rpc._tag,
+        schemas: schemasOf(rpc),
+        codecs: new EndpointCodecs(schemasOf(rpc)),
+        handler: entry.handler,
+        // One runtime per endpoint, built once: the handler's own context over the server's.
+        runtime: Runtime.make({
+          context: Context.merge(runtime.context, entry.context),
+          fiberRefs: runtime.fiberRefs,
+          runtimeFlags: runtime.runtimeFlags
+        })
+      })
+    }
+
+    const shared: ServerShared = {
+      service: options.name,
+      routes,
+      codecs,
+      wrappers,
+      maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+      draining: false,
+      inFlight: 0,
+      onIdle: undefined,
+      nextClientId: 1
+    }
+    const connections = new Set<ServerConnection>()
+    const drainTimeout = Duration.decode(options.drainTimeout ?? defaults.drainTimeout)
+
+    // Graceful stop, registered before listening so it always runs: stop accepting (the listener's own
+    // finalizer, which runs first), tell clients to go away, wait for calls in flight (bounded), close.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        shared.draining = true
+        for (const connection of connections) connection.goAway()
+        if (shared.inFlight > 0) {
+          const idle = yield* Deferred.make<void>()
+          shared.onIdle = () => Deferred.unsafeDone(idle, Effect.void)
+          yield* Deferred.await(idle).pipe(Effect.timeoutOption(drainTimeout))
+        }
+        for (const connection of connections) connection.close()
+        connections.clear()
+      })
+    )
+
+    const listener = yield* transport.listen(options.address ?? defaults.address, (connection) => {
+      const serverConnection = new ServerConnection(shared, connection)
+      connections.add(serverConnection)
+      connection.onClose(() => connections.delete(serverConnection))
+    })
+
+    const address = advertisedAddress(listener.address, options.advertise)
+    const node = {
+      id: options.id ?? `${options.name}-${randomId()}`,
+      address,
+      metadata: { transport: transport.name, protocol: "effect-micro/1", ...options.metadata }
+    }
+    const service: RegisteredService = {
+      name: options.name,
+      version: options.version ?? defaults.version,
+      metadata: options.metadata ?? {},
+      endpoints: [...routes.values()].map((route) => ({
+        name: route.name,
+        metadata: { shape: route.schemas.shape, ...(route.schemas.idempotent ? { idempotent: "true" } : {}) }
+      })),
+      nodes: [node]
+    }
+
+    if (options.register !== false) {
+      const ttl = options.registerTtl ?? defaults.registerTtl
+      const register = registry.register(service, { ttl })
+      // Registered last, so it runs first on shutdown: clients stop picking this node before it drains.
+      yield* Effect.acquireRelease(
+        register.pipe(
+          Effect.retry(
+            Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(defaults.registerAttempts - 1)))
+          )
+        ),
+        () => Effect.ignoreLogged(registry.deregister(service))
+      )
+      yield* register.pipe(
+        Effect.tapError((error) => Effect.logWarning(`re-registration of ${options.name} failed`, error)),
+        Effect.ignore,
+        Effect.repeat(Schedule.spaced(options.registerInterval ?? defaults.registerInterval)),
+        Effect.forkScoped
+      )
+    }
+
+    return { address, listenAddress: listener.address, node, service } satisfies ServerInfo
+  })

@@ -1,0 +1,111 @@
+import * as Effect from "effect/Effect"
+import * as net from "node:net"
+import { TransportError } from "../Errors.js"
+import type { Connection, TcpOptions } from "../Transport.js"
+import { parseAddress, Transport } from "../Transport.js"
+
+/** Wraps a connected socket (plain or TLS) as a Connection. */
+export const fromSocket = (socket: net.Socket, remoteAddress: string, peerIdentity?: string): Connection => {
+  let closeHandler: ((error: Error | undefined) => void) | undefined
+  let closed = false
+  let lastError: Error | undefined
+  socket.on("error", (error) => {
+    lastError = error
+  })
+  socket.on("close", () => {
+    closed = true
+    closeHandler?.(lastError)
+  })
+  return {
+    remoteAddress,
+    peerIdentity,
+    write: (data) => {
+      if (!closed && socket.writable) socket.write(data)
+    },
+    onData: (handler) => {
+      socket.on("data", handler)
+    },
+    onClose: (handler) => {
+      closeHandler = handler
+      if (closed) handler(lastError)
+    },
+    close: () => {
+      socket.end()
+      // A peer that never closes its side must not keep the socket forever.
+      setTimeout(() => socket.destroy(), 2000).unref()
+    },
+    destroy: () => {
+      socket.destroy()
+    }
+  }
+}
+
+export const configureSocket = (socket: net.Socket): void => {
+  socket.setNoDelay(true)
+  socket.setKeepAlive(true, 30_000)
+}
+
+export const formatAddress = (host: string, port: number): string => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+
+export const listenServer = (
+  server: net.Server,
+  address: string
+): Effect.Effect<{ address: string }, TransportError, import("effect/Scope").Scope> => {
+  const { host, port } = parseAddress(address)
+  return Effect.acquireRelease(
+    Effect.async<{ address: string }, TransportError>((resume) => {
+      const onError = (error: NodeJS.ErrnoException) =>
+        resume(Effect.fail(TransportError.of("dial", address, `listen on ${address} failed: ${error.message}`)))
+      server.once("error", onError)
+      server.listen(port, host, () => {
+        server.off("error", onError)
+        const bound = server.address() as net.AddressInfo
+        resume(Effect.succeed({ address: formatAddress(bound.address, bound.port) }))
+      })
+    }),
+    () => Effect.sync(() => server.close())
+  )
+}
+
+export const dialError = (address: string, error: NodeJS.ErrnoException): TransportError =>
+  error.code === "ECONNREFUSED"
+    ? TransportError.of("refused", address, `connection refused by ${address}`)
+    : TransportError.of("dial", address, `dial ${address} failed: ${error.code ?? error.message}`)
+
+export const make = (options?: TcpOptions): Transport.Service => {
+  const connectTimeout = options?.connectTimeout ?? 5000
+  return Transport.of({
+    name: "tcp",
+    listen: (address, onConnection) => {
+      const server = net.createServer((socket) => {
+        configureSocket(socket)
+        onConnection(fromSocket(socket, formatAddress(socket.remoteAddress ?? "?", socket.remotePort ?? 0)))
+      })
+      return listenServer(server, address)
+    },
+    dial: (address) =>
+      Effect.async<Connection, TransportError>((resume) => {
+        const { host, port } = parseAddress(address)
+        const socket = net.connect({ host, port })
+        const timer = setTimeout(() => {
+          socket.destroy()
+          resume(Effect.fail(TransportError.of("dial", address, `dial ${address} timed out after ${connectTimeout} ms`)))
+        }, connectTimeout)
+        const onError = (error: NodeJS.ErrnoException) => {
+          clearTimeout(timer)
+          resume(Effect.fail(dialError(address, error)))
+        }
+        socket.once("error", onError)
+        socket.once("connect", () => {
+          clearTimeout(timer)
+          socket.off("error", onError)
+          configureSocket(socket)
+          resume(Effect.succeed(fromSocket(socket, address)))
+        })
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          socket.destroy()
+        })
+      })
+  })
+}
