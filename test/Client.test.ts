@@ -1,0 +1,138 @@
+/** Client behaviour with in-memory layers: selection, retries and timeouts on TestClock. */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as TestClock from "effect/TestClock"
+import { Client, Codec, Errors, Registry, Selector, Server, Transport } from "../src/index.js"
+import { handlers, Testing } from "./support/contract.js"
+
+const Infra = Layer.mergeAll(Transport.layerMemory, Registry.layerMemory, Codec.layer)
+
+const serve = (node: string) =>
+  Server.layer(Testing, { name: "testing", address: `memory:${node}`, id: node }).pipe(Layer.provide(handlers(node)))
+
+/** A registered node whose address nobody listens on (a dead node the registry still lists). */
+const ghost = (id: string) =>
+  Layer.effectDiscard(Effect.flatMap(Registry.Registry, (registry) =>
+    registry.register({
+      name: "testing",
+      version: "latest",
+      metadata: {},
+      endpoints: [],
+      nodes: [{ id, address: `memory:${id}`, metadata: {} }]
+    })))
+
+const env = (layers: ReadonlyArray<Layer.Layer<never, any, any>>, selector = Selector.layerRoundRobin) =>
+  Layer.mergeAll(Client.layer(), ...(layers as Array<Layer.Layer<never, never, never>>)).pipe(
+    Layer.provideMerge(Layer.merge(Infra, selector))
+  )
+
+/** A selector that counts its selections: one per attempt. */
+const selections = { count: 0 }
+const countingSelector = Layer.sync(Selector.Selector, () => {
+  selections.count = 0
+  return {
+    select: (request) => Effect.zipRight(Effect.sync(() => selections.count++), Selector.makeRandom.select(request)),
+    mark: Selector.makeRandom.mark
+  }
+})
+
+describe("Client", () => {
+  it.scoped("retries a refused connection on another node", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      // round-robin in id order: "a-ghost" comes first, so every other call hits it first
+      const fiber = yield* Effect.fork(Effect.forEach(Array.from({ length: 6 }), () => testing.Hello({ name: "x" })))
+      yield* TestClock.adjust("1 second")
+      const replies = yield* Fiber.join(fiber)
+      expect(replies).toEqual(Array(6).fill("Hello, x!"))
+    }).pipe(Effect.provide(env([serve("b-live"), ghost("a-ghost")]))))
+
+  it.scoped("gives up after the retry schedule with the last error", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const fiber = yield* Effect.fork(Effect.flip(testing.Hello({ name: "x" })))
+      yield* TestClock.adjust("10 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "TransportError", reason: "refused" })
+    }).pipe(Effect.provide(env([ghost("only-ghost")]))))
+
+  it.scoped("retry: false makes one attempt", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing", retry: false })
+      const error = yield* Effect.flip(testing.Hello({ name: "x" }))
+      expect(error._tag).toBe("TransportError")
+    }).pipe(Effect.provide(env([ghost("only-ghost")]))))
+
+  it.scoped("a custom schedule per call: attempts are counted", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const error = yield* Effect.flip(testing.Hello({ name: "x" }, { retry: Schedule.recurs(5) }))
+      expect(error._tag).toBe("TransportError")
+      expect(selections.count).toBe(6) // first attempt + 5 retries
+    }).pipe(Effect.provide(env([ghost("only-ghost")], countingSelector))))
+
+  it.scoped("a timeout is retried on another node only for idempotent endpoints", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      // Sleep is not idempotent: one attempt, then Timeout.
+      const sleep = yield* Effect.fork(Effect.flip(testing.Sleep({ millis: 60_000 }, { timeout: "1 second" })))
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* Fiber.join(sleep))._tag).toBe("Timeout")
+    }).pipe(Effect.provide(env([serve("n1"), serve("n2")]))))
+
+  it.scoped("typed endpoint errors are never retried", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const error = yield* Effect.flip(testing.Hello({ name: "nobody" }, { retry: Schedule.recurs(5) }))
+      expect(error._tag).toBe("UnknownName")
+      expect(selections.count).toBe(1)
+    }).pipe(Effect.provide(env([serve("n1")], countingSelector))))
+
+  it.scoped("filters nodes by version", () =>
+    Effect.gen(function*() {
+      const v2 = Client.make(Testing, { service: "testing", filter: { version: "2.0.0" } })
+      const error = yield* Effect.flip(Effect.flatMap(v2, (c) => c.Hello({ name: "x" })))
+      expect(error._tag).toBe("NoAvailableNodes")
+    }).pipe(Effect.provide(env([serve("n1")]))))
+
+  it.scoped("client middleware can add metadata and see every call", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const seen = yield* testing.WhoAmI(undefined)
+      expect(seen["x-added-by"]).toBe("middleware")
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          Client.layer({
+            middleware: [(call, next) => next({ ...call, metadata: { ...call.metadata, "x-added-by": "middleware" } })]
+          }),
+          serve("n1")
+        ).pipe(Layer.provideMerge(Layer.merge(Infra, Selector.layer)))
+      )
+    ))
+
+  it.scoped("server middleware can reject calls with a framework error", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const error = yield* Effect.flip(testing.Hello({ name: "x" }))
+      expect(error).toMatchObject({ _tag: "Forbidden", code: 403 })
+      expect(yield* testing.Hello({ name: "x" }, { metadata: { "x-pass": "yes" } })).toBe("Hello, x!")
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          Client.layer(),
+          serve("n1").pipe(
+            Layer.provide(
+              Server.layerMiddleware((call, next) =>
+                call.metadata["x-pass"] === "yes"
+                  ? next
+                  : Effect.fail(Errors.Forbidden.of("no pass", "testing")))
+            )
+          )
+        ).pipe(Layer.provideMerge(Layer.merge(Infra, Selector.layer)))
+      )
+    ))
+})

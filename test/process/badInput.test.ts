@@ -1,0 +1,162 @@
+/**
+ * Bad input on the wire, against a real server process: malformed, truncated and oversized frames,
+ * unknown endpoints, undecodable payloads, a wrong preface. Each gets a typed error (or a closed
+ * connection for a non-protocol peer) and the server keeps serving everyone else.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as net from "node:net"
+import { Client, Codec, Registry, Selector, Transport } from "../../src/index.js"
+import * as wire from "../../src/internal/wire.js"
+import { Testing } from "../support/contract.js"
+import { spawnFixture } from "../support/processes.js"
+
+const fixture = "test/process/fixtures/rpcServer.ts"
+const MAX = 64 * 1024
+
+interface RawFrame { type: number; streamId: number; payload: Buffer }
+
+/** A raw protocol peer: sends bytes, collects decoded frames. */
+const rawPeer = (address: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ socket: net.Socket; frames: Array<RawFrame>; closed: Promise<void> }>((resume) => {
+      const [host, port] = address.split(":")
+      const socket = net.connect({ host: host!, port: Number(port) }, () => {
+        const frames: Array<RawFrame> = []
+        const decoder = new wire.FrameDecoder({
+          onFrame: (type, streamId, payload) => frames.push({ type, streamId, payload: Buffer.from(payload) }),
+          onOversized: () => {},
+          onProtocolError: () => {}
+        }, 16 * 1024 * 1024, false)
+        socket.on("data", (chunk) => decoder.push(chunk))
+        const closed = new Promise<void>((done) => socket.once("close", () => done()))
+        socket.on("error", () => {})
+        resume(Effect.succeed({ socket, frames, closed }))
+      })
+    }),
+    ({ socket }) => Effect.sync(() => socket.destroy())
+  )
+
+const waitFor = <A>(get: () => A | undefined, timeoutMillis = 5000) =>
+  Effect.promise(async () => {
+    const deadline = Date.now() + timeoutMillis
+    for (;;) {
+      const value = get()
+      if (value !== undefined) return value
+      if (Date.now() > deadline) throw new Error("timed out waiting")
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  })
+
+const header = (endpoint: string, contentType = "application/json") =>
+  wire.encodeCallHeader({ service: "testing", endpoint, contentType, metadata: {} })
+
+const errorOf = (frame: RawFrame) => JSON.parse(frame.payload.subarray(1).toString("utf8"))
+
+const clientLayer = (address: string) =>
+  Client.layer().pipe(
+    Layer.provide(Layer.mergeAll(Transport.layerTcp(), Registry.layerStatic({ testing: [address] }), Codec.layer, Selector.layer))
+  )
+
+const stillServes = (address: string) =>
+  Effect.gen(function*() {
+    const testing = yield* Client.make(Testing, { service: "testing" })
+    expect(yield* testing.Hello({ name: "still here" })).toBe("Hello, still here!")
+  }).pipe(Effect.provide(clientLayer(address)))
+
+describe("bad input on the wire", () => {
+  it.scopedLive("each malformed request gets a typed error and the connection keeps working", () =>
+    Effect.gen(function*() {
+      const server = yield* spawnFixture(fixture, { NODE_ID: "strict", MAX_FRAME_SIZE: String(MAX) })
+      const peer = yield* rawPeer(server.ready)
+      const send = (frame: Buffer) => peer.socket.write(frame)
+      const frameFor = (streamId: number) => waitFor(() => peer.frames.find((f) => f.streamId === streamId))
+      send(wire.PREFACE)
+
+      // 1. unknown endpoint → NotFound
+      send(wire.encodeOpen(1, wire.OpenFlag.Unary, 0, 32, header("Nope"), Buffer.from("{}")))
+      const notFound = yield* frameFor(1)
+      expect(notFound.type).toBe(wire.FrameType.Error)
+      expect(errorOf(notFound)).toMatchObject({ _tag: "NotFound", code: 404 })
+
+      // 2. undecodable payload (bad JSON, then JSON failing the schema) → BadRequest
+      send(wire.encodeOpen(3, wire.OpenFlag.Unary, 0, 32, header("Hello"), Buffer.from("{not json")))
+      expect(errorOf(yield* frameFor(3))).toMatchObject({ _tag: "BadRequest", code: 400 })
+      send(wire.encodeOpen(5, wire.OpenFlag.Unary, 0, 32, header("Hello"), Buffer.from(`{"name":42}`)))
+      expect(errorOf(yield* frameFor(5))).toMatchObject({ _tag: "BadRequest" })
+
+      // 3. unknown content-type → BadRequest naming the supported ones
+      send(wire.encodeOpen(7, wire.OpenFlag.Unary, 0, 32, header("Hello", "text/csv"), Buffer.from("x")))
+      const badType = errorOf(yield* frameFor(7))
+      expect(badType._tag).toBe("BadRequest")
+      expect(badType.detail).toContain("application/json")
+
+      // 4. malformed OPEN (header length beyond the frame) → BadRequest
+      const malformed = Buffer.alloc(wire.FRAME_HEADER + 11)
+      malformed.writeUInt32BE(malformed.byteLength - 4, 0)
+      malformed[4] = wire.FrameType.Open
+      malformed.writeUInt32BE(9, 5)
+      malformed.writeUInt16BE(500, wire.FRAME_HEADER + 9)
+      send(malformed)
+      expect(errorOf(yield* frameFor(9))).toMatchObject({ _tag: "BadRequest" })
+
+      // 5. oversized frame → BadRequest for that stream, the bytes are skipped
+      const big = Buffer.alloc(MAX + 1000, 0x20)
+      send(wire.encodeOpen(11, wire.OpenFlag.Unary, 0, 32, header("Hello"), big))
+      const oversized = errorOf(yield* frameFor(11))
+      expect(oversized._tag).toBe("BadRequest")
+      expect(oversized.detail).toContain("exceeds the limit")
+
+      // ... and the same connection still serves a valid call afterwards
+      send(wire.encodeOpen(13, wire.OpenFlag.Unary, 0, 32, header("Hello"), Buffer.from(`{"name":"ok"}`)))
+      const reply = yield* frameFor(13)
+      expect(reply.type).toBe(wire.FrameType.Reply)
+      expect(JSON.parse(reply.payload.toString())).toBe("Hello, ok!")
+
+      // 6. unknown frame types are ignored; PING is answered
+      send(wire.encodeBody(0x42, 15, Buffer.from("??")))
+      send(wire.encodeBody(wire.FrameType.Ping, 0, Buffer.from("12345678")))
+      const pong = yield* waitFor(() => peer.frames.find((f) => f.type === wire.FrameType.Pong))
+      expect(pong.payload.toString()).toBe("12345678")
+
+      yield* stillServes(server.ready)
+    }))
+
+  it.scopedLive("a truncated frame followed by a hang-up does not disturb the server", () =>
+    Effect.gen(function*() {
+      const server = yield* spawnFixture(fixture, { NODE_ID: "truncated" })
+      const peer = yield* rawPeer(server.ready)
+      peer.socket.write(wire.PREFACE)
+      const frame = wire.encodeOpen(1, wire.OpenFlag.Unary, 0, 32, header("Hello"), Buffer.from(`{"name":"cut"}`))
+      peer.socket.end(frame.subarray(0, frame.byteLength - 5))
+      yield* Effect.promise(() => peer.closed)
+      yield* stillServes(server.ready)
+    }))
+
+  it.scopedLive("a peer that does not speak the protocol is disconnected", () =>
+    Effect.gen(function*() {
+      const server = yield* spawnFixture(fixture, { NODE_ID: "preface" })
+      const peer = yield* rawPeer(server.ready)
+      peer.socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      yield* Effect.promise(() => peer.closed)
+      expect(peer.frames).toEqual([])
+      yield* stillServes(server.ready)
+    }))
+
+  it.scopedLive("a client that ignores flow control gets a typed error, not unbounded buffering", () =>
+    Effect.gen(function*() {
+      const server = yield* spawnFixture(fixture, { NODE_ID: "flow" })
+      const peer = yield* rawPeer(server.ready)
+      peer.socket.write(wire.PREFACE)
+      peer.socket.write(wire.encodeOpen(1, 0, 0, 32, header("Sum"), undefined))
+      // Far beyond the window, in one write.
+      const burst = Buffer.concat(Array.from({ length: 5000 }, () => wire.encodeBody(wire.FrameType.Data, 1, Buffer.from("1"))))
+      peer.socket.write(burst)
+      const frame = yield* waitFor(() => peer.frames.find((f) => f.streamId === 1))
+      // The burst is parsed before the handler consumes anything, so the window (32) is exceeded.
+      expect(frame.type).toBe(wire.FrameType.Error)
+      expect(errorOf(frame)).toMatchObject({ _tag: "BadRequest", detail: "flow-control window exceeded" })
+      yield* stillServes(server.ready)
+    }))
+})
