@@ -2,7 +2,9 @@
  * effect-micro: a microservice framework on Effect 3.
  * @since 0.1.0
  */
+export * as Auth from "./Auth.js"
 export * as CachedRegistry from "./CachedRegistry.js"
+export * as Certificates from "./Certificates.js"
 export * as Client from "./Client.js"
 export * as Codec from "./Codec.js"
 export * as Contract from "./Contract.js"
