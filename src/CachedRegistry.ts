@@ -1,0 +1,40 @@
+/**
+ * A caching wrapper for any `Registry`: `getService` is answered from memory, filled on the first miss,
+ * kept fresh by the wrapped registry's `watch`, and refetched once an entry is older than `ttl`. When the
+ * wrapped registry fails (engine down), stale entries are served instead of the error, as go-micro does.
+ * Everything else (`register`, `deregister`, `listServices`, `watch`) goes straight through.
+ *
+ * @since 0.1.0
+ */
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as internal from "./internal/cachedRegistry.js"
+import type { Registry } from "./Registry.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Longest an entry is served without asking the wrapped registry again. Default 1 minute (go-micro's). */
+  readonly ttl?: Duration.DurationInput | undefined
+}
+
+/**
+ * Wraps a registry; the watch that keeps the cache fresh runs until the scope closes.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (underlying: Registry.Service, options?: Options) => Effect.Effect<Registry.Service, never, Scope.Scope> =
+  internal.make
+
+/**
+ * Provides a caching `Registry` on top of the `Registry` it is given.
+ * @example
+ * const registry = CachedRegistry.layer().pipe(Layer.provide(MdnsRegistry.layer()))
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: (options?: Options) => Layer.Layer<Registry, never, Registry> = internal.layer

@@ -1,0 +1,107 @@
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { ServiceNotFound } from "../Errors.js"
+import type { Event, RegistryError, Service } from "../Registry.js"
+import { Registry } from "../Registry.js"
+
+export interface Options {
+  readonly ttl?: Duration.DurationInput | undefined
+}
+
+export const defaultTtl = Duration.minutes(1)
+
+interface Entry {
+  services: ReadonlyArray<Service>
+  /** when the underlying registry last answered for this name; watch events do not move it */
+  fetchedAt: number
+}
+
+type Lookup = Effect.Effect<ReadonlyArray<Service>, ServiceNotFound | RegistryError>
+
+/** Applies one watch event to a cached entry; returns the new list of versions. */
+const apply = (services: ReadonlyArray<Service>, event: Event): ReadonlyArray<Service> => {
+  const others = services.filter((s) => s.version !== event.service.version)
+  return event.type === "delete" || event.service.nodes.length === 0 ? others : [...others, event.service]
+}
+
+export const make = (
+  underlying: Registry.Service,
+  options: Options = {}
+): Effect.Effect<Registry.Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const ttlMillis = Duration.toMillis(Duration.decode(options.ttl ?? defaultTtl))
+    const cache = new Map<string, Entry>()
+    // one underlying lookup per name at a time (go-micro's singleflight)
+    const inflight = new Map<string, Deferred.Deferred<ReadonlyArray<Service>, ServiceNotFound | RegistryError>>()
+
+    const onEvent = (event: Event) =>
+      Effect.sync(() => {
+        const entry = cache.get(event.service.name)
+        if (entry === undefined) return // only names someone asked for are cached
+        entry.services = apply(entry.services, event)
+        if (entry.services.length === 0) cache.delete(event.service.name)
+      })
+
+    // The watch keeps entries fresh; if it breaks, events may be lost, so every entry is marked stale
+    // (refetched on next use, still served if the registry is down) and the watch is restarted.
+    yield* underlying.watch().pipe(
+      Stream.runForEach(onEvent),
+      Effect.ensuring(Effect.sync(() => {
+        for (const entry of cache.values()) entry.fetchedAt = Number.NEGATIVE_INFINITY
+      })),
+      Effect.tapErrorCause((cause) => Effect.logDebug("cached registry: watch failed, restarting", cause)),
+      Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("10 seconds")))),
+      Effect.forkScoped
+    )
+
+    const fetch = (name: string): Lookup =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const running = inflight.get(name)
+          if (running !== undefined) return yield* restore(Deferred.await(running))
+          const deferred = yield* Deferred.make<ReadonlyArray<Service>, ServiceNotFound | RegistryError>()
+          inflight.set(name, deferred)
+          const exit = yield* restore(underlying.getService(name)).pipe(Effect.exit)
+          inflight.delete(name)
+          const now = yield* Clock.currentTimeMillis
+          if (Exit.isSuccess(exit)) cache.set(name, { services: exit.value, fetchedAt: now })
+          else if (Exit.isFailure(exit)) {
+            const stale = cache.get(name)
+            const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+            if (failure?._tag === "ServiceNotFound") cache.delete(name)
+            else if (failure?._tag === "RegistryError" && stale !== undefined) {
+              // the registry is unavailable: serve what we had (go-micro does the same)
+              yield* Deferred.succeed(deferred, stale.services)
+              yield* Effect.logDebug(`cached registry: serving stale "${name}"`, failure.detail)
+              return stale.services
+            }
+          }
+          yield* Deferred.done(deferred, exit)
+          return yield* exit
+        })
+      )
+
+    return Registry.of({
+      register: underlying.register,
+      deregister: underlying.deregister,
+      listServices: underlying.listServices,
+      watch: underlying.watch,
+      getService: (name) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const entry = cache.get(name)
+          return entry !== undefined && now - entry.fetchedAt < ttlMillis && entry.services.length > 0
+            ? Effect.succeed(entry.services)
+            : fetch(name)
+        })
+    })
+  })
+
+export const layer = (options?: Options): Layer.Layer<Registry, never, Registry> =>
+  Layer.scoped(Registry, Effect.flatMap(Registry, (underlying) => make(underlying, options)))

@@ -1,0 +1,217 @@
+import { describe, expect, it } from "@effect/vitest"
+import type { Answer, Packet, SrvAnswer } from "dns-packet"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import makeMdns from "multicast-dns"
+import * as Records from "../src/internal/mdns/records.js"
+import * as MdnsRegistry from "../src/MdnsRegistry.js"
+import { makeService, registryContract, uniqueName } from "./support/registryContract.js"
+
+// A private port per test file on loopback: nothing leaves the host, nothing meets a real responder.
+const port = 20000 + Math.floor(Math.random() * 20000)
+const options: MdnsRegistry.Options = { ...MdnsRegistry.loopback, port, queryTimeout: "200 millis", queryRetries: 2 }
+
+registryContract("mdns (two sockets)", {
+  make: Effect.all({ writer: MdnsRegistry.make(options), reader: MdnsRegistry.make(options) }),
+  clock: "live",
+  ttl: "2 seconds",
+  settle: "3 seconds"
+})
+
+/** A raw multicast-dns socket on the same group, to see the wire as another DNS-SD client would. */
+const rawSocket = Effect.acquireRelease(
+  Effect.async<ReturnType<typeof makeMdns>>((resume) => {
+    const mdns = makeMdns({ ...MdnsRegistry.loopback, port })
+    mdns.once("ready", () => resume(Effect.succeed(mdns)))
+  }),
+  (mdns) => Effect.sync(() => mdns.destroy())
+)
+
+const firstResponse = (mdns: ReturnType<typeof makeMdns>, predicate: (answers: Array<Answer>) => boolean) =>
+  Effect.async<Array<Answer>>((resume) => {
+    const onResponse = (packet: Packet) => {
+      const all = [...(packet.answers ?? []), ...(packet.additionals ?? [])]
+      if (predicate(all)) {
+        mdns.removeListener("response", onResponse)
+        resume(Effect.succeed(all))
+      }
+    }
+    mdns.on("response", onResponse)
+    return Effect.sync(() => mdns.removeListener("response", onResponse))
+  })
+
+describe("MdnsRegistry", () => {
+  it.scopedLive("answers DNS-SD queries with PTR, SRV, TXT and A records", () =>
+    Effect.gen(function*() {
+      const registry = yield* MdnsRegistry.make(options)
+      const name = uniqueName("dnssd")
+      yield* registry.register(makeService(name, [{ id: `${name}-1`, port: 4321 }]), { ttl: "30 seconds" })
+      const raw = yield* rawSocket
+      const waiting = yield* Effect.fork(firstResponse(raw, (all) =>
+        all.some((a) => a.type === "PTR" && a.name.startsWith(`_${name}`))
+      ))
+      raw.query({ questions: [{ name: `_${name}._sub._micro._tcp.local`, type: "PTR" }] })
+      const answers = yield* Fiber.join(waiting).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("no answer") }))
+      const instance = `${name}-1._micro._tcp.local`
+      const srv = answers.find((a): a is SrvAnswer => a.type === "SRV" && a.name === instance)
+      expect(srv?.data).toMatchObject({ port: 4321, target: "micro-127-0-0-1.local" })
+      expect(srv?.ttl).toBeGreaterThan(25)
+      const a = answers.find((r) => r.type === "A")
+      expect(a).toMatchObject({ name: "micro-127-0-0-1.local", data: "127.0.0.1" })
+      const txt = answers.find((r) => r.type === "TXT" && r.name === instance)
+      const values = Either.getOrThrow(Records.decodeTxt(txt!.type === "TXT" ? txt!.data : []))
+      expect(Object.fromEntries(values)).toEqual({
+        txtvers: "1",
+        name,
+        version: "1.0.0",
+        node: `${name}-1`,
+        meta: JSON.stringify({ team: "core" }),
+        nodemeta: JSON.stringify({ zone: "a" }),
+        endpoints: JSON.stringify([{ name: "Greeter.Hello", metadata: { stream: "false" } }])
+      })
+
+      // service type enumeration (what `avahi-browse -a` relies on)
+      const enumerated = yield* Effect.fork(firstResponse(raw, (all) => all.some((r) => r.name === Records.ENUMERATION)))
+      raw.query({ questions: [{ name: Records.ENUMERATION, type: "PTR" }] })
+      const services = yield* Fiber.join(enumerated).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("no answer") }))
+      expect(services.find((r) => r.name === Records.ENUMERATION)).toMatchObject({ type: "PTR", data: "_micro._tcp.local" })
+    }))
+
+  it.scopedLive("large metadata and endpoint lists are chunked across TXT strings and round-trip", () =>
+    Effect.gen(function*() {
+      const writer = yield* MdnsRegistry.make(options)
+      const reader = yield* MdnsRegistry.make(options)
+      const name = uniqueName("big")
+      const endpoints = Array.from({ length: 40 }, (_, i) => ({ name: `Service.Endpoint${i}`, metadata: { stream: String(i % 2 === 0), "ü": "ß".repeat(10) } }))
+      const service = { ...makeService(name, [{ id: `${name}-1`, port: 4000 }]), endpoints, metadata: { description: "x".repeat(600) } }
+      yield* writer.register(service, { ttl: "30 seconds" })
+      const [found] = yield* reader.getService(name)
+      expect(found!.endpoints).toEqual(endpoints)
+      expect(found!.metadata).toEqual(service.metadata)
+    }))
+
+  it.scopedLive("many nodes at once are announced over several packets", () =>
+    Effect.gen(function*() {
+      const writer = yield* MdnsRegistry.make(options)
+      const reader = yield* MdnsRegistry.make(options)
+      const name = uniqueName("many")
+      const nodes = Array.from({ length: 40 }, (_, i) => ({ id: `${name}-${i}`, port: 5000 + i, metadata: { note: "n".repeat(300) } }))
+      yield* writer.register(makeService(name, nodes), { ttl: "30 seconds" })
+      yield* Effect.sleep("300 millis")
+      const [found] = yield* reader.getService(name)
+      expect(found!.nodes).toHaveLength(40)
+    }))
+
+  it.scopedLive("a closing scope sends goodbyes: others drop the node at once", () =>
+    Effect.gen(function*() {
+      const reader = yield* MdnsRegistry.make(options)
+      const scope = yield* Scope.make()
+      const writer = yield* MdnsRegistry.make(options).pipe(Scope.extend(scope))
+      const name = uniqueName("bye")
+      yield* writer.register(makeService(name, [{ id: `${name}-1`, port: 4000 }]), { ttl: "60 seconds" })
+      yield* reader.getService(name)
+      const deleted = yield* reader.watch({ service: name }).pipe(
+        Stream.filter((e) => e.type === "delete"),
+        Stream.runHead,
+        Effect.fork
+      )
+      yield* Effect.sleep("100 millis")
+      const closedAt = Date.now()
+      yield* Scope.close(scope, Exit.void)
+      yield* Fiber.join(deleted).pipe(Effect.timeoutFail({ duration: "1 second", onTimeout: () => new Error("no goodbye seen") }))
+      expect(Date.now() - closedAt).toBeLessThan(1000)
+      expect((yield* Effect.flip(reader.getService(name)))._tag).toBe("ServiceNotFound")
+    }))
+
+  it.scopedLive("ServiceNotFound after a bounded wait, saying what was tried", () =>
+    Effect.gen(function*() {
+      const registry = yield* MdnsRegistry.make(options)
+      const started = Date.now()
+      const error = yield* Effect.flip(registry.getService("nobody-here"))
+      const waited = Date.now() - started
+      expect(error._tag).toBe("ServiceNotFound")
+      expect(waited).toBeGreaterThanOrEqual(500)
+      expect(waited).toBeLessThan(2000)
+      if (error._tag === "ServiceNotFound") {
+        expect(error.detail).toContain("sent 3 queries")
+        expect(error.detail).toContain("_nobody-here._sub._micro._tcp.local")
+        expect(error.detail).toContain("interface 127.0.0.1")
+        expect(error.detail).toMatch(/waited \d+ ms/)
+      }
+    }))
+
+  it.scopedLive("bad input: unparsable address and too small TTL are RegistryError Malformed", () =>
+    Effect.gen(function*() {
+      const registry = yield* MdnsRegistry.make(options)
+      const bad = { ...makeService("bad", [{ id: "bad-1", port: 1 }]), nodes: [{ id: "bad-1", address: "no-port", metadata: {} }] }
+      const e1 = yield* Effect.flip(registry.register(bad))
+      expect(e1).toMatchObject({ _tag: "RegistryError", reason: "Malformed" })
+      const e2 = yield* Effect.flip(registry.register(makeService("bad", [{ id: "bad-1", port: 1 }]), { ttl: "10 millis" }))
+      expect(e2).toMatchObject({ _tag: "RegistryError", reason: "Malformed" })
+      const huge = { ...makeService("huge", [{ id: "huge-1", port: 1 }]), metadata: { blob: "x".repeat(20_000) } }
+      const e3 = yield* Effect.flip(registry.register(huge))
+      expect(e3).toMatchObject({ _tag: "RegistryError", reason: "Malformed" })
+      expect((yield* Effect.flip(registry.getService("bad")))._tag).toBe("ServiceNotFound")
+    }))
+
+  it.scopedLive("an interface that does not exist is a RegistryError, not a silent deaf socket", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(MdnsRegistry.make({ ...options, interface: "10.254.254.254" }))
+      expect(error).toMatchObject({ _tag: "RegistryError", reason: "Unavailable" })
+    }))
+
+  it.scopedLive("malformed packets on the group are ignored", () =>
+    Effect.gen(function*() {
+      const registry = yield* MdnsRegistry.make(options)
+      const raw = yield* rawSocket
+      const name = uniqueName("junk")
+      // An instance of ours with a TXT lacking the node id, and one with broken JSON metadata.
+      const instance = `${name}._micro._tcp.local`
+      raw.respond({
+        answers: [
+          { name: "_micro._tcp.local", type: "PTR", ttl: 60, data: instance },
+          { name: instance, type: "SRV", ttl: 60, data: { port: 1, target: "x.local" } },
+          { name: instance, type: "TXT", ttl: 60, data: [`name=${name}`, "meta={broken"] }
+        ]
+      })
+      yield* Effect.sleep("100 millis")
+      const error = yield* Effect.flip(registry.getService(name))
+      expect(error._tag).toBe("ServiceNotFound")
+    }))
+})
+
+describe("mdns records", () => {
+  it("TXT chunking round-trips long UTF-8 values", () => {
+    const long = "€".repeat(400)
+    const strings = Records.encodeTxt([["name", "svc"], ["meta", long]])
+    expect(strings.every((s) => s.length <= 255)).toBe(true)
+    expect(strings.length).toBeGreaterThan(4)
+    const decoded = Either.getOrThrow(Records.decodeTxt(strings))
+    expect(decoded.get("meta")).toBe(long)
+    const gap = Records.decodeTxt(strings.filter((_, i) => i !== 2))
+    expect(Either.isLeft(gap)).toBe(true)
+  })
+
+  it("labels are single DNS labels of at most 63 bytes and stay distinct", () => {
+    const a = Records.toLabel("a.b.c" + "x".repeat(100))
+    const b = Records.toLabel("a.b.c" + "x".repeat(99) + "y")
+    expect(Buffer.byteLength(a)).toBeLessThanOrEqual(63)
+    expect(a).not.toContain(".")
+    expect(a).not.toBe(b)
+  })
+
+  it("addresses parse and format (IPv4, IPv6, host names)", () => {
+    expect(Records.parseAddress("127.0.0.1:80")).toEqual({ host: "127.0.0.1", port: 80, family: 4 })
+    expect(Records.parseAddress("[::1]:80")).toEqual({ host: "::1", port: 80, family: 6 })
+    expect(Records.parseAddress("svc.local:80")).toEqual({ host: "svc.local", port: 80, family: "name" })
+    expect(Records.parseAddress("nope")).toBeUndefined()
+    expect(Records.parseAddress("h:99999")).toBeUndefined()
+    expect(Records.formatAddress("::1", 80)).toBe("[::1]:80")
+    expect(Duration.toMillis(Duration.decode("1 second"))).toBe(1000)
+  })
+})
