@@ -143,10 +143,12 @@ export const make = <Rpcs extends Rpc.Any>(
         ),
         () => Effect.ignoreLogged(registry.deregister(service))
       )
-      yield* register.pipe(
+      // Renew before the TTL runs out; a failed renewal is logged and tried again next interval.
+      yield* Effect.sleep(options.registerInterval ?? defaults.registerInterval).pipe(
+        Effect.zipRight(register),
         Effect.tapError((error) => Effect.logWarning(`re-registration of ${options.name} failed`, error)),
         Effect.ignore,
-        Effect.repeat(Schedule.spaced(options.registerInterval ?? defaults.registerInterval)),
+        Effect.forever,
         Effect.forkScoped
       )
     }
