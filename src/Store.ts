@@ -1,0 +1,358 @@
+/**
+ * Key/value records that outlive a prototype: read, write, delete, list and watch, namespaced by
+ * database and table, with TTLs.
+ *
+ * Semantics are the same for every backend (see docs/store.md): results are ordered by key (Unicode code
+ * point order, i.e. UTF-8 byte order), prefix/suffix filters are applied before `offset`/`limit`, `limit`
+ * is a count (0 returns nothing, absent means no limit), expired records are invisible everywhere, and
+ * database/table are isolated namespaces (default `micro`/`micro`, as in go-micro).
+ *
+ * Layers: `layerMemory` (tests; expiry on `Clock`), `layer`/`layerSqlite` (embedded, durable, the default),
+ * `plugins/redis/RedisStore` and `plugins/postgres/PostgresStore` (separate entry points).
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { Codecs } from "./Codec.js"
+import * as memory from "./internal/store/memory.js"
+import type * as sqlite from "./internal/store/sqlite.js"
+import * as typed from "./internal/store/typed.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("effect-micro/Store")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * A metadata value: JSON scalars only, so every backend round-trips it exactly.
+ * @since 0.1.0
+ * @category models
+ */
+export type MetadataValue = string | number | boolean | null
+
+/**
+ * A stored record. On reads `expiry` is the time left to live (absent: never expires); on writes it is
+ * the TTL (like go-micro's `Record.Expiry`), overridden by `WriteOptions.ttl`.
+ * @since 0.1.0
+ * @category models
+ */
+export interface Record {
+  readonly key: string
+  readonly value: Uint8Array
+  readonly metadata: { readonly [name: string]: MetadataValue }
+  readonly expiry?: Duration.Duration | undefined
+}
+
+/**
+ * What `write` accepts: a record whose metadata and expiry are optional.
+ * @since 0.1.0
+ * @category models
+ */
+export interface RecordInput {
+  readonly key: string
+  readonly value: Uint8Array
+  readonly metadata?: { readonly [name: string]: MetadataValue } | undefined
+  readonly expiry?: Duration.DurationInput | undefined
+}
+
+/**
+ * A database/table pair. Defaults come from the layer's options (`micro`/`micro` unless changed).
+ * Names: 1–64 characters of `[A-Za-z0-9_.-]`.
+ * @since 0.1.0
+ * @category models
+ */
+export interface NamespaceOptions {
+  readonly database?: string | undefined
+  readonly table?: string | undefined
+}
+
+/**
+ * `offset` records are skipped after filtering, then at most `limit` are returned.
+ * Both are non-negative integers; `limit` absent means "all", `limit: 0` means none.
+ * @since 0.1.0
+ * @category models
+ */
+export interface PageOptions {
+  readonly limit?: number | undefined
+  readonly offset?: number | undefined
+}
+
+/**
+ * Options of `read`. As in go-micro, `prefix`/`suffix` make the key a pattern: `read("user/", { prefix: true })`
+ * returns every live record whose key starts with `user/` (an empty list when none); both flags together
+ * require both. Without them `read` looks up exactly one key and fails with `NotFound` if it is absent.
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReadOptions extends NamespaceOptions, PageOptions {
+  readonly prefix?: boolean | undefined
+  readonly suffix?: boolean | undefined
+}
+
+/**
+ * Options of `write`. `ttl` wins over the record's `expiry`; absent or infinite means no expiry.
+ * @since 0.1.0
+ * @category models
+ */
+export interface WriteOptions extends NamespaceOptions {
+  readonly ttl?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of `delete`.
+ * @since 0.1.0
+ * @category models
+ */
+export interface DeleteOptions extends NamespaceOptions {}
+
+/**
+ * Options of `list`: keys starting with `prefix` and ending with `suffix`, then paged.
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListOptions extends NamespaceOptions, PageOptions {
+  readonly prefix?: string | undefined
+  readonly suffix?: string | undefined
+}
+
+/**
+ * Options of `watch`: changes to keys starting with `prefix` in one namespace.
+ * @since 0.1.0
+ * @category models
+ */
+export interface WatchOptions extends NamespaceOptions {
+  readonly prefix?: string | undefined
+}
+
+/**
+ * A change seen by `watch`. `expire` is reported when the backend drops an expired record (memory and
+ * sql backends: at their next sweep; Redis: when Redis expires the key). Read the key for its new value.
+ * @since 0.1.0
+ * @category models
+ */
+export interface Change {
+  readonly type: "write" | "delete" | "expire"
+  readonly database: string
+  readonly table: string
+  readonly key: string
+}
+
+/**
+ * Why a store operation failed.
+ * @since 0.1.0
+ * @category models
+ */
+export type StoreErrorReason = "NotFound" | "Unavailable" | "Invalid" | "Unsupported" | "Codec"
+
+/**
+ * The one error of this module. `NotFound`: exact `read` of a missing (or expired) key. `Invalid`: bad
+ * input (empty key, negative limit, bad namespace, non-bytes value). `Unavailable`: the backend failed.
+ * `Unsupported`: the backend cannot do it (e.g. `watch` on SQLite). `Codec`: a typed table could not
+ * encode/decode a value.
+ * @since 0.1.0
+ * @category errors
+ */
+export class StoreError extends Data.TaggedError("StoreError")<{
+  readonly reason: StoreErrorReason
+  readonly detail: string
+  readonly key?: string | undefined
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return `store ${this.reason}: ${this.detail}`
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Store extends Context.Tag("effect-micro/Store")<Store, Store.Service>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace Store {
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    readonly [TypeId]: TypeId
+    /** Which backend this is ("memory", "sqlite", "redis", "postgres"). */
+    readonly backend: string
+    /** The namespace used when an operation names none. */
+    readonly defaults: { readonly database: string; readonly table: string }
+    /** One record by key (NotFound if absent), or every record matching a prefix/suffix pattern. */
+    readonly read: (key: string, options?: ReadOptions) => Effect.Effect<ReadonlyArray<Record>, StoreError>
+    /** Creates or replaces a record (last write wins). */
+    readonly write: (record: RecordInput, options?: WriteOptions) => Effect.Effect<void, StoreError>
+    /** Removes a record; deleting a missing key succeeds. */
+    readonly delete: (key: string, options?: DeleteOptions) => Effect.Effect<void, StoreError>
+    /** Keys of live records, ordered, filtered, paged. */
+    readonly list: (options?: ListOptions) => Effect.Effect<ReadonlyArray<string>, StoreError>
+    /** Changes from the moment the stream starts; fails with reason Unsupported where the backend cannot. */
+    readonly watch: (options?: WatchOptions) => Stream.Stream<Change, StoreError>
+  }
+}
+
+/**
+ * Options every layer shares.
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreOptions {
+  /** Database used when an operation names none. Default `micro`. */
+  readonly database?: string | undefined
+  /** Table used when an operation names none. Default `micro`. */
+  readonly table?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions extends StoreOptions {
+  /** How often expired records are dropped (and `expire` changes published). Default 1 second. */
+  readonly sweepInterval?: Duration.DurationInput | undefined
+}
+
+/**
+ * An in-process store: every operation is atomic, expiry follows `Clock` (so `TestClock` drives it),
+ * `watch` sees writes, deletes and expiries. A bad default namespace in the options is a defect.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: (options?: MemoryOptions) => Effect.Effect<Store.Service, never, Scope.Scope> =
+  memory.make
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options?: MemoryOptions): Layer.Layer<Store> => Layer.scoped(Store, memory.make(options))
+
+/**
+ * Options of the embedded store (SQLite, one file).
+ * @since 0.1.0
+ * @category models
+ */
+export interface SqliteOptions extends StoreOptions {
+  /** Database file; its directory is created. Default `.micro/store.db` under the working directory. */
+  readonly filename?: string | undefined
+  /**
+   * `FULL` (default): every commit is fsynced, surviving process kill, OS crash and power loss.
+   * `NORMAL`: with WAL, commits survive a process kill (SIGKILL) but the last ones may be lost on OS
+   * crash or power loss; faster writes. See docs/store.md.
+   */
+  readonly synchronous?: "FULL" | "NORMAL" | undefined
+  /** How often expired rows are deleted. Default 1 minute. They are invisible before that. */
+  readonly sweepInterval?: Duration.DurationInput | undefined
+  /** How long to wait for another process holding the file's write lock. Default 5 seconds. */
+  readonly busyTimeout?: Duration.DurationInput | undefined
+}
+
+// SQLite (a native module) is loaded only when an embedded store is built, so importing this module
+// for the Tag or the memory layer costs nothing.
+const loadSqlite = Effect.tryPromise({
+  try: () => import("./internal/store/sqlite.js") as Promise<typeof sqlite>,
+  catch: (cause) =>
+    new StoreError({
+      reason: "Unavailable",
+      detail: "the embedded store needs @effect/sql-sqlite-node (and better-sqlite3) installed",
+      cause
+    })
+})
+
+/**
+ * The embedded durable store: SQLite in WAL mode through `@effect/sql-sqlite-node`. An acknowledged
+ * write is committed to the file (see `synchronous`). Expiry follows `Clock`. `watch` is Unsupported.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeSqlite = (options?: SqliteOptions): Effect.Effect<Store.Service, StoreError, Scope.Scope> =>
+  Effect.flatMap(loadSqlite, (module) => module.make(options ?? {}))
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSqlite = (options?: SqliteOptions): Layer.Layer<Store, StoreError> =>
+  Layer.scoped(Store, makeSqlite(options))
+
+/**
+ * The embedded store with options read from `Config`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSqliteConfig = (
+  config: Config.Config.Wrap<SqliteOptions>
+): Layer.Layer<Store, StoreError | ConfigError.ConfigError> =>
+  Layer.scoped(Store, Effect.flatMap(Config.unwrap(config), makeSqlite))
+
+/**
+ * The default store: the embedded durable one.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: (options?: SqliteOptions) => Layer.Layer<Store, StoreError> = layerSqlite
+
+/**
+ * A table bound to a Schema: values are encoded with a codec from `Codecs` (the content-type is kept in
+ * the record's metadata and used to decode, so a table can change codec without a migration).
+ * @since 0.1.0
+ * @category models
+ */
+export interface Table<A> {
+  readonly database: string
+  readonly table: string
+  /** The decoded value, NotFound if absent, Codec if it does not decode. */
+  readonly get: (key: string) => Effect.Effect<A, StoreError>
+  /** Like `get`, with absence as `Option.none()`. */
+  readonly getOption: (key: string) => Effect.Effect<Option.Option<A>, StoreError>
+  readonly set: (
+    key: string,
+    value: A,
+    options?: {
+      readonly ttl?: Duration.DurationInput | undefined
+      readonly metadata?: { readonly [name: string]: MetadataValue } | undefined
+    }
+  ) => Effect.Effect<void, StoreError>
+  readonly delete: (key: string) => Effect.Effect<void, StoreError>
+  readonly list: (options?: Omit<ListOptions, "database" | "table">) => Effect.Effect<ReadonlyArray<string>, StoreError>
+  /** Decoded entries whose key starts with `prefix` (all when absent), ordered by key and paged. */
+  readonly entries: (
+    options?: PageOptions & { readonly prefix?: string | undefined }
+  ) => Effect.Effect<ReadonlyArray<readonly [key: string, value: A]>, StoreError>
+  readonly watch: (options?: { readonly prefix?: string | undefined }) => Stream.Stream<Change, StoreError>
+}
+
+/**
+ * Binds a table to a Schema. `contentType` picks the codec (default: the Codecs default, usually JSON).
+ * @example
+ * const users = yield* Store.table(User, { table: "users" })
+ * const ada = yield* users.get("ada") // Effect<User, StoreError>
+ * @since 0.1.0
+ * @category constructors
+ */
+export const table: <A, I>(
+  schema: Schema.Schema<A, I, never>,
+  options: NamespaceOptions & { readonly contentType?: string | undefined }
+) => Effect.Effect<Table<A>, StoreError, Store | Codecs> = typed.table

@@ -1,0 +1,112 @@
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import * as Reactivity from "@effect/experimental/Reactivity"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as TestClock from "effect/TestClock"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Store from "../src/Store.js"
+import { failureReason, storeContract } from "./support/storeContract.js"
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-micro-store-"))
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
+const filename = path.join(dir, "contract", "store.db")
+
+/** Looks into a store file with a separate read-only connection. */
+const inspect = <A, E>(file: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+  Effect.scoped(Effect.flatMap(SqliteClient.make({ filename: file, readonly: true, disableWAL: true }), f)).pipe(
+    Effect.provide(Reactivity.layer)
+  )
+
+storeContract({
+  name: "sqlite",
+  make: (options) => Store.makeSqlite({ filename, sweepInterval: options?.sweepInterval }),
+  clock: "test",
+  watch: false
+})
+
+describe("Store (sqlite specifics)", () => {
+  it.effect("records survive closing and reopening the file; TTLs keep counting", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "restart.db")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* Store.makeSqlite({ filename: file })
+        yield* store.write({ key: "kept", value: new Uint8Array([1, 2]), metadata: { v: 1 } })
+        yield* store.write({ key: "short", value: new Uint8Array([3]) }, { ttl: "5 seconds" })
+      }))
+      yield* TestClock.adjust("6 seconds")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* Store.makeSqlite({ filename: file })
+        const [kept] = yield* store.read("kept")
+        expect(kept!.value).toEqual(new Uint8Array([1, 2]))
+        expect(kept!.metadata).toEqual({ v: 1 })
+        expect(yield* failureReason(store.read("short"))).toBe("NotFound")
+      }))
+      // WAL mode is a property of the file.
+      const mode = yield* inspect(file, (sql) => sql<{ journal_mode: string }>`PRAGMA journal_mode`)
+      expect(mode[0]!.journal_mode).toBe("wal")
+    }))
+
+  it.scoped("two stores on one file see each other's writes (two processes share a file the same way)", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "shared.db")
+      const a = yield* Store.makeSqlite({ filename: file })
+      const b = yield* Store.makeSqlite({ filename: file, synchronous: "NORMAL" })
+      yield* a.write({ key: "from-a", value: new Uint8Array([1]) })
+      yield* b.write({ key: "from-b", value: new Uint8Array([2]) })
+      expect(yield* a.list()).toEqual(["from-a", "from-b"])
+      expect(yield* b.list()).toEqual(["from-a", "from-b"])
+    }))
+
+  it.scoped("the expiry sweep deletes expired rows on Clock", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "sweep.db")
+      const store = yield* Store.makeSqlite({ filename: file, sweepInterval: "1 minute" })
+      yield* store.write({ key: "gone", value: new Uint8Array([1]) }, { ttl: "10 seconds" })
+      yield* store.write({ key: "stays", value: new Uint8Array([1]) })
+      const rows = inspect(file, (sql) =>
+        Effect.map(sql<{ key: string }>`SELECT key FROM effect_micro_store ORDER BY key`, (rows) => rows.map((r) => r.key))
+      )
+      expect(yield* rows).toEqual(["gone", "stays"])
+      yield* TestClock.adjust("61 seconds")
+      expect(yield* rows).toEqual(["stays"])
+    }))
+
+  it.effect("an unusable path fails with reason Unavailable; bad options with Invalid", () =>
+    Effect.gen(function*() {
+      const notADir = path.join(dir, "plain-file")
+      fs.writeFileSync(notADir, "x")
+      const underFile = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: path.join(notADir, "db.sqlite") })))
+      expect(underFile.reason).toBe("Unavailable")
+      const isDir = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: dir })))
+      expect(isDir.reason).toBe("Unavailable")
+      const bad = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: ":memory:", synchronous: "OFF" as any })))
+      expect(bad.reason).toBe("Invalid")
+    }))
+
+  it.effect("layerSqliteConfig reads its options from Config", () =>
+    Effect.gen(function*() {
+      const store = yield* Store.Store
+      expect(store.backend).toBe("sqlite")
+      expect(store.defaults).toEqual({ database: "configured", table: "micro" })
+      yield* store.write({ key: "k", value: new Uint8Array([9]) })
+      expect(fs.existsSync(path.join(dir, "from-config.db"))).toBe(true)
+    }).pipe(
+      Effect.provide(
+        Store.layerSqliteConfig({
+          filename: Config.string("STORE_FILE"),
+          database: Config.string("STORE_DATABASE")
+        }).pipe(
+          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
+            ["STORE_FILE", path.join(dir, "from-config.db")],
+            ["STORE_DATABASE", "configured"]
+          ]))))
+        )
+      )
+    ))
+})

@@ -1,0 +1,160 @@
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { Redis } from "ioredis"
+import * as net from "node:net"
+import * as RedisStore from "../../src/plugins/redis/RedisStore.js"
+import * as Store from "../../src/Store.js"
+import { type RunningEngine, startEngine } from "../support/engines.js"
+import { failureReason, storeContract } from "../support/storeContract.js"
+
+let redis: RunningEngine
+beforeAll(() => {
+  redis = startEngine("redis")
+})
+afterAll(() => redis?.stop())
+
+const options = (extra?: RedisStore.RedisStoreOptions): RedisStore.RedisStoreOptions => ({
+  host: redis.host,
+  port: redis.port,
+  connectTimeout: "2 seconds",
+  ...extra
+})
+
+/** A raw client to look at what the store left in Redis. */
+const raw = Effect.acquireRelease(
+  Effect.sync(() => new Redis({ host: redis.host, port: redis.port, lazyConnect: false })),
+  (client) => Effect.promise(() => client.quit().catch(() => undefined))
+)
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = net.createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+storeContract({
+  name: "redis",
+  make: () => RedisStore.make(options()),
+  clock: "live",
+  watch: true
+})
+
+describe("RedisStore specifics", () => {
+  it.scopedLive("layout: one string per record with a native TTL, one sorted-set index per table", () =>
+    Effect.gen(function*() {
+      const store = yield* RedisStore.make(options({ keyPrefix: "layout:" }))
+      const client = yield* raw
+      yield* store.write({ key: "a", value: new Uint8Array([1]) }, { table: "t1", ttl: "1 hour" })
+      yield* store.write({ key: "b", value: new Uint8Array([1]) }, { table: "t1" })
+      expect((yield* Effect.promise(() => client.keys("layout:*"))).sort()).toEqual([
+        "layout:micro:t1:i",
+        "layout:micro:t1:r:a",
+        "layout:micro:t1:r:b"
+      ])
+      const ttl = yield* Effect.promise(() => client.pttl("layout:micro:t1:r:a"))
+      expect(ttl).toBeGreaterThan(3_500_000)
+      expect(yield* Effect.promise(() => client.pttl("layout:micro:t1:r:b"))).toBe(-1)
+      expect(yield* Effect.promise(() => client.zrange("layout:micro:t1:i", 0, -1))).toEqual(["a", "b"])
+      yield* store.delete("a", { table: "t1" })
+      expect(yield* Effect.promise(() => client.zrange("layout:micro:t1:i", 0, -1))).toEqual(["b"])
+    }))
+
+  it.scopedLive("expired keys are dropped from the index when a range read meets them", () =>
+    Effect.gen(function*() {
+      const store = yield* RedisStore.make(options({ keyPrefix: "cleanup:" }))
+      const client = yield* raw
+      for (let i = 0; i < 300; i++) {
+        yield* store.write({ key: `k${String(i).padStart(3, "0")}`, value: new Uint8Array([i & 0xff]) }, {
+          ttl: i % 2 === 0 ? "150 millis" : undefined
+        })
+      }
+      yield* Effect.sleep("400 millis")
+      // More than one index batch (256): paging must continue past the expired members.
+      const keys = yield* store.list({ offset: 100, limit: 20 })
+      expect(keys).toEqual(Array.from({ length: 20 }, (_, i) => `k${String(201 + 2 * i).padStart(3, "0")}`))
+      expect(yield* store.list()).toHaveLength(150)
+      expect(yield* Effect.promise(() => client.zcard("cleanup:micro:micro:i"))).toBe(150)
+    }))
+
+  it.scopedLive("key prefixes isolate stores sharing one Redis", () =>
+    Effect.gen(function*() {
+      const a = yield* RedisStore.make(options({ keyPrefix: "app-a:" }))
+      const b = yield* RedisStore.make(options({ keyPrefix: "app-b:" }))
+      yield* a.write({ key: "k", value: new Uint8Array([1]) })
+      expect(yield* a.list()).toEqual(["k"])
+      expect(yield* b.list()).toEqual([])
+    }))
+
+  it.scopedLive("layer and layerConfig provide the Store", () =>
+    Effect.gen(function*() {
+      const use = Effect.gen(function*() {
+        const store = yield* Store.Store
+        yield* store.write({ key: "via-layer", value: new Uint8Array([1]) }, { table: "layers" })
+        return yield* store.list({ table: "layers" })
+      })
+      expect(yield* Effect.provide(use, RedisStore.layer(options()))).toEqual(["via-layer"])
+      const configured = RedisStore.layerConfig({
+        host: Config.string("REDIS_HOST"),
+        port: Config.integer("REDIS_PORT"),
+        keyPrefix: Config.string("REDIS_PREFIX")
+      }).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
+        ["REDIS_HOST", redis.host],
+        ["REDIS_PORT", String(redis.port)],
+        ["REDIS_PREFIX", "other:"]
+      ])))))
+      // Another key prefix: a separate keyspace.
+      expect(yield* Effect.provide(use, configured)).toEqual(["via-layer"])
+      const client = yield* raw
+      expect(yield* Effect.promise(() => client.exists("other:micro:layers:r:via-layer"))).toBe(1)
+    }))
+
+  it.scopedLive("watch without keyspace notifications fails with reason Unsupported", () =>
+    Effect.gen(function*() {
+      const client = yield* raw
+      const store = yield* RedisStore.make(options())
+      yield* Effect.acquireRelease(
+        Effect.promise(() => client.config("SET", "notify-keyspace-events", "")),
+        () => Effect.promise(() => client.config("SET", "notify-keyspace-events", "KEA"))
+      )
+      expect(yield* failureReason(Stream.runDrain(store.watch()))).toBe("Unsupported")
+    }))
+
+  it.live("an unreachable Redis fails with reason Unavailable, in bounded time", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(freePort)
+      const start = Date.now()
+      const error = yield* Effect.flip(Effect.scoped(RedisStore.make({ port, connectTimeout: "1 second" })))
+      expect(error.reason).toBe("Unavailable")
+      expect(Date.now() - start).toBeLessThan(5_000)
+    }))
+
+  it.live("Redis going away mid-run: operations fail with reason Unavailable, not a hang", () =>
+    Effect.gen(function*() {
+      const own = startEngine("redis")
+      try {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const store = yield* RedisStore.make({
+            host: own.host,
+            port: own.port,
+            commandTimeout: "1 second",
+            redis: { retryStrategy: () => 100 }
+          })
+          yield* store.write({ key: "k", value: new Uint8Array([1]) })
+          own.stop()
+          const start = Date.now()
+          expect(yield* failureReason(store.read("k"))).toBe("Unavailable")
+          expect(yield* failureReason(store.list())).toBe("Unavailable")
+          expect(Date.now() - start).toBeLessThan(10_000)
+        }))
+      } finally {
+        own.stop()
+      }
+    }), 30_000)
+})
