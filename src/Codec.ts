@@ -14,6 +14,7 @@ import * as ParseResult from "effect/ParseResult"
 import type * as Schema from "effect/Schema"
 import { Packr } from "msgpackr"
 import { BadRequest, CodecError } from "./Errors.js"
+import * as Protobuf from "./Protobuf.js"
 
 /**
  * An encoder/decoder compiled for one Schema. Both directions are synchronous and never throw:
@@ -193,11 +194,15 @@ const normalize = (contentType: string): string => {
 }
 
 /**
- * The default codecs: JSON (default), MessagePack and raw bytes.
+ * The default codecs: JSON (default), protobuf derived from the Schemas (`application/protobuf`, alias
+ * `application/x-protobuf`), MessagePack and raw bytes.
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Codecs> = Layer.succeed(Codecs, makeCodecs([json, msgpack, bytes]))
+export const layer: Layer.Layer<Codecs> = Layer.sync(
+  Codecs,
+  () => makeCodecs([json, Protobuf.codec, Protobuf.codecAlias, msgpack, bytes])
+)
 
 /**
  * Codecs from an explicit list; the first is the default for outgoing calls.

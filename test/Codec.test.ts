@@ -19,9 +19,13 @@ describe("Codec", () => {
   for (const codec of [Codec.json, Codec.msgpack]) {
     it(`${codec.contentType}: property-based round trip`, () => {
       const compiled = codec.compile(Person)
+      // -0 becomes 0 in both formats (JSON has no negative zero; msgpack packs it as the integer 0), and
+      // Schema's Record decoding treats a "__proto__" key as the prototype (the key is dropped, nothing leaks).
+      const arbitrary = Arbitrary.make(Person).filter((p) =>
+        !Object.is(p.score, -0) && !Object.hasOwn(p.attributes, "__proto__")
+      )
       FastCheck.assert(
-        // -0 becomes 0 in both formats (JSON has no negative zero; msgpack packs it as the integer 0).
-        FastCheck.property(Arbitrary.make(Person).filter((p) => !Object.is(p.score, -0)), (person) => {
+        FastCheck.property(arbitrary, (person) => {
           const bytes = Either.getOrThrow(compiled.encode(person))
           expect(Either.getOrThrow(compiled.decode(bytes))).toEqual(person)
         }),

@@ -33,6 +33,14 @@ describe("cross-process RPC over TCP", () => {
         const seen = yield* testing.WhoAmI(undefined, { metadata: { "x-request-id": "r-1" } })
         expect(seen["x-request-id"]).toBe("r-1")
         expect(yield* testing.Hello({ name: "Mo" }, { contentType: "application/msgpack" })).toBe("Hello, Mo!")
+        // protobuf derived from the Schemas: unary, typed error, streams, framework error
+        const proto = { contentType: "application/protobuf" }
+        expect(yield* testing.Hello({ name: "Pb" }, proto)).toBe("Hello, Pb!")
+        expect(yield* testing.Echo({ text: "pb" }, proto)).toEqual({ text: "pb", node: "solo" })
+        expect(yield* Effect.flip(testing.Hello({ name: "nobody" }, proto))).toBeInstanceOf(UnknownName)
+        expect(Chunk.toReadonlyArray(yield* Stream.runCollect(testing.Countdown({ from: 2 }, proto)))).toEqual([2, 1, 0])
+        expect(yield* testing.Sum(Stream.range(1, 10), proto)).toBe(55)
+        expect((yield* Effect.flip(testing.Boom({ message: "pb" }, proto)))._tag).toBe("InternalServerError")
         const defect = yield* Effect.flip(testing.Boom({ message: "bad" }))
         expect(defect._tag).toBe("InternalServerError")
       }).pipe(Effect.provide(clientLayer([server.ready])))
