@@ -25,6 +25,8 @@ import { Selector } from "../Selector.js"
 import { Transport } from "../Transport.js"
 import type { CallHandlers } from "./clientConnection.js"
 import { ClientConnection } from "./clientConnection.js"
+import type { DeadlineEntry } from "./deadlines.js"
+import { DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint } from "./endpoint.js"
 import { decodeError, EndpointCodecs } from "./endpoint.js"
 import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, encodeCallHeader } from "./wire.js"
@@ -107,6 +109,7 @@ export class Pool {
 
 export interface ClientService {
   readonly pool: Pool
+  readonly deadlines: DeadlineWheel
   readonly registry: Registry["Type"]
   readonly selector: Selector["Type"]
   readonly codecs: Codecs["Type"]
@@ -121,8 +124,11 @@ export const makeService = (
     const transport = yield* Transport
     const pool = new Pool(transport, DEFAULT_MAX_FRAME_SIZE)
     yield* Effect.addFinalizer(() => Effect.sync(() => pool.closeAll()))
+    const deadlines = new DeadlineWheel(yield* Effect.clock)
+    yield* Effect.forkScoped(deadlines.run)
     return {
       pool,
+      deadlines,
       registry: yield* Registry,
       selector: yield* Selector,
       codecs: yield* Codecs,
@@ -279,19 +285,31 @@ class Caller {
     )
   }
 
+  /**
+   * Runs `attempt`; on a retryable failure, retries following the schedule. The first attempt runs
+   * without any retry machinery (the common, successful case pays nothing for it).
+   */
   private withRetries<A, E>(
     resolved: Resolved,
     attempt: (tried: Set<string>) => Effect.Effect<A, E>
   ): Effect.Effect<A, E> {
-    if (resolved.retry === undefined) return attempt(new Set())
+    const tried = new Set<string>()
+    const schedule = resolved.retry
+    if (schedule === undefined) return Effect.suspend(() => attempt(tried))
     const idempotent = this.endpoint.idempotent
-    return Effect.suspend(() => {
-      const tried = new Set<string>()
-      return Effect.retry(attempt(tried), {
-        schedule: resolved.retry as Schedule.Schedule<unknown, E>,
-        while: (error) => isRetryable(error, idempotent)
-      })
-    })
+    const retryFrom = (driver: Schedule.ScheduleDriver<unknown, unknown, never>) => (error: E): Effect.Effect<A, E> =>
+      isRetryable(error, idempotent)
+        ? Effect.matchEffect(driver.next(error), {
+          onFailure: () => Effect.fail(error),
+          onSuccess: () => Effect.catchAll(attempt(tried), retryFrom(driver))
+        })
+        : Effect.fail(error)
+    return Effect.suspend(() =>
+      Effect.catchAll(attempt(tried), (error) =>
+        isRetryable(error, idempotent)
+          ? Effect.flatMap(Schedule.driver(schedule), (driver) => retryFrom(driver)(error))
+          : Effect.fail(error))
+    )
   }
 
   // ----- unary -----
@@ -302,28 +320,38 @@ class Caller {
     const body = encoded.right
     const once = (tried: Set<string>) =>
       Effect.flatMap(this.connect(tried), ({ connection, node }) => {
+        const deadlines = this.client.deadlines
         const exchange = Effect.async<unknown, unknown>((resume) => {
+          let deadline: DeadlineEntry | undefined
+          const settle = (result: Effect.Effect<unknown, unknown>) => {
+            deadlines.remove(deadline)
+            resume(result)
+          }
           const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, {
             onReply: (reply) => {
               const decoded = resolved.compiled.response.decode(reply)
-              resume(Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(decoded.left))
+              settle(Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(decoded.left))
             },
-            onError: (kind, payload) => resume(Effect.fail(decodeError(resolved.compiled, kind, payload))),
-            onClosed: (error) => resume(Effect.fail(error)),
-            onData: () => resume(Effect.fail(protocolError(connection.address, "DATA frame on a unary call"))),
-            onEnd: () => resume(Effect.fail(protocolError(connection.address, "END frame on a unary call"))),
+            onError: (kind, payload) => settle(Effect.fail(decodeError(resolved.compiled, kind, payload))),
+            onClosed: (error) => settle(Effect.fail(error)),
+            onData: () => settle(Effect.fail(protocolError(connection.address, "DATA frame on a unary call"))),
+            onEnd: () => settle(Effect.fail(protocolError(connection.address, "END frame on a unary call"))),
             onCredit: () => {}
           })
-          return Effect.sync(() => connection.cancel(id))
-        })
-        const timed = resolved.timeoutMillis > 0
-          ? Effect.timeoutFail(exchange, {
-            duration: resolved.timeoutMillis,
-            onTimeout: () =>
-              Timeout.of(`no reply from ${node.address} within ${resolved.timeoutMillis} ms`, "effect-micro.client")
+          if (resolved.timeoutMillis > 0) {
+            deadline = deadlines.add(resolved.timeoutMillis, () => {
+              connection.cancel(id)
+              resume(Effect.fail(
+                Timeout.of(`no reply from ${node.address} within ${resolved.timeoutMillis} ms`, "effect-micro.client")
+              ))
+            })
+          }
+          return Effect.sync(() => {
+            deadlines.remove(deadline)
+            connection.cancel(id)
           })
-          : exchange
-        return Effect.tapError(timed, () => this.client.selector.mark(this.service, node, "failure"))
+        })
+        return Effect.tapError(exchange, () => this.client.selector.mark(this.service, node, "failure"))
       })
     return this.withRetries(resolved, once)
   }
@@ -411,15 +439,13 @@ class Caller {
         yield* Effect.forkScoped(sender.run(input!, resolved.compiled))
       }
       if (resolved.timeoutMillis > 0) {
-        yield* Effect.sleep(resolved.timeoutMillis).pipe(
-          Effect.zipRight(Effect.sync(() => {
-            if (!finished) {
-              connection.cancel(id)
-              finish(Exit.fail(Timeout.of(`stream exceeded its ${resolved.timeoutMillis} ms deadline`, "effect-micro.client")))
-            }
-          })),
-          Effect.forkScoped
-        )
+        const deadlines = this.client.deadlines
+        const deadline = deadlines.add(resolved.timeoutMillis, () => {
+          if (finished) return
+          connection.cancel(id)
+          finish(Exit.fail(Timeout.of(`stream exceeded its ${resolved.timeoutMillis} ms deadline`, "effect-micro.client")))
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => deadlines.remove(deadline)))
       }
       let consumed = 0
       return Mailbox.toStream(inbox).pipe(

@@ -16,6 +16,7 @@ import { Registry } from "../Registry.js"
 import type { ServerInfo, ServerOptions } from "../Server.js"
 import { ServerMiddleware } from "../Server.js"
 import { parseAddress, Transport } from "../Transport.js"
+import { DeadlineWheel } from "./deadlines.js"
 import { EndpointCodecs } from "./endpoint.js"
 import type { Route, ServerShared } from "./serverConnection.js"
 import { ServerConnection } from "./serverConnection.js"
@@ -78,6 +79,9 @@ export const make = <Rpcs extends Rpc.Any>(
       })
     }
 
+    const deadlines = new DeadlineWheel(yield* Effect.clock)
+    yield* Effect.forkScoped(deadlines.run)
+
     const shared: ServerShared = {
       service: options.name,
       routes,
@@ -87,7 +91,8 @@ export const make = <Rpcs extends Rpc.Any>(
       draining: false,
       inFlight: 0,
       onIdle: undefined,
-      nextClientId: 1
+      nextClientId: 1,
+      deadlines
     }
     const connections = new Set<ServerConnection>()
     const drainTimeout = Duration.decode(options.drainTimeout ?? defaults.drainTimeout)

@@ -22,6 +22,7 @@ import { BadRequest, InternalServerError, NotFound, ServiceUnavailable, StreamCl
 import type { IncomingCall } from "../Metadata.js"
 import { currentCallRef } from "../Metadata.js"
 import type { Connection } from "../Transport.js"
+import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint, EndpointCodecs } from "./endpoint.js"
 import { describe, encodeFailure, encodeFramework, encodeFrameworkErrorJson, ERROR_JSON } from "./endpoint.js"
 import type { OpenFrame } from "./wire.js"
@@ -64,6 +65,7 @@ export interface ServerShared {
   /** Called whenever inFlight drops to zero (drain waits on it). */
   onIdle: (() => void) | undefined
   nextClientId: number
+  readonly deadlines: DeadlineWheel
 }
 
 interface CallState {
@@ -80,6 +82,7 @@ interface CallState {
   /** Inbound DATA frames received, and how many the window allows so far. */
   received: number
   allowed: number
+  deadline: DeadlineEntry | undefined
 }
 
 export class ServerConnection {
@@ -208,7 +211,8 @@ export class ServerConnection {
       compiled,
       shape,
       received: 0,
-      allowed: DEFAULT_WINDOW
+      allowed: DEFAULT_WINDOW,
+      deadline: undefined
     }
 
     let request: unknown
@@ -233,16 +237,23 @@ export class ServerConnection {
     }
     let effect = this.runHandler(streamId, state, route, request, open)
     for (let i = shared.wrappers.length - 1; i >= 0; i--) effect = shared.wrappers[i]!(call, effect)
-    if (open.timeoutMillis > 0) {
-      effect = Effect.timeoutFail(effect, {
-        duration: open.timeoutMillis,
-        onTimeout: () => Timeout.of(`deadline of ${open.timeoutMillis} ms exceeded; handler stopped`, shared.service)
-      })
-    }
-    effect = Effect.locally(effect, currentCallRef, Option.some(call))
+    effect = Effect.locally(effect, currentCallRef, call)
 
     this.calls.set(streamId, state)
     shared.inFlight++
+    if (open.timeoutMillis > 0) {
+      const timeout = open.timeoutMillis
+      state.deadline = shared.deadlines.add(timeout, () => {
+        if (state.done) return
+        this.writeFrameworkError(
+          streamId,
+          compiled,
+          Timeout.of(`deadline of ${timeout} ms exceeded; handler stopped`, shared.service)
+        )
+        this.finish(streamId, state)
+        state.fiber?.unsafeInterruptAsFork(FiberId.none)
+      })
+    }
     const fiber = Runtime.runFork(route.runtime)(effect)
     state.fiber = fiber
     fiber.addObserver((exit) => this.onCallExit(streamId, state, exit))
@@ -387,6 +398,7 @@ export class ServerConnection {
     if (state.done) return
     state.done = true
     this.calls.delete(streamId)
+    this.shared.deadlines.remove(state.deadline)
     state.inbox?.unsafeDone(Exit.void)
     const waiter = state.creditWaiter
     state.creditWaiter = undefined
