@@ -1,0 +1,19 @@
+/** The effect-micro contract the benchmark serves: one unary endpoint echoing an `Item`. */
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Schema from "effect/Schema"
+
+export const Item = Schema.Struct({
+  id: Schema.Number,
+  name: Schema.String,
+  tags: Schema.Array(Schema.String),
+  active: Schema.Boolean,
+  score: Schema.Number,
+  created: Schema.String
+})
+
+export const Bench = RpcGroup.make(
+  Rpc.make("Echo", { payload: Item, success: Item })
+)
+
+export const serviceName = "bench"
