@@ -10,6 +10,7 @@
  *   BENCH_INFLIGHT           comma-separated in-flight counts (default "64,1")
  *   BENCH_SCENARIOS          comma-separated scenario names (default: all but the optional diagnostics)
  *   BENCH_SERVER_NODE_ARGS   extra node flags for server processes, e.g. "--cpu-prof --cpu-prof-dir=bench/profiles"
+ *   BENCH_CLIENT_NODE_ARGS   the same for the load-generator (client) processes
  *   BENCH_SAVE=0             do not write a results file
  *   BENCH_TSX=1              run the child processes with `node --import tsx` instead of transpiling first
  *
@@ -41,6 +42,7 @@ const config = {
   inflight: (process.env.BENCH_INFLIGHT ?? "64,1").split(",").map((s) => Number(s.trim())).filter((n) => n > 0),
   scenarios: process.env.BENCH_SCENARIOS?.split(",").map((s) => s.trim()).filter((s) => s !== ""),
   serverNodeArgs: (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((s) => s !== ""),
+  clientNodeArgs: (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter((s) => s !== ""),
   save: process.env.BENCH_SAVE !== "0",
   tsx: process.env.BENCH_TSX === "1"
 }
@@ -211,6 +213,7 @@ const measure = async (launcher: Launcher, scenario: Scenario, inflight: number)
     const ready = await server.waitLine("READY ", 30_000)
     const address = ready.slice("READY ".length).trim()
     client = startNode([
+      ...config.clientNodeArgs,
       ...launcher.args("bench/loadgen.ts"),
       scenario.name,
       address,

@@ -630,19 +630,23 @@ export const authorizer: Effect.Effect<
 )
 
 /**
- * The account of the call being handled (`undefined` for anonymous callers let in by a public rule).
- * Provided by the server's auth middleware.
+ * The account of the call being handled (`undefined` for anonymous callers let in by a public rule, and
+ * outside the server's auth middleware). Provided by `AuthMiddleware.layerServer`. A reference, so handlers
+ * read it without adding a requirement to their layer; without the middleware it is always `undefined`
+ * (fail-closed: `requireAccount` then refuses every call).
  * @since 0.1.0
- * @category tags
+ * @category references
  */
-export class CurrentAccount extends Context.Tag("effect-micro/CurrentAccount")<CurrentAccount, Account | undefined>() {}
+export class CurrentAccount extends Context.Reference<CurrentAccount>()("effect-micro/CurrentAccount", {
+  defaultValue: (): Account | undefined => undefined
+}) {}
 
 /**
  * The current account, or `Unauthorized` for an anonymous caller.
  * @since 0.1.0
  * @category accessors
  */
-export const requireAccount: Effect.Effect<Account, Unauthorized, CurrentAccount> = Effect.flatMap(
+export const requireAccount: Effect.Effect<Account, Unauthorized> = Effect.flatMap(
   CurrentAccount,
   (account) =>
     account === undefined ? Effect.fail(Unauthorized.of("this call requires an account", ERROR_ID)) : Effect.succeed(account)

@@ -19,6 +19,13 @@ import { NoSuchElementException } from "effect/Cause"
 export type Metadata = Readonly<Record<string, string>>
 
 /**
+ * The empty metadata (the initial outgoing metadata; compared by reference on the client's fast path).
+ * @since 0.1.0
+ * @category constructors
+ */
+export const empty: Metadata = Object.freeze({})
+
+/**
  * What the server knows about the call being handled.
  * @since 0.1.0
  * @category models
@@ -59,7 +66,7 @@ export const currentCall: Effect.Effect<IncomingCall, NoSuchElementException> = 
  * @since 0.1.0
  * @category references
  */
-export const outgoingRef: FiberRef.FiberRef<Metadata> = FiberRef.unsafeMake<Metadata>({})
+export const outgoingRef: FiberRef.FiberRef<Metadata> = FiberRef.unsafeMake<Metadata>(empty)
 
 /**
  * Adds metadata to every call made by `self`.
@@ -91,9 +98,3 @@ export const merge = (...maps: ReadonlyArray<Metadata | undefined>): Metadata =>
   }
   return out ?? empty
 }
-
-/**
- * @since 0.1.0
- * @category constructors
- */
-export const empty: Metadata = Object.freeze({})

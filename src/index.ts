@@ -3,6 +3,7 @@
  * @since 0.1.0
  */
 export * as Auth from "./Auth.js"
+export * as AuthMiddleware from "./AuthMiddleware.js"
 export * as CachedRegistry from "./CachedRegistry.js"
 export * as Certificates from "./Certificates.js"
 export * as Client from "./Client.js"
@@ -18,4 +19,5 @@ export * as Registry from "./Registry.js"
 export * as Selector from "./Selector.js"
 export * as Server from "./Server.js"
 export * as Store from "./Store.js"
+export * as TlsTransport from "./TlsTransport.js"
 export * as Transport from "./Transport.js"

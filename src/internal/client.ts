@@ -18,7 +18,7 @@ import { schemasOf } from "../Contract.js"
 import type { MicroError } from "../Errors.js"
 import { CodecError, ServiceUnavailable, StreamClosed, Timeout, TransportError } from "../Errors.js"
 import type { Metadata } from "../Metadata.js"
-import { merge as mergeMetadata, outgoingRef } from "../Metadata.js"
+import { empty as emptyMetadata, merge as mergeMetadata, outgoingRef } from "../Metadata.js"
 import type { Node } from "../Registry.js"
 import { Registry } from "../Registry.js"
 import { Selector } from "../Selector.js"
@@ -187,6 +187,8 @@ export const make = <Rpcs extends Rpc.Any>(
   })
 
 class Caller {
+  private plainResolved: Resolved | undefined = undefined
+
   constructor(
     private readonly client: ClientService,
     private readonly service: string,
@@ -219,6 +221,9 @@ class Caller {
   ): Effect.Effect<A, E | MicroError, R> {
     return Effect.flatMap(FiberRef.get(outgoingRef), (outgoing) => {
       const client = this.client
+      // The common call (no per-call options, no outgoing metadata, no middleware) reuses one Resolved.
+      const plain = callOptions === undefined && outgoing === emptyMetadata && client.middleware.length === 0
+      if (plain && this.plainResolved !== undefined) return run(this.plainResolved)
       const contentType = callOptions?.contentType ?? this.options.contentType ?? client.defaults.contentType
       const codec = contentType === undefined ? Either.right(client.codecs.default) : client.codecs.get(contentType)
       if (Either.isLeft(codec)) return Effect.fail(codec.left)
@@ -242,7 +247,11 @@ class Caller {
         retry: retryOption === false ? undefined : (retryOption ?? defaults.retrySchedule) as any,
         call
       })
-      if (client.middleware.length === 0) return run(resolve(call))
+      if (client.middleware.length === 0) {
+        const resolved = resolve(call)
+        if (plain) this.plainResolved = resolved
+        return run(resolved)
+      }
       let next = (c: OutgoingCall): Effect.Effect<unknown, unknown, any> => run(resolve(c))
       for (let i = client.middleware.length - 1; i >= 0; i--) {
         const middleware = client.middleware[i]!
@@ -322,36 +331,19 @@ class Caller {
       Effect.flatMap(this.connect(tried), ({ connection, node }) => {
         const deadlines = this.client.deadlines
         const exchange = Effect.async<unknown, unknown>((resume) => {
-          let deadline: DeadlineEntry | undefined
-          const settle = (result: Effect.Effect<unknown, unknown>) => {
-            deadlines.remove(deadline)
-            resume(result)
-          }
-          const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, {
-            onReply: (reply) => {
-              const decoded = resolved.compiled.response.decode(reply)
-              settle(Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(decoded.left))
-            },
-            onError: (kind, payload) => settle(Effect.fail(decodeError(resolved.compiled, kind, payload))),
-            onClosed: (error) => settle(Effect.fail(error)),
-            onData: () => settle(Effect.fail(protocolError(connection.address, "DATA frame on a unary call"))),
-            onEnd: () => settle(Effect.fail(protocolError(connection.address, "END frame on a unary call"))),
-            onCredit: () => {}
-          })
+          const call = new UnaryExchange(resolved.compiled, connection, deadlines, resume)
+          call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call)
           if (resolved.timeoutMillis > 0) {
-            deadline = deadlines.add(resolved.timeoutMillis, () => {
-              connection.cancel(id)
-              resume(Effect.fail(
-                Timeout.of(`no reply from ${node.address} within ${resolved.timeoutMillis} ms`, "effect-micro.client")
-              ))
+            const timeout = resolved.timeoutMillis
+            call.deadline = deadlines.add(timeout, () => {
+              connection.cancel(call.id)
+              resume(Effect.fail(Timeout.of(`no reply from ${node.address} within ${timeout} ms`, "effect-micro.client")))
             })
           }
-          return Effect.sync(() => {
-            deadlines.remove(deadline)
-            connection.cancel(id)
-          })
+          return Effect.sync(() => call.abandon())
         })
-        return Effect.tapError(exchange, () => this.client.selector.mark(this.service, node, "failure"))
+        return Effect.catchAll(exchange, (error) =>
+          Effect.zipRight(this.client.selector.mark(this.service, node, "failure"), Effect.fail(error)))
       })
     return this.withRetries(resolved, once)
   }
@@ -459,6 +451,48 @@ class Caller {
         })
       )
     })
+  }
+}
+
+/** One unary call in flight: the connection's callbacks for it, settling the waiting Effect once. */
+class UnaryExchange implements CallHandlers {
+  id = 0
+  deadline: DeadlineEntry | undefined = undefined
+
+  constructor(
+    private readonly compiled: CompiledEndpoint,
+    private readonly connection: ClientConnection,
+    private readonly deadlines: DeadlineWheel,
+    private readonly resume: (result: Effect.Effect<unknown, unknown>) => void
+  ) {}
+
+  private settle(result: Effect.Effect<unknown, unknown>): void {
+    this.deadlines.remove(this.deadline)
+    this.resume(result)
+  }
+
+  onReply(reply: Buffer): void {
+    const decoded = this.compiled.response.decode(reply)
+    this.settle(Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(decoded.left))
+  }
+  onError(kind: number, payload: Buffer): void {
+    this.settle(Effect.fail(decodeError(this.compiled, kind, payload)))
+  }
+  onClosed(error: TransportError): void {
+    this.settle(Effect.fail(error))
+  }
+  onData(): void {
+    this.connection.cancel(this.id)
+    this.settle(Effect.fail(protocolError(this.connection.address, "DATA frame on a unary call")))
+  }
+  onEnd(): void {
+    this.settle(Effect.fail(protocolError(this.connection.address, "END frame on a unary call")))
+  }
+  onCredit(): void {}
+  /** The caller was interrupted: forget the deadline and cancel on the server. */
+  abandon(): void {
+    this.deadlines.remove(this.deadline)
+    this.connection.cancel(this.id)
   }
 }
 

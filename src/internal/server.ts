@@ -65,17 +65,20 @@ export const make = <Rpcs extends Rpc.Any>(
     for (const rpc of group.requests.values() as Iterable<Rpc.AnyWithProps>) {
       const entry = runtime.context.unsafeMap.get(rpc.key) as Rpc.Handler<string> | undefined
       if (entry === undefined) return yield* Effect.dieMessage(`no handler for endpoint "${rpc._tag}"`)
+      // One runtime per endpoint, built once: the handler's own context over the server's.
+      const endpointRuntime = Runtime.make({
+        context: Context.merge(runtime.context, entry.context),
+        fiberRefs: runtime.fiberRefs,
+        runtimeFlags: runtime.runtimeFlags
+      })
+      const schemas = schemasOf(rpc)
       routes.set(rpc._tag, {
         name: rpc._tag,
-        schemas: schemasOf(rpc),
-        codecs: new EndpointCodecs(schemasOf(rpc)),
+        schemas,
+        codecs: new EndpointCodecs(schemas),
         handler: entry.handler,
-        // One runtime per endpoint, built once: the handler's own context over the server's.
-        runtime: Runtime.make({
-          context: Context.merge(runtime.context, entry.context),
-          fiberRefs: runtime.fiberRefs,
-          runtimeFlags: runtime.runtimeFlags
-        })
+        runtime: endpointRuntime,
+        fork: Runtime.runFork(endpointRuntime)
       })
     }
 
