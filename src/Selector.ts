@@ -6,7 +6,9 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Random from "effect/Random"
@@ -103,37 +105,87 @@ const noNodes = (request: SelectRequest) =>
   )
 
 /**
+ * @since 0.1.0
+ * @category models
+ */
+export interface StrategyOptions {
+  /**
+   * How long a node that just failed (refused, reset, timed out) is avoided while other nodes remain, so a
+   * dead node the registry still lists (until its TTL runs out) does not cost every call a failed attempt.
+   * Default 5 seconds; 0 disables.
+   */
+  readonly cooldown?: Duration.DurationInput | undefined
+}
+
+/** Nodes that failed recently, by id → the epoch millis until which they are avoided. */
+class Cooldown {
+  private readonly until = new Map<string, number>()
+  constructor(private readonly millis: number) {}
+
+  mark(node: Node, outcome: Outcome): Effect.Effect<void> {
+    if (outcome === "success") return this.until.size === 0 ? Effect.void : Effect.sync(() => this.until.delete(node.id))
+    if (this.millis <= 0) return Effect.void
+    return Effect.map(Clock.currentTimeMillis, (now) => {
+      this.until.set(node.id, now + this.millis)
+    })
+  }
+
+  /** Drops avoided nodes unless that would leave none. Healthy services (the common case) pay nothing. */
+  filter(nodes: ReadonlyArray<Node>): Effect.Effect<ReadonlyArray<Node>> {
+    if (this.until.size === 0) return Effect.succeed(nodes)
+    return Effect.map(Clock.currentTimeMillis, (now) => {
+      for (const [id, until] of this.until) if (until <= now) this.until.delete(id)
+      const healthy = nodes.filter((node) => !this.until.has(node.id))
+      return healthy.length > 0 ? healthy : nodes
+    })
+  }
+}
+
+const cooldownOf = (options?: StrategyOptions) =>
+  new Cooldown(Duration.toMillis(Duration.decode(options?.cooldown ?? "5 seconds")))
+
+/**
  * Uniformly random among candidates (Effect's `Random`, so tests can seed it).
  * @since 0.1.0
  * @category constructors
  */
-export const makeRandom: Selector.Service = Selector.of({
-  select: (request) => {
-    const nodes = candidates(request)
-    if (nodes.length === 0) return Effect.fail(noNodes(request))
-    if (nodes.length === 1) return Effect.succeed(nodes[0]!)
-    return Effect.map(Random.nextIntBetween(0, nodes.length), (i) => nodes[i]!)
-  },
-  mark: () => Effect.void
-})
+export const makeRandom = (options?: StrategyOptions): Selector.Service => {
+  const cooldown = cooldownOf(options)
+  return Selector.of({
+    select: (request) => {
+      const nodes = candidates(request)
+      if (nodes.length === 0) return Effect.fail(noNodes(request))
+      if (nodes.length === 1) return Effect.succeed(nodes[0]!)
+      return Effect.flatMap(cooldown.filter(nodes), (usable) =>
+        usable.length === 1
+          ? Effect.succeed(usable[0]!)
+          : Effect.map(Random.nextIntBetween(0, usable.length), (i) => usable[i]!))
+    },
+    mark: (_service, node, outcome) => cooldown.mark(node, outcome)
+  })
+}
 
 /**
  * Round-robin per service, in node-id order so every client walks the same ring.
  * @since 0.1.0
  * @category constructors
  */
-export const makeRoundRobin = (): Selector.Service => {
+export const makeRoundRobin = (options?: StrategyOptions): Selector.Service => {
+  const cooldown = cooldownOf(options)
   const counters = new Map<string, number>()
   return Selector.of({
     select: (request) =>
       Effect.suspend(() => {
-        const nodes = [...candidates(request)].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        const nodes = candidates(request)
         if (nodes.length === 0) return Effect.fail(noNodes(request))
-        const next = counters.get(request.service) ?? 0
-        counters.set(request.service, next + 1)
-        return Effect.succeed(nodes[next % nodes.length]!)
+        return Effect.map(cooldown.filter(nodes), (usable) => {
+          const sorted = [...usable].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+          const next = counters.get(request.service) ?? 0
+          counters.set(request.service, next + 1)
+          return sorted[next % sorted.length]!
+        })
       }),
-    mark: () => Effect.void
+    mark: (_service, node, outcome) => cooldown.mark(node, outcome)
   })
 }
 
@@ -141,17 +193,19 @@ export const makeRoundRobin = (): Selector.Service => {
  * @since 0.1.0
  * @category layers
  */
-export const layerRandom: Layer.Layer<Selector> = Layer.succeed(Selector, makeRandom)
+export const layerRandom = (options?: StrategyOptions): Layer.Layer<Selector> =>
+  Layer.sync(Selector, () => makeRandom(options))
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layerRoundRobin: Layer.Layer<Selector> = Layer.sync(Selector, makeRoundRobin)
+export const layerRoundRobin = (options?: StrategyOptions): Layer.Layer<Selector> =>
+  Layer.sync(Selector, () => makeRoundRobin(options))
 
 /**
  * The default strategy (random, like go-micro).
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Selector> = layerRandom
+export const layer: Layer.Layer<Selector> = Layer.suspend(() => layerRandom())

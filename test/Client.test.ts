@@ -24,7 +24,7 @@ const ghost = (id: string) =>
       nodes: [{ id, address: `memory:${id}`, metadata: {} }]
     })))
 
-const env = (layers: ReadonlyArray<Layer.Layer<never, any, any>>, selector = Selector.layerRoundRobin) =>
+const env = (layers: ReadonlyArray<Layer.Layer<never, any, any>>, selector = Selector.layerRoundRobin()) =>
   Layer.mergeAll(Client.layer(), ...(layers as Array<Layer.Layer<never, never, never>>)).pipe(
     Layer.provideMerge(Layer.merge(Infra, selector))
   )
@@ -33,9 +33,10 @@ const env = (layers: ReadonlyArray<Layer.Layer<never, any, any>>, selector = Sel
 const selections = { count: 0 }
 const countingSelector = Layer.sync(Selector.Selector, () => {
   selections.count = 0
+  const random = Selector.makeRandom()
   return {
-    select: (request) => Effect.zipRight(Effect.sync(() => selections.count++), Selector.makeRandom.select(request)),
-    mark: Selector.makeRandom.mark
+    select: (request) => Effect.zipRight(Effect.sync(() => selections.count++), random.select(request)),
+    mark: random.mark
   }
 })
 

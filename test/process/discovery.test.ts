@@ -30,7 +30,7 @@ const clientLayer = Client.layer().pipe(
       ),
       Transport.layerTcp(),
       Codec.layer,
-      Selector.layerRoundRobin
+      Selector.layerRoundRobin()
     )
   )
 )

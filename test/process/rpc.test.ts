@@ -12,7 +12,7 @@ import { spawnFixture } from "../support/processes.js"
 
 const fixture = "test/process/fixtures/rpcServer.ts"
 
-const clientLayer = (addresses: ReadonlyArray<string>, selector = Selector.layerRandom) =>
+const clientLayer = (addresses: ReadonlyArray<string>, selector = Selector.layerRandom()) =>
   Client.layer().pipe(
     Layer.provide(Layer.mergeAll(Transport.layerTcp(), Registry.layerStatic({ testing: addresses }), Codec.layer, selector))
   )
@@ -60,7 +60,7 @@ describe("cross-process RPC over TCP", () => {
           counts[node] = (counts[node] ?? 0) + 1
         }
         return counts
-      }).pipe(Effect.provide(clientLayer(nodes.map((n) => n.ready), Selector.layerRoundRobin)))
+      }).pipe(Effect.provide(clientLayer(nodes.map((n) => n.ready), Selector.layerRoundRobin())))
       expect(counts).toEqual({ a: 10, b: 10, c: 10 })
     }))
 
