@@ -5,7 +5,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as FiberRef from "effect/FiberRef"
 import * as Mailbox from "effect/Mailbox"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -66,6 +65,12 @@ export class Pool {
   closed = false
 
   constructor(private readonly transport: Transport["Type"], private readonly maxFrameSize: number) {}
+
+  /** An open, usable connection to `address`, if the pool has one. */
+  peek(address: string): ClientConnection | undefined {
+    const existing = this.connections.get(address)
+    return existing !== undefined && !existing.unusable ? existing : undefined
+  }
 
   get(address: string): Effect.Effect<ClientConnection, TransportError> {
     const existing = this.connections.get(address)
@@ -219,7 +224,9 @@ class Caller {
     callOptions: ClientOptions | undefined,
     run: (resolved: Resolved) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | MicroError, R> {
-    return Effect.flatMap(FiberRef.get(outgoingRef), (outgoing) => {
+    // One primitive op to read the outgoing metadata (instead of FiberRef.get + flatMap).
+    return Effect.withFiberRuntime((fiber) => {
+      const outgoing = fiber.getFiberRef(outgoingRef)
       const client = this.client
       // The common call (no per-call options, no outgoing metadata, no middleware) reuses one Resolved.
       const plain = callOptions === undefined && outgoing === emptyMetadata && client.middleware.length === 0
@@ -279,7 +286,7 @@ class Caller {
     const direct = this.options.node
     if (direct !== undefined) {
       const node: Node = { id: direct, address: direct, metadata: {} }
-      return Effect.map(client.pool.get(direct), (connection) => ({ node, connection }))
+      return this.dial(node)
     }
     return client.registry.getService(this.service).pipe(
       Effect.catchTag("RegistryError", (error) =>
@@ -289,7 +296,7 @@ class Caller {
       ),
       Effect.flatMap((node) => {
         tried.add(node.id)
-        return Effect.map(client.pool.get(node.address), (connection) => ({ node, connection }))
+        return this.dial(node)
       })
     )
   }
@@ -298,6 +305,14 @@ class Caller {
    * Runs `attempt`; on a retryable failure, retries following the schedule. The first attempt runs
    * without any retry machinery (the common, successful case pays nothing for it).
    */
+  /** The pooled connection to a node; synchronous when it is already open (the common case). */
+  private dial(node: Node): Effect.Effect<{ node: Node; connection: ClientConnection }, TransportError> {
+    const pool = this.client.pool
+    const open = pool.peek(node.address)
+    if (open !== undefined) return Effect.succeed({ node, connection: open })
+    return Effect.map(pool.get(node.address), (connection) => ({ node, connection }))
+  }
+
   private withRetries<A, E>(
     resolved: Resolved,
     attempt: (tried: Set<string>) => Effect.Effect<A, E>
