@@ -1,0 +1,92 @@
+/**
+ * Diagnostic: client-side CPU per call for variants of the call path, against a bench server process.
+ *   npx tsx bench/clientCost.ts
+ */
+import { spawn } from "node:child_process"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Runtime from "effect/Runtime"
+import * as Client from "../src/Client.js"
+import * as Codec from "../src/Codec.js"
+import * as Registry from "../src/Registry.js"
+import * as Selector from "../src/Selector.js"
+import * as Transport from "../src/Transport.js"
+import { encodeCallHeader } from "../src/internal/wire.js"
+import { Bench, serviceName } from "./contract.js"
+import { payload } from "./payload.js"
+
+const server = spawn(process.execPath, ["--import", "tsx", "bench/servers/effectMicro.ts"], { stdio: ["ignore", "pipe", "inherit"] })
+const address = await new Promise<string>((resolve) => {
+  server.stdout!.on("data", (d: Buffer) => {
+    const m = d.toString().match(/READY (\S+)/)
+    if (m) resolve(m[1]!)
+  })
+})
+
+const Live = Client.layer().pipe(
+  Layer.provide(Layer.mergeAll(Registry.layerStatic({ [serviceName]: [address] }), Selector.layer, Transport.layerTcp(), Codec.layer))
+)
+const managed = ManagedRuntime.make(Live)
+const runtime = await managed.runtime()
+const runFork = Runtime.runFork(runtime)
+
+let failures = 0
+const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n = 60_000, inflight = 64) =>
+  new Promise<void>((done) => {
+    let started = 0
+    let finished = 0
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    const issue = () => {
+      started++
+      runFork(call()).addObserver((exit) => {
+        if (Exit.isFailure(exit)) failures++
+        finished++
+        if (started < n) setImmediate(issue)
+        else if (finished === n) {
+          const cpu = process.cpuUsage(cpu0)
+          const ms = performance.now() - t0
+          console.log(`${label.padEnd(44)} ${((cpu.user + cpu.system) / n).toFixed(1).padStart(6)} µs/call CPU ${String(Math.round(n / ms * 1000)).padStart(7)} calls/s${failures > 0 ? ` (${failures} failures)` : ""}`)
+          failures = 0
+          done()
+        }
+      })
+    }
+    for (let i = 0; i < inflight; i++) issue()
+  })
+
+const direct = await managed.runPromise(Client.make(Bench, { service: serviceName, node: address }))
+const viaRegistry = await managed.runPromise(Client.make(Bench, { service: serviceName }))
+const lean = await managed.runPromise(Client.make(Bench, { service: serviceName, node: address, retry: false, timeout: 0 }))
+const codec = Codec.json.compile(Bench.requests.get("Echo")!.payloadSchema as any)
+await managed.runPromise(direct.Echo(payload))
+const service = await managed.runPromise(Client.Client)
+const connection = service.pool.peek(address)!
+const header = encodeCallHeader({ service: serviceName, endpoint: "Echo", contentType: "application/json", metadata: {} })
+const body = (codec.encode(payload) as any).right as Uint8Array
+const rawCall = (decode: boolean) => () =>
+  Effect.async<unknown>((resume) => {
+    connection.open(header, 0, 32, decode ? (codec.encode(payload) as any).right : body, {
+      onReply: (reply) => resume(Effect.succeed(decode ? codec.decode(reply) : reply)),
+      onError: () => resume(Effect.die("error")),
+      onClosed: () => resume(Effect.die("closed")),
+      onData: () => {},
+      onEnd: () => {},
+      onCredit: () => {}
+    })
+  })
+for (let round = 0; round < 2; round++) {
+  await measure("floor: Effect.async resumed on setImmediate", () => Effect.async<void>((resume) => { setImmediate(() => resume(Effect.void)) }))
+  await measure("floor: Effect.async resumed on microtask", () => Effect.async<void>((resume) => { queueMicrotask(() => resume(Effect.void)) }))
+  await measure("raw: Effect.async + connection.open", rawCall(false))
+  await measure("raw: + encode/decode", rawCall(true))
+  await measure("typed client, node option", () => direct.Echo(payload))
+  await measure("typed client, static registry + selector", () => viaRegistry.Echo(payload))
+  await measure("typed client, no retry/deadline", () => lean.Echo(payload))
+  await measure("floor: fork + Effect.sync(encode+decode)", () => Effect.sync(() => codec.decode((codec.encode(payload) as any).right)))
+  await measure("floor: fork + Effect.void", () => Effect.void)
+}
+await managed.dispose()
+server.kill()
