@@ -159,11 +159,12 @@ export interface Change {
  * @since 0.1.0
  * @category models
  */
-export type StoreErrorReason = "NotFound" | "Unavailable" | "Invalid" | "Unsupported" | "Codec"
+export type StoreErrorReason = "NotFound" | "Unavailable" | "Invalid" | "TooLarge" | "Unsupported" | "Codec"
 
 /**
  * The one error of this module. `NotFound`: exact `read` of a missing (or expired) key. `Invalid`: bad
- * input (empty key, negative limit, bad namespace, non-bytes value). `Unavailable`: the backend failed.
+ * input (empty key, negative limit, bad namespace, non-bytes value). `TooLarge`: a value longer than the
+ * layer's `maxValueSize` (checked before the backend). `Unavailable`: the backend failed.
  * `Unsupported`: the backend cannot do it (e.g. `watch` on SQLite). `Codec`: a typed table could not
  * encode/decode a value.
  * @since 0.1.0
@@ -223,6 +224,11 @@ export interface StoreOptions {
   readonly database?: string | undefined
   /** Table used when an operation names none. Default `micro`. */
   readonly table?: string | undefined
+  /**
+   * Largest value accepted by `write`, in bytes (`value.byteLength`; key and metadata not counted).
+   * A larger value fails with reason `TooLarge` before reaching the backend. Default 16 MiB.
+   */
+  readonly maxValueSize?: number | undefined
 }
 
 /**

@@ -25,7 +25,7 @@ const inspect = <A, E>(file: string, f: (sql: SqlClient.SqlClient) => Effect.Eff
 
 storeContract({
   name: "sqlite",
-  make: (options) => Store.makeSqlite({ filename, sweepInterval: options?.sweepInterval }),
+  make: (options) => Store.makeSqlite({ filename, ...options }),
   clock: "test",
   watch: false
 })
@@ -87,6 +87,33 @@ describe("Store (sqlite specifics)", () => {
       expect(isDir.reason).toBe("Unavailable")
       const bad = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: ":memory:", synchronous: "OFF" as any })))
       expect(bad.reason).toBe("Invalid")
+    }))
+
+  it.effect("a corrupt or unwritable database file fails the layer with reason Unavailable, not a crash", () =>
+    Effect.gen(function*() {
+      const build = (file: string) => Effect.flip(Effect.scoped(Store.makeSqlite({ filename: file })))
+      // Not a database at all.
+      const garbage = path.join(dir, "garbage.db")
+      fs.writeFileSync(garbage, Buffer.alloc(8192, 0x5a))
+      const notDb = yield* build(garbage)
+      expect(notDb.reason).toBe("Unavailable")
+      expect(notDb.detail).toContain("sqlite")
+      // A valid header over garbage pages (a damaged file).
+      const damaged = path.join(dir, "damaged.db")
+      const header = Buffer.alloc(8192, 0xa5)
+      Buffer.from("SQLite format 3\u0000", "latin1").copy(header, 0)
+      header.writeUInt16BE(4096, 16)
+      fs.writeFileSync(damaged, header)
+      expect((yield* build(damaged)).reason).toBe("Unavailable")
+      // A good file whose write-ahead log cannot be created (the path is taken by a directory): the
+      // database is unwritable, whoever runs the test (root ignores file modes).
+      const unwritable = path.join(dir, "unwritable.db")
+      fs.mkdirSync(`${unwritable}-wal`)
+      expect((yield* build(unwritable)).reason).toBe("Unavailable")
+      // The files are left as they were, and a layer over them fails the same way.
+      expect(fs.readFileSync(garbage).equals(Buffer.alloc(8192, 0x5a))).toBe(true)
+      const viaLayer = yield* Effect.flip(Effect.provide(Store.Store, Store.layer({ filename: garbage })))
+      expect(viaLayer.reason).toBe("Unavailable")
     }))
 
   it.effect("layerSqliteConfig reads its options from Config", () =>

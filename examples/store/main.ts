@@ -53,6 +53,10 @@ const program = Effect.gen(function*() {
   const [session] = yield* store.read("session/", { table: "sessions", prefix: true })
   console.log(`${session!.key} (user ${session!.metadata.user}) expires in ${Math.round(Duration.toMinutes(session!.expiry!))} minutes`)
 
+  // Values are bounded by the layer's `maxValueSize` (default 16 MiB), checked before the backend.
+  const huge = yield* Effect.either(store.write({ key: "blob", value: new Uint8Array(17 * 1024 * 1024) }, { table: "blobs" }))
+  if (huge._tag === "Left") console.log(`a 17 MiB value fails with StoreError reason ${huge.left.reason}`)
+
   // State that outlives the process (with a durable backend).
   const visits = yield* store.read("visits", { table: "counters" }).pipe(
     Effect.map(([record]) => Number(new TextDecoder().decode(record!.value))),

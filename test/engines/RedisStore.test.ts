@@ -2,13 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { Redis } from "ioredis"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import * as fs from "node:fs"
 import * as net from "node:net"
+import * as path from "node:path"
 import * as RedisStore from "../../src/plugins/redis/RedisStore.js"
 import * as Store from "../../src/Store.js"
-import { type RunningEngine, startEngine } from "../support/engines.js"
+import { engine, type RunningEngine, startEngine } from "../support/engines.js"
 import { failureReason, storeContract } from "../support/storeContract.js"
 
 let redis: RunningEngine
@@ -39,9 +46,60 @@ const freePort = () =>
     })
   })
 
+/** Succeeds once nothing accepts connections on the port any more. */
+const portClosed = (port: number) =>
+  Effect.async<boolean>((resume) => {
+    const socket = net.connect(port, "127.0.0.1")
+    socket.once("connect", () => {
+      socket.destroy()
+      resume(Effect.succeed(false))
+    })
+    socket.once("error", () => resume(Effect.succeed(true)))
+  }).pipe(Effect.repeat({ until: (closed) => closed, schedule: Schedule.spaced("20 millis"), times: 250 }))
+
+/**
+ * Kills a Redis started by scripts/engines.sh (SIGKILL, like a crash) and starts it again on the same
+ * port and directory with the arguments engines.sh uses. The new pid goes to DIR/pid, so the engine's
+ * own `stop()` still stops it; `release` kills the restarted process and waits for its exit (call it
+ * before `stop()`). Without persistence (as started), the data is gone after the restart.
+ */
+const redisControl = (engine: RunningEngine) => {
+  const pidFile = path.join(engine.dir, "pid")
+  let child: ChildProcess | undefined
+  const release = Effect.suspend(() => {
+    const running = child
+    child = undefined
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return Effect.void
+    return Effect.async<void>((resume) => {
+      running.once("exit", () => resume(Effect.void))
+      running.kill("SIGKILL")
+    })
+  })
+  const kill = Effect.suspend(() => {
+    if (child !== undefined) return release
+    process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL")
+    return Effect.asVoid(portClosed(engine.port))
+  })
+  const start = Effect.gen(function*() {
+    const log = fs.openSync(path.join(engine.dir, "log"), "a")
+    child = spawn("redis-server", [
+      "--bind", "127.0.0.1", "--port", String(engine.port), "--dir", engine.dir,
+      "--save", "", "--appendonly", "no", "--notify-keyspace-events", "KEA"
+    ], { stdio: ["ignore", log, log] })
+    fs.closeSync(log)
+    fs.writeFileSync(pidFile, String(child.pid))
+    yield* Effect.try(() => execFileSync("redis-cli", ["-p", String(engine.port), "ping"], { encoding: "utf8", stdio: "pipe" }))
+      .pipe(
+        Effect.filterOrFail((out) => out.includes("PONG")),
+        Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 200 })
+      )
+  })
+  return { kill, start, release }
+}
+
 storeContract({
   name: "redis",
-  make: () => RedisStore.make(options()),
+  make: (extra) => RedisStore.make(options({ maxValueSize: extra?.maxValueSize })),
   clock: "live",
   watch: true
 })
@@ -135,26 +193,70 @@ describe("RedisStore specifics", () => {
       expect(Date.now() - start).toBeLessThan(5_000)
     }))
 
+  it.live("Redis restarting: operations fail with Unavailable in bounded time, then the same store recovers", () =>
+    Effect.gen(function*() {
+      const own = yield* engine("redis")
+      const control = redisControl(own)
+      yield* Effect.addFinalizer(() => control.release)
+      const store = yield* RedisStore.make({ host: own.host, port: own.port, connectTimeout: "1 second" })
+      const ns = { table: "restart" }
+      const seen = yield* Queue.unbounded<string>()
+      // A plain watcher ends with Unavailable when its connection drops; a retried one resubscribes.
+      const plain = yield* store.watch(ns).pipe(Stream.runDrain, Effect.fork)
+      yield* store.watch(ns).pipe(
+        Stream.retry(Schedule.spaced("200 millis")),
+        Stream.runForEach((change) => Queue.offer(seen, change.key)),
+        Effect.forkScoped
+      )
+      const writeUntilSeen = (key: string) =>
+        store.write({ key, value: new Uint8Array([1]) }, ns).pipe(
+          Effect.retry(Schedule.spaced("100 millis")),
+          Effect.zipRight(Effect.sleep("50 millis")),
+          Effect.zipRight(Queue.takeAll(seen)),
+          Effect.repeat({ until: (keys) => [...keys].includes(key) }),
+          Effect.timeout("10 seconds")
+        )
+      yield* writeUntilSeen("before")
+
+      yield* control.kill
+      let start = Date.now()
+      expect(yield* failureReason(store.read("before", ns))).toBe("Unavailable")
+      expect(yield* failureReason(store.write({ key: "down", value: new Uint8Array([1]) }, ns))).toBe("Unavailable")
+      expect(yield* failureReason(store.list(ns))).toBe("Unavailable")
+      expect(yield* failureReason(store.delete("before", ns))).toBe("Unavailable")
+      expect(Date.now() - start).toBeLessThan(6_000)
+      const ended = yield* Fiber.await(plain).pipe(Effect.timeout("5 seconds"))
+      expect(Exit.isFailure(ended) && ended.cause._tag === "Fail" && ended.cause.error.reason).toBe("Unavailable")
+
+      yield* control.start
+      start = Date.now()
+      // The same store (no rebuild) works again once ioredis has reconnected (attempts at most 500 ms apart).
+      yield* store.write({ key: "after", value: new Uint8Array([2]) }, ns).pipe(
+        Effect.retry(Schedule.spaced("100 millis")),
+        Effect.timeout("5 seconds")
+      )
+      expect(Date.now() - start).toBeLessThan(5_000)
+      expect((yield* store.read("after", ns))[0]!.value).toEqual(new Uint8Array([2]))
+      // Redis runs without persistence here: what was written before the crash is gone.
+      expect(yield* store.list(ns)).toEqual(["after"])
+      // The retried watcher is subscribed again.
+      yield* writeUntilSeen("after-watch")
+    }).pipe(Effect.scoped), 30_000)
+
   it.live("Redis going away mid-run: operations fail with reason Unavailable, not a hang", () =>
     Effect.gen(function*() {
-      const own = startEngine("redis")
-      try {
-        yield* Effect.scoped(Effect.gen(function*() {
-          const store = yield* RedisStore.make({
-            host: own.host,
-            port: own.port,
-            commandTimeout: "1 second",
-            redis: { retryStrategy: () => 100 }
-          })
-          yield* store.write({ key: "k", value: new Uint8Array([1]) })
-          own.stop()
-          const start = Date.now()
-          expect(yield* failureReason(store.read("k"))).toBe("Unavailable")
-          expect(yield* failureReason(store.list())).toBe("Unavailable")
-          expect(Date.now() - start).toBeLessThan(10_000)
-        }))
-      } finally {
-        own.stop()
-      }
-    }), 30_000)
+      const own = yield* engine("redis")
+      const store = yield* RedisStore.make({
+        host: own.host,
+        port: own.port,
+        commandTimeout: "1 second",
+        redis: { retryStrategy: () => 100 }
+      })
+      yield* store.write({ key: "k", value: new Uint8Array([1]) })
+      own.stop()
+      const start = Date.now()
+      expect(yield* failureReason(store.read("k"))).toBe("Unavailable")
+      expect(yield* failureReason(store.list())).toBe("Unavailable")
+      expect(Date.now() - start).toBeLessThan(10_000)
+    }).pipe(Effect.scoped), 30_000)
 })

@@ -24,6 +24,7 @@ export interface StoreContractOptions {
   /** A fresh store instance; `sweepInterval` is honoured by backends that sweep (memory, sql). */
   readonly make: (options?: {
     readonly sweepInterval?: Duration.DurationInput | undefined
+    readonly maxValueSize?: number | undefined
   }) => Effect.Effect<Store.Store.Service, Store.StoreError, Scope.Scope>
   /** "test": expiry follows Clock (TestClock drives it); "live": the engine's own clock (short real TTLs). */
   readonly clock: "test" | "live"
@@ -255,6 +256,44 @@ export const storeContract = (options: StoreContractOptions): void => {
         expect(record!.value.byteLength).toBe(big.byteLength)
         expect(Buffer.compare(Buffer.from(record!.value), Buffer.from(big))).toBe(0)
       }), 30_000)
+
+    it.scoped("a value over maxValueSize fails with reason TooLarge before the backend; default 16 MiB", () =>
+      Effect.gen(function*() {
+        const store = yield* make({ maxValueSize: 1024 })
+        const ns = { database: "contract", table: freshTable() }
+        yield* store.write({ key: "fits", value: new Uint8Array(1024).fill(1) }, ns)
+        const error = yield* Effect.flip(store.write({ key: "big", value: new Uint8Array(1025) }, ns))
+        expect(error.reason).toBe("TooLarge")
+        expect(error.key).toBe("big")
+        expect(error.message).toContain("1025")
+        // An oversized overwrite leaves the record as it was.
+        expect(yield* failureReason(store.write({ key: "fits", value: new Uint8Array(4096) }, ns))).toBe("TooLarge")
+        expect((yield* store.read("fits", ns))[0]!.value).toEqual(new Uint8Array(1024).fill(1))
+        // The limit is on the value: a view counts only its own bytes.
+        yield* store.write({ key: "view", value: new Uint8Array(8192).subarray(0, 1024) }, ns)
+        // Typed tables: the encoded value is what is checked.
+        class Blob extends Schema.Class<Blob>("Blob")({ text: Schema.String }) {}
+        const blobs = yield* Store.table(Blob, ns).pipe(Effect.provideService(Store.Store, store), Effect.provide(Codec.layer))
+        expect(yield* failureReason(blobs.set("typed", new Blob({ text: "x".repeat(2000) })))).toBe("TooLarge")
+        expect(yield* store.list(ns)).toEqual(["fits", "view"])
+
+        // The default limit: 16 MiB (checked without sending anything).
+        const byDefault = yield* make()
+        expect(yield* failureReason(byDefault.write({ key: "huge", value: new Uint8Array(16 * 1024 * 1024 + 1) }, ns)))
+          .toBe("TooLarge")
+        expect(yield* failureReason(byDefault.read("huge", ns))).toBe("NotFound")
+
+        // A bad limit is rejected when the store is built (Invalid; the memory store's constructor dies).
+        for (const bad of [-1, 1.5, Number.NaN, "1mb" as any]) {
+          const exit = yield* Effect.exit(Effect.scoped(make({ maxValueSize: bad })))
+          expect(Exit.isFailure(exit)).toBe(true)
+          if (Exit.isFailure(exit)) {
+            const failure = Cause.failureOption(exit.cause)
+            if (Option.isSome(failure)) expect(failure.value.reason).toBe("Invalid")
+            else expect(Cause.isDie(exit.cause)).toBe(true)
+          }
+        }
+      }))
 
     it.scoped("binary values: all 256 byte values, empty values, views into larger buffers", () =>
       Effect.gen(function*() {

@@ -57,6 +57,8 @@ export interface Backend {
 
 export const DEFAULT_DATABASE = "micro"
 export const DEFAULT_TABLE = "micro"
+/** Default `maxValueSize`: 16 MiB, well under every engine's own limit (Redis 512 MB, Postgres bytea 1 GB). */
+export const DEFAULT_MAX_VALUE_SIZE = 16 * 1024 * 1024
 /** Longest key in UTF-8 bytes: keeps every engine's index happy (Postgres btree rows max out near 2.7 kB). */
 export const MAX_KEY_BYTES = 1024
 
@@ -75,14 +77,35 @@ export const validateName = (kind: "database" | "table", name: unknown): string 
     ? name
     : invalid(`${kind} name must be 1-64 characters of [A-Za-z0-9_.-], got ${JSON.stringify(name)}`)
 
-/** The layer's default namespace; a bad one fails the layer with reason Invalid. */
-export const resolveDefaults = (options: StoreOptions | undefined): Effect.Effect<Namespace, StoreError> => {
+/** What every layer takes from `StoreOptions`, validated once. */
+export interface Settings {
+  readonly defaults: Namespace
+  /** Largest accepted `value.byteLength`; larger writes fail with reason TooLarge before the backend. */
+  readonly maxValueSize: number
+}
+
+/** The layer's shared settings; a bad default namespace or `maxValueSize` fails the layer with reason Invalid. */
+export const resolveSettings = (options: StoreOptions | undefined): Effect.Effect<Settings, StoreError> => {
   const database = validateName("database", options?.database ?? DEFAULT_DATABASE)
   if (database instanceof StoreError) return Effect.fail(database)
   const table = validateName("table", options?.table ?? DEFAULT_TABLE)
   if (table instanceof StoreError) return Effect.fail(table)
-  return Effect.succeed({ database, table })
+  const maxValueSize = options?.maxValueSize ?? DEFAULT_MAX_VALUE_SIZE
+  if (typeof maxValueSize !== "number" || !Number.isSafeInteger(maxValueSize) || maxValueSize < 0) {
+    return Effect.fail(invalid(`maxValueSize must be a non-negative integer (bytes), got ${String(maxValueSize)}`))
+  }
+  return Effect.succeed({ defaults: { database, table }, maxValueSize })
 }
+
+/** The one place the value size limit is enforced (every backend goes through `fromBackend`). */
+export const checkValueSize = (key: string, value: Uint8Array, maxValueSize: number): StoreError | undefined =>
+  value.byteLength > maxValueSize
+    ? new StoreError({
+      reason: "TooLarge",
+      detail: `value of "${key}" is ${value.byteLength} bytes, more than maxValueSize (${maxValueSize})`,
+      key
+    })
+    : undefined
 
 const namespaceOf = (
   defaults: Namespace,
@@ -222,7 +245,8 @@ export const toBuffer = (bytes: Uint8Array): Buffer =>
 const fail = (error: StoreError) => Effect.fail(error)
 
 /** Validates every input once, then delegates to the backend. */
-export const fromBackend = (backend: Backend, defaults: Namespace): Store.Service => {
+export const fromBackend = (backend: Backend, settings: Settings): Store.Service => {
+  const { defaults, maxValueSize } = settings
 
   const page = (options: { readonly limit?: number | undefined; readonly offset?: number | undefined } | undefined) => {
     const limit = validateCount("limit", options?.limit)
@@ -263,6 +287,8 @@ export const fromBackend = (backend: Backend, defaults: Namespace): Store.Servic
     const key = validateKey(record.key, false)
     if (key instanceof StoreError) return fail(key)
     if (!(record.value instanceof Uint8Array)) return fail(invalid("value must be a Uint8Array", key))
+    const tooLarge = checkValueSize(key, record.value, maxValueSize)
+    if (tooLarge !== undefined) return fail(tooLarge)
     const metadata = validateMetadata(record.metadata)
     if (metadata instanceof StoreError) return fail(metadata)
     const ttl = validateTtl(options?.ttl !== undefined ? options.ttl : record.expiry)

@@ -8,7 +8,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Change, MemoryOptions, Record as StoreRecord, Store } from "../../Store.js"
 import type { Backend, Metadata, Namespace, Query } from "./common.js"
-import { compareKeys, expiryOf, fromBackend, makeRecord, resolveDefaults } from "./common.js"
+import { compareKeys, expiryOf, fromBackend, makeRecord, resolveSettings } from "./common.js"
 
 interface Entry {
   readonly value: Uint8Array
@@ -55,7 +55,7 @@ const toRecord = (key: string, entry: Entry, now: number): StoreRecord =>
 
 export const make = (options?: MemoryOptions): Effect.Effect<Store.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const defaults = yield* Effect.orDie(resolveDefaults(options))
+    const settings = yield* Effect.orDie(resolveSettings(options))
     const tables = new Map<string, Table>()
     const changes = yield* Effect.acquireRelease(PubSub.unbounded<Change>(), PubSub.shutdown)
     const tableOf = (ns: Namespace, create: boolean): Table | undefined => {
@@ -146,5 +146,5 @@ export const make = (options?: MemoryOptions): Effect.Effect<Store.Service, neve
           )
         )
     }
-    return fromBackend(backend, defaults)
+    return fromBackend(backend, settings)
   })

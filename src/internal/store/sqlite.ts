@@ -17,14 +17,14 @@ import type * as Scope from "effect/Scope"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { SqliteOptions, Store, StoreError } from "../../Store.js"
-import { fromBackend, invalid, resolveDefaults, unavailable } from "./common.js"
+import { fromBackend, invalid, resolveSettings, unavailable } from "./common.js"
 import { defaultSweepInterval, makeBackend, migrate } from "./sql.js"
 
 export const defaultFilename = (): string => path.join(process.cwd(), ".micro", "store.db")
 
 export const make = (options: SqliteOptions): Effect.Effect<Store.Service, StoreError, Scope.Scope> =>
   Effect.gen(function*() {
-    const defaults = yield* resolveDefaults(options)
+    const settings = yield* resolveSettings(options)
     const filename = options.filename ?? defaultFilename()
     const synchronous = options.synchronous ?? "FULL"
     if (synchronous !== "FULL" && synchronous !== "NORMAL") {
@@ -57,5 +57,5 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
       name: "sqlite",
       sweepInterval: defaultSweepInterval(options.sweepInterval)
     })
-    return fromBackend(backend, defaults)
+    return fromBackend(backend, settings)
   })

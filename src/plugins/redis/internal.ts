@@ -10,7 +10,8 @@
  * the index by a script that checks the record is still absent (a concurrent write may have revived it).
  *
  * Watch uses keyspace notifications (`notify-keyspace-events` must include K and the generic, string and
- * expired classes, e.g. `KEA`) on a dedicated subscriber connection per stream.
+ * expired classes, e.g. `KEA`) on a dedicated subscriber connection per stream; a lost connection fails
+ * the stream with reason Unavailable (changes made meanwhile are not replayed).
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -27,7 +28,7 @@ import {
   encodeMetadata,
   fromBackend,
   makeRecord,
-  resolveDefaults,
+  resolveSettings,
   toBuffer,
   unavailable,
   unsupported,
@@ -107,7 +108,11 @@ const connect = (
           lazyConnect: true,
           connectTimeout: durationMillis(options.connectTimeout, 5_000),
           commandTimeout: durationMillis(options.commandTimeout, 10_000),
-          maxRetriesPerRequest: 2,
+          // While Redis is unreachable, a command waits for at most two reconnection attempts, then
+          // fails (Unavailable); reconnection goes on forever, at most 500 ms apart, so the same store
+          // works again soon after Redis is back.
+          maxRetriesPerRequest: 1,
+          retryStrategy: (times: number) => Math.min(times * 50, 500),
           ...options.redis
         }
         const client = options.url === undefined ? new Redis(redisOptions) : new Redis(options.url, redisOptions)
@@ -136,7 +141,7 @@ const connect = (
 
 export const make = (options: RedisStoreOptions): Effect.Effect<Store.Service, StoreError, Scope.Scope> =>
   Effect.gen(function*() {
-    const defaults = yield* resolveDefaults(options)
+    const settings = yield* resolveSettings(options)
     const client = yield* connect(options, "commands")
     const keyPrefix = options.keyPrefix ?? "micro:"
     const dbNumber = options.redis?.db ?? options.db ?? (options.url === undefined ? 0 : client.options.db ?? 0)
@@ -270,7 +275,7 @@ export const make = (options: RedisStoreOptions): Effect.Effect<Store.Service, S
       remove: (ns, key) => Effect.asVoid(exec("delete", client.multi().del(recordKey(ns, key)).zrem(indexKey(ns), key))),
       watch: (ns, prefix) => watch(options, dbNumber, base(ns), ns, prefix, client)
     }
-    return fromBackend(backend, defaults)
+    return fromBackend(backend, settings)
   })
 
 const hasKeyspaceEvents = (flags: string) =>
@@ -302,8 +307,12 @@ const watch = (
       if (type === undefined) return
       mailbox.unsafeOffer({ type, database: ns.database, table: ns.table, key: channel.slice(channelPrefix.length) })
     })
-    subscriber.on("end", () => {
-      mailbox.unsafeDone(Exit.fail(unavailable("redis", "watch connection closed", undefined)))
+    // A dropped connection ends the stream: ioredis would resubscribe on reconnect, but the changes made
+    // meanwhile are lost, and a watcher must learn that (retry the stream and re-read; see docs/store.md).
+    subscriber.on("close", () => {
+      mailbox.unsafeDone(
+        Exit.fail(unavailable("redis", "watch connection lost (changes may have been missed)", undefined))
+      )
     })
     yield* Effect.tryPromise({
       try: () => subscriber.psubscribe(`${escapeGlob(channelPrefix + prefix)}*`),
