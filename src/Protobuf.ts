@@ -18,7 +18,7 @@ import * as AST from "effect/SchemaAST"
 import type { Codec, SchemaCodec } from "./Codec.js"
 import { CodecError, MicroError } from "./Errors.js"
 import { emit, type RpcLine } from "./internal/protobuf/emit.js"
-import { Builder, FieldNumberId, pascal, PlanError, type Root, ScalarTypeId } from "./internal/protobuf/plan.js"
+import { Builder, FieldNumberId, pascal, PlanError, type Root, type ScalarName, ScalarTypeId } from "./internal/protobuf/plan.js"
 import { Reader, Writer } from "./internal/protobuf/wire.js"
 
 /**
@@ -40,22 +40,7 @@ export const contentTypeAlias = "application/x-protobuf"
  * @since 0.1.0
  * @category models
  */
-export type ScalarType =
-  | "double"
-  | "float"
-  | "int32"
-  | "int64"
-  | "uint32"
-  | "uint64"
-  | "sint32"
-  | "sint64"
-  | "fixed32"
-  | "fixed64"
-  | "sfixed32"
-  | "sfixed64"
-  | "bool"
-  | "string"
-  | "bytes"
+export type ScalarType = ScalarName
 
 /**
  * Annotation key of a field number (see `fieldNumber`).
