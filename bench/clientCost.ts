@@ -18,6 +18,9 @@ import { Bench, serviceName } from "./contract.js"
 import { payload } from "./payload.js"
 
 const server = spawn(process.execPath, ["--import", "tsx", "bench/servers/effectMicro.ts"], { stdio: ["ignore", "pipe", "inherit"] })
+// Never leave the server behind, however this process ends.
+process.on("exit", () => server.kill("SIGKILL"))
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(1))
 const address = await new Promise<string>((resolve) => {
   server.stdout!.on("data", (d: Buffer) => {
     const m = d.toString().match(/READY (\S+)/)

@@ -1,7 +1,11 @@
-/** The effect-micro contract the benchmark serves: one unary endpoint echoing an `Item`. */
+/**
+ * The effect-micro contracts the benchmark serves: one unary endpoint echoing an `Item` (`Bench`), and one
+ * bidirectional stream echoing every `Item` it receives (`BenchStream`).
+ */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
+import * as Contract from "../src/Contract.js"
 
 export const Item = Schema.Struct({
   id: Schema.Number,
@@ -14,6 +18,10 @@ export const Item = Schema.Struct({
 
 export const Bench = RpcGroup.make(
   Rpc.make("Echo", { payload: Item, success: Item })
+)
+
+export const BenchStream = RpcGroup.make(
+  Contract.bidi("Chat", { payload: Item, success: Item })
 )
 
 export const serviceName = "bench"

@@ -1,209 +1,104 @@
 /**
- * `npm run bench`: for every scenario (scenarios.ts) and in-flight count, start a fresh server process and a
- * load-generator process on 127.0.0.1, warm up, measure a fixed window, and report req/s, latency, server
- * CPU per request (/proc utime+stime) and server peak RSS (VmHWM). Prints a markdown table with ratios
- * against the raw `node:net` baseline at the same in-flight count and saves JSON to bench/results/.
+ * `npm run bench`: every comparison the project tracks, side by side in one run, each group in fresh
+ * processes on 127.0.0.1:
  *
- * Environment:
- *   BENCH_WARMUP_MS          warm-up per measurement (default 2000)
- *   BENCH_WINDOW_MS          measured window (default 5000)
- *   BENCH_INFLIGHT           comma-separated in-flight counts (default "64,1")
- *   BENCH_SCENARIOS          comma-separated scenario names (default: all but the optional diagnostics)
- *   BENCH_SERVER_NODE_ARGS   extra node flags for server processes, e.g. "--cpu-prof --cpu-prof-dir=bench/profiles"
+ *   rpc     unary echo: raw node:net, Moleculer (TCP), @effect/rpc (TCP, msgpack), effect-micro (JSON, msgpack,
+ *           protobuf) at each in-flight count — req/s, p50/p99, server CPU µs/req (/proc), server peak RSS,
+ *           ratios to raw net and to Moleculer;
+ *   stream  messages echoed on one bidi stream: effect-micro vs grpc-js — msgs/s, latency, server CPU µs/msg;
+ *   codec   encode+decode ops/s of a 10-field message: our protobuf vs protobufjs vs our JSON/msgpack codecs;
+ *   store   writes/s and reads/s of each Store layer next to the raw driver (engines started and stopped here);
+ *   idle    RSS of each server process after start-up, no load.
+ *
+ * Environment (all optional):
+ *   BENCH_GROUPS             comma-separated groups (default "rpc,stream,codec,store,idle")
+ *   BENCH_WARMUP_MS          rpc/stream warm-up per measurement (default 2000)
+ *   BENCH_WINDOW_MS          rpc/stream measured window (default 5000)
+ *   BENCH_INFLIGHT           rpc in-flight counts (default "64,1")
+ *   BENCH_STREAM_INFLIGHT    stream messages in flight (default "64")
+ *   BENCH_SCENARIOS          rpc/stream scenario names (default: all but the optional diagnostics)
+ *   BENCH_CODEC_ROUND_MS     codec: time per codec per round (default 100); BENCH_CODEC_ROUNDS (default 15)
+ *   BENCH_STORE_MS           store: time per implementation per cell (default 2000, split over 4 rounds)
+ *   BENCH_STORE_BACKENDS     store backends (default "memory,sqlite,redis,postgres")
+ *   BENCH_STORE_CONCURRENCY  store: operations in flight per cell (default "1")
+ *   BENCH_SQLITE_SYNC        store: SQLite `synchronous` for both sides (default NORMAL; the layer's default is FULL)
+ *   BENCH_IDLE_MS            idle: settle time after READY before sampling RSS (default 2000)
+ *   BENCH_SERVER_NODE_ARGS   extra node flags for rpc/stream server processes, e.g. "--cpu-prof --cpu-prof-dir=bench/profiles"
  *   BENCH_CLIENT_NODE_ARGS   the same for the load-generator (client) processes
- *   BENCH_SAVE=0             do not write a results file
+ *   BENCH_SAVE=0             do not write bench/results/<timestamp>.json
  *   BENCH_TSX=1              run the child processes with `node --import tsx` instead of transpiling first
- *
- * Child processes run plain `node` on JavaScript transpiled once per run (esbuild, file by file, into
- * bench/.build/): the tsx loader would add ≈35 MB of RSS and a loader thread to every process.
  */
-import type { ChildProcess } from "node:child_process"
-import { execFileSync, spawn } from "node:child_process"
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
+import type { Child, Engine, Launcher } from "./children.js"
+import { benchDir, killAll, prepare, root, runForResult, startEngine, startNode, stop } from "./children.js"
+import type { CodecRow } from "./codec.js"
 import type { LoadResult } from "./loadgen.js"
 import { payloadJsonBytes } from "./payload.js"
 import { clkTck, cpuTicks, statusKib } from "./proc.js"
+import type { IdleRow, Measurement, StoreCellFailure } from "./report.js"
+import { codecTable, idleTable, rpcTable, storeTable, streamTable, summary } from "./report.js"
 import type { Scenario } from "./scenarios.js"
-import { baseline, scenarios } from "./scenarios.js"
-
-const benchDir = path.dirname(fileURLToPath(import.meta.url))
-const root = path.resolve(benchDir, "..")
+import { scenarios } from "./scenarios.js"
+import type { StoreRow } from "./store.js"
 
 const numberEnv = (name: string, fallback: number): number => {
   const value = Number(process.env[name])
   return process.env[name] !== undefined && Number.isFinite(value) && value > 0 ? value : fallback
 }
+const listEnv = (name: string, fallback: string): Array<string> =>
+  (process.env[name] ?? fallback).split(",").map((s) => s.trim()).filter((s) => s !== "")
+const countsEnv = (name: string, fallback: string): Array<number> =>
+  listEnv(name, fallback).map(Number).filter((n) => Number.isInteger(n) && n > 0)
+
+const allGroups = ["rpc", "stream", "codec", "store", "idle"] as const
+type Group = typeof allGroups[number]
+
 const config = {
+  groups: listEnv("BENCH_GROUPS", allGroups.join(",")) as Array<Group>,
   warmupMs: numberEnv("BENCH_WARMUP_MS", 2000),
   windowMs: numberEnv("BENCH_WINDOW_MS", 5000),
-  inflight: (process.env.BENCH_INFLIGHT ?? "64,1").split(",").map((s) => Number(s.trim())).filter((n) => n > 0),
-  scenarios: process.env.BENCH_SCENARIOS?.split(",").map((s) => s.trim()).filter((s) => s !== ""),
+  inflight: countsEnv("BENCH_INFLIGHT", "64,1"),
+  streamInflight: countsEnv("BENCH_STREAM_INFLIGHT", "64"),
+  scenarios: process.env.BENCH_SCENARIOS === undefined ? undefined : listEnv("BENCH_SCENARIOS", ""),
+  codecRoundMs: numberEnv("BENCH_CODEC_ROUND_MS", 100),
+  codecRounds: numberEnv("BENCH_CODEC_ROUNDS", 15),
+  storeMs: numberEnv("BENCH_STORE_MS", 2000),
+  storeBackends: listEnv("BENCH_STORE_BACKENDS", "memory,sqlite,redis,postgres"),
+  storeConcurrency: countsEnv("BENCH_STORE_CONCURRENCY", "1"),
+  sqliteSynchronous: process.env.BENCH_SQLITE_SYNC === "FULL" ? "FULL" as const : "NORMAL" as const,
+  idleMs: numberEnv("BENCH_IDLE_MS", 2000),
   serverNodeArgs: (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((s) => s !== ""),
   clientNodeArgs: (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter((s) => s !== ""),
   save: process.env.BENCH_SAVE !== "0",
   tsx: process.env.BENCH_TSX === "1"
 }
+for (const group of config.groups) {
+  if (!allGroups.includes(group)) throw new Error(`unknown group "${group}" in BENCH_GROUPS (known: ${allGroups.join(", ")})`)
+}
+
+const fmt = (n: number, digits = 0): string =>
+  Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "—"
 
 // ---------------------------------------------------------------------------------------------
-// How children run: transpiled JS on plain node, or TypeScript through the tsx loader.
+// rpc and stream: one measurement = fresh server + load-generator process
 
-interface Launcher {
-  readonly mode: "transpiled" | "tsx"
-  /** Node arguments to run the repository-relative TypeScript file `script`. */
-  readonly args: (script: string) => ReadonlyArray<string>
-}
-
-const listTs = (dir: string): Array<string> =>
-  readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((entry) => {
-    const relative = path.join(dir, entry.name)
-    if (entry.isDirectory()) {
-      return entry.name === ".build" || entry.name === "results" || entry.name === "profiles" ? [] : listTs(relative)
-    }
-    return entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts") ? [relative] : []
-  })
-
-const prepare = async (): Promise<Launcher> => {
-  const viaTsx: Launcher = { mode: "tsx", args: (script) => ["--import", "tsx", script] }
-  if (config.tsx) return viaTsx
-  try {
-    // esbuild comes with tsx; each file is transpiled on its own (no bundling), so profiles keep file names.
-    const esbuild = await import("esbuild")
-    const outdir = path.join(benchDir, ".build")
-    rmSync(outdir, { recursive: true, force: true })
-    await esbuild.build({
-      absWorkingDir: root,
-      entryPoints: [...listTs("src"), ...listTs("bench")],
-      outdir,
-      outbase: ".",
-      bundle: false,
-      format: "esm",
-      platform: "node",
-      target: "node20",
-      logLevel: "error"
-    })
-    return {
-      mode: "transpiled",
-      args: (script) => [path.join("bench", ".build", script.replace(/\.ts$/, ".js"))]
-    }
-  } catch (error) {
-    console.warn(`transpiling failed (${error instanceof Error ? error.message : error}); running children with tsx`)
-    return viaTsx
-  }
-}
-
-export interface Measurement {
-  readonly scenario: string
-  readonly inflight: number
-  readonly reqPerSec: number
-  readonly completed: number
-  readonly errors: number
-  readonly firstError?: string | undefined
-  readonly latencyUs: LoadResult["latencyUs"]
-  readonly serverCpuUsPerReq: number
-  readonly clientCpuUsPerReq: number
-  readonly serverPeakRssMb: number
-  readonly clientPeakRssMb: number
-  readonly failure?: string | undefined
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes: every one is tracked and killed on the way out, whatever happens.
-
-const children = new Set<ChildProcess>()
-
-const killAll = () => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-  }
-  children.clear()
-}
-process.on("exit", killAll)
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    killAll()
-    process.exit(130)
-  })
-}
-
-interface Child {
-  readonly process: ChildProcess
-  readonly pid: number
-  /** Resolves with the first stdout line matching, rejects on exit or timeout. */
-  readonly waitLine: (prefix: string, timeoutMs: number) => Promise<string>
-  readonly stderrTail: () => string
-  readonly exited: Promise<void>
-}
-
-const startNode = (args: ReadonlyArray<string>): Child => {
-  const child = spawn(process.execPath, [...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-  children.add(child)
-  const lines: Array<string> = []
-  const waiters: Array<{ prefix: string; resolve: (line: string) => void }> = []
-  let stderr = ""
-  let buffer = ""
-  child.stdout!.setEncoding("utf8").on("data", (data: string) => {
-    buffer += data
-    let newline: number
-    while ((newline = buffer.indexOf("\n")) !== -1) {
-      const text = buffer.slice(0, newline)
-      buffer = buffer.slice(newline + 1)
-      const index = waiters.findIndex((w) => text.startsWith(w.prefix))
-      if (index !== -1) waiters.splice(index, 1)[0]!.resolve(text)
-      else lines.push(text)
-    }
-  })
-  child.stderr!.setEncoding("utf8").on("data", (data: string) => {
-    stderr = (stderr + data).slice(-4000)
-  })
-  const exited = new Promise<void>((resolve) => child.once("exit", () => {
-    children.delete(child)
-    resolve()
-  }))
-  return {
-    process: child,
-    pid: child.pid!,
-    exited,
-    stderrTail: () => stderr.trim(),
-    waitLine: (prefix, timeoutMs) => {
-      const seen = lines.findIndex((l) => l.startsWith(prefix))
-      if (seen !== -1) return Promise.resolve(lines.splice(seen, 1)[0]!)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for "${prefix}"`)), timeoutMs)
-        const waiter = {
-          prefix,
-          resolve: (line: string) => {
-            clearTimeout(timer)
-            resolve(line)
-          }
-        }
-        waiters.push(waiter)
-        void exited.then(() => {
-          clearTimeout(timer)
-          const index = waiters.indexOf(waiter)
-          if (index !== -1) {
-            waiters.splice(index, 1)
-            reject(new Error(`process exited (code ${child.exitCode}) before "${prefix}"`))
-          }
-        })
-      })
-    }
-  }
-}
-
-/** SIGTERM, then SIGKILL after `graceMs` (servers exit on SIGTERM; --cpu-prof writes its file then). */
-const stop = async (child: Child, graceMs = 5000): Promise<void> => {
-  if (child.process.exitCode !== null || child.process.signalCode !== null) return
-  child.process.kill("SIGTERM")
-  const timer = setTimeout(() => child.process.kill("SIGKILL"), graceMs)
-  await child.exited
-  clearTimeout(timer)
-}
-
-// ---------------------------------------------------------------------------------------------
-// One measurement
+const failedMeasurement = (scenario: Scenario, inflight: number, failure: string): Measurement => ({
+  scenario: scenario.name,
+  group: scenario.group,
+  inflight,
+  reqPerSec: NaN,
+  completed: 0,
+  errors: 0,
+  latencyUs: { p50: NaN, p90: NaN, p99: NaN, max: NaN },
+  serverCpuUsPerReq: NaN,
+  clientCpuUsPerReq: NaN,
+  serverPeakRssMb: NaN,
+  clientPeakRssMb: NaN,
+  failure
+})
 
 const measure = async (launcher: Launcher, scenario: Scenario, inflight: number): Promise<Measurement> => {
   const [script, ...scriptArgs] = scenario.server
@@ -221,8 +116,7 @@ const measure = async (launcher: Launcher, scenario: Scenario, inflight: number)
       String(config.warmupMs),
       String(config.windowMs)
     ])
-    const budget = config.warmupMs + config.windowMs + 30_000
-    await client.waitLine("WINDOW_START", budget)
+    await client.waitLine("WINDOW_START", config.warmupMs + config.windowMs + 30_000)
     const server0 = cpuTicks(server.pid)
     const client0 = cpuTicks(client.pid)
     await client.waitLine("WINDOW_END", config.windowMs + 10_000)
@@ -242,6 +136,7 @@ const measure = async (launcher: Launcher, scenario: Scenario, inflight: number)
     await client.exited
     return {
       scenario: scenario.name,
+      group: scenario.group,
       inflight,
       reqPerSec: result.reqPerSec,
       completed: result.completed,
@@ -259,70 +154,162 @@ const measure = async (launcher: Launcher, scenario: Scenario, inflight: number)
       server.stderrTail() && `server stderr: ${server.stderrTail()}`,
       client?.stderrTail() && `client stderr: ${client.stderrTail()}`
     ].filter(Boolean).join("\n")
-    return {
-      scenario: scenario.name,
-      inflight,
-      reqPerSec: NaN,
-      completed: 0,
-      errors: 0,
-      latencyUs: { p50: NaN, p90: NaN, p99: NaN, max: NaN },
-      serverCpuUsPerReq: NaN,
-      clientCpuUsPerReq: NaN,
-      serverPeakRssMb: NaN,
-      clientPeakRssMb: NaN,
-      failure: detail
-    }
+    return failedMeasurement(scenario, inflight, detail)
   } finally {
     if (client !== undefined) await stop(client, 3000)
     await stop(server)
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Report
-
-const fmt = (n: number, digits = 0): string =>
-  Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "—"
-const ratio = (a: number, b: number | undefined): string =>
-  b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : "—"
-
-export const table = (rows: ReadonlyArray<Measurement>): string => {
-  const header = [
-    "scenario",
-    "in flight",
-    "req/s",
-    "req/s vs raw",
-    "p50 µs",
-    "p99 µs",
-    "p50 vs raw",
-    "server CPU µs/req",
-    "CPU vs raw",
-    "server peak RSS MB",
-    "client CPU µs/req",
-    "errors"
-  ]
-  const out = [`| ${header.join(" | ")} |`, `|${header.map((_, i) => i < 1 ? "---" : "---:").join("|")}|`]
-  for (const row of rows) {
-    const base = rows.find((r) => r.scenario === baseline && r.inflight === row.inflight)
-    out.push(`| ${
-      [
-        row.scenario,
-        String(row.inflight),
-        fmt(row.reqPerSec),
-        ratio(row.reqPerSec, base?.reqPerSec),
-        fmt(row.latencyUs.p50),
-        fmt(row.latencyUs.p99),
-        ratio(row.latencyUs.p50, base?.latencyUs.p50),
-        fmt(row.serverCpuUsPerReq, 1),
-        ratio(row.serverCpuUsPerReq, base?.serverCpuUsPerReq),
-        fmt(row.serverPeakRssMb, 1),
-        fmt(row.clientCpuUsPerReq, 1),
-        row.failure !== undefined ? "FAILED" : String(row.errors)
-      ].join(" | ")
-    } |`)
+const runLoad = async (
+  launcher: Launcher,
+  group: "rpc" | "stream",
+  inflights: ReadonlyArray<number>
+): Promise<Array<Measurement>> => {
+  const selected = scenarios.filter((s) =>
+    s.group === group && (config.scenarios === undefined ? s.optional !== true : config.scenarios.includes(s.name))
+  )
+  const rows: Array<Measurement> = []
+  if (selected.length === 0) return rows
+  console.log(`[${group}] ${selected.map((s) => s.name).join(", ")} × in-flight ${inflights.join(", ")}`)
+  for (const scenario of selected) {
+    for (const inflight of inflights) {
+      const row = await measure(launcher, scenario, inflight)
+      rows.push(row)
+      console.log(
+        row.failure !== undefined
+          ? `  ${scenario.name} @${inflight}: FAILED\n    ${row.failure.replace(/\n/g, "\n    ")}`
+          : `  ${scenario.name} @${inflight}: ${fmt(row.reqPerSec)} ${group === "stream" ? "msgs" : "req"}/s, ` +
+            `p50 ${fmt(row.latencyUs.p50)} µs, p99 ${fmt(row.latencyUs.p99)} µs, server ${fmt(row.serverCpuUsPerReq, 1)} µs/op, ` +
+            `RSS ${fmt(row.serverPeakRssMb, 1)} MB${row.errors > 0 ? `, ${row.errors} errors: ${row.firstError}` : ""}`
+      )
+    }
   }
-  return out.join("\n")
+  // Order by in-flight count so each block reads top to bottom.
+  return inflights.flatMap((n) => rows.filter((r) => r.inflight === n))
 }
+
+// ---------------------------------------------------------------------------------------------
+// idle: every distinct server once, all started together, RSS sampled after they settle
+
+const runIdle = async (launcher: Launcher): Promise<Array<IdleRow>> => {
+  const servers = new Map<string, { readonly args: ReadonlyArray<string>; readonly scenarios: Array<string> }>()
+  for (const scenario of scenarios) {
+    if (scenario.optional === true) continue
+    const key = scenario.server.join(" ")
+    const entry = servers.get(key) ?? { args: scenario.server, scenarios: [] }
+    entry.scenarios.push(scenario.name)
+    servers.set(key, entry)
+  }
+  console.log(`[idle] ${servers.size} servers, RSS ${config.idleMs} ms after READY`)
+  const started = [...servers.entries()].map(([key, entry]) => {
+    const [script, ...args] = entry.args
+    return { key, entry, child: startNode([...launcher.args(script!), ...args]) }
+  })
+  try {
+    const rows = await Promise.all(started.map(async ({ child, entry, key }): Promise<IdleRow> => {
+      try {
+        await child.waitLine("READY ", 30_000)
+        await new Promise((resolve) => setTimeout(resolve, config.idleMs))
+        return {
+          server: key,
+          scenarios: entry.scenarios,
+          idleRssMb: statusKib(child.pid, "VmRSS") / 1024,
+          peakRssMb: statusKib(child.pid, "VmHWM") / 1024
+        }
+      } catch (error) {
+        return {
+          server: key,
+          scenarios: entry.scenarios,
+          idleRssMb: NaN,
+          peakRssMb: NaN,
+          failure: `${error instanceof Error ? error.message : error} ${child.stderrTail()}`
+        }
+      }
+    }))
+    for (const row of rows) console.log(`  ${row.server}: ${fmt(row.idleRssMb, 1)} MB${row.failure ? ` FAILED ${row.failure}` : ""}`)
+    return rows
+  } finally {
+    await Promise.all(started.map(({ child }) => stop(child)))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// codec: one process, interleaved rounds
+
+const runCodec = async (launcher: Launcher): Promise<{ rows: Array<CodecRow>; failure?: string }> => {
+  console.log(`[codec] ${config.codecRounds} rounds × ${config.codecRoundMs} ms per codec`)
+  try {
+    const result = await runForResult<{ rows: Array<CodecRow> }>(
+      launcher,
+      "bench/codec.ts",
+      [String(config.codecRoundMs), String(config.codecRounds)],
+      config.codecRoundMs * config.codecRounds * 10 + 60_000
+    )
+    for (const row of result.rows) console.log(`  ${row.codec}: ${fmt(row.opsPerSec)} encode+decode/s, ${row.bytes} B`)
+    return { rows: result.rows }
+  } catch (error) {
+    const failure = error instanceof Error ? error.message : String(error)
+    console.log(`  FAILED ${failure}`)
+    return { rows: [], failure }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// store: one process per backend; redis and postgres started here and always stopped
+
+const runStore = async (launcher: Launcher): Promise<{ rows: Array<StoreRow>; failures: Array<StoreCellFailure> }> => {
+  console.log(
+    `[store] ${config.storeBackends.join(", ")}; ${config.storeMs} ms per implementation per cell, ` +
+      `concurrency ${config.storeConcurrency.join(", ")}, SQLite synchronous=${config.sqliteSynchronous}`
+  )
+  const rows: Array<StoreRow> = []
+  const failures: Array<StoreCellFailure> = []
+  for (const backend of config.storeBackends) {
+    let engine: Engine | undefined
+    let dir: string | undefined
+    try {
+      if (backend === "redis" || backend === "postgres") engine = startEngine(backend)
+      if (backend === "sqlite") dir = mkdtempSync(path.join(os.tmpdir(), "effect-micro-bench-sqlite-"))
+      const options = {
+        address: engine?.address,
+        dir,
+        cellMs: config.storeMs,
+        rounds: 4,
+        concurrency: config.storeConcurrency,
+        sqliteSynchronous: config.sqliteSynchronous
+      }
+      const cells = 2 * 3 * config.storeConcurrency.length
+      const result = await runForResult<Array<StoreRow>>(
+        launcher,
+        "bench/store.ts",
+        [backend, JSON.stringify(options)],
+        cells * (config.storeMs + 1000) + 60_000
+      )
+      rows.push(...result)
+      for (const row of result) {
+        console.log(
+          `  ${backend} ${row.op} c=${row.concurrency} ${row.impl}: ${fmt(row.opsPerSec)} ops/s` +
+            (row.errors > 0 ? `, ${row.errors} errors: ${row.firstError}` : "")
+        )
+      }
+    } catch (error) {
+      const failure = error instanceof Error ? error.message : String(error)
+      failures.push({ backend, failure })
+      console.log(`  ${backend}: FAILED ${failure}`)
+    } finally {
+      try {
+        engine?.stop()
+      } catch (error) {
+        console.log(`  ${backend}: stopping the engine failed: ${error}`)
+      }
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  return { rows, failures }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const gitCommit = (): string | undefined => {
   try {
@@ -333,38 +320,34 @@ const gitCommit = (): string | undefined => {
 }
 
 const main = async () => {
-  const selected = config.scenarios === undefined
-    ? scenarios.filter((s) => s.optional !== true)
-    : scenarios.filter((s) => config.scenarios!.includes(s.name))
-  if (selected.length === 0) throw new Error(`no scenario matches BENCH_SCENARIOS=${process.env.BENCH_SCENARIOS}`)
   const startedAt = new Date()
-  const launcher = await prepare()
+  const launcher = await prepare(config.tsx)
   const loadBefore = os.loadavg()
   console.log(
-    `effect-micro bench: ${selected.map((s) => s.name).join(", ")} × in-flight ${config.inflight.join(", ")}; ` +
-      `warm-up ${config.warmupMs} ms, window ${config.windowMs} ms, payload ${payloadJsonBytes} B JSON; ` +
-      `${os.cpus().length} CPUs, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}; children: ${launcher.mode}`
+    `effect-micro bench: groups ${config.groups.join(", ")}; warm-up ${config.warmupMs} ms, window ${config.windowMs} ms, ` +
+      `payload ${payloadJsonBytes} B JSON; ${os.cpus().length} CPUs, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}; ` +
+      `children: ${launcher.mode}`
   )
-  const rows: Array<Measurement> = []
-  for (const scenario of selected) {
-    for (const inflight of config.inflight) {
-      const row = await measure(launcher, scenario, inflight)
-      rows.push(row)
-      console.log(
-        row.failure !== undefined
-          ? `  ${scenario.name} @${inflight}: FAILED\n    ${row.failure.replace(/\n/g, "\n    ")}`
-          : `  ${scenario.name} @${inflight}: ${fmt(row.reqPerSec)} req/s, p50 ${fmt(row.latencyUs.p50)} µs, ` +
-            `p99 ${fmt(row.latencyUs.p99)} µs, server ${fmt(row.serverCpuUsPerReq, 1)} µs/req, ` +
-            `RSS ${fmt(row.serverPeakRssMb, 1)} MB${row.errors > 0 ? `, ${row.errors} errors: ${row.firstError}` : ""}`
-      )
-    }
-  }
-  // Order the table by in-flight count so each block starts with its baseline.
-  const ordered = config.inflight.flatMap((n) => rows.filter((r) => r.inflight === n))
-  const markdown = table(ordered)
-  console.log("\n" + markdown + "\n")
+  const has = (group: Group) => config.groups.includes(group)
+  const rpc = has("rpc") ? await runLoad(launcher, "rpc", config.inflight) : []
+  const stream = has("stream") ? await runLoad(launcher, "stream", config.streamInflight) : []
+  const idle = has("idle") ? await runIdle(launcher) : []
+  const codec = has("codec") ? await runCodec(launcher) : undefined
+  const store = has("store") ? await runStore(launcher) : undefined
   const loadAfter = os.loadavg()
-  console.log(`load average after: ${loadAfter.map((l) => l.toFixed(2)).join(" ")}`)
+
+  const sections: Array<string> = []
+  if (rpc.length > 0) sections.push(`### RPC (unary echo)\n\n${rpcTable(rpc)}`)
+  if (stream.length > 0) sections.push(`### Bidi streaming (one stream, messages echoed)\n\n${streamTable(stream)}`)
+  if (codec !== undefined && codec.rows.length > 0) sections.push(`### Codecs (10-field message, encode+decode)\n\n${codecTable(codec.rows)}`)
+  if (store !== undefined && store.rows.length > 0) sections.push(`### Store\n\n${storeTable(store.rows, store.failures)}`)
+  if (idle.length > 0) sections.push(`### Idle server RSS\n\n${idleTable(idle)}`)
+  const summaryText = summary({ rpc, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle })
+  if (summaryText !== "") sections.push(`### Summary (same-run ratios)\n\n${summaryText}`)
+  const markdown = sections.join("\n\n")
+  console.log("\n" + markdown + "\n")
+  console.log(`load average before: ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, after: ${loadAfter.map((l) => l.toFixed(2)).join(" ")}`)
+
   if (config.save) {
     const dir = path.join(benchDir, "results")
     mkdirSync(dir, { recursive: true })
@@ -374,6 +357,7 @@ const main = async () => {
       JSON.stringify(
         {
           startedAt: startedAt.toISOString(),
+          finishedAt: new Date().toISOString(),
           commit: gitCommit(),
           node: process.version,
           platform: `${os.platform()} ${os.release()}`,
@@ -381,8 +365,14 @@ const main = async () => {
           cpuModel: os.cpus()[0]?.model,
           loadavg: { before: loadBefore, after: loadAfter },
           config: { ...config, payloadJsonBytes, children: launcher.mode },
-          scenarios: selected.map(({ description, name, server }) => ({ name, description, server })),
-          results: ordered,
+          scenarios: scenarios.map(({ description, group, name, optional, server }) => ({ name, group, description, server, optional })),
+          rpc,
+          stream,
+          codec,
+          store,
+          idle,
+          // For older readers of this file: the rpc rows under their previous name.
+          results: rpc,
           table: markdown
         },
         null,
@@ -391,7 +381,9 @@ const main = async () => {
     )
     console.log(`saved ${path.relative(root, file)}`)
   }
-  if (rows.some((r) => r.failure !== undefined)) process.exitCode = 1
+  const failed = [...rpc, ...stream].some((r) => r.failure !== undefined) ||
+    idle.some((r) => r.failure !== undefined) || codec?.failure !== undefined || (store?.failures.length ?? 0) > 0
+  if (failed) process.exitCode = 1
 }
 
 main()

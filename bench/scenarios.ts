@@ -1,19 +1,23 @@
 /**
- * The benchmark's scenarios. Adding one (Moleculer, @effect/rpc, grpc-js, protobuf, …) is one more entry:
- * a server script that prints `READY host:port`, and a client factory loaded in the load-generator process.
+ * The benchmark's load scenarios. Adding one is one more entry: a server script that prints
+ * `READY <address>`, and a client factory loaded in the load-generator process.
+ *
+ * Group `rpc`: unary echo calls. Group `stream`: messages echoed on one bidirectional stream (a "call" is one
+ * message out and its echo back, so "req/s" there is msgs/s each way).
  */
 import type { ClientFactory } from "./clients/types.js"
 
 export interface Scenario {
   /** Unique, used on the command line (`BENCH_SCENARIOS=a,b`) and in results. */
   readonly name: string
+  readonly group: "rpc" | "stream"
   /** One line for the README / table legend. */
   readonly description: string
   /**
-   * Arguments of the server process after `node --import tsx` (script path relative to the repository
-   * root, then its own arguments). It must listen on 127.0.0.1 on an ephemeral port and print
-   * `READY host:port` on stdout; it is stopped with SIGTERM (then SIGKILL). It runs as the `node` process
-   * itself, so `/proc/<pid>` measures the server alone.
+   * Arguments of the server process (script path relative to the repository root, then its own
+   * arguments). It must listen on 127.0.0.1 on an ephemeral port and print `READY <address>` on stdout
+   * (`host:port`, possibly followed by what the client needs); it is stopped with SIGTERM (then SIGKILL).
+   * It runs as the `node` process itself, so `/proc/<pid>` measures the server alone.
    */
   readonly server: ReadonlyArray<string>
   /** Loaded lazily in the load-generator process, so a scenario only loads its own dependencies. */
@@ -25,30 +29,79 @@ export interface Scenario {
 export const scenarios: ReadonlyArray<Scenario> = [
   {
     name: "raw-net",
+    group: "rpc",
     description: "node:net, u32 length + JSON; server parses and re-serialises; corked writes (baseline)",
     server: ["bench/servers/rawNet.ts"],
     client: () => import("./clients/rawNet.js").then((m) => m.make)
   },
   {
+    name: "moleculer",
+    group: "rpc",
+    description: "Moleculer 0.15, TCP transporter (static urls + gossip, no UDP), JSON, logger/metrics/tracing off",
+    server: ["bench/servers/moleculer.ts"],
+    client: () => import("./clients/moleculer.js").then((m) => m.make)
+  },
+  {
+    name: "effect-rpc-msgpack",
+    group: "rpc",
+    description: "@effect/rpc 0.76 over raw TCP (layerProtocolSocketServer/NodeSocket), msgpack, tracing off",
+    server: ["bench/servers/effectRpc.ts"],
+    client: () => import("./clients/effectRpc.js").then((m) => m.make)
+  },
+  {
     name: "effect-micro-json",
+    group: "rpc",
     description: "effect-micro unary over TCP, application/json, default retries/deadline/metadata",
     server: ["bench/servers/effectMicro.ts"],
     client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json"))
   },
   {
     name: "effect-micro-msgpack",
+    group: "rpc",
     description: "effect-micro unary over TCP, application/msgpack (msgpackr), same server",
     server: ["bench/servers/effectMicro.ts"],
     client: () => import("./clients/effectMicro.js").then((m) => m.make("application/msgpack"))
   },
   {
+    name: "effect-micro-protobuf",
+    group: "rpc",
+    description: "effect-micro unary over TCP, application/protobuf (codec derived from the Schema), same server",
+    server: ["bench/servers/effectMicro.ts"],
+    client: () => import("./clients/effectMicro.js").then((m) => m.make("application/protobuf"))
+  },
+  {
     name: "effect-micro-json-lean",
+    group: "rpc",
     description: "diagnostic (opt-in): as effect-micro-json but timeout 0 (no deadline) and retry false",
     server: ["bench/servers/effectMicro.ts"],
     client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json", { timeout: 0, retry: false })),
     optional: true
+  },
+  {
+    name: "grpc-js-bidi",
+    group: "stream",
+    description: "grpc-js 1.14 bidi stream, JSON serializers (no proto-loader), server echoes each message",
+    server: ["bench/servers/grpcBidi.ts"],
+    client: () => import("./clients/grpcBidi.js").then((m) => m.make)
+  },
+  {
+    name: "effect-micro-bidi",
+    group: "stream",
+    description: "effect-micro bidi stream (Contract.bidi), JSON, handler returns its input stream",
+    server: ["bench/servers/effectMicro.ts", "bidi"],
+    client: () => import("./clients/effectMicroBidi.js").then((m) => m.make("application/json"))
+  },
+  {
+    name: "effect-micro-bidi-msgpack",
+    group: "stream",
+    description: "diagnostic (opt-in): effect-micro bidi stream with application/msgpack",
+    server: ["bench/servers/effectMicro.ts", "bidi"],
+    client: () => import("./clients/effectMicroBidi.js").then((m) => m.make("application/msgpack")),
+    optional: true
   }
 ]
 
-/** Ratios are computed against this scenario at the same in-flight count. */
+/** Ratios are computed against these scenarios at the same in-flight count. */
 export const baseline = "raw-net"
+export const reference = "moleculer"
+export const streamReference = "grpc-js-bidi"

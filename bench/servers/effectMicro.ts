@@ -1,7 +1,8 @@
 /**
- * effect-micro server: `Server.layer` over TCP with the default codecs (JSON, msgpack, bytes), serving the
- * `Bench` contract with an echo handler written with plain `Effect.succeed` (no `Effect.gen`). No
- * registration (the client dials the address directly). Sub-path imports only, no barrels.
+ * effect-micro server: `Server.layer` over TCP with the default codecs (JSON, protobuf, msgpack, bytes),
+ * serving the `Bench` contract with an echo handler written with plain `Effect.succeed` (no `Effect.gen`),
+ * or, with the argument `bidi`, the `BenchStream` contract whose `Chat` handler returns its input stream
+ * (every message echoed). No registration (the client dials the address directly). Sub-path imports only.
  *
  * Prints `READY host:port` on stdout. SIGTERM exits via `process.exit` so `--cpu-prof` writes its profile.
  */
@@ -11,14 +12,20 @@ import * as Codec from "../../src/Codec.js"
 import * as Registry from "../../src/Registry.js"
 import * as Server from "../../src/Server.js"
 import * as Transport from "../../src/Transport.js"
-import { Bench, serviceName } from "../contract.js"
+import { Bench, BenchStream, serviceName } from "../contract.js"
 
-const Handlers = Bench.toLayer({ Echo: (item) => Effect.succeed(item) })
+const Deps = Layer.mergeAll(Transport.layerTcp(), Registry.layerMemory, Codec.layer)
+const options = { name: serviceName, address: "127.0.0.1:0", register: false } as const
 
-const Live = Server.layer(Bench, { name: serviceName, address: "127.0.0.1:0", register: false }).pipe(
-  Layer.provide(Handlers),
-  Layer.provide(Layer.mergeAll(Transport.layerTcp(), Registry.layerMemory, Codec.layer))
-)
+const Live = process.argv[2] === "bidi"
+  ? Server.layer(BenchStream, options).pipe(
+    Layer.provide(BenchStream.toLayer({ Chat: (items) => items })),
+    Layer.provide(Deps)
+  )
+  : Server.layer(Bench, options).pipe(
+    Layer.provide(Bench.toLayer({ Echo: (item) => Effect.succeed(item) })),
+    Layer.provide(Deps)
+  )
 
 const main = Effect.flatMap(Server.Server, (info) =>
   Effect.zipRight(

@@ -1,0 +1,234 @@
+/** Markdown tables of a benchmark run (pure functions of the results). */
+import type { CodecRow } from "./codec.js"
+import type { LoadResult } from "./loadgen.js"
+import { baseline, reference, streamReference } from "./scenarios.js"
+import type { StoreRow } from "./store.js"
+
+export interface Measurement {
+  readonly scenario: string
+  readonly group: "rpc" | "stream"
+  readonly inflight: number
+  /** Calls (rpc) or echoed messages (stream) per second in the window. */
+  readonly reqPerSec: number
+  readonly completed: number
+  readonly errors: number
+  readonly firstError?: string | undefined
+  readonly latencyUs: LoadResult["latencyUs"]
+  readonly serverCpuUsPerReq: number
+  readonly clientCpuUsPerReq: number
+  readonly serverPeakRssMb: number
+  readonly clientPeakRssMb: number
+  readonly failure?: string | undefined
+}
+
+export interface IdleRow {
+  /** Server script and arguments. */
+  readonly server: string
+  readonly scenarios: ReadonlyArray<string>
+  readonly idleRssMb: number
+  readonly peakRssMb: number
+  readonly failure?: string | undefined
+}
+
+export interface StoreCellFailure {
+  readonly backend: string
+  readonly failure: string
+}
+
+export const fmt = (n: number, digits = 0): string =>
+  Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "—"
+
+export const ratio = (a: number | undefined, b: number | undefined): string =>
+  a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : "—"
+
+const markdown = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>, leftColumns = 1): string =>
+  [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => i < leftColumns ? "---" : "---:").join("|")}|`,
+    ...rows.map((row) => `| ${row.join(" | ")} |`)
+  ].join("\n")
+
+const errorsCell = (row: Measurement) => row.failure !== undefined ? "FAILED" : String(row.errors)
+
+export const rpcTable = (rows: ReadonlyArray<Measurement>): string =>
+  markdown(
+    [
+      "scenario",
+      "in flight",
+      "req/s",
+      "req/s vs raw",
+      "req/s vs Moleculer",
+      "p50 µs",
+      "p99 µs",
+      "p50 vs Moleculer",
+      "server CPU µs/req",
+      "CPU vs raw",
+      "CPU vs Moleculer",
+      "server peak RSS MB",
+      "client CPU µs/req",
+      "errors"
+    ],
+    rows.map((row) => {
+      const raw = rows.find((r) => r.scenario === baseline && r.inflight === row.inflight)
+      const mol = rows.find((r) => r.scenario === reference && r.inflight === row.inflight)
+      return [
+        row.scenario,
+        String(row.inflight),
+        fmt(row.reqPerSec),
+        ratio(row.reqPerSec, raw?.reqPerSec),
+        ratio(row.reqPerSec, mol?.reqPerSec),
+        fmt(row.latencyUs.p50),
+        fmt(row.latencyUs.p99),
+        ratio(row.latencyUs.p50, mol?.latencyUs.p50),
+        fmt(row.serverCpuUsPerReq, 1),
+        ratio(row.serverCpuUsPerReq, raw?.serverCpuUsPerReq),
+        ratio(row.serverCpuUsPerReq, mol?.serverCpuUsPerReq),
+        fmt(row.serverPeakRssMb, 1),
+        fmt(row.clientCpuUsPerReq, 1),
+        errorsCell(row)
+      ]
+    })
+  )
+
+export const streamTable = (rows: ReadonlyArray<Measurement>): string =>
+  markdown(
+    [
+      "scenario",
+      "msgs in flight",
+      "msgs/s (each way)",
+      "vs grpc-js",
+      "p50 µs",
+      "p99 µs",
+      "server CPU µs/msg",
+      "CPU vs grpc-js",
+      "server peak RSS MB",
+      "client CPU µs/msg",
+      "errors"
+    ],
+    rows.map((row) => {
+      const ref = rows.find((r) => r.scenario === streamReference && r.inflight === row.inflight)
+      return [
+        row.scenario,
+        String(row.inflight),
+        fmt(row.reqPerSec),
+        ratio(row.reqPerSec, ref?.reqPerSec),
+        fmt(row.latencyUs.p50),
+        fmt(row.latencyUs.p99),
+        fmt(row.serverCpuUsPerReq, 1),
+        ratio(row.serverCpuUsPerReq, ref?.serverCpuUsPerReq),
+        fmt(row.serverPeakRssMb, 1),
+        fmt(row.clientCpuUsPerReq, 1),
+        errorsCell(row)
+      ]
+    })
+  )
+
+const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN
+}
+
+export const codecTable = (rows: ReadonlyArray<CodecRow>): string => {
+  const ref = rows.find((r) => r.codec === "protobufjs")
+  return markdown(
+    ["codec", "encode+decode ops/s (best)", "median round", "ns/op", "vs protobufjs", "bytes"],
+    rows.map((row) => [
+      row.codec,
+      fmt(row.opsPerSec),
+      fmt(median(row.rounds)),
+      fmt(1e9 / row.opsPerSec),
+      ratio(row.opsPerSec, ref?.opsPerSec),
+      String(row.bytes)
+    ])
+  )
+}
+
+export const storeTable = (rows: ReadonlyArray<StoreRow>, failures: ReadonlyArray<StoreCellFailure>): string => {
+  const table = markdown(
+    ["backend", "op", "in flight", "implementation", "ops/s", "µs/op", "Store ÷ this"],
+    rows.map((row) => {
+      const store = rows.find((r) =>
+        !r.raw && r.backend === row.backend && r.op === row.op && r.concurrency === row.concurrency
+      )
+      return [
+        row.backend,
+        row.op,
+        String(row.concurrency),
+        row.impl,
+        fmt(row.opsPerSec),
+        fmt(row.usPerOp, 1),
+        row.raw ? ratio(store?.opsPerSec, row.opsPerSec) : ""
+      ]
+    }),
+    4
+  )
+  const notes = [
+    ...rows.filter((r) => r.errors > 0).map((r) => `- ${r.backend} ${r.op} ${r.impl}: ${r.errors} errors (${r.firstError})`),
+    ...failures.map((f) => `- ${f.backend}: FAILED ${f.failure.split("\n")[0]}`)
+  ]
+  return notes.length === 0 ? table : `${table}\n\n${notes.join("\n")}`
+}
+
+export const idleTable = (rows: ReadonlyArray<IdleRow>): string =>
+  markdown(
+    ["server", "scenarios", "idle RSS MB", "peak RSS MB (start-up)"],
+    rows.map((row) => [
+      `\`${row.server}\``,
+      row.scenarios.join(", "),
+      row.failure !== undefined ? "FAILED" : fmt(row.idleRssMb, 1),
+      fmt(row.peakRssMb, 1)
+    ]),
+    2
+  )
+
+/** The headline ratios, one line each. */
+export const summary = (results: {
+  readonly rpc: ReadonlyArray<Measurement>
+  readonly stream: ReadonlyArray<Measurement>
+  readonly codec: ReadonlyArray<CodecRow>
+  readonly store: ReadonlyArray<StoreRow>
+  readonly idle: ReadonlyArray<IdleRow>
+}): string => {
+  const lines: Array<string> = []
+  const inflights = [...new Set(results.rpc.map((r) => r.inflight))]
+  for (const inflight of inflights) {
+    const mol = results.rpc.find((r) => r.scenario === reference && r.inflight === inflight)
+    const raw = results.rpc.find((r) => r.scenario === baseline && r.inflight === inflight)
+    if (mol === undefined && raw === undefined) continue
+    for (const row of results.rpc.filter((r) => r.inflight === inflight && r.scenario.startsWith("effect-micro"))) {
+      lines.push(
+        `- ${row.scenario} @${inflight} in flight: ${ratio(row.reqPerSec, mol?.reqPerSec)} Moleculer req/s ` +
+          `(${ratio(row.reqPerSec, raw?.reqPerSec)} raw net), server CPU ${ratio(row.serverCpuUsPerReq, mol?.serverCpuUsPerReq)} Moleculer's`
+      )
+    }
+  }
+  for (const row of results.stream.filter((r) => r.scenario !== streamReference)) {
+    const ref = results.stream.find((r) => r.scenario === streamReference && r.inflight === row.inflight)
+    if (ref === undefined) continue
+    lines.push(
+      `- ${row.scenario} (${row.inflight} msgs in flight): ${ratio(row.reqPerSec, ref?.reqPerSec)} grpc-js bidi msgs/s, ` +
+        `server CPU ${ratio(row.serverCpuUsPerReq, ref?.serverCpuUsPerReq)} grpc-js's`
+    )
+  }
+  const ours = results.codec.find((r) => r.codec === "effect-micro protobuf")
+  const pbjs = results.codec.find((r) => r.codec === "protobufjs")
+  if (ours !== undefined && pbjs !== undefined) {
+    lines.push(`- protobuf codec: ${ratio(ours.opsPerSec, pbjs.opsPerSec)} protobufjs (encode+decode, best round; median ${
+      ratio(median(ours.rounds), median(pbjs.rounds))
+    })`)
+  }
+  for (const store of results.store.filter((r) => !r.raw)) {
+    const raws = results.store.filter((r) =>
+      r.raw && r.backend === store.backend && r.op === store.op && r.concurrency === store.concurrency
+    )
+    if (raws.length === 0) continue
+    lines.push(
+      `- ${store.backend} Store ${store.op}s (${store.concurrency} in flight): ` +
+        raws.map((raw) => `${ratio(store.opsPerSec, raw.opsPerSec)} ${raw.impl}`).join(", ")
+    )
+  }
+  for (const row of results.idle) {
+    lines.push(`- idle RSS \`${row.server}\`: ${fmt(row.idleRssMb, 1)} MB`)
+  }
+  return lines.join("\n")
+}

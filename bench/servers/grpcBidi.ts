@@ -1,0 +1,26 @@
+/**
+ * grpc-js reference server: `Chat` echoes every message of the bidi stream back on it (JSON serializers,
+ * no proto-loader), insecure credentials on 127.0.0.1:0. Prints `READY host:port`.
+ */
+import * as grpc from "@grpc/grpc-js"
+import { definition } from "../grpcDefinition.js"
+
+const server = new grpc.Server()
+server.addService(definition, {
+  Chat: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+    call.on("data", (message) => call.write(message))
+    call.on("end", () => call.end())
+    call.on("error", () => {})
+  }
+})
+server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => {
+  if (error !== null) {
+    process.stderr.write(`grpc server failed: ${error.message}\n`)
+    process.exit(1)
+  }
+  process.stdout.write(`READY 127.0.0.1:${port}\n`)
+})
+
+const stop = () => process.exit(0)
+process.on("SIGTERM", stop)
+process.on("SIGINT", stop)
