@@ -27,6 +27,7 @@ import type * as Stream from "effect/Stream"
 import type { Codecs } from "./Codec.js"
 import type { CallError } from "./Errors.js"
 import * as internal from "./internal/client.js"
+import * as Topic from "./Topic.js"
 import type { Metadata } from "./Metadata.js"
 import type { Registry } from "./Registry.js"
 import type { Filter, Selector } from "./Selector.js"
@@ -130,3 +131,11 @@ export const make: <Rpcs extends Rpc.Any>(
 export const layer = (
   options?: ClientOptions & { readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined }
 ): Layer.Layer<Client, never, Registry | Selector | Transport | Codecs> => Layer.scoped(Client, internal.makeService(options))
+
+/**
+ * Publishes a typed event (validated and encoded by its topic's Schema) through the `Broker` in context:
+ * `yield* Client.publish(OrderCreated, order)`. Delivery failures come back as typed errors.
+ * @since 0.1.0
+ * @category messaging
+ */
+export const publish: typeof Topic.publish = Topic.publish

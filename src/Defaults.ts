@@ -1,6 +1,6 @@
 /**
  * The zero-configuration stack: multicast-DNS discovery behind a cache, TCP transport, the default
- * codecs, random selection and the client runtime. A service is `Server.layer(...)` on top of it; a caller
+ * codecs, random selection, the HTTP broker and the client runtime. A service is `Server.layer(...)` on top of it; a caller
  * needs only this.
  *
  * ```ts
@@ -10,10 +10,12 @@
  * @since 0.1.0
  */
 import * as Layer from "effect/Layer"
+import type { Broker } from "./Broker.js"
 import * as CachedRegistry from "./CachedRegistry.js"
 import type { ClientMiddleware, ClientOptions } from "./Client.js"
 import * as Client from "./Client.js"
 import * as Codec from "./Codec.js"
+import * as HttpBroker from "./HttpBroker.js"
 import * as MdnsRegistry from "./MdnsRegistry.js"
 import type { Registry, RegistryError } from "./Registry.js"
 import * as Selector from "./Selector.js"
@@ -32,39 +34,52 @@ export interface Options {
   readonly selector?: Layer.Layer<Selector.Selector> | undefined
   /** Replace discovery (default: mdns behind a cache), e.g. with the etcd plugin's layer. */
   readonly registry?: Layer.Layer<Registry, RegistryError> | undefined
+  /**
+   * HTTP broker options, or another broker layer (e.g. the NATS plugin's). The HTTP broker's endpoint
+   * only starts on the first `subscribe`, so publish-only processes pay nothing for it.
+   */
+  readonly broker?: HttpBroker.HttpBrokerOptions | Layer.Layer<Broker, unknown, Registry> | undefined
 }
+
+/**
+ * What the defaults provide.
+ * @since 0.1.0
+ * @category models
+ */
+export type Services = Registry | Transport.Transport | Codec.Codecs | Selector.Selector | Client.Client | Broker
 
 /**
  * Everything a service or caller needs, with the given options.
  * @since 0.1.0
  * @category layers
  */
-export const layerWith = (
-  options?: Options
-): Layer.Layer<Registry | Transport.Transport | Codec.Codecs | Selector.Selector | Client.Client, RegistryError> => {
+export const layerWith = (options?: Options): Layer.Layer<Services, unknown> => {
   const registry = CachedRegistry.layer(options?.cache).pipe(
     Layer.provide(options?.registry ?? MdnsRegistry.layer(options?.mdns))
   )
   const base = Layer.mergeAll(registry, Transport.layerTcp(options?.tcp), Codec.layer, options?.selector ?? Selector.layer)
-  return Client.layer(options?.client).pipe(Layer.provideMerge(base))
+  const broker = Layer.isLayer(options?.broker)
+    ? options.broker as Layer.Layer<Broker, unknown, Registry>
+    : HttpBroker.layer(options?.broker as HttpBroker.HttpBrokerOptions | undefined)
+  return Client.layer(options?.client).pipe(Layer.provideMerge(Layer.provideMerge(broker, base)))
 }
 
 /**
- * The defaults: mdns on every interface (LAN), TCP, JSON/MessagePack/bytes, random selection.
+ * The defaults: mdns on every interface (LAN), TCP, JSON/protobuf/MessagePack/bytes, random selection, the
+ * HTTP broker (its endpoint on every interface).
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<
-  Registry | Transport.Transport | Codec.Codecs | Selector.Selector | Client.Client,
-  RegistryError
-> = Layer.suspend(() => layerWith())
+export const layer: Layer.Layer<Services, RegistryError> = Layer.suspend(() =>
+  // Only a custom broker layer can add error types; the HTTP broker's cannot fail.
+  layerWith({ broker: { host: "0.0.0.0" } }) as Layer.Layer<Services, RegistryError>
+)
 
 /**
  * The defaults with multicast DNS kept on loopback: several processes on one host, nothing sent off it.
  * @since 0.1.0
  * @category layers
  */
-export const layerLoopback: Layer.Layer<
-  Registry | Transport.Transport | Codec.Codecs | Selector.Selector | Client.Client,
-  RegistryError
-> = Layer.suspend(() => layerWith({ mdns: MdnsRegistry.loopback }))
+export const layerLoopback: Layer.Layer<Services, RegistryError> = Layer.suspend(() =>
+  layerWith({ mdns: MdnsRegistry.loopback }) as Layer.Layer<Services, RegistryError>
+)

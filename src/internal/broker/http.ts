@@ -1,0 +1,528 @@
+/**
+ * The HTTP broker.
+ *
+ * Subscriber side: the first `subscribe` starts one HTTP server per broker (in the layer's scope); each
+ * subscription is registered as a node of the service `<servicePrefix><topic>` (metadata: broker, topic,
+ * path, queue) with a TTL and renewed on an interval; closing the subscription deregisters it, then removes
+ * it locally (later POSTs get 404 and the publisher tries another member).
+ *
+ * Publisher side: looks the topic's service up in the Registry in context (use the cached one), sends to
+ * every broadcast subscriber and to one member of each queue group. Sends go through one outbox per
+ * subscription endpoint with at most `maxInFlight` batch requests pipelined on one connection: while they are
+ * out, later messages queue and leave together as the next batch, so batches grow with load while order per
+ * publisher is kept (TCP order + the endpoint's FIFO per subscription) and every message gets its own result.
+ */
+import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Undici from "@effect/platform-node/Undici"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import type * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as http from "node:http"
+import * as os from "node:os"
+import type { Broker, DeliveryFailure, FailureReason, Handler, PublishOptions, SubscribeOptions, Subscription } from "../../Broker.js"
+import { BrokerError } from "../../Broker.js"
+import type { HttpBrokerOptions } from "../../HttpBroker.js"
+import type { Node, Service as RegisteredService } from "../../Registry.js"
+import { Registry } from "../../Registry.js"
+import { deliverLocal, deliveryFailed, normalizeHeaders, OCTET_STREAM, randomId, withContext } from "./core.js"
+import type { WireMessage } from "./httpWire.js"
+import { BATCH_CONTENT_TYPE, decodeBatch, encodeBatch, encodeResults, HEADER_PREFIX, PATH_PREFIX, statusOf } from "./httpWire.js"
+
+export const defaults = {
+  host: "127.0.0.1",
+  port: 0,
+  servicePrefix: "micro.broker.",
+  registerTtl: Duration.seconds(90),
+  registerInterval: Duration.seconds(30),
+  timeout: Duration.seconds(10),
+  maxBodySize: 16 * 1024 * 1024,
+  maxBatchMessages: 1000,
+  maxBatchBytes: 1024 * 1024,
+  maxInFlight: 4,
+  maxPending: 50_000
+} as const
+
+/**
+ * The address publishers should dial: the bound one unless it is a wildcard (then a LAN IPv4). Same rule as
+ * the Server's (not imported from internal/server.ts, which would make an import cycle through Server.ts).
+ */
+const advertisedAddress = (hostname: string, port: number, advertise: string | undefined): string => {
+  if (advertise !== undefined) return advertise
+  if (hostname !== "0.0.0.0" && hostname !== "::") return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`
+  for (const addresses of Object.values(os.networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      if (address.family === "IPv4" && !address.internal) return `${address.address}:${port}`
+    }
+  }
+  return `127.0.0.1:${port}`
+}
+
+interface LocalSubscription {
+  readonly id: string
+  readonly topic: string
+  readonly queue: string | undefined
+  readonly handler: Handler
+  readonly autoAck: boolean
+  /** The subscribing fiber's context: handlers run with it (set once per request, not per message). */
+  readonly context: Context.Context<never>
+  /** Released when the last request that arrived for this subscription is handled (FIFO, see `handle`). */
+  tail: Deferred.Deferred<void> | undefined
+}
+
+/** Result of one send: undefined = delivered; `retry` = provably not delivered (refused, gone, draining). */
+interface Outcome {
+  readonly reason: FailureReason
+  readonly detail: string
+  readonly retry: boolean
+}
+
+interface Item extends WireMessage {
+  readonly size: number
+  readonly resolve: (outcome: Outcome | undefined) => void
+}
+
+const errorJson = (status: number, reason: string, detail: string) =>
+  HttpServerResponse.unsafeJson({ reason, detail }, { status })
+
+const codeOf = (error: unknown): string | undefined => {
+  let current: unknown = error
+  for (let depth = 0; depth < 6 && typeof current === "object" && current !== null; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === "string") return code
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+export const make = (
+  options?: HttpBrokerOptions
+): Effect.Effect<Broker.Service, never, Scope.Scope | Registry> =>
+  Effect.gen(function*() {
+    const registry = yield* Registry
+    const layerScope = yield* Effect.scope
+    const servicePrefix = options?.servicePrefix ?? defaults.servicePrefix
+    const registerTtl = options?.registerTtl ?? defaults.registerTtl
+    const registerInterval = options?.registerInterval ?? defaults.registerInterval
+    const publishTimeout = Duration.decode(options?.timeout ?? defaults.timeout)
+    const maxBodySize = options?.maxBodySize ?? defaults.maxBodySize
+    const maxBatchMessages = options?.maxBatchMessages ?? defaults.maxBatchMessages
+    const maxBatchBytes = options?.maxBatchBytes ?? defaults.maxBatchBytes
+    const maxPending = options?.maxPending ?? defaults.maxPending
+
+    // ---------------------------------------------------------------- subscriber side
+    const subscriptions = new Map<string, LocalSubscription>()
+    let draining = false
+    yield* Effect.addFinalizer(() => Effect.sync(() => { draining = true }))
+
+    const deliverOne = (subscription: LocalSubscription, message: WireMessage) =>
+      deliverLocal(subscription.handler, subscription.autoAck, subscription.topic, message.body, message.contentType, message.headers)
+
+    const handle = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+      const query = request.url.indexOf("?")
+      const path = query === -1 ? request.url : request.url.slice(0, query)
+      if (!path.startsWith(PATH_PREFIX)) return Effect.succeed(errorJson(404, "Unreachable", `no broker endpoint at ${path}`))
+      if (request.method !== "POST") {
+        return Effect.succeed(HttpServerResponse.unsafeJson({ reason: "Rejected", detail: "use POST" }, {
+          status: 405,
+          headers: { allow: "POST" }
+        }))
+      }
+      const subscription = subscriptions.get(decodeURIComponent(path.slice(PATH_PREFIX.length)))
+      if (subscription === undefined) return Effect.succeed(errorJson(404, "Unreachable", `no subscription at ${path}`))
+      if (draining) return Effect.succeed(errorJson(503, "Unreachable", "subscriber is shutting down"))
+      const length = Number(request.headers["content-length"] ?? "0")
+      if (length > maxBodySize) {
+        return Effect.succeed(errorJson(413, "Rejected", `body of ${length} bytes exceeds the limit of ${maxBodySize}`))
+      }
+      const topicHeader = request.headers["micro-topic"]
+      if (topicHeader !== undefined && topicHeader !== subscription.topic) {
+        return Effect.succeed(errorJson(400, "Rejected", `micro-topic ${topicHeader} does not match ${subscription.topic}`))
+      }
+      const contentType = request.headers["content-type"] ?? OCTET_STREAM
+      // Requests for one subscription are handled one after another in arrival order (publishers pipeline
+      // several batches on one connection): the turn is taken synchronously, before anything async.
+      const previous = subscription.tail
+      const mine = Deferred.unsafeMake<void>(FiberId.none)
+      subscription.tail = mine
+      const release = Effect.sync(() => {
+        Deferred.unsafeDone(mine, Effect.void)
+        if (subscription.tail === mine) subscription.tail = undefined
+      })
+      const inTurn = previous === undefined ? Effect.void : Deferred.await(previous)
+      // Unsubscribed while waiting for its turn: not handled, the publisher may try another member.
+      const stillSubscribed = Effect.suspend(() =>
+        subscriptions.has(subscription.id) ? request.arrayBuffer : Effect.fail(unsubscribedWhileQueued)
+      )
+      return Effect.zipRight(inTurn, stillSubscribed).pipe(
+        HttpIncomingMessage.withMaxBodySize(Option.some(maxBodySize)),
+        Effect.matchEffect({
+          onFailure: (error) =>
+            Effect.succeed(
+              error === unsubscribedWhileQueued
+                ? errorJson(404, "Unreachable", `no subscription at ${path}`)
+                : String((error as { cause?: unknown }).cause).includes("maxBytes")
+                ? errorJson(413, "Rejected", `body exceeds the limit of ${maxBodySize} bytes`)
+                : errorJson(400, "Rejected", `could not read the body: ${String(error)}`)
+            ),
+          onSuccess: (bytes) => {
+            // The Node server hands over a Uint8Array already (typed ArrayBuffer): no copy.
+            const body = (bytes as unknown) instanceof Uint8Array ? bytes as unknown as Uint8Array : new Uint8Array(bytes)
+            if (contentType.startsWith(BATCH_CONTENT_TYPE)) {
+              let messages: Array<WireMessage>
+              try {
+                messages = decodeBatch(body)
+              } catch (cause) {
+                return Effect.succeed(errorJson(400, "Rejected", `malformed batch: ${(cause as Error).message}`))
+              }
+              // Sequential: messages of one batch are handled in order.
+              return Effect.map(
+                withContext(Effect.forEach(messages, (message) => deliverOne(subscription, message)), subscription.context),
+                (results) => HttpServerResponse.text(encodeResults(results), { contentType: "application/json" })
+              )
+            }
+            const headers: Record<string, string> = {}
+            for (const key in request.headers) {
+              if (key.startsWith(HEADER_PREFIX)) headers[key.slice(HEADER_PREFIX.length)] = String(request.headers[key])
+            }
+            return Effect.map(
+              withContext(deliverOne(subscription, { contentType, headers, body }), subscription.context),
+              (failure) =>
+                failure === undefined
+                  ? HttpServerResponse.empty({ status: 204 })
+                  : errorJson(statusOf(failure), failure.reason, failure.detail)
+            )
+          }
+        }),
+        Effect.ensuring(release)
+      )
+    }
+
+    const app = Effect.flatMap(HttpServerRequest.HttpServerRequest, handle)
+
+    // One server per broker, started by the first subscription and closed with the layer.
+    const endpoint = yield* Effect.cached(
+      Effect.gen(function*() {
+        const server = yield* NodeHttpServer.make(() => http.createServer(), {
+          host: options?.host ?? defaults.host,
+          port: options?.port ?? defaults.port
+        })
+        yield* server.serve(app)
+        const address = server.address
+        if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("HTTP broker: expected a TCP address")
+        return advertisedAddress(address.hostname, address.port, options?.advertise)
+      }).pipe(
+        Effect.mapError((cause) =>
+          new BrokerError({
+            reason: "Unavailable",
+            topic: "",
+            detail: `could not start the subscriber endpoint: ${String(cause)}`,
+            failures: [],
+            cause
+          })
+        ),
+        // Lives in the layer's scope, not the first subscriber's.
+        Scope.extend(layerScope)
+      )
+    )
+
+    const subscribe = (topic: string, handler: Handler, subscribeOptions?: SubscribeOptions) =>
+      Effect.gen(function*() {
+        const address = yield* endpoint
+        const subscription: LocalSubscription = {
+          id: `${topic}-${randomId()}`.replace(/[^A-Za-z0-9._-]/g, "-"),
+          topic,
+          queue: subscribeOptions?.queue,
+          handler,
+          autoAck: subscribeOptions?.autoAck ?? true,
+          context: yield* Effect.context<never>(),
+          tail: undefined
+        }
+        const node: Node = {
+          id: subscription.id,
+          address,
+          metadata: {
+            broker: "http",
+            topic,
+            path: `${PATH_PREFIX}${encodeURIComponent(subscription.id)}`,
+            ...(subscription.queue !== undefined ? { queue: subscription.queue } : {})
+          }
+        }
+        const service: RegisteredService = {
+          name: `${servicePrefix}${topic}`,
+          version: "1",
+          metadata: {},
+          endpoints: [],
+          nodes: [node]
+        }
+        yield* Effect.acquireRelease(
+          Effect.sync(() => subscriptions.set(subscription.id, subscription)),
+          () => Effect.sync(() => subscriptions.delete(subscription.id))
+        )
+        const register = registry.register(service, { ttl: registerTtl })
+        // Released first: publishers stop picking this subscription before it is removed locally.
+        yield* Effect.acquireRelease(
+          register.pipe(Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(2))))),
+          () => Effect.ignoreLogged(registry.deregister(service))
+        ).pipe(
+          Effect.mapError((cause) =>
+            new BrokerError({ reason: "Unavailable", topic, detail: `could not register the subscription: ${cause.message}`, failures: [], cause })
+          )
+        )
+        yield* Effect.sleep(registerInterval).pipe(
+          Effect.zipRight(register),
+          Effect.tapError((error) => Effect.logWarning(`re-registration of subscription ${subscription.id} failed`, error)),
+          Effect.ignore,
+          Effect.forever,
+          Effect.forkScoped
+        )
+        return {
+          id: subscription.id,
+          topic,
+          queue: subscription.queue,
+          endpoint: `http://${address}${node.metadata.path}`
+        } satisfies Subscription
+      })
+
+    // ---------------------------------------------------------------- publisher side
+    // One connection per subscriber endpoint with up to `maxInFlight` batches pipelined on it: TCP keeps
+    // them in order and the endpoint handles them in arrival order, so order per publisher is kept while the
+    // publisher prepares the next batch as the subscriber handles the previous one. POSTs are marked
+    // idempotent only so that undici pipelines them (undici never retries by itself).
+    const maxInFlight = Math.max(1, options?.maxInFlight ?? defaults.maxInFlight)
+    const dispatcher = yield* Effect.acquireRelease(
+      Effect.sync(() => new Undici.Agent({ connections: 1, pipelining: maxInFlight })),
+      (agent) => Effect.promise(() => agent.destroy().catch(() => undefined))
+    )
+    const client = NodeHttpClient.makeUndici(dispatcher)
+    const runtime = yield* Effect.runtime<never>()
+    const runCallback = Runtime.runCallback(runtime)
+    const pipelined = { idempotent: true } as unknown as Undici.Dispatcher.RequestOptions
+
+    const post = (url: string, items: ReadonlyArray<Item>, done: (outcomes: ReadonlyArray<Outcome | undefined> | Outcome) => void) => {
+      const request = HttpClientRequest.post(url, { body: HttpBody.uint8Array(encodeBatch(items), BATCH_CONTENT_TYPE) })
+      const effect = client.execute(request).pipe(
+        Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, text }))),
+        Effect.timeout(publishTimeout),
+        Effect.provideService(NodeHttpClient.UndiciRequestOptions, pipelined)
+      )
+      runCallback(effect, {
+        onExit: (exit) => {
+          if (Exit.isSuccess(exit)) {
+            const { status, text } = exit.value
+            if (status === 200) {
+              try {
+                const results = JSON.parse(text) as Array<{ reason: FailureReason; detail: string } | null>
+                if (Array.isArray(results) && results.length === items.length) {
+                  return done(results.map((r) => r === null ? undefined : { reason: r.reason, detail: r.detail, retry: false }))
+                }
+              } catch {
+                // fall through
+              }
+              return done({ reason: "Unreachable", detail: `malformed batch reply from ${url}`, retry: false })
+            }
+            let detail = text
+            try {
+              detail = (JSON.parse(text) as { detail?: string }).detail ?? text
+            } catch {
+              // keep the text
+            }
+            if (status === 404 || status === 503) return done({ reason: "Unreachable", detail: `${status}: ${detail}`, retry: true })
+            if (status >= 400 && status < 500) return done({ reason: "Rejected", detail: `${status}: ${detail}`, retry: false })
+            return done({ reason: "Unreachable", detail: `${status}: ${detail}`, retry: false })
+          }
+          const failure = exit.cause
+          const error = failure._tag === "Fail" ? failure.error : undefined
+          if (error !== undefined && (error as { _tag?: string })._tag === "TimeoutException") {
+            return done({ reason: "Timeout", detail: `no reply from ${url} within ${Duration.format(publishTimeout)}`, retry: false })
+          }
+          const code = codeOf(error)
+          return done({
+            reason: "Unreachable",
+            detail: `${url}: ${code ?? String(error ?? failure._tag)}`,
+            // Refused: the subscriber's endpoint is gone; the message provably was not delivered.
+            retry: code === "ECONNREFUSED"
+          })
+        }
+      })
+    }
+
+    class Outbox {
+      pending: Array<Item> = []
+      inFlight = 0
+      constructor(readonly url: string) {}
+      push(item: Item): void {
+        this.pending.push(item)
+        if (this.inFlight < maxInFlight) this.flush()
+      }
+      flush(): void {
+        let count = 0
+        let bytes = 0
+        while (count < this.pending.length && count < maxBatchMessages) {
+          bytes += this.pending[count]!.size
+          if (count > 0 && bytes > maxBatchBytes) break
+          count++
+        }
+        const batch = this.pending.splice(0, count)
+        this.inFlight++
+        post(this.url, batch, (outcomes) => {
+          this.inFlight--
+          if (Array.isArray(outcomes)) for (let i = 0; i < batch.length; i++) batch[i]!.resolve(outcomes[i])
+          else for (const item of batch) item.resolve(outcomes as Outcome)
+          if (this.pending.length > 0) this.flush()
+        })
+      }
+    }
+    const outboxes = new Map<string, Outbox>()
+    const byNode = new WeakMap<Node, Outbox>()
+    const outboxOf = (node: Node): Outbox => {
+      const known = byNode.get(node)
+      if (known !== undefined) return known
+      const url = `http://${node.address}${node.metadata.path ?? PATH_PREFIX + encodeURIComponent(node.id)}`
+      let outbox = outboxes.get(url)
+      if (outbox === undefined) {
+        outbox = new Outbox(url)
+        outboxes.set(url, outbox)
+      }
+      byNode.set(node, outbox)
+      return outbox
+    }
+
+    interface Targets {
+      readonly broadcast: ReadonlyArray<Node>
+      readonly groups: ReadonlyArray<{ readonly queue: string; readonly members: ReadonlyArray<Node> }>
+    }
+    // The cached registry returns the same array until something changes: group once per array.
+    const targetsCache = new WeakMap<ReadonlyArray<RegisteredService>, Targets>()
+    const targetsOf = (topic: string, services: ReadonlyArray<RegisteredService>): Targets => {
+      const cached = targetsCache.get(services)
+      if (cached !== undefined) return cached
+      const broadcast: Array<Node> = []
+      const groups = new Map<string, Array<Node>>()
+      for (const service of services) {
+        for (const node of service.nodes) {
+          if (node.metadata.broker !== "http" || node.metadata.topic !== topic) continue
+          const queue = node.metadata.queue
+          if (queue === undefined) broadcast.push(node)
+          else {
+            const members = groups.get(queue)
+            if (members === undefined) groups.set(queue, [node])
+            else members.push(node)
+          }
+        }
+      }
+      const targets: Targets = { broadcast, groups: [...groups].map(([queue, members]) => ({ queue, members })) }
+      targetsCache.set(services, targets)
+      return targets
+    }
+
+    const lookup = (topic: string) =>
+      Effect.catchAll(registry.getService(servicePrefix + topic), (cause) =>
+        cause._tag === "ServiceNotFound"
+          ? Effect.succeed(noServices)
+          : Effect.fail(new BrokerError({ reason: "Unavailable", topic, detail: `registry: ${cause.message}`, failures: [], cause })))
+
+    const backlogged = (targets: Targets): boolean => {
+      for (const node of targets.broadcast) if (outboxOf(node).pending.length >= maxPending) return true
+      for (const group of targets.groups) {
+        for (const node of group.members) if (outboxOf(node).pending.length >= maxPending) return true
+      }
+      return false
+    }
+
+    /** Queues a message for every target; `settle` is called once per broadcast node and once per queue group. */
+    const send = (
+      targets: Targets,
+      message: Omit<Item, "resolve">,
+      settle: (failure: DeliveryFailure | undefined) => void
+    ): void => {
+      for (const node of targets.broadcast) {
+        outboxOf(node).push({
+          ...message,
+          resolve: (outcome) =>
+            // A broadcast subscriber that refuses (gone, unsubscribed, draining) is skipped: it no longer exists.
+            settle(
+              outcome === undefined || outcome.retry
+                ? undefined
+                : { subscriber: node.id, queue: undefined, reason: outcome.reason, detail: outcome.detail }
+            )
+        })
+      }
+      for (const { members, queue } of targets.groups) {
+        // Start at a random member; on a refusal try the next one not yet tried.
+        const start = Math.floor(Math.random() * members.length)
+        const attempt = (tried: number) => {
+          const node = members[(start + tried) % members.length]!
+          outboxOf(node).push({
+            ...message,
+            resolve: (outcome) => {
+              if (outcome === undefined) return settle(undefined)
+              if (outcome.retry && tried + 1 < members.length) return attempt(tried + 1)
+              settle({ subscriber: node.id, queue, reason: outcome.reason, detail: outcome.detail })
+            }
+          })
+        }
+        attempt(0)
+      }
+    }
+
+    const publish = (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
+      Effect.flatMap(lookup(topic), (services) => {
+        if (draining) return Effect.fail(new BrokerError({ reason: "Closed", topic, detail: "broker closed", failures: [], cause: undefined }))
+        const targets = targetsOf(topic, services)
+        const sends = targets.broadcast.length + targets.groups.length
+        if (sends === 0) return Effect.void
+        const message = {
+          contentType: publishOptions?.contentType ?? OCTET_STREAM,
+          headers: normalizeHeaders(publishOptions?.headers),
+          body,
+          size: body.byteLength + 64
+        }
+        const fireAndForget = publishOptions?.fireAndForget === true
+        if (fireAndForget && !backlogged(targets)) {
+          // No Effect.async on this path: queue and return (results are dropped).
+          send(targets, message, ignoreFailure)
+          return Effect.void
+        }
+        // Waits for the results; fire-and-forget waits too while an outbox is over `maxPending` (backpressure).
+        return Effect.async<void, BrokerError>((resume) => {
+          let left = sends
+          let failures: Array<DeliveryFailure> | undefined
+          send(targets, message, (failure) => {
+            if (failure !== undefined) (failures ??= []).push(failure)
+            if (--left === 0) {
+              resume(failures === undefined || fireAndForget ? Effect.void : Effect.fail(deliveryFailed(topic, failures)))
+            }
+          })
+        })
+      })
+
+    const publishWithTimeout = (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
+      publishOptions?.timeout === undefined
+        ? publish(topic, body, publishOptions)
+        : Effect.timeoutFail(publish(topic, body, publishOptions), {
+          duration: publishOptions.timeout,
+          onTimeout: () =>
+            new BrokerError({ reason: "Timeout", topic, detail: "no delivery result within the publish timeout", failures: [] })
+        })
+
+    return { name: "http", publish: publishWithTimeout, subscribe } satisfies Broker.Service
+  })
+
+const noServices: ReadonlyArray<RegisteredService> = []
+const unsubscribedWhileQueued = new Error("unsubscribed while queued")
+const ignoreFailure = (_: DeliveryFailure | undefined): void => {}
+
+
