@@ -282,13 +282,13 @@ const loadSqlite = Effect.tryPromise({
   catch: (cause) =>
     new StoreError({
       reason: "Unavailable",
-      detail: "the embedded store needs @effect/sql-sqlite-node (and better-sqlite3) installed",
+      detail: "the embedded store needs better-sqlite3 installed",
       cause
     })
 })
 
 /**
- * The embedded durable store: SQLite in WAL mode through `@effect/sql-sqlite-node`. An acknowledged
+ * The embedded durable store: SQLite in WAL mode through better-sqlite3. An acknowledged
  * write is committed to the file (see `synchronous`). Expiry follows `Clock`. `watch` is Unsupported.
  * @since 0.1.0
  * @category constructors

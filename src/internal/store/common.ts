@@ -40,7 +40,8 @@ export interface Query {
 /** The engine-specific part of a store. Inputs are validated; outputs contain only live records. */
 export interface Backend {
   readonly name: string
-  readonly get: (ns: Namespace, key: string) => Effect.Effect<Option.Option<StoreRecord>, StoreError>
+  /** An exact read: the live record as a one-element array (what `read` returns), else reason NotFound. */
+  readonly get: (ns: Namespace, key: string) => Effect.Effect<ReadonlyArray<StoreRecord>, StoreError>
   readonly query: (query: Query) => Effect.Effect<ReadonlyArray<StoreRecord>, StoreError>
   readonly keys: (query: Query) => Effect.Effect<ReadonlyArray<string>, StoreError>
   /** `ttlMillis` undefined: no expiry. */
@@ -54,6 +55,14 @@ export interface Backend {
   readonly remove: (ns: Namespace, key: string) => Effect.Effect<void, StoreError>
   readonly watch: (ns: Namespace, prefix: string) => Stream.Stream<Change, StoreError>
 }
+
+/** The one table of the SQL backends (SQLite, Postgres) and its migrations table. */
+export const TABLE = "effect_micro_store"
+export const MIGRATIONS_TABLE = "effect_micro_store_migrations"
+
+/** The SQL backends' expiry sweep period: 1 minute unless set. */
+export const defaultSweepInterval = (input: Duration.DurationInput | undefined): Duration.Duration =>
+  input === undefined ? Duration.minutes(1) : Duration.decode(input)
 
 export const DEFAULT_DATABASE = "micro"
 export const DEFAULT_TABLE = "micro"
@@ -71,6 +80,9 @@ export const unavailable = (backend: string, detail: string, cause: unknown): St
   new StoreError({ reason: "Unavailable", detail: `${backend}: ${detail}`, cause })
 
 export const unsupported = (detail: string): StoreError => new StoreError({ reason: "Unsupported", detail })
+
+export const notFound = (ns: Namespace, key: string): StoreError =>
+  new StoreError({ reason: "NotFound", detail: `no record "${key}" in ${ns.database}/${ns.table}`, key })
 
 export const validateName = (kind: "database" | "table", name: unknown): string | StoreError =>
   typeof name === "string" && NAME.test(name)
@@ -143,8 +155,11 @@ const validateCount = (name: "limit" | "offset", n: unknown): number | undefined
   return n
 }
 
+/** The metadata of a record written without any (shared: never mutated, compared by identity). */
+export const NO_METADATA: Metadata = Object.freeze({})
+
 export const validateMetadata = (metadata: unknown): Metadata | StoreError => {
-  if (metadata === undefined) return {}
+  if (metadata === undefined) return NO_METADATA
   if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
     return invalid("metadata must be an object")
   }
@@ -225,10 +240,12 @@ export const makeRecord = (
 
 // ----- metadata / value encodings shared by engines that store bytes -----
 
-export const encodeMetadata = (metadata: Metadata): string => JSON.stringify(metadata)
+export const encodeMetadata = (metadata: Metadata): string =>
+  metadata === NO_METADATA ? "{}" : JSON.stringify(metadata)
 
+/** Always a fresh object: records are never shared with the store's state or with each other. */
 export const decodeMetadata = (text: string | null | undefined): Metadata => {
-  if (text === null || text === undefined || text === "") return {}
+  if (text === null || text === undefined || text === "" || text === "{}") return {}
   const parsed = JSON.parse(text)
   return parsed !== null && typeof parsed === "object" ? parsed : {}
 }
@@ -257,6 +274,11 @@ export const fromBackend = (backend: Backend, settings: Settings): Store.Service
   }
 
   const read = (key: string, options?: ReadOptions): Effect.Effect<ReadonlyArray<StoreRecord>, StoreError> => {
+    if (options === undefined) {
+      // The common case, an exact read in the default namespace: only the key to check.
+      const checked = validateKey(key, false)
+      return checked instanceof StoreError ? fail(checked) : backend.get(defaults, checked)
+    }
     const ns = namespaceOf(defaults, options)
     if (ns instanceof StoreError) return fail(ns)
     const paging = page(options)
@@ -265,10 +287,11 @@ export const fromBackend = (backend: Backend, settings: Settings): Store.Service
     const checked = validateKey(key, pattern)
     if (checked instanceof StoreError) return fail(checked)
     if (!pattern) {
-      return Effect.flatMap(backend.get(ns, checked), (found) =>
-        Option.isNone(found)
-          ? fail(new StoreError({ reason: "NotFound", detail: `no record "${checked}" in ${ns.database}/${ns.table}`, key: checked }))
-          : Effect.succeed(slice([found.value], paging.offset, paging.limit)))
+      // The backend fails with NotFound first; offset/limit then apply to the one-element result.
+      const found = backend.get(ns, checked)
+      return paging.offset === 0 && paging.limit !== 0
+        ? found
+        : Effect.map(found, (records) => slice(records, paging.offset, paging.limit))
     }
     if (paging.limit === 0) return Effect.succeed([])
     return backend.query({

@@ -1,14 +1,13 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Change, MemoryOptions, Record as StoreRecord, Store } from "../../Store.js"
 import type { Backend, Metadata, Namespace, Query } from "./common.js"
-import { compareKeys, expiryOf, fromBackend, makeRecord, resolveSettings } from "./common.js"
+import { compareKeys, expiryOf, fromBackend, makeRecord, NO_METADATA, notFound, resolveSettings } from "./common.js"
 
 interface Entry {
   readonly value: Uint8Array
@@ -51,7 +50,12 @@ const live = (entry: Entry | undefined, now: number): entry is Entry =>
 
 // Values are copied in and out: callers may reuse their buffers, and must not mutate ours.
 const toRecord = (key: string, entry: Entry, now: number): StoreRecord =>
-  makeRecord(key, entry.value.slice(), entry.metadata, expiryOf(entry.expiresAt, now))
+  makeRecord(
+    key,
+    entry.value.slice(),
+    entry.metadata === NO_METADATA ? {} : entry.metadata,
+    expiryOf(entry.expiresAt, now)
+  )
 
 export const make = (options?: MemoryOptions): Effect.Effect<Store.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -112,9 +116,9 @@ export const make = (options?: MemoryOptions): Effect.Effect<Store.Service, neve
     const backend: Backend = {
       name: "memory",
       get: (ns, key) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const entry = tableOf(ns, false)?.entries.get(key)
-          return live(entry, now) ? Option.some(toRecord(key, entry, now)) : Option.none()
+          return live(entry, now) ? Effect.succeed([toRecord(key, entry, now)]) : Effect.fail(notFound(ns, key))
         }),
       query: (query) =>
         Effect.map(Clock.currentTimeMillis, (now) => scan(query, now, (key, entry) => toRecord(key, entry, now))),

@@ -16,7 +16,6 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -24,9 +23,13 @@ import type { Change, StoreError } from "../../Store.js"
 import type { Backend, Namespace, Query } from "./common.js"
 import {
   decodeMetadata,
+  defaultSweepInterval,
   encodeMetadata,
   expiryOf,
   makeRecord,
+  MIGRATIONS_TABLE,
+  notFound,
+  TABLE,
   toBuffer,
   toUint8Array,
   unavailable,
@@ -36,8 +39,7 @@ import {
 
 export type Dialect = "sqlite" | "pg"
 
-export const TABLE = "effect_micro_store"
-export const MIGRATIONS_TABLE = "effect_micro_store_migrations"
+export { MIGRATIONS_TABLE, TABLE }
 /** The channel the Postgres trigger notifies on. */
 export const CHANNEL = "effect_micro_store"
 
@@ -181,8 +183,10 @@ export const makeBackend = (
           sql<Row>`SELECT key, value, metadata, expires_at FROM ${sql(TABLE)}
             WHERE db_name = ${ns.database} AND table_name = ${ns.table} AND key = ${key}
             AND (expires_at IS NULL OR expires_at > ${now})`.pipe(
-            Effect.map((rows) => rows.length === 0 ? Option.none() : Option.some(toRecord(rows[0]!, now))),
-            Effect.mapError(failed("read"))
+            Effect.mapError(failed("read")),
+            Effect.flatMap((rows) =>
+              rows.length === 0 ? Effect.fail(notFound(ns, key)) : Effect.succeed([toRecord(rows[0]!, now)])
+            )
           )),
       query: (query) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -239,5 +243,4 @@ export const parseNotification = (payload: string): Change | undefined => {
   return undefined
 }
 
-export const defaultSweepInterval = (input: Duration.DurationInput | undefined): Duration.Duration =>
-  input === undefined ? Duration.minutes(1) : Duration.decode(input)
+export { defaultSweepInterval }

@@ -1,6 +1,6 @@
 /**
  * The Redis store: a separate entry point (`effect-micro/plugins/redis/RedisStore`) so the core never
- * loads ioredis. Native TTLs (PX), atomic MULTI writes, ordered range reads through a per-table sorted-set
+ * loads ioredis. Native TTLs (PX), atomic scripted writes, ordered range reads through a per-table sorted-set
  * index, `watch` through keyspace notifications (`notify-keyspace-events KEA`). See docs/store.md.
  *
  * @since 0.1.0

@@ -4,8 +4,9 @@
  * Layout per namespace (database/table names cannot contain ':', so these never collide):
  *   `{keyPrefix}{database}:{table}:r:{key}`  a string: one blob holding metadata and value, with native TTL (PX)
  *   `{keyPrefix}{database}:{table}:i`        a sorted set of the namespace's keys (all scores 0)
- * A write is `MULTI SET blob [PX ttl]; ZADD index 0 key; EXEC`, so value, metadata and TTL change together
- * (no torn records, last write wins). Range reads walk the index with ZRANGEBYLEX (byte order = code point
+ * A write is one script doing `SET blob [PX ttl]; ZADD index 0 key` (atomic like MULTI/EXEC, one command
+ * instead of four), so value, metadata and TTL change together (no torn records, last write wins); exact
+ * reads (`GET` + `PTTL`) and deletes are scripts too. Range reads walk the index with ZRANGEBYLEX (byte order = code point
  * order) in batches, then fetch the records; keys whose record has expired are skipped, then removed from
  * the index by a script that checks the record is still absent (a concurrent write may have revived it).
  *
@@ -28,8 +29,8 @@ import {
   encodeMetadata,
   fromBackend,
   makeRecord,
+  notFound,
   resolveSettings,
-  toBuffer,
   unavailable,
   unsupported,
   upperBound
@@ -65,11 +66,14 @@ const BLOB_VERSION = 1
 
 // Blob: [version u8][metadata length u32 BE][metadata JSON][value]
 const encodeBlob = (metadata: Metadata, value: Uint8Array): Buffer => {
-  const meta = Buffer.from(encodeMetadata(metadata), "utf8")
-  const header = Buffer.allocUnsafe(5)
-  header.writeUInt8(BLOB_VERSION, 0)
-  header.writeUInt32BE(meta.byteLength, 1)
-  return Buffer.concat([header, meta, toBuffer(value)])
+  const meta = encodeMetadata(metadata)
+  const metaLength = Buffer.byteLength(meta, "utf8")
+  const blob = Buffer.allocUnsafe(5 + metaLength + value.byteLength)
+  blob[0] = BLOB_VERSION
+  blob.writeUInt32BE(metaLength, 1)
+  blob.write(meta, 5, "utf8")
+  blob.set(value, 5 + metaLength)
+  return blob
 }
 
 const decodeBlob = (blob: Buffer): { readonly metadata: Metadata; readonly value: Uint8Array } => {
@@ -81,6 +85,26 @@ const decodeBlob = (blob: Buffer): { readonly metadata: Metadata; readonly value
 }
 
 const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
+
+// Single-record operations are scripts: one command, one reply, atomic like MULTI/EXEC (4 commands and
+// 4 replies each, which cost more on both sides than the script call).
+// KEYS: record. Reply: [blob or nil, PTTL].
+const GET = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}`
+// KEYS: record, index. ARGV: blob, key[, ttl millis].
+const PUT = `if ARGV[3] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) else redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+return 0`
+// KEYS: record, index. ARGV: key.
+const DEL = `redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 0`
+
+/** The scripts, registered on the client with `defineCommand` (EVALSHA, falling back to EVAL on NOSCRIPT). */
+interface Scripts {
+  storeGetBuffer(record: string): Promise<[Buffer | null, number]>
+  storePut(record: string, index: string, blob: Buffer, key: string, ttl?: number): Promise<number>
+  storeDel(record: string, index: string, key: string): Promise<number>
+}
 
 // Removes index members whose record is gone, atomically with the check.
 const CLEANUP = `for i, member in ipairs(ARGV) do
@@ -152,6 +176,31 @@ export const make = (options: RedisStoreOptions): Effect.Effect<Store.Service, S
 
     const run = <A>(what: string, f: () => Promise<A>): Effect.Effect<A, StoreError> =>
       Effect.tryPromise({ try: f, catch: (cause) => unavailable("redis", `${what} failed`, cause) })
+
+    client.defineCommand("storeGet", { numberOfKeys: 1, lua: GET })
+    client.defineCommand("storePut", { numberOfKeys: 2, lua: PUT })
+    client.defineCommand("storeDel", { numberOfKeys: 2, lua: DEL })
+    const scripts = client as unknown as Scripts
+
+    /** One command: its reply goes through `onReply` in the same async step (no extra flatMap). */
+    const call = <R, A>(
+      what: string,
+      f: () => Promise<R>,
+      onReply: (reply: R) => Effect.Effect<A, StoreError>
+    ): Effect.Effect<A, StoreError> =>
+      Effect.async<A, StoreError>((resume) => {
+        let promise: Promise<R>
+        try {
+          promise = f()
+        } catch (cause) {
+          return resume(Effect.fail(unavailable("redis", `${what} failed`, cause)))
+        }
+        promise.then(
+          (reply) => resume(onReply(reply)),
+          (cause) => resume(Effect.fail(unavailable("redis", `${what} failed`, cause)))
+        )
+      })
+    const done = () => Effect.void
 
     // MULTI/EXEC replies are [error, result] pairs; any error fails the whole operation.
     const exec = (what: string, multi: ReturnType<Redis["multi"]>) =>
@@ -254,25 +303,23 @@ export const make = (options: RedisStoreOptions): Effect.Effect<Store.Service, S
     const backend: Backend = {
       name: "redis",
       get: (ns, key) =>
-        Effect.flatMap(
-          exec("read", client.multi().getBuffer(recordKey(ns, key)).pttl(recordKey(ns, key))),
-          ([blob, pttl]) => {
-            if (blob === null || blob === undefined) return Effect.succeed(Option.none())
-            const record = toRecord(key, blob as Buffer, pttl as number)
-            return record instanceof StoreError ? Effect.fail(record) : Effect.succeed(Option.some(record))
-          }
-        ),
+        call("read", () => scripts.storeGetBuffer(recordKey(ns, key)), ([blob, pttl]) => {
+          if (blob === null || blob === undefined) return Effect.fail(notFound(ns, key))
+          const record = toRecord(key, blob, pttl)
+          return record instanceof StoreError ? Effect.fail(record) : Effect.succeed([record])
+        }),
       query: (query) => walk(query, fetchRecords(query.ns)),
       keys: (query) => walk(query, fetchKeys(query.ns)),
-      put: (ns, key, value, metadata, ttlMillis) => {
-        const blob = encodeBlob(metadata, value)
-        const multi = client.multi()
-        if (ttlMillis === undefined) multi.set(recordKey(ns, key), blob)
-        else multi.set(recordKey(ns, key), blob, "PX", ttlMillis)
-        multi.zadd(indexKey(ns), 0, key)
-        return Effect.asVoid(exec("write", multi))
-      },
-      remove: (ns, key) => Effect.asVoid(exec("delete", client.multi().del(recordKey(ns, key)).zrem(indexKey(ns), key))),
+      put: (ns, key, value, metadata, ttlMillis) =>
+        call(
+          "write",
+          () =>
+            ttlMillis === undefined
+              ? scripts.storePut(recordKey(ns, key), indexKey(ns), encodeBlob(metadata, value), key)
+              : scripts.storePut(recordKey(ns, key), indexKey(ns), encodeBlob(metadata, value), key, ttlMillis),
+          done
+        ),
+      remove: (ns, key) => call("delete", () => scripts.storeDel(recordKey(ns, key), indexKey(ns), key), done),
       watch: (ns, prefix) => watch(options, dbNumber, base(ns), ns, prefix, client)
     }
     return fromBackend(backend, settings)
