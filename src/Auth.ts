@@ -630,6 +630,33 @@ export const authorizer: Effect.Effect<
 )
 
 /**
+ * The resource a message published to `topic` is checked against on the subscriber's side:
+ * `{ type: "topic", name: topic, endpoint: "publish" }`.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const topicResource = (topic: string): Resource => ({ type: "topic", name: topic, endpoint: "publish" })
+
+/**
+ * The check behind `authorize` for any resource (bearer token of `metadata` → account → rules), bound to the
+ * current `Auth` and `Rules` once. Messages use it with `topicResource(topic)` and the message headers.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resourceAuthorizer: Effect.Effect<
+  (
+    metadata: Readonly<Record<string, string>>,
+    resource: Resource
+  ) => Effect.Effect<Account | undefined, Unauthorized | Forbidden>,
+  never,
+  Auth | Rules
+> = Effect.map(
+  Effect.zip(Auth, Rules),
+  ([auth, rules]) => (metadata, resource) =>
+    Effect.flatMap(rules.get, (current) => internalAuthorize.authorizeResource(auth, current, metadata, resource))
+)
+
+/**
  * The account of the call being handled (`undefined` for anonymous callers let in by a public rule, and
  * outside the server's auth middleware). Provided by `AuthMiddleware.layerServer`. A reference, so handlers
  * read it without adding a requirement to their layer; without the middleware it is always `undefined`

@@ -1,6 +1,6 @@
 /**
- * Auth for the RPC runtime: the server enforces the rules on every call, the client attaches its service
- * token to every call.
+ * Auth for the RPC runtime and the broker: the server enforces the rules on every call, the client attaches
+ * its service token to every call; publishes carry the token and subscribers enforce the rules per message.
  *
  * ```ts
  * // server: every call is checked against the rules; handlers read `Auth.CurrentAccount`
@@ -11,18 +11,23 @@
  * )
  * // client: the service's own token on every call, refreshed once on "token expired"
  * AuthMiddleware.layerClient().pipe(Layer.provide(Auth.layerServiceIdentity({ credentials })))
+ * // messaging: publishes carry the token, subscribers check the rules for { type: "topic", name, endpoint: "publish" }
+ * AuthMiddleware.layerBroker.pipe(Layer.provide(HttpBroker.layer()))
  * ```
  *
- * See docs/auth.md ("Wiring it into servers and clients").
+ * See docs/auth.md ("Wiring it into servers and clients", "Messaging").
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type { Auth, Rules } from "./Auth.js"
-import { authorizer, ServiceIdentity } from "./Auth.js"
+import { authorizer, resourceAuthorizer, ServiceIdentity } from "./Auth.js"
+import { Broker } from "./Broker.js"
 import * as Client from "./Client.js"
 import type { Codecs } from "./Codec.js"
+import * as internalBroker from "./internal/auth/broker.js"
 import * as internal from "./internal/auth/middleware.js"
 import type { Registry } from "./Registry.js"
 import type { Selector } from "./Selector.js"
@@ -129,3 +134,61 @@ export const layerClient = (
  * @category guards
  */
 export const isTokenExpired: (error: unknown) => boolean = internal.isTokenExpired
+
+// ----- broker -----
+
+/**
+ * A `Broker` wrapped with auth. `identity`: publishes without an `authorization` header get
+ * `authorization: Bearer <identity token>`. `authorize`: every received message is checked against the
+ * rules for `Auth.topicResource(topic)` before the handler, which then reads `Auth.CurrentAccount`; a refused
+ * message fails its delivery with reason `Unauthorized` or `Forbidden`. Either may be left out.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const wrapBroker: (
+  broker: Broker.Service,
+  options: {
+    readonly identity?: ServiceIdentity.Service | undefined
+    readonly authorize?: internalBroker.MessageAuthorizer | undefined
+  }
+) => Broker.Service = internalBroker.wrapBroker
+
+/**
+ * Wraps the `Broker` in context both ways: publishes carry the service's token (per-publish
+ * `authorization` header wins), subscribers enforce the rules. Provide the inner broker to it:
+ * `AuthMiddleware.layerBroker.pipe(Layer.provide(HttpBroker.layer()))`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerBroker: Layer.Layer<Broker, never, Broker | ServiceIdentity | Auth | Rules> = Layer.effect(
+  Broker,
+  Effect.all([Broker, ServiceIdentity, resourceAuthorizer]).pipe(
+    Effect.map(([broker, identity, authorize]) => internalBroker.wrapBroker(broker, { identity, authorize }))
+  )
+)
+
+/**
+ * Publishing side only: publishes carry the service's token; subscribers are not checked (a process that
+ * only publishes needs no `Auth`/`Rules`).
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerBrokerPublisher: Layer.Layer<Broker, never, Broker | ServiceIdentity> = Layer.effect(
+  Broker,
+  Effect.map(Effect.zip(Broker, ServiceIdentity), ([broker, identity]) => internalBroker.wrapBroker(broker, { identity }))
+)
+
+/**
+ * Subscribing side only: every received message is checked against the rules before its handler; publishes
+ * are sent as given, plus the `ServiceIdentity`'s token if one is in context.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerBrokerSubscriber: Layer.Layer<Broker, never, Broker | Auth | Rules> = Layer.effect(
+  Broker,
+  Effect.all([Broker, Effect.serviceOption(ServiceIdentity), resourceAuthorizer]).pipe(
+    Effect.map(([broker, identity, authorize]) =>
+      internalBroker.wrapBroker(broker, { identity: Option.getOrUndefined(identity), authorize })
+    )
+  )
+)

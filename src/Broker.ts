@@ -92,7 +92,8 @@ export interface Subscription {
 
 /**
  * A message handler. Failing with `BadRequest` or `CodecError` rejects the message (HTTP 400, reason
- * `Rejected`); any other failure or defect is `HandlerFailed`.
+ * `Rejected`); `Unauthorized` / `Forbidden` are reported as those reasons (auth, see
+ * `AuthMiddleware.layerBroker`); any other failure or defect is `HandlerFailed`.
  * @since 0.1.0
  * @category models
  */
@@ -114,6 +115,10 @@ export type FailureReason =
   | "Unreachable"
   /** No answer within the publish timeout. */
   | "Timeout"
+  /** The subscriber requires authentication: no valid token (or the handler failed with `Unauthorized`). */
+  | "Unauthorized"
+  /** The publisher's account may not publish to the topic (or the handler failed with `Forbidden`). */
+  | "Forbidden"
 
 /**
  * One failed delivery.

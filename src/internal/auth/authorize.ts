@@ -40,9 +40,17 @@ export const authorize = (
   auth: Auth.Service,
   rules: ReadonlyArray<Rule>,
   request: AuthorizeRequest
+): Effect.Effect<Account | undefined, Unauthorized | Forbidden> =>
+  authorizeResource(auth, rules, request.metadata, { type: "service", name: request.service, endpoint: request.endpoint })
+
+/** The same check for any resource (topics: `{ type: "topic", name: <topic>, endpoint: "publish" }`). */
+export const authorizeResource = (
+  auth: Auth.Service,
+  rules: ReadonlyArray<Rule>,
+  metadata: Readonly<Record<string, string>>,
+  resource: Resource
 ): Effect.Effect<Account | undefined, Unauthorized | Forbidden> => {
-  const resource: Resource = { type: "service", name: request.service, endpoint: request.endpoint }
-  const token = bearerToken(request.metadata)
+  const token = bearerToken(metadata)
   // An invalid token counts as no token: a public rule still lets the call in (without an account);
   // otherwise the caller learns why its token was refused.
   const inspected: Effect.Effect<{ account: Account | undefined; why: string | undefined }> = token === undefined

@@ -32,10 +32,21 @@ const describe = (error: unknown): string => {
   return String(error)
 }
 
-/** Maps a handler's failure cause to a delivery failure (rejection vs handler failure). */
+/** `Unauthorized` / `Forbidden` (auth refused the message): reported under their own reason, with their detail. */
+const authReason = (error: unknown): "Unauthorized" | "Forbidden" | undefined => {
+  const tag = typeof error === "object" && error !== null ? (error as { _tag?: unknown })._tag : undefined
+  return tag === "Unauthorized" || tag === "Forbidden" ? tag : undefined
+}
+
+/** Maps a handler's failure cause to a delivery failure (rejection, auth refusal or handler failure). */
 export const failureOfCause = (cause: Cause.Cause<unknown>): LocalFailure => {
   const failure = Cause.failureOption(cause)
   if (failure._tag === "Some") {
+    const auth = authReason(failure.value)
+    if (auth !== undefined) {
+      const detail = (failure.value as { detail?: unknown }).detail
+      return { reason: auth, detail: typeof detail === "string" ? detail : describe(failure.value) }
+    }
     return isRejection(failure.value)
       ? { reason: "Rejected", detail: describe(failure.value) }
       : { reason: "HandlerFailed", detail: describe(failure.value) }

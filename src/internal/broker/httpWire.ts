@@ -131,5 +131,17 @@ export const encodeResults = (results: ReadonlyArray<LocalFailure | undefined>):
 }
 
 /** HTTP status for a single-message delivery failure. */
-export const statusOf = (failure: LocalFailure): number =>
-  failure.reason === "Rejected" ? 400 : failure.reason === "Timeout" ? 504 : 500
+export const statusOf = (failure: LocalFailure): number => {
+  switch (failure.reason) {
+    case "Rejected":
+      return 400
+    case "Unauthorized":
+      return 401
+    case "Forbidden":
+      return 403
+    case "Timeout":
+      return 504
+    default:
+      return 500
+  }
+}

@@ -219,8 +219,11 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
 
         const settle = (msg: Msg, failure: LocalFailure | undefined): Effect.Effect<void> => {
           if (jetstream !== undefined && msg.reply !== undefined && msg.reply !== "") {
-            // Ack: done. Rejected (will never decode): terminate, no redelivery. Otherwise: redeliver.
-            msg.respond(textEncoder.encode(failure === undefined ? "+ACK" : failure.reason === "Rejected" ? "+TERM" : "-NAK"))
+            // Ack: done. Rejected (will never decode) or refused by auth (its token will not change):
+            // terminate, no redelivery. Otherwise: redeliver.
+            const final = failure !== undefined &&
+              (failure.reason === "Rejected" || failure.reason === "Unauthorized" || failure.reason === "Forbidden")
+            msg.respond(textEncoder.encode(failure === undefined ? "+ACK" : final ? "+TERM" : "-NAK"))
           }
           return failure === undefined
             ? Effect.void
