@@ -199,7 +199,7 @@ export interface Engine {
 
 const enginesScript = path.join(root, "scripts", "engines.sh")
 
-export const startEngine = (name: "redis" | "postgres"): Engine => {
+export const startEngine = (name: "redis" | "postgres" | "nats"): Engine => {
   const out = execFileSync("bash", [enginesScript, "start", name], { encoding: "utf8", timeout: 180_000, cwd: root })
   const upper = name.toUpperCase()
   const address = out.match(new RegExp(`${upper}_ADDRESS=(\\S+)`))?.[1]

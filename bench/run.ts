@@ -8,10 +8,13 @@
  *   stream  messages echoed on one bidi stream: effect-micro vs grpc-js — msgs/s, latency, server CPU µs/msg;
  *   codec   encode+decode ops/s of a 10-field message: our protobuf vs protobufjs vs our JSON/msgpack codecs;
  *   store   writes/s and reads/s of each Store layer next to the raw driver (engines started and stopped here);
+ *   pubsub  events/s delivered to a subscriber in another process: effect-micro HTTP broker (with results and
+ *           fire-and-forget), effect-micro NATS broker, Moleculer events (TCP, NATS), raw NATS client;
+ *           nats-server started and stopped here;
  *   idle    RSS of each server process after start-up, no load.
  *
  * Environment (all optional):
- *   BENCH_GROUPS             comma-separated groups (default "rpc,stream,codec,store,idle")
+ *   BENCH_GROUPS             comma-separated groups (default "rpc,stream,codec,store,pubsub,idle")
  *   BENCH_WARMUP_MS          rpc/stream warm-up per measurement (default 2000)
  *   BENCH_WINDOW_MS          rpc/stream measured window (default 5000)
  *   BENCH_INFLIGHT           rpc in-flight counts (default "64,1")
@@ -22,6 +25,11 @@
  *   BENCH_STORE_BACKENDS     store backends (default "memory,sqlite,redis,postgres")
  *   BENCH_STORE_CONCURRENCY  store: operations in flight per cell (default "1")
  *   BENCH_SQLITE_SYNC        store: SQLite `synchronous` for both sides (default NORMAL; the layer's default is FULL)
+ *   BENCH_PUBSUB_WARMUP_MS   pubsub warm-up per scenario (default 1500); BENCH_PUBSUB_WINDOW_MS window (default 4000)
+ *   BENCH_PUBSUB_SCENARIOS   pubsub scenario names (default all)
+ *   BENCH_PUBSUB_INFLIGHT    pubsub: publishes in flight when waiting for results (default 1000)
+ *   BENCH_PUBSUB_MAX_LAG     pubsub: fire-and-forget publishers stay at most this many events ahead (default 20000)
+ *   BENCH_PUBSUB_SUBSCRIBER_NODE_ARGS / BENCH_PUBSUB_PUBLISHER_NODE_ARGS   extra node flags (profiling)
  *   BENCH_IDLE_MS            idle: settle time after READY before sampling RSS (default 2000)
  *   BENCH_SERVER_NODE_ARGS   extra node flags for rpc/stream server processes, e.g. "--cpu-prof --cpu-prof-dir=bench/profiles"
  *   BENCH_CLIENT_NODE_ARGS   the same for the load-generator (client) processes
@@ -43,6 +51,8 @@ import { codecTable, idleTable, rpcTable, storeTable, streamTable, summary } fro
 import type { Scenario } from "./scenarios.js"
 import { scenarios } from "./scenarios.js"
 import type { StoreRow } from "./store.js"
+import type { PubsubRow } from "./pubsub/measure.js"
+import { pubsubSummary, pubsubTable, runPubsub } from "./pubsub/measure.js"
 
 const numberEnv = (name: string, fallback: number): number => {
   const value = Number(process.env[name])
@@ -53,7 +63,7 @@ const listEnv = (name: string, fallback: string): Array<string> =>
 const countsEnv = (name: string, fallback: string): Array<number> =>
   listEnv(name, fallback).map(Number).filter((n) => Number.isInteger(n) && n > 0)
 
-const allGroups = ["rpc", "stream", "codec", "store", "idle"] as const
+const allGroups = ["rpc", "stream", "codec", "store", "pubsub", "idle"] as const
 type Group = typeof allGroups[number]
 
 const config = {
@@ -70,6 +80,16 @@ const config = {
   storeConcurrency: countsEnv("BENCH_STORE_CONCURRENCY", "1"),
   sqliteSynchronous: process.env.BENCH_SQLITE_SYNC === "FULL" ? "FULL" as const : "NORMAL" as const,
   idleMs: numberEnv("BENCH_IDLE_MS", 2000),
+  pubsub: {
+    warmupMs: numberEnv("BENCH_PUBSUB_WARMUP_MS", 1500),
+    windowMs: numberEnv("BENCH_PUBSUB_WINDOW_MS", 4000),
+    inflight: numberEnv("BENCH_PUBSUB_INFLIGHT", 1000),
+    maxLag: numberEnv("BENCH_PUBSUB_MAX_LAG", 20_000),
+    burst: 256,
+    scenarios: process.env.BENCH_PUBSUB_SCENARIOS === undefined ? undefined : listEnv("BENCH_PUBSUB_SCENARIOS", ""),
+    subscriberNodeArgs: (process.env.BENCH_PUBSUB_SUBSCRIBER_NODE_ARGS ?? "").split(" ").filter((s) => s !== ""),
+    publisherNodeArgs: (process.env.BENCH_PUBSUB_PUBLISHER_NODE_ARGS ?? "").split(" ").filter((s) => s !== "")
+  },
   serverNodeArgs: (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((s) => s !== ""),
   clientNodeArgs: (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter((s) => s !== ""),
   save: process.env.BENCH_SAVE !== "0",
@@ -334,6 +354,9 @@ const main = async () => {
   const idle = has("idle") ? await runIdle(launcher) : []
   const codec = has("codec") ? await runCodec(launcher) : undefined
   const store = has("store") ? await runStore(launcher) : undefined
+  const pubsub: { rows: Array<PubsubRow>; failure?: string } | undefined = has("pubsub")
+    ? await runPubsub(launcher, config.pubsub)
+    : undefined
   const loadAfter = os.loadavg()
 
   const sections: Array<string> = []
@@ -341,8 +364,14 @@ const main = async () => {
   if (stream.length > 0) sections.push(`### Bidi streaming (one stream, messages echoed)\n\n${streamTable(stream)}`)
   if (codec !== undefined && codec.rows.length > 0) sections.push(`### Codecs (10-field message, encode+decode)\n\n${codecTable(codec.rows)}`)
   if (store !== undefined && store.rows.length > 0) sections.push(`### Store\n\n${storeTable(store.rows, store.failures)}`)
+  if (pubsub !== undefined && pubsub.rows.length > 0) {
+    sections.push(`### Pub/sub (events delivered to a subscriber in another process)\n\n${pubsubTable(pubsub.rows)}`)
+  }
   if (idle.length > 0) sections.push(`### Idle server RSS\n\n${idleTable(idle)}`)
-  const summaryText = summary({ rpc, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle })
+  const summaryText = [
+    summary({ rpc, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle }),
+    ...pubsubSummary(pubsub?.rows ?? [])
+  ].filter((line) => line !== "").join("\n")
   if (summaryText !== "") sections.push(`### Summary (same-run ratios)\n\n${summaryText}`)
   const markdown = sections.join("\n\n")
   console.log("\n" + markdown + "\n")
@@ -370,6 +399,7 @@ const main = async () => {
           stream,
           codec,
           store,
+          pubsub,
           idle,
           // For older readers of this file: the rpc rows under their previous name.
           results: rpc,
@@ -382,7 +412,8 @@ const main = async () => {
     console.log(`saved ${path.relative(root, file)}`)
   }
   const failed = [...rpc, ...stream].some((r) => r.failure !== undefined) ||
-    idle.some((r) => r.failure !== undefined) || codec?.failure !== undefined || (store?.failures.length ?? 0) > 0
+    idle.some((r) => r.failure !== undefined) || codec?.failure !== undefined || (store?.failures.length ?? 0) > 0 ||
+    pubsub?.failure !== undefined || (pubsub?.rows.some((r) => r.failure !== undefined) ?? false)
   if (failed) process.exitCode = 1
 }
 
