@@ -129,8 +129,22 @@ export const make: <Rpcs extends Rpc.Any>(
  * @category layers
  */
 export const layer = (
-  options?: ClientOptions & { readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined }
+  options?: LayerOptions
 ): Layer.Layer<Client, never, Registry | Selector | Transport | Codecs> => Layer.scoped(Client, internal.makeService(options))
+
+/**
+ * Options of the client runtime: call defaults plus middleware and limits.
+ * @since 0.1.0
+ * @category models
+ */
+export interface LayerOptions extends ClientOptions {
+  readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined
+  /**
+   * Largest frame sent or accepted (default 4 MiB, the server's default). A request larger than this fails
+   * at once with `BadRequest`, without touching the network.
+   */
+  readonly maxFrameSize?: number | undefined
+}
 
 /**
  * Publishes a typed event (validated and encoded by its topic's Schema) through the `Broker` in context:

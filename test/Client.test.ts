@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { Client, Codec, Errors, Registry, Selector, Server, Transport } from "../src/index.js"
 import { handlers, Testing } from "./support/contract.js"
@@ -134,6 +135,27 @@ describe("Client", () => {
             )
           )
         ).pipe(Layer.provideMerge(Layer.merge(Infra, Selector.layer)))
+      )
+    ))
+
+  it.scoped("a request over the frame limit fails with BadRequest before anything is sent", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const big = new Uint8Array(4096)
+      const error = yield* Effect.flip(testing.Bytes(big, { contentType: "application/octet-stream" }))
+      expect(error).toMatchObject({ _tag: "BadRequest" })
+      expect((error as Errors.BadRequest).detail).toContain("exceeds the frame limit of 1024")
+      const streamError = yield* Effect.flip(testing.Sum(Stream.make(1, 2, 3)).pipe(Effect.zipRight(
+        testing.Chat(Stream.make("x".repeat(2000))).pipe(Stream.runDrain)
+      )))
+      expect(streamError).toMatchObject({ _tag: "BadRequest" })
+      // the connection is still fine
+      expect(yield* testing.Hello({ name: "small" })).toBe("Hello, small!")
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(Client.layer({ maxFrameSize: 1024 }), serve("n1")).pipe(
+          Layer.provideMerge(Layer.merge(Infra, Selector.layer))
+        )
       )
     ))
 })

@@ -9,13 +9,13 @@ import * as Mailbox from "effect/Mailbox"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { ClientMiddleware, ClientOptions, OutgoingCall } from "../Client.js"
+import type { ClientMiddleware, ClientOptions, LayerOptions, OutgoingCall } from "../Client.js"
 import { Client } from "../Client.js"
 import { Codecs } from "../Codec.js"
 import type { CallShape } from "../Contract.js"
 import { schemasOf } from "../Contract.js"
 import type { MicroError } from "../Errors.js"
-import { CodecError, ServiceUnavailable, StreamClosed, Timeout, TransportError } from "../Errors.js"
+import { BadRequest, CodecError, ServiceUnavailable, StreamClosed, Timeout, TransportError } from "../Errors.js"
 import type { Metadata } from "../Metadata.js"
 import { empty as emptyMetadata, merge as mergeMetadata, outgoingRef } from "../Metadata.js"
 import type { Node } from "../Registry.js"
@@ -28,7 +28,7 @@ import type { DeadlineEntry } from "./deadlines.js"
 import { DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint } from "./endpoint.js"
 import { decodeError, EndpointCodecs } from "./endpoint.js"
-import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, encodeCallHeader } from "./wire.js"
+import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, encodeCallHeader, FRAME_HEADER } from "./wire.js"
 
 export const defaults = {
   timeout: Duration.seconds(5),
@@ -114,6 +114,7 @@ export class Pool {
 
 export interface ClientService {
   readonly pool: Pool
+  readonly maxFrameSize: number
   readonly deadlines: DeadlineWheel
   readonly registry: Registry["Type"]
   readonly selector: Selector["Type"]
@@ -123,17 +124,19 @@ export interface ClientService {
 }
 
 export const makeService = (
-  options?: ClientOptions & { readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined }
+  options?: LayerOptions
 ): Effect.Effect<ClientService, never, Scope.Scope | Registry | Selector | Transport | Codecs> =>
   Effect.gen(function*() {
     const transport = yield* Transport
-    const pool = new Pool(transport, DEFAULT_MAX_FRAME_SIZE)
+    const maxFrameSize = options?.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    const pool = new Pool(transport, maxFrameSize)
     yield* Effect.addFinalizer(() => Effect.sync(() => pool.closeAll()))
     const deadlines = new DeadlineWheel(yield* Effect.clock)
     yield* Effect.forkScoped(deadlines.run)
     return {
       pool,
       deadlines,
+      maxFrameSize,
       registry: yield* Registry,
       selector: yield* Selector,
       codecs: yield* Codecs,
@@ -305,6 +308,14 @@ class Caller {
    * Runs `attempt`; on a retryable failure, retries following the schedule. The first attempt runs
    * without any retry machinery (the common, successful case pays nothing for it).
    */
+  /** A request the server would refuse for its size fails here, before anything is sent. */
+  private tooLarge(resolved: Resolved, body: Uint8Array): BadRequest | undefined {
+    const size = FRAME_HEADER + 11 + resolved.header.byteLength + body.byteLength
+    return size - 4 > this.client.maxFrameSize
+      ? BadRequest.of(`request of ${size} bytes exceeds the frame limit of ${this.client.maxFrameSize}`, "effect-micro.client")
+      : undefined
+  }
+
   /** The pooled connection to a node; synchronous when it is already open (the common case). */
   private dial(node: Node): Effect.Effect<{ node: Node; connection: ClientConnection }, TransportError> {
     const pool = this.client.pool
@@ -342,6 +353,8 @@ class Caller {
     const encoded = resolved.compiled.request.encode(this.endpoint.construct(input))
     if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
     const body = encoded.right
+    const tooLarge = this.tooLarge(resolved, body)
+    if (tooLarge !== undefined) return Effect.fail(tooLarge)
     const once = (tried: Set<string>) =>
       Effect.flatMap(this.connect(tried), ({ connection, node }) => {
         const deadlines = this.client.deadlines
@@ -373,7 +386,7 @@ class Caller {
         Effect.scoped(
           Effect.flatMap(this.connect(tried), ({ connection }) =>
             Effect.flatMap(Deferred.make<unknown, unknown>(), (reply) => {
-              const sender = new Sender(connection, (error) => Deferred.unsafeDone(reply, Exit.fail(error)))
+              const sender = new Sender(connection, this.client.maxFrameSize, (error) => Deferred.unsafeDone(reply, Exit.fail(error)))
               const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, undefined, {
                 onReply: (body) => {
                   const decoded = resolved.compiled.response.decode(body)
@@ -411,6 +424,8 @@ class Caller {
       const encoded = resolved.compiled.request.encode(this.endpoint.construct(request))
       if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
       body = encoded.right
+      const tooLarge = this.tooLarge(resolved, body)
+      if (tooLarge !== undefined) return Effect.fail(tooLarge)
     }
     // Only the connect step is retried: once the call is open, messages may already have been consumed.
     const connect = this.withRetries(resolved, (tried) => this.connect(tried))
@@ -422,7 +437,7 @@ class Caller {
         finished = true
         inbox.unsafeDone(exit)
       }
-      const sender = input === undefined ? undefined : new Sender(connection, (error) => finish(Exit.fail(error)))
+      const sender = input === undefined ? undefined : new Sender(connection, this.client.maxFrameSize, (error) => finish(Exit.fail(error)))
       const handlers: CallHandlers = {
         onData: (payload) => {
           const decoded = resolved.compiled.response.decode(payload)
@@ -519,8 +534,10 @@ class Sender {
 
   constructor(
     private readonly connection: ClientConnection,
-    /** The call fails with this error when a request message cannot be encoded. */
-    private readonly onFail: (error: CodecError) => void
+    /** Largest DATA frame the peer accepts. */
+    private readonly maxFrameSize: number,
+    /** The call fails with this error when a request message cannot be encoded or is too large. */
+    private readonly onFail: (error: CodecError | BadRequest) => void
   ) {}
 
   grant(credit: number): void {
@@ -538,6 +555,14 @@ class Sender {
     return Stream.runForEach(input, (item) => {
       const send = Effect.suspend(() => {
         const encoded = compiled.request.encode(item)
+        if (Either.isRight(encoded) && FRAME_HEADER - 4 + encoded.right.byteLength > this.maxFrameSize) {
+          this.connection.cancel(this.id)
+          this.onFail(BadRequest.of(
+            `stream message of ${encoded.right.byteLength} bytes exceeds the frame limit of ${this.maxFrameSize}`,
+            "effect-micro.client"
+          ))
+          return Effect.interrupt
+        }
         if (Either.isLeft(encoded)) {
           this.connection.cancel(this.id)
           this.onFail(encoded.left)
@@ -554,8 +579,6 @@ class Sender {
 
 const protocolError = (address: string, detail: string) => TransportError.of("protocol", address, detail, false)
 
-export const layer = (
-  options?: ClientOptions & { readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined }
-) => makeService(options)
+export const layer = (options?: LayerOptions) => makeService(options)
 
 export type { CodecError }
