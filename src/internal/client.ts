@@ -365,6 +365,7 @@ class Caller {
             const timeout = resolved.timeoutMillis
             call.deadline = deadlines.add(timeout, () => {
               connection.cancel(call.id)
+              connection.probe()
               resume(Effect.fail(Timeout.of(`no reply from ${node.address} within ${timeout} ms`, "effect-micro.client")))
             })
           }

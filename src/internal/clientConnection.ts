@@ -34,6 +34,8 @@ export class ClientConnection {
   private readonly writer: BatchWriter
   private readonly decoder: FrameDecoder
   private nextId = 1
+  private probeTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private probeToken: Buffer | undefined = undefined
   /** True after GOAWAY, a broken connection or id exhaustion: the pool must not hand it out again. */
   unusable = false
   private closed = false
@@ -91,6 +93,27 @@ export class ClientConnection {
     }
   }
 
+  /**
+   * Checks the peer is still there (after a call timed out): a PING that gets no PONG within
+   * `timeoutMillis` means a half-open connection (peer gone without a FIN/RST, e.g. a partition), which is
+   * then destroyed so its calls fail now and the pool dials afresh instead of timing out every call on it.
+   */
+  probe(timeoutMillis = 2000): void {
+    if (this.closed || this.probeTimer !== undefined) return
+    const token = Buffer.allocUnsafe(8)
+    token.writeDoubleBE(Math.random())
+    this.probeToken = token
+    this.writer.write(encodeBody(FrameType.Ping, 0, token))
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined
+      if (this.closed) return
+      this.connection.destroy()
+      this.failAll(TransportError.of("reset", this.address, `no PONG within ${timeoutMillis} ms: peer unreachable`, false))
+      this.markUnusable()
+    }, timeoutMillis)
+    this.probeTimer.unref?.()
+  }
+
   /** Forgets a finished call (no frame sent). */
   release(id: number): void {
     this.calls.delete(id)
@@ -144,6 +167,12 @@ export class ClientConnection {
       case FrameType.Ping:
         this.writer.write(encodeBody(FrameType.Pong, streamId, payload))
         return
+      case FrameType.Pong:
+        if (this.probeTimer !== undefined && this.probeToken !== undefined && payload.equals(this.probeToken)) {
+          clearTimeout(this.probeTimer)
+          this.probeTimer = undefined
+        }
+        return
       case FrameType.GoAway:
         this.markUnusable()
         this.maybeRetire()
@@ -185,6 +214,7 @@ export class ClientConnection {
 
   private onConnectionClosed(error: Error | undefined): void {
     this.closed = true
+    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer)
     this.markUnusable()
     this.failAll(
       TransportError.of(

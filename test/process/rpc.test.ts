@@ -134,4 +134,25 @@ describe("cross-process RPC over TCP", () => {
       expect(reply).toBe("slept 500")
       expect(yield* Effect.promise(() => server.exited)).toBe(0)
     }))
+
+  it.scopedLive("a frozen node (half-open connection) is probed, dropped from the pool, and calls carry on", () =>
+    Effect.gen(function*() {
+      const frozen = yield* spawnFixture(fixture, { NODE_ID: "frozen" })
+      const alive = yield* spawnFixture(fixture, { NODE_ID: "alive" })
+      const result = yield* Effect.gen(function*() {
+        const testing = yield* Client.make(Testing, { service: "testing", timeout: "300 millis" })
+        // connect to both nodes first
+        for (let i = 0; i < 4; i++) yield* testing.Echo({ text: "warm" })
+        const client = yield* Client.Client
+        expect(client.pool.peek(frozen.ready)).toBeDefined()
+        frozen.process.kill("SIGSTOP") // no FIN, no RST: the connection stays open and silent
+        const nodes: Array<string> = []
+        for (let i = 0; i < 10; i++) nodes.push((yield* testing.Echo({ text: `m${i}` })).node)
+        yield* Effect.sleep("2500 millis")
+        return { nodes, pooled: client.pool.peek(frozen.ready) }
+      }).pipe(Effect.provide(clientLayer([frozen.ready, alive.ready], Selector.layerRoundRobin())))
+      frozen.process.kill("SIGCONT")
+      expect(result.nodes).toEqual(Array(10).fill("alive")) // Echo is idempotent: the timed-out call moved on
+      expect(result.pooled).toBeUndefined() // the PING got no PONG: connection destroyed
+    }), 30_000)
 })
