@@ -15,6 +15,7 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -83,6 +84,47 @@ const codecs: Effect.Effect<Codec.Codecs.Service> = Effect.map(
 )
 
 /**
+ * Per-topic publish cache: the codec chosen for the last (Codecs, requested content-type) pair, compiled for
+ * the topic's Schema, and the options object handed to the broker for the last caller's options. The hot path
+ * of `publish` is then one Effect step plus the broker's own.
+ */
+interface PublishCache {
+  codecs: Codec.Codecs.Service | undefined
+  requested: string | undefined
+  compiled: Codec.SchemaCodec<any> | undefined
+  contentType: string
+  options: PublishOptions | undefined
+  merged: PublishOptions | undefined
+}
+const publishCaches = new WeakMap<Topic<any, any>, PublishCache>()
+
+const encodeWith = <A, I>(
+  topic: Topic<A, I>,
+  value: A,
+  requested: string | undefined,
+  codecs: Codec.Codecs.Service
+): Either.Either<{ readonly cache: PublishCache; readonly body: Uint8Array }, CodecError | BadRequest> => {
+  let cache = publishCaches.get(topic)
+  if (cache === undefined) {
+    cache = { codecs: undefined, requested: undefined, compiled: undefined, contentType: "", options: undefined, merged: undefined }
+    publishCaches.set(topic, cache)
+  }
+  if (cache.compiled === undefined || cache.codecs !== codecs || cache.requested !== requested) {
+    const codec = requested ?? topic.contentType
+    const chosen = codec === undefined ? Either.right(codecs.default) : codecs.get(codec)
+    if (Either.isLeft(chosen)) return Either.left(chosen.left)
+    cache.codecs = codecs
+    cache.requested = requested
+    cache.compiled = chosen.right.compile(topic.schema)
+    cache.contentType = chosen.right.contentType
+    cache.options = undefined
+    cache.merged = undefined
+  }
+  const encoded = (cache.compiled as Codec.SchemaCodec<A>).encode(value)
+  return Either.isLeft(encoded) ? Either.left(encoded.left) : Either.right({ cache, body: encoded.right })
+}
+
+/**
  * Validates and encodes a value for a topic (what `publish` sends).
  * @since 0.1.0
  * @category encoding
@@ -93,13 +135,10 @@ export const encode = <A, I>(
   contentType?: string | undefined
 ): Effect.Effect<{ readonly body: Uint8Array; readonly contentType: string }, CodecError | BadRequest> =>
   Effect.flatMap(codecs, (codecs): Effect.Effect<{ readonly body: Uint8Array; readonly contentType: string }, CodecError | BadRequest> => {
-    const codec = contentType ?? topic.contentType
-    const chosen = codec === undefined ? Either.right(codecs.default) : codecs.get(codec)
-    if (Either.isLeft(chosen)) return Effect.fail(chosen.left)
-    const encoded = chosen.right.compile(topic.schema).encode(value)
+    const encoded = encodeWith(topic, value, contentType, codecs)
     return Either.isLeft(encoded)
       ? Effect.fail(encoded.left)
-      : Effect.succeed({ body: encoded.right, contentType: chosen.right.contentType })
+      : Effect.succeed({ body: encoded.right.body, contentType: encoded.right.cache.contentType })
   })
 
 /**
@@ -125,8 +164,21 @@ export const publish = <A, I>(
   value: A,
   options?: PublishOptions
 ): Effect.Effect<void, BrokerError | CodecError | BadRequest, Broker> =>
-  Effect.flatMap(encode(topic, value, options?.contentType), ({ body, contentType }) =>
-    Effect.flatMap(Broker, (broker) => broker.publish(topic.name, body, { ...options, contentType })))
+  // One step: services read from the context directly, codec compiled once per topic, options merged once
+  // per distinct options object.
+  Effect.contextWithEffect((context: Context.Context<Broker>): Effect.Effect<void, BrokerError | CodecError | BadRequest> => {
+    const given: Codec.Codecs.Service | undefined = context.unsafeMap.get(Codec.Codecs.key)
+    const encoded = encodeWith(topic, value, options?.contentType, given ?? defaultCodecs)
+    if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+    const { body, cache } = encoded.right
+    let merged = cache.merged
+    if (merged === undefined || cache.options !== options) {
+      merged = options === undefined ? { contentType: cache.contentType } : { ...options, contentType: cache.contentType }
+      cache.options = options
+      cache.merged = merged
+    }
+    return Context.get(context, Broker).publish(topic.name, body, merged)
+  })
 
 /**
  * Subscribes a typed handler until the scope closes. Messages that do not decode are rejected and never
@@ -141,16 +193,26 @@ export const subscribe = <A, I, E, R>(
 ): Effect.Effect<Subscription, BrokerError, Broker | Scope.Scope | R> =>
   // Every broker runs handlers with the context of the fiber that subscribed (which has R).
   Effect.flatMap(codecs, (codecs) =>
-      Effect.flatMap(Broker, (broker) =>
-        broker.subscribe(
+      Effect.flatMap(Broker, (broker) => {
+        // The codec compiled for the last content-type seen (a publisher's messages share one).
+        let lastContentType: string | undefined
+        let lastCodec: Codec.SchemaCodec<A> | undefined
+        return broker.subscribe(
           topic.name,
           (message) => {
-            const codec = codecs.get(message.contentType)
-            if (Either.isLeft(codec)) return Effect.fail(codec.left)
-            const value = codec.right.compile(topic.schema).decode(message.body)
+            let compiled = lastCodec
+            if (compiled === undefined || lastContentType !== message.contentType) {
+              const codec = codecs.get(message.contentType)
+              if (Either.isLeft(codec)) return Effect.fail(codec.left)
+              compiled = codec.right.compile(topic.schema)
+              lastContentType = message.contentType
+              lastCodec = compiled
+            }
+            const value = compiled.decode(message.body)
             return Either.isLeft(value)
               ? Effect.fail(value.left)
               : handler(value.right, message) as Effect.Effect<void, E>
           },
           options
-        )))
+        )
+      }))

@@ -29,7 +29,7 @@ export interface Connection {
   readonly write: (data: Uint8Array) => void
   /** Installs the receiver; call once, before any data can arrive (i.e. synchronously after accept/dial). */
   readonly onData: (handler: (chunk: Buffer) => void) => void
-  /** Called once when the connection is gone, with the error if it broke. */
+  /** Adds a handler called once when the connection is gone, with the error if it broke. */
   readonly onClose: (handler: (error: Error | undefined) => void) => void
   /** Flushes what was written, then closes. */
   readonly close: () => void

@@ -158,4 +158,43 @@ describe("Client", () => {
         )
       )
     ))
+
+  it.scoped("a 503 raised while handling a call is retried only for idempotent endpoints (the handler ran)", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const error = yield* Effect.flip(testing.Hello({ name: "x" }, { retry: Schedule.recurs(3) }))
+      expect(error._tag).toBe("ServiceUnavailable")
+      expect(selections.count).toBe(1)
+      selections.count = 0
+      yield* Effect.flip(testing.Echo({ text: "x" }, { retry: Schedule.recurs(3) }))
+      expect(selections.count).toBe(4)
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          Client.layer(),
+          serve("n1").pipe(
+            Layer.provide(Server.layerMiddleware(() => Effect.fail(Errors.ServiceUnavailable.of("downstream down", "testing"))))
+          )
+        ).pipe(Layer.provideMerge(Layer.merge(Infra, countingSelector)))
+      )
+    ))
+
+  it.scoped("a failing request stream fails the call instead of hanging it", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const broken = Stream.concat(Stream.make(1, 2), Stream.die(new Error("input broke")))
+      const sum = yield* Effect.exit(testing.Sum(broken))
+      expect(sum._tag).toBe("Failure")
+      const chat = yield* Effect.exit(Stream.runCollect(testing.Chat(Stream.concat(Stream.make("a"), Stream.die("input broke")))))
+      expect(chat._tag).toBe("Failure")
+      expect(yield* testing.Hello({ name: "after" })).toBe("Hello, after!")
+    }).pipe(Effect.provide(env([serve("n1")]))))
+
+  it.scoped("client streaming honours the caller's timeout on the client side too", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const fiber = yield* Effect.fork(Effect.flip(testing.Sum(Stream.never, { timeout: "1 second" })))
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* Fiber.join(fiber))._tag).toBe("Timeout")
+    }).pipe(Effect.provide(env([serve("n1")]))))
 })

@@ -1,5 +1,6 @@
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -27,7 +28,7 @@ import { ClientConnection } from "./clientConnection.js"
 import type { DeadlineEntry } from "./deadlines.js"
 import { DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint } from "./endpoint.js"
-import { decodeError, EndpointCodecs } from "./endpoint.js"
+import { decodeError, EndpointCodecs, isFromServer, isNotStarted } from "./endpoint.js"
 import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, encodeCallHeader, FRAME_HEADER } from "./wire.js"
 
 export const defaults = {
@@ -44,6 +45,12 @@ export const defaults = {
  */
 export const isRetryable = (error: unknown, idempotent: boolean): boolean => {
   if (typeof error !== "object" || error === null || !("_tag" in error)) return false
+  if (isNotStarted(error)) return true
+  if (isFromServer(error)) {
+    // Sent back by a server whose handler may have run (a 503 or TransportError it got downstream).
+    const tag = (error as MicroError)._tag
+    return idempotent && (tag === "ServiceUnavailable" || tag === "Timeout" || tag === "TransportError")
+  }
   switch ((error as MicroError)._tag) {
     case "TransportError":
       return (error as TransportError).notDelivered || idempotent
@@ -54,6 +61,11 @@ export const isRetryable = (error: unknown, idempotent: boolean): boolean => {
     default:
       return false
   }
+}
+
+const isNodeFailure = (error: unknown): boolean => {
+  const tag = typeof error === "object" && error !== null ? (error as { _tag?: unknown })._tag : undefined
+  return tag === "TransportError" || tag === "Timeout" || tag === "ServiceUnavailable"
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -82,12 +94,17 @@ export class Pool {
       const deferred = Deferred.unsafeMake<ClientConnection, TransportError>(undefined as any)
       this.dialing.set(address, deferred)
       return this.transport.dial(address).pipe(
-        Effect.map((connection) => {
+        Effect.flatMap((connection) => {
+          if (this.closed) {
+            // The client closed while this dial was in flight: do not leak the connection.
+            connection.destroy()
+            return Effect.fail(TransportError.of("closed", address, "client is closed"))
+          }
           const client = new ClientConnection(address, connection, this.maxFrameSize, (gone) => {
             if (this.connections.get(address) === gone) this.connections.delete(address)
           })
           this.connections.set(address, client)
-          return client
+          return Effect.succeed(client)
         }),
         Effect.onExit((exit) => {
           this.dialing.delete(address)
@@ -371,8 +388,12 @@ class Caller {
           }
           return Effect.sync(() => call.abandon())
         })
+        // Only failures that say something about the node (unreachable, too slow, unavailable) cool it down;
+        // an endpoint's business errors do not.
         return Effect.catchAll(exchange, (error) =>
-          Effect.zipRight(this.client.selector.mark(this.service, node, "failure"), Effect.fail(error)))
+          isNodeFailure(error)
+            ? Effect.zipRight(this.client.selector.mark(this.service, node, "failure"), Effect.fail(error))
+            : Effect.fail(error))
       })
     return this.withRetries(resolved, once)
   }
@@ -380,37 +401,46 @@ class Caller {
   // ----- client streaming -----
 
   private clientStream(resolved: Resolved, input: Stream.Stream<unknown>): Effect.Effect<unknown, unknown> {
-    // A stream can be consumed once, so only failures before any message was sent are retried.
-    return this.withRetries(
-      { ...resolved, retry: resolved.retry },
-      (tried) =>
-        Effect.scoped(
-          Effect.flatMap(this.connect(tried), ({ connection }) =>
-            Effect.flatMap(Deferred.make<unknown, unknown>(), (reply) => {
-              const sender = new Sender(connection, this.client.maxFrameSize, (error) => Deferred.unsafeDone(reply, Exit.fail(error)))
-              const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, undefined, {
-                onReply: (body) => {
-                  const decoded = resolved.compiled.response.decode(body)
-                  Deferred.unsafeDone(reply, Either.isRight(decoded) ? Exit.succeed(decoded.right) : Exit.fail(decoded.left))
-                },
-                onError: (kind, body) =>
-                  Deferred.unsafeDone(reply, Exit.fail(decodeError(resolved.compiled, kind, body))),
-                onClosed: (error) => Deferred.unsafeDone(reply, Exit.fail(error)),
-                onData: () => {},
-                onEnd: () => Deferred.unsafeDone(reply, Exit.fail(StreamClosed.of("stream ended without a reply"))),
-                onCredit: (credit) => sender.grant(credit)
+    // The request stream can be consumed once: only connecting is retried, never the call itself.
+    const connect = this.withRetries(resolved, (tried) => this.connect(tried))
+    return Effect.scoped(Effect.flatMap(connect, ({ connection }) =>
+      Effect.flatMap(Deferred.make<unknown, unknown>(), (reply) => {
+        const fail = (cause: Cause.Cause<unknown>) => Deferred.unsafeDone(reply, Exit.failCause(cause))
+        const sender = new Sender(connection, this.client.maxFrameSize, fail)
+        const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, undefined, {
+          onReply: (body) => {
+            const decoded = resolved.compiled.response.decode(body)
+            Deferred.unsafeDone(reply, Either.isRight(decoded) ? Exit.succeed(decoded.right) : Exit.fail(decoded.left))
+          },
+          onError: (kind, body) => Deferred.unsafeDone(reply, Exit.fail(decodeError(resolved.compiled, kind, body))),
+          onClosed: (error) => Deferred.unsafeDone(reply, Exit.fail(error)),
+          onData: () => {},
+          onEnd: () => Deferred.unsafeDone(reply, Exit.fail(StreamClosed.of("stream ended without a reply"))),
+          onCredit: (credit) => sender.grant(credit)
+        })
+        sender.id = id
+        const deadlines = this.client.deadlines
+        const deadline = resolved.timeoutMillis > 0
+          ? deadlines.add(resolved.timeoutMillis, () => {
+            connection.cancel(id)
+            Deferred.unsafeDone(reply, Exit.fail(Timeout.of(
+              `no reply within ${resolved.timeoutMillis} ms`,
+              "effect-micro.client"
+            )))
+          })
+          : undefined
+        return Effect.zipRight(
+          Effect.forkScoped(sender.run(input, resolved.compiled)),
+          Deferred.await(reply).pipe(
+            Effect.onExit((exit) =>
+              Effect.sync(() => {
+                deadlines.remove(deadline)
+                if (!Exit.isSuccess(exit)) connection.cancel(id)
               })
-              sender.id = id
-              return Effect.zipRight(
-                Effect.forkScoped(sender.run(input, resolved.compiled)),
-                Deferred.await(reply).pipe(
-                  Effect.onInterrupt(() => Effect.sync(() => connection.cancel(id)))
-                )
-              )
-            })
+            )
           )
         )
-    )
+      })))
   }
 
   // ----- server streaming and bidi -----
@@ -438,7 +468,7 @@ class Caller {
         finished = true
         inbox.unsafeDone(exit)
       }
-      const sender = input === undefined ? undefined : new Sender(connection, this.client.maxFrameSize, (error) => finish(Exit.fail(error)))
+      const sender = input === undefined ? undefined : new Sender(connection, this.client.maxFrameSize, (cause) => finish(Exit.failCause(cause)))
       const handlers: CallHandlers = {
         onData: (payload) => {
           const decoded = resolved.compiled.response.decode(payload)
@@ -537,8 +567,8 @@ class Sender {
     private readonly connection: ClientConnection,
     /** Largest DATA frame the peer accepts. */
     private readonly maxFrameSize: number,
-    /** The call fails with this error when a request message cannot be encoded or is too large. */
-    private readonly onFail: (error: CodecError | BadRequest) => void
+    /** The call fails with this when a request message cannot be encoded or sent, or the input stream fails. */
+    private readonly onFail: (cause: Cause.Cause<unknown>) => void
   ) {}
 
   grant(credit: number): void {
@@ -558,15 +588,15 @@ class Sender {
         const encoded = compiled.request.encode(item)
         if (Either.isRight(encoded) && FRAME_HEADER - 4 + encoded.right.byteLength > this.maxFrameSize) {
           this.connection.cancel(this.id)
-          this.onFail(BadRequest.of(
+          this.onFail(Cause.fail(BadRequest.of(
             `stream message of ${encoded.right.byteLength} bytes exceeds the frame limit of ${this.maxFrameSize}`,
             "effect-micro.client"
-          ))
+          )))
           return Effect.interrupt
         }
         if (Either.isLeft(encoded)) {
           this.connection.cancel(this.id)
-          this.onFail(encoded.left)
+          this.onFail(Cause.fail(encoded.left))
           return Effect.interrupt
         }
         this.credit--
@@ -574,7 +604,17 @@ class Sender {
         return Effect.void
       })
       return this.credit > 0 ? send : Effect.zipRight(waitForCredit, send)
-    }).pipe(Effect.zipRight(Effect.sync(() => this.connection.end(this.id))))
+    }).pipe(
+      Effect.zipRight(Effect.sync(() => this.connection.end(this.id))),
+      // The caller's input stream failed or died: cancel the call and fail it with that cause (the
+      // server would otherwise wait for DATA and the caller for a reply, forever).
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => {
+          this.connection.cancel(this.id)
+          this.onFail(cause)
+        })
+      )
+    )
   }
 }
 

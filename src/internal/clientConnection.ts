@@ -67,6 +67,11 @@ export class ClientConnection {
   ): number {
     const id = this.nextId
     this.nextId += 1
+    if (this.closed) {
+      // Taken from the pool just before it closed: fail the call rather than leave it waiting forever.
+      handlers.onClosed(TransportError.of("closed", this.address, "connection already closed", false))
+      return id
+    }
     if (this.nextId >= MAX_STREAM_ID) this.markUnusable()
     this.calls.set(id, handlers)
     this.writer.write(encodeOpen(id, body !== undefined ? OpenFlag.Unary : 0, timeoutMillis, window, header, body))
@@ -162,6 +167,7 @@ export class ClientConnection {
         if (handlers !== undefined) {
           this.calls.delete(streamId)
           handlers.onClosed(TransportError.of("closed", this.address, "the server cancelled the stream", false))
+          this.maybeRetire()
         }
         return
       case FrameType.Ping:

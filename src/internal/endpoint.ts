@@ -89,17 +89,35 @@ export const encodeFramework = (
     : { kind: ErrorKind.Framework | ERROR_JSON, body: encodeFrameworkErrorJson(error) }
 }
 
+// Where a client-side error came from decides whether a retry is safe (internal/client.ts isRetryable):
+// an error a server sent back may come from a handler that already ran (even a 503 or a TransportError it
+// got from a service of its own), unless the server marked it "not started".
+const fromServer = new WeakSet<object>()
+const notStarted = new WeakSet<object>()
+
+/** The error came in an ERROR frame (the handler may have run). */
+export const isFromServer = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && fromServer.has(error)
+/** The server said the call never started (draining): safe to retry anywhere. */
+export const isNotStarted = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && notStarted.has(error)
+
 /** Decodes an ERROR frame body on the client: the endpoint's typed error or a framework error. */
 export const decodeError = (compiled: CompiledEndpoint, kindByte: number, body: Uint8Array): unknown => {
   const isJson = (kindByte & ERROR_JSON) !== 0
   const kind = kindByte & ~ERROR_JSON
+  let error: unknown
   if (kind === ErrorKind.Endpoint) {
     const decoded = (isJson ? compiled.errorJson : compiled.error).decode(body)
-    return Either.isRight(decoded) ? decoded.right : decoded.left
+    error = Either.isRight(decoded) ? decoded.right : decoded.left
+  } else {
+    const decoded = (isJson ? jsonFramework : compiled.framework).decode(body)
+    error = Either.isRight(decoded)
+      ? decoded.right
+      : CodecError.of(compiled.contentType, `undecodable error frame: ${decoded.left.detail}`)
   }
-  const decoded = (isJson ? jsonFramework : compiled.framework).decode(body)
-  if (Either.isRight(decoded)) return decoded.right
-  return CodecError.of(compiled.contentType, `undecodable error frame: ${decoded.left.detail}`)
+  if (typeof error === "object" && error !== null) (kind === ErrorKind.NotStarted ? notStarted : fromServer).add(error)
+  return error
 }
 
 export const describe = (u: unknown): string => {

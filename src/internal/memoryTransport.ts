@@ -5,21 +5,21 @@ import { Transport } from "../Transport.js"
 
 interface End {
   dataHandler: ((chunk: Buffer) => void) | undefined
-  closeHandler: ((error: Error | undefined) => void) | undefined
+  closeHandlers: Array<(error: Error | undefined) => void>
   buffered: Array<Buffer>
   closed: boolean
 }
 
 /** Two connected ends; bytes are delivered on a later microtask, like a socket would. */
 const pipe = (addressA: string, addressB: string): [Connection, Connection] => {
-  const a: End = { dataHandler: undefined, closeHandler: undefined, buffered: [], closed: false }
-  const b: End = { dataHandler: undefined, closeHandler: undefined, buffered: [], closed: false }
+  const a: End = { dataHandler: undefined, closeHandlers: [], buffered: [], closed: false }
+  const b: End = { dataHandler: undefined, closeHandlers: [], buffered: [], closed: false }
   const closeBoth = () => {
     for (const end of [a, b]) {
       if (end.closed) continue
       end.closed = true
-      const handler = end.closeHandler
-      if (handler) queueMicrotask(() => handler(undefined))
+      const handlers = end.closeHandlers
+      if (handlers.length > 0) queueMicrotask(() => handlers.forEach((handler) => handler(undefined)))
     }
   }
   const connection = (self: End, peer: End, remoteAddress: string): Connection => ({
@@ -41,7 +41,7 @@ const pipe = (addressA: string, addressB: string): [Connection, Connection] => {
       for (const chunk of buffered) handler(chunk)
     },
     onClose: (handler) => {
-      self.closeHandler = handler
+      self.closeHandlers.push(handler)
       if (self.closed) queueMicrotask(() => handler(undefined))
     },
     // Let writes queued before close reach the peer first.

@@ -109,7 +109,8 @@ export const make = <Rpcs extends Rpc.Any>(
         if (shared.inFlight > 0) {
           const idle = yield* Deferred.make<void>()
           shared.onIdle = () => Deferred.unsafeDone(idle, Effect.void)
-          yield* Deferred.await(idle).pipe(Effect.timeoutOption(drainTimeout))
+          // Finalizers are uninterruptible: the wait must be made interruptible for the timeout to apply.
+          yield* Effect.interruptible(Deferred.await(idle)).pipe(Effect.timeoutOption(drainTimeout))
         }
         for (const connection of connections) connection.close()
         connections.clear()

@@ -186,7 +186,13 @@ export class ServerConnection {
       return this.writeFrameworkError(streamId, undefined, BadRequest.of("malformed OPEN frame", shared.service))
     }
     if (shared.draining) {
-      return this.writeFrameworkError(streamId, undefined, ServiceUnavailable.of("server is shutting down", shared.service))
+      // Marked "not started": the one 503 a client may retry for any endpoint.
+      return this.writeFrameworkError(
+        streamId,
+        undefined,
+        ServiceUnavailable.of("server is shutting down", shared.service),
+        ErrorKind.NotStarted
+      )
     }
     const route = shared.routes.get(open.header.endpoint)
     if (route === undefined || (open.header.service !== "" && open.header.service !== shared.service)) {
@@ -239,7 +245,14 @@ export class ServerConnection {
       peer: { address: this.connection.remoteAddress, identity: this.connection.peerIdentity }
     }
     let effect = this.runHandler(streamId, state, route, request, open)
-    for (let i = shared.wrappers.length - 1; i >= 0; i--) effect = shared.wrappers[i]!(call, effect)
+    for (let i = shared.wrappers.length - 1; i >= 0; i--) {
+      // Middleware is user code running on the socket path: a throw is a defect of this call only.
+      try {
+        effect = shared.wrappers[i]!(call, effect)
+      } catch (defect) {
+        effect = Effect.die(defect)
+      }
+    }
 
     this.calls.set(streamId, state)
     shared.inFlight++
@@ -304,6 +317,8 @@ export class ServerConnection {
         if (state.credit <= 0) {
           return Effect.zipRight(
             Effect.async<void>((resume) => {
+              // Credit (or cancellation) may have arrived between the check above and this registration.
+              if (state.credit > 0 || state.done) return resume(Effect.void)
               state.creditWaiter = () => resume(Effect.void)
               return Effect.sync(() => {
                 state.creditWaiter = undefined
@@ -421,12 +436,17 @@ export class ServerConnection {
     if (shared.inFlight === 0) shared.onIdle?.()
   }
 
-  private writeFrameworkError(streamId: number, compiled: CompiledEndpoint | undefined, error: MicroError): void {
+  private writeFrameworkError(
+    streamId: number,
+    compiled: CompiledEndpoint | undefined,
+    error: MicroError,
+    kind: number = ErrorKind.Framework
+  ): void {
     if (compiled !== undefined) {
-      const { body, kind } = encodeFramework(compiled, error)
-      this.writer.write(encodeError(streamId, kind, body))
+      const encoded = encodeFramework(compiled, error)
+      this.writer.write(encodeError(streamId, (encoded.kind & ERROR_JSON) | kind, encoded.body))
     } else {
-      this.writer.write(encodeError(streamId, ErrorKind.Framework | ERROR_JSON, encodeFrameworkErrorJson(error)))
+      this.writer.write(encodeError(streamId, kind | ERROR_JSON, encodeFrameworkErrorJson(error)))
     }
   }
 

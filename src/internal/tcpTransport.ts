@@ -6,7 +6,7 @@ import { parseAddress, Transport } from "../Transport.js"
 
 /** Wraps a connected socket (plain or TLS) as a Connection. */
 export const fromSocket = (socket: net.Socket, remoteAddress: string, peerIdentity?: string): Connection => {
-  let closeHandler: ((error: Error | undefined) => void) | undefined
+  const closeHandlers: Array<(error: Error | undefined) => void> = []
   let closed = false
   let lastError: Error | undefined
   socket.on("error", (error) => {
@@ -14,7 +14,7 @@ export const fromSocket = (socket: net.Socket, remoteAddress: string, peerIdenti
   })
   socket.on("close", () => {
     closed = true
-    closeHandler?.(lastError)
+    for (const handler of closeHandlers) handler(lastError)
   })
   return {
     remoteAddress,
@@ -26,7 +26,7 @@ export const fromSocket = (socket: net.Socket, remoteAddress: string, peerIdenti
       socket.on("data", handler)
     },
     onClose: (handler) => {
-      closeHandler = handler
+      closeHandlers.push(handler)
       if (closed) handler(lastError)
     },
     close: () => {

@@ -22,7 +22,12 @@ export const FrameType = {
 } as const
 
 /** ERROR frame kinds: which Schema decodes the body. */
-export const ErrorKind = { Framework: 0, Endpoint: 1 } as const
+export const ErrorKind = {
+  Framework: 0,
+  Endpoint: 1,
+  /** A framework error sent before the handler started (e.g. draining): the call provably did not run. */
+  NotStarted: 2
+} as const
 
 /** OPEN flags. */
 export const OpenFlag = {

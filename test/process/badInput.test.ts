@@ -159,4 +159,16 @@ describe("bad input on the wire", () => {
       expect(errorOf(frame)).toMatchObject({ _tag: "BadRequest", detail: "flow-control window exceeded" })
       yield* stillServes(server.ready)
     }))
+
+  it.scopedLive("a client that hangs up mid-call has its handler interrupted on the server", () =>
+    Effect.gen(function*() {
+      const server = yield* spawnFixture(fixture, { NODE_ID: "hangup" })
+      const peer = yield* rawPeer(server.ready)
+      peer.socket.write(wire.PREFACE)
+      peer.socket.write(wire.encodeOpen(1, wire.OpenFlag.Unary, 0, 32, header("Sleep"), Buffer.from(`{"millis":60000}`)))
+      yield* Effect.promise(() => server.waitForLine((line) => line === "EVENT sleep-started:60000"))
+      peer.socket.destroy()
+      yield* Effect.promise(() => server.waitForLine((line) => line === "EVENT sleep-interrupted:60000", 5000))
+      yield* stillServes(server.ready)
+    }))
 })

@@ -155,4 +155,21 @@ describe("cross-process RPC over TCP", () => {
       expect(result.nodes).toEqual(Array(10).fill("alive")) // Echo is idempotent: the timed-out call moved on
       expect(result.pooled).toBeUndefined() // the PING got no PONG: connection destroyed
     }), 30_000)
+
+  it.scopedLive("graceful stop is bounded by drainTimeout: a stuck call is cut off with a 503", () =>
+    Effect.gen(function*() {
+      const server = yield* spawnFixture(fixture, { NODE_ID: "stuck", DRAIN_MS: "300" })
+      const startedAt = Date.now()
+      const error = yield* Effect.gen(function*() {
+        const testing = yield* Client.make(Testing, { service: "testing" })
+        const call = yield* Effect.fork(Effect.flip(testing.Sleep({ millis: 60_000 }, { timeout: "1 minute" })))
+        yield* Effect.promise(() => server.waitForLine((line) => line === "EVENT sleep-started:60000"))
+        server.kill("SIGTERM")
+        return yield* call
+      }).pipe(Effect.provide(clientLayer([server.ready])))
+      // Sleep is not idempotent and it had started: the 503 reaches the caller, it is not retried.
+      expect(error._tag).toBe("ServiceUnavailable")
+      expect(yield* Effect.promise(() => server.exited)).toBe(0)
+      expect(Date.now() - startedAt).toBeLessThan(15_000)
+    }), 30_000)
 })

@@ -39,7 +39,18 @@ import type { Node, Service as RegisteredService } from "../../Registry.js"
 import { Registry } from "../../Registry.js"
 import { deliverLocal, deliveryFailed, normalizeHeaders, OCTET_STREAM, randomId, withContext } from "./core.js"
 import type { WireMessage } from "./httpWire.js"
-import { BATCH_CONTENT_TYPE, decodeBatch, encodeBatch, encodeResults, HEADER_PREFIX, PATH_PREFIX, statusOf } from "./httpWire.js"
+import {
+  allDelivered,
+  BATCH_CONTENT_TYPE,
+  BATCH_RESULTS_COMPACT,
+  BATCH_RESULTS_HEADER,
+  decodeBatch,
+  encodeBatch,
+  encodeResults,
+  HEADER_PREFIX,
+  PATH_PREFIX,
+  statusOf
+} from "./httpWire.js"
 
 export const defaults = {
   host: "127.0.0.1",
@@ -89,9 +100,15 @@ interface Outcome {
   readonly retry: boolean
 }
 
-interface Item extends WireMessage {
+/** A message as queued for the outboxes: prepared once per publish, shared by every target. */
+interface Prepared extends WireMessage {
   readonly size: number
-  readonly resolve: (outcome: Outcome | undefined) => void
+}
+
+/** One message queued for one endpoint; `resolve` gets its outcome (a method, not a closure per target). */
+interface Item {
+  readonly message: Prepared
+  resolve(outcome: Outcome | undefined): void
 }
 
 const errorJson = (status: number, reason: string, detail: string) =>
@@ -152,6 +169,7 @@ export const make = (
         return Effect.succeed(errorJson(400, "Rejected", `micro-topic ${topicHeader} does not match ${subscription.topic}`))
       }
       const contentType = request.headers["content-type"] ?? OCTET_STREAM
+      const compact = request.headers[BATCH_RESULTS_HEADER] === BATCH_RESULTS_COMPACT
       // Requests for one subscription are handled one after another in arrival order (publishers pipeline
       // several batches on one connection): the turn is taken synchronously, before anything async.
       const previous = subscription.tail
@@ -190,7 +208,10 @@ export const make = (
               // Sequential: messages of one batch are handled in order.
               return Effect.map(
                 withContext(Effect.forEach(messages, (message) => deliverOne(subscription, message)), subscription.context),
-                (results) => HttpServerResponse.text(encodeResults(results), { contentType: "application/json" })
+                (results) =>
+                  compact && allDelivered(results)
+                    ? HttpServerResponse.empty({ status: 204 })
+                    : HttpServerResponse.text(encodeResults(results), { contentType: "application/json" })
               )
             }
             const headers: Record<string, string> = {}
@@ -311,8 +332,17 @@ export const make = (
     const runCallback = Runtime.runCallback(runtime)
     const pipelined = { idempotent: true } as unknown as Undici.Dispatcher.RequestOptions
 
-    const post = (url: string, items: ReadonlyArray<Item>, done: (outcomes: ReadonlyArray<Outcome | undefined> | Outcome) => void) => {
-      const request = HttpClientRequest.post(url, { body: HttpBody.uint8Array(encodeBatch(items), BATCH_CONTENT_TYPE) })
+    const post = (
+      url: string,
+      items: ReadonlyArray<Item>,
+      done: (outcomes: ReadonlyArray<{ reason: FailureReason; detail: string } | null> | Outcome | undefined) => void
+    ) => {
+      const messages: Array<WireMessage> = new Array(items.length)
+      for (let i = 0; i < items.length; i++) messages[i] = items[i]!.message
+      const request = HttpClientRequest.post(url, {
+        headers: compactHeaders,
+        body: HttpBody.uint8Array(encodeBatch(messages), BATCH_CONTENT_TYPE)
+      })
       const effect = client.execute(request).pipe(
         Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, text }))),
         Effect.timeout(publishTimeout),
@@ -322,12 +352,12 @@ export const make = (
         onExit: (exit) => {
           if (Exit.isSuccess(exit)) {
             const { status, text } = exit.value
+            // 204: every message delivered (the compact reply we asked for).
+            if (status === 204) return done(undefined)
             if (status === 200) {
               try {
                 const results = JSON.parse(text) as Array<{ reason: FailureReason; detail: string } | null>
-                if (Array.isArray(results) && results.length === items.length) {
-                  return done(results.map((r) => r === null ? undefined : { reason: r.reason, detail: r.detail, retry: false }))
-                }
+                if (Array.isArray(results) && results.length === items.length) return done(results)
               } catch {
                 // fall through
               }
@@ -385,7 +415,7 @@ export const make = (
         let count = 0
         let bytes = 0
         while (count < this.pending.length && count < limit) {
-          bytes += this.pending[count]!.size
+          bytes += this.pending[count]!.message.size
           if (count > 0 && bytes > maxBatchBytes) break
           count++
         }
@@ -393,8 +423,12 @@ export const make = (
         this.inFlight++
         post(this.url, batch, (outcomes) => {
           this.inFlight--
-          if (Array.isArray(outcomes)) for (let i = 0; i < batch.length; i++) batch[i]!.resolve(outcomes[i])
-          else for (const item of batch) item.resolve(outcomes as Outcome)
+          if (Array.isArray(outcomes)) {
+            for (let i = 0; i < batch.length; i++) {
+              const result = outcomes[i] as { reason: FailureReason; detail: string } | null
+              batch[i]!.resolve(result === null ? undefined : { reason: result.reason, detail: result.detail, retry: false })
+            }
+          } else for (const item of batch) item.resolve(outcomes as Outcome | undefined)
           if (this.pending.length > 0) this.flush()
         })
       }
@@ -414,10 +448,15 @@ export const make = (
       return outbox
     }
 
+    interface Group {
+      readonly queue: string
+      readonly members: ReadonlyArray<Node>
+    }
     interface Targets {
       readonly broadcast: ReadonlyArray<Node>
-      readonly groups: ReadonlyArray<{ readonly queue: string; readonly members: ReadonlyArray<Node> }>
+      readonly groups: ReadonlyArray<Group>
     }
+    type Settle = (failure: DeliveryFailure | undefined) => void
     // The cached registry returns the same array until something changes: group once per array.
     const targetsCache = new WeakMap<ReadonlyArray<RegisteredService>, Targets>()
     const targetsOf = (topic: string, services: ReadonlyArray<RegisteredService>): Targets => {
@@ -442,12 +481,6 @@ export const make = (
       return targets
     }
 
-    const lookup = (topic: string) =>
-      Effect.catchAll(registry.getService(servicePrefix + topic), (cause) =>
-        cause._tag === "ServiceNotFound"
-          ? Effect.succeed(noServices)
-          : Effect.fail(new BrokerError({ reason: "Unavailable", topic, detail: `registry: ${cause.message}`, failures: [], cause })))
-
     const backlogged = (targets: Targets): boolean => {
       for (const node of targets.broadcast) if (outboxOf(node).pending.length >= maxPending) return true
       for (const group of targets.groups) {
@@ -457,70 +490,93 @@ export const make = (
     }
 
     /** Queues a message for every target; `settle` is called once per broadcast node and once per queue group. */
-    const send = (
-      targets: Targets,
-      message: Omit<Item, "resolve">,
-      settle: (failure: DeliveryFailure | undefined) => void
-    ): void => {
-      for (const node of targets.broadcast) {
-        outboxOf(node).push({
-          ...message,
-          resolve: (outcome) =>
-            // A broadcast subscriber that refuses (gone, unsubscribed, draining) is skipped: it no longer exists.
-            settle(
-              outcome === undefined || outcome.retry
-                ? undefined
-                : { subscriber: node.id, queue: undefined, reason: outcome.reason, detail: outcome.detail }
-            )
-        })
-      }
-      for (const { members, queue } of targets.groups) {
+    const send = (targets: Targets, message: Prepared, settle: Settle): void => {
+      for (const node of targets.broadcast) outboxOf(node).push(new BroadcastItem(message, node, settle))
+      for (const group of targets.groups) {
         // Start at a random member; on a refusal try the next one not yet tried.
-        const start = Math.floor(Math.random() * members.length)
-        const attempt = (tried: number) => {
-          const node = members[(start + tried) % members.length]!
-          outboxOf(node).push({
-            ...message,
-            resolve: (outcome) => {
-              if (outcome === undefined) return settle(undefined)
-              if (outcome.retry && tried + 1 < members.length) return attempt(tried + 1)
-              settle({ subscriber: node.id, queue, reason: outcome.reason, detail: outcome.detail })
-            }
-          })
-        }
-        attempt(0)
+        new GroupItem(message, group, settle, Math.floor(Math.random() * group.members.length)).next()
       }
     }
 
-    const publish = (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
-      Effect.flatMap(lookup(topic), (services) => {
-        if (draining) return Effect.fail(new BrokerError({ reason: "Closed", topic, detail: "broker closed", failures: [], cause: undefined }))
-        const targets = targetsOf(topic, services)
-        const sends = targets.broadcast.length + targets.groups.length
-        if (sends === 0) return Effect.void
-        const message = {
-          contentType: publishOptions?.contentType ?? OCTET_STREAM,
-          headers: normalizeHeaders(publishOptions?.headers),
-          body,
-          size: body.byteLength + 64
+    class BroadcastItem implements Item {
+      constructor(readonly message: Prepared, readonly node: Node, readonly settle: Settle) {}
+      resolve(outcome: Outcome | undefined): void {
+        // A broadcast subscriber that refuses (gone, unsubscribed, draining) is skipped: it no longer exists.
+        this.settle(
+          outcome === undefined || outcome.retry
+            ? undefined
+            : { subscriber: this.node.id, queue: undefined, reason: outcome.reason, detail: outcome.detail }
+        )
+      }
+    }
+
+    class GroupItem implements Item {
+      tried = 0
+      constructor(
+        readonly message: Prepared,
+        readonly group: Group,
+        readonly settle: Settle,
+        readonly start: number
+      ) {}
+      node(): Node {
+        return this.group.members[(this.start + this.tried) % this.group.members.length]!
+      }
+      next(): void {
+        outboxOf(this.node()).push(this)
+      }
+      resolve(outcome: Outcome | undefined): void {
+        if (outcome === undefined) return this.settle(undefined)
+        if (outcome.retry && this.tried + 1 < this.group.members.length) {
+          this.tried++
+          return this.next()
         }
-        const fireAndForget = publishOptions?.fireAndForget === true
-        if (fireAndForget && !backlogged(targets)) {
-          // No Effect.async on this path: queue and return (results are dropped).
-          send(targets, message, ignoreFailure)
-          return Effect.void
-        }
-        // Waits for the results; fire-and-forget waits too while an outbox is over `maxPending` (backpressure).
-        return Effect.async<void, BrokerError>((resume) => {
-          let left = sends
-          let failures: Array<DeliveryFailure> | undefined
-          send(targets, message, (failure) => {
-            if (failure !== undefined) (failures ??= []).push(failure)
-            if (--left === 0) {
-              resume(failures === undefined || fireAndForget ? Effect.void : Effect.fail(deliveryFailed(topic, failures)))
-            }
-          })
+        this.settle({ subscriber: this.node().id, queue: this.group.queue, reason: outcome.reason, detail: outcome.detail })
+      }
+    }
+
+    const publishTo = (
+      topic: string,
+      services: ReadonlyArray<RegisteredService>,
+      body: Uint8Array,
+      publishOptions: PublishOptions | undefined
+    ): Effect.Effect<void, BrokerError> => {
+      if (draining) return Effect.fail(new BrokerError({ reason: "Closed", topic, detail: "broker closed", failures: [], cause: undefined }))
+      const targets = targetsOf(topic, services)
+      const sends = targets.broadcast.length + targets.groups.length
+      if (sends === 0) return Effect.void
+      const message: Prepared = {
+        contentType: publishOptions?.contentType ?? OCTET_STREAM,
+        headers: normalizeHeaders(publishOptions?.headers),
+        body,
+        size: body.byteLength + 64
+      }
+      const fireAndForget = publishOptions?.fireAndForget === true
+      if (fireAndForget && !backlogged(targets)) {
+        // No Effect.async on this path: queue and return (results are dropped).
+        send(targets, message, ignoreFailure)
+        return Effect.void
+      }
+      // Waits for the results; fire-and-forget waits too while an outbox is over `maxPending` (backpressure).
+      return Effect.async<void, BrokerError>((resume) => {
+        let left = sends
+        let failures: Array<DeliveryFailure> | undefined
+        send(targets, message, (failure) => {
+          if (failure !== undefined) (failures ??= []).push(failure)
+          if (--left === 0) {
+            resume(failures === undefined || fireAndForget ? Effect.void : Effect.fail(deliveryFailed(topic, failures)))
+          }
         })
+      })
+    }
+
+    // The registry lookup and its error mapping in one step (no catchAll wrapper on the success path).
+    const publish = (topic: string, body: Uint8Array, publishOptions?: PublishOptions): Effect.Effect<void, BrokerError> =>
+      Effect.matchEffect(registry.getService(servicePrefix + topic), {
+        onFailure: (cause) =>
+          cause._tag === "ServiceNotFound"
+            ? publishTo(topic, noServices, body, publishOptions)
+            : Effect.fail(new BrokerError({ reason: "Unavailable", topic, detail: `registry: ${cause.message}`, failures: [], cause })),
+        onSuccess: (services) => publishTo(topic, services, body, publishOptions)
       })
 
     const publishWithTimeout = (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
@@ -538,5 +594,7 @@ export const make = (
 const noServices: ReadonlyArray<RegisteredService> = []
 const unsubscribedWhileQueued = new Error("unsubscribed while queued")
 const ignoreFailure = (_: DeliveryFailure | undefined): void => {}
+/** Asks the subscriber for the compact batch reply (204 when every message was delivered). */
+const compactHeaders = { [BATCH_RESULTS_HEADER]: BATCH_RESULTS_COMPACT }
 
 

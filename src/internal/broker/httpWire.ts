@@ -8,7 +8,8 @@
  * - Batch: `content-type: application/x-micro-batch`, body = messages one after another, each
  *   `u16 contentTypeLength | contentType (UTF-8) | u32 headersLength | headers JSON object (UTF-8, 0 = none) |
  *   u32 bodyLength | body` (big-endian). Reply: 200 with a JSON array, one entry per message in order:
- *   `null` when delivered, else `{"reason","detail"}`.
+ *   `null` when delivered, else `{"reason","detail"}`. With the request header `micro-batch-results: compact`
+ *   the reply is `204` (no body) when every message was delivered.
  */
 import type { Metadata } from "../../Metadata.js"
 import type { LocalFailure } from "./core.js"
@@ -16,6 +17,12 @@ import type { LocalFailure } from "./core.js"
 export const BATCH_CONTENT_TYPE = "application/x-micro-batch"
 export const PATH_PREFIX = "/broker/"
 export const HEADER_PREFIX = "micro-header-"
+/**
+ * Request header of a batch: `compact` asks for `204 No Content` (no body) when every message of the batch
+ * was delivered; otherwise (or without the header) the reply is the JSON array.
+ */
+export const BATCH_RESULTS_HEADER = "micro-batch-results"
+export const BATCH_RESULTS_COMPACT = "compact"
 
 export interface WireMessage {
   readonly contentType: string
@@ -118,6 +125,12 @@ export const decodeBatch = (bytes: Uint8Array): Array<WireMessage> => {
 }
 
 const empty: Metadata = Object.freeze({})
+
+/** True when every message of a batch was delivered. */
+export const allDelivered = (results: ReadonlyArray<LocalFailure | undefined>): boolean => {
+  for (let i = 0; i < results.length; i++) if (results[i] !== undefined) return false
+  return true
+}
 
 /** The JSON reply to a batch: `null` per delivered message. */
 export const encodeResults = (results: ReadonlyArray<LocalFailure | undefined>): string => {

@@ -61,7 +61,47 @@ const textDecoder = new TextDecoder()
 const unavailable = (topic: string, detail: string, cause?: unknown) =>
   new BrokerError({ reason: "Unavailable", topic, detail, failures: [], cause })
 
-const readHeaders = (msg: Msg): { readonly contentType: string; readonly headers: Metadata } => {
+interface ReadHeaders {
+  readonly contentType: string
+  readonly headers: Metadata
+}
+
+/**
+ * The last header block seen (raw bytes) and what it decoded to: a publisher's messages usually carry the
+ * same headers (typed topics: only the content-type), so they are decoded once, not per message. Reads the
+ * client's MsgImpl internals (`_msg.hdr`, `_rdata`) when present, else decodes as usual.
+ */
+interface HeaderCache {
+  raw: Uint8Array | undefined
+  result: ReadHeaders | undefined
+}
+
+const readHeadersCached = (msg: Msg, cache: HeaderCache): ReadHeaders => {
+  const impl = msg as unknown as { readonly _msg?: { readonly hdr?: unknown }; readonly _rdata?: unknown }
+  const hdr = impl._msg?.hdr
+  const data = impl._rdata
+  if (typeof hdr !== "number" || !(data instanceof Uint8Array) || hdr > data.length) return readHeaders(msg)
+  if (hdr <= 0) return noHeaders
+  const raw = cache.raw
+  if (raw !== undefined && raw.length === hdr && cache.result !== undefined) {
+    let same = true
+    for (let i = 0; i < hdr; i++) {
+      if (raw[i] !== data[i]) {
+        same = false
+        break
+      }
+    }
+    if (same) return cache.result
+  }
+  const result = readHeaders(msg)
+  if (hdr <= 1024) {
+    cache.raw = data.slice(0, hdr)
+    cache.result = result
+  }
+  return result
+}
+
+const readHeaders = (msg: Msg): ReadHeaders => {
   const h = msg.headers
   if (h === undefined) return { contentType: OCTET_STREAM, headers: empty }
   let contentType = OCTET_STREAM
@@ -74,6 +114,34 @@ const readHeaders = (msg: Msg): { readonly contentType: string; readonly headers
   return { contentType, headers: out }
 }
 const empty: Metadata = Object.freeze({})
+const noHeaders: ReadHeaders = { contentType: OCTET_STREAM, headers: empty }
+
+const hasKeys = (headers: Metadata): boolean => {
+  for (const _ in headers) return true
+  return false
+}
+
+/**
+ * Publish options carrying only a content-type header, built once per content-type: the headers are never
+ * modified after this and their wire encoding is computed once (the client encodes headers on every publish).
+ */
+const contentTypeCache = new Map<string, { headers: MsgHdrs }>()
+const contentTypeOptions = (contentType: string): { headers: MsgHdrs } => {
+  let options = contentTypeCache.get(contentType)
+  if (options === undefined) {
+    const h = makeHeaders()
+    h.set(CONTENT_TYPE, contentType)
+    // `encode` is the client's (MsgHdrsImpl), not part of the MsgHdrs type.
+    const impl = h as unknown as { encode?: () => Uint8Array }
+    if (typeof impl.encode === "function") {
+      const encoded = impl.encode()
+      impl.encode = () => encoded
+    }
+    options = { headers: h }
+    if (contentTypeCache.size < 64) contentTypeCache.set(contentType, options)
+  }
+  return options
+}
 
 export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service, BrokerError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -186,15 +254,22 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
       Effect.suspend(() => {
         const contentType = publishOptions?.contentType
         const given = publishOptions?.headers
+        const typed = contentType !== undefined && contentType !== OCTET_STREAM
         let h: MsgHdrs | undefined
-        if ((contentType !== undefined && contentType !== OCTET_STREAM) || given !== undefined) {
+        let natsOptions: { headers: MsgHdrs } | undefined
+        if (given !== undefined && hasKeys(given)) {
           h = makeHeaders()
-          if (contentType !== undefined && contentType !== OCTET_STREAM) h.set(CONTENT_TYPE, contentType)
-          if (given !== undefined) for (const key in given) h.set(key.toLowerCase(), given[key]!)
+          if (typed) h.set(CONTENT_TYPE, contentType)
+          for (const key in given) h.set(key.toLowerCase(), given[key]!)
+          natsOptions = { headers: h }
+        } else if (typed) {
+          // Content-type only (typed topics): headers built and encoded once per content-type.
+          natsOptions = contentTypeOptions(contentType)
+          h = natsOptions.headers
         }
         if (jetstream !== undefined && publishOptions?.fireAndForget !== true) return publishJetStream(topic, body, h)
         try {
-          nc.publish(prefix + topic, body, h === undefined ? undefined : { headers: h })
+          nc.publish(prefix + topic, body, natsOptions)
           return Effect.void
         } catch (cause) {
           return Effect.fail(
@@ -216,6 +291,7 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
         let scheduled = false
         let dropped = 0
         let closed = false
+        const headerCache: HeaderCache = { raw: undefined, result: undefined }
 
         const settle = (msg: Msg, failure: LocalFailure | undefined): Effect.Effect<void> => {
           if (jetstream !== undefined && msg.reply !== undefined && msg.reply !== "") {
@@ -230,7 +306,7 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
             : Effect.logWarning(`nats subscriber ${topic}: ${failure.reason}: ${failure.detail}`)
         }
         const handleOne = (msg: Msg): Effect.Effect<void> => {
-          const { contentType, headers } = readHeaders(msg)
+          const { contentType, headers } = readHeadersCached(msg, headerCache)
           if (!autoAck) {
             return Effect.flatMap(deliverLocal(handler, false, topic, msg.data, contentType, headers), (failure) => settle(msg, failure))
           }
