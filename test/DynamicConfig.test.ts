@@ -10,6 +10,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as DynamicConfig from "../src/DynamicConfig.js"
 import { argvTree, envTree } from "../src/internal/config/sources.js"
 import { deepEqual, interpolateString, mergeAll } from "../src/internal/config/tree.js"
+import { reader } from "./support/streams.js"
 
 const Db = Schema.Struct({ host: Schema.String, port: Schema.Number })
 
@@ -165,21 +166,6 @@ describe("DynamicConfig env and argv", () => {
     }))
 })
 
-/** Reads a stream one element at a time (subscribed from the first `next`); each read is bounded. */
-const reader = <A, E>(stream: Stream.Stream<A, E>) =>
-  Effect.map(Stream.toPull(stream), (pull) => {
-    const buffer: Array<A> = []
-    const next: Effect.Effect<A, Option.Option<E>> = Effect.suspend(() =>
-      buffer.length > 0
-        ? Effect.succeed(buffer.shift()!)
-        : Effect.flatMap(pull, (chunk) => {
-          buffer.push(...chunk)
-          return next
-        })
-    )
-    return { next: next.pipe(Effect.timeout("3 seconds")) }
-  })
-
 /** Sets the ref and waits until the config has applied it. */
 const setAndAwait = (
   config: DynamicConfig.DynamicConfig.Service,
@@ -195,7 +181,7 @@ describe("DynamicConfig watch", () => {
     Effect.gen(function*() {
       const ref = yield* SubscriptionRef.make<DynamicConfig.Tree>({ db: { host: "a", port: 1 }, other: 1 })
       const config = yield* DynamicConfig.make([DynamicConfig.memoryRef(ref)])
-      const db = yield* reader(config.watch("db", Db))
+      const db = yield* reader(config.watch("db", Db), "3 seconds")
       expect(yield* db.next).toEqual({ host: "a", port: 1 })
       yield* setAndAwait(config, ref, { db: { host: "a", port: 1 }, other: 2 }) // unrelated change
       yield* setAndAwait(config, ref, { db: { host: "a", port: "1" }, other: 3 }) // decodes to the same value
@@ -211,7 +197,7 @@ describe("DynamicConfig watch", () => {
       class Pool extends Schema.Class<Pool>("Pool")({ hosts: Schema.Array(Schema.String), size: Schema.OptionFromNullOr(Schema.Number) }) {}
       const ref = yield* SubscriptionRef.make<DynamicConfig.Tree>({ pool: { hosts: ["a"], size: null } })
       const config = yield* DynamicConfig.make([DynamicConfig.memoryRef(ref)])
-      const pool = yield* reader(config.watch("pool", Pool))
+      const pool = yield* reader(config.watch("pool", Pool), "3 seconds")
       expect((yield* pool.next).hosts).toEqual(["a"])
       yield* setAndAwait(config, ref, { pool: { hosts: ["a"], size: null }, unrelated: 1 })
       yield* setAndAwait(config, ref, { pool: { hosts: ["a"], size: 3 } })
@@ -223,8 +209,8 @@ describe("DynamicConfig watch", () => {
     Effect.gen(function*() {
       const ref = yield* SubscriptionRef.make<DynamicConfig.Tree>({ port: 1 })
       const config = yield* DynamicConfig.make([DynamicConfig.memoryRef(ref)])
-      const port = yield* reader(config.watch("port", Schema.Number))
-      const errors = yield* reader(config.errors)
+      const port = yield* reader(config.watch("port", Schema.Number), "3 seconds")
+      const errors = yield* reader(config.errors, "3 seconds")
       expect(yield* port.next).toBe(1)
       yield* setAndAwait(config, ref, { port: "oops" })
       yield* setAndAwait(config, ref, {})
@@ -242,7 +228,7 @@ describe("DynamicConfig watch", () => {
     Effect.gen(function*() {
       const ref = yield* SubscriptionRef.make<DynamicConfig.Tree>({ level: "debug" })
       const config = yield* DynamicConfig.make([DynamicConfig.memoryRef(ref)])
-      const level = yield* reader(config.watch("level", Schema.String, { default: "info" }))
+      const level = yield* reader(config.watch("level", Schema.String, { default: "info" }), "3 seconds")
       expect(yield* level.next).toBe("debug")
       yield* setAndAwait(config, ref, {})
       expect(yield* level.next).toBe("info")

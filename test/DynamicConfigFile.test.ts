@@ -5,33 +5,17 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as DynamicConfig from "../src/DynamicConfig.js"
+import { reader } from "./support/streams.js"
 
 const tempDir = Effect.acquireRelease(
   Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "effect-micro-config-"))),
   (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
 )
-
-/** Reads a stream one element at a time (subscribed from the first `next`); each read is bounded. */
-const reader = <A, E>(stream: Stream.Stream<A, E>) =>
-  Effect.map(Stream.toPull(stream), (pull) => {
-    const buffer: Array<A> = []
-    const next: Effect.Effect<A, Option.Option<E>> = Effect.suspend(() =>
-      buffer.length > 0
-        ? Effect.succeed(buffer.shift()!)
-        : Effect.flatMap(pull, (chunk) => {
-          buffer.push(...chunk)
-          return next
-        })
-    )
-    return { next: next.pipe(Effect.timeout("5 seconds")) }
-  })
 
 /** Writes a new file next to the target and renames it over (what vim, VS Code and config managers do). */
 const renameOver = (file: string, content: string) => {

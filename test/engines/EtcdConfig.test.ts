@@ -4,9 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import { Etcd3 } from "etcd3"
 import { execFileSync } from "node:child_process"
 import * as net from "node:net"
@@ -15,6 +13,7 @@ import * as DynamicConfig from "../../src/DynamicConfig.js"
 import * as EtcdConfigSource from "../../src/plugins/etcd/EtcdConfigSource.js"
 import type { RunningEngine } from "../support/engines.js"
 import { startEngine } from "../support/engines.js"
+import { reader } from "../support/streams.js"
 
 let etcd: RunningEngine
 let client: Etcd3
@@ -28,21 +27,6 @@ afterAll(() => {
   client?.close()
   etcd?.stop()
 })
-
-/** Reads a stream one element at a time (subscribed from the first `next`); each read is bounded. */
-const reader = <A, E>(stream: Stream.Stream<A, E>) =>
-  Effect.map(Stream.toPull(stream), (pull) => {
-    const buffer: Array<A> = []
-    const next: Effect.Effect<A, Option.Option<E>> = Effect.suspend(() =>
-      buffer.length > 0
-        ? Effect.succeed(buffer.shift()!)
-        : Effect.flatMap(pull, (chunk) => {
-          buffer.push(...chunk)
-          return next
-        })
-    )
-    return { next: next.pipe(Effect.timeout("10 seconds")) }
-  })
 
 let prefixCounter = 0
 const freshPrefix = () => `/effect-micro-test/${process.pid}-${++prefixCounter}/`
@@ -81,8 +65,8 @@ describe("EtcdConfigSource", () => {
         DynamicConfig.memory({ db: { host: "default", port: 1 }, level: "info" }),
         EtcdConfigSource.make({ hosts: etcd.address, prefix })
       ])
-      const db = yield* reader(config.watch("db", Db))
-      const level = yield* reader(config.watch("level", Schema.String))
+      const db = yield* reader(config.watch("db", Db), "10 seconds")
+      const level = yield* reader(config.watch("level", Schema.String), "10 seconds")
       expect(yield* db.next).toEqual({ host: "h1", port: 5432 })
       expect(yield* level.next).toBe("info")
       expect(yield* config.get("other.key", Schema.String)).toBe("x")
@@ -105,8 +89,8 @@ describe("EtcdConfigSource", () => {
       const prefix = freshPrefix()
       yield* put(`${prefix}db`, JSON.stringify({ host: "h1", port: 1 }))
       const config = yield* DynamicConfig.make([EtcdConfigSource.make({ hosts: etcd.address, prefix })])
-      const db = yield* reader(config.watch("db", Db))
-      const errors = yield* reader(config.errors)
+      const db = yield* reader(config.watch("db", Db), "10 seconds")
+      const errors = yield* reader(config.errors, "10 seconds")
       expect(yield* db.next).toEqual({ host: "h1", port: 1 })
       const nextDb = yield* Effect.fork(db.next)
 
@@ -138,7 +122,7 @@ describe("EtcdConfigSource", () => {
         EtcdConfigSource.make({ hosts: down, prefix: "/x/", timeout: "1 second", optional: true })
       ]).pipe(Effect.timeout("10 seconds"))
       expect(yield* config.get("db", Db)).toEqual({ host: "fallback", port: 1 })
-      const errors = yield* reader(config.errors)
+      const errors = yield* reader(config.errors, "10 seconds")
       expect((yield* errors.next).reason).toBe("Unavailable")
     }))
 
@@ -154,8 +138,8 @@ describe("EtcdConfigSource", () => {
       const config = yield* DynamicConfig.make([
         EtcdConfigSource.make({ hosts: own.address, prefix: "/app/", timeout: "1 second" })
       ])
-      const db = yield* reader(config.watch("db", Db))
-      const errors = yield* reader(config.errors)
+      const db = yield* reader(config.watch("db", Db), "10 seconds")
+      const errors = yield* reader(config.errors, "10 seconds")
       expect(yield* db.next).toEqual({ host: "h1", port: 1 })
 
       own.stop()
