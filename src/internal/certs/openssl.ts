@@ -12,6 +12,7 @@ import * as fs from "node:fs/promises"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import type { CaOptions, IssueOptions } from "../../Certificates.js"
 
 export class CertificateError extends Data.TaggedError("CertificateError")<{
   readonly reason: "OpensslMissing" | "OpensslFailed" | "InvalidInput" | "Io"
@@ -36,19 +37,6 @@ export interface Issued {
   readonly caPem: string
 }
 
-export interface CaOptions {
-  readonly name?: string | undefined
-  readonly days?: number | undefined
-  readonly keyType?: KeyType | undefined
-}
-
-export interface IssueOptions {
-  readonly identity: string
-  readonly hosts?: ReadonlyArray<string> | undefined
-  readonly days?: number | undefined
-  readonly keyType?: KeyType | undefined
-  readonly trustDomain?: string | undefined
-}
 
 export const DEFAULT_TRUST_DOMAIN = "effect-micro"
 

@@ -25,23 +25,14 @@ import * as Stream from "effect/Stream"
 import makeMdns from "multicast-dns"
 import type { RemoteInfo } from "node:dgram"
 import { ServiceNotFound } from "../../Errors.js"
+import type { Options } from "../../MdnsRegistry.js"
 import type { Event, RegisterOptions, Service } from "../../Registry.js"
 import { Registry, RegistryError } from "../../Registry.js"
 import { matchesWatch, RegistryView } from "../memoryRegistry.js"
 import * as Records from "./records.js"
 
-/** Options of the mdns registry; defaults in `defaults` below and in docs/discovery.md. */
-export interface Options {
-  readonly domain?: string | undefined
-  readonly interface?: string | undefined
-  readonly bind?: string | undefined
-  readonly port?: number | undefined
-  readonly ip?: string | undefined
-  readonly ttl?: Duration.DurationInput | undefined
-  readonly announceInterval?: Duration.DurationInput | undefined
-  readonly queryTimeout?: Duration.DurationInput | undefined
-  readonly queryRetries?: number | undefined
-}
+/** Options of the mdns registry (documented in MdnsRegistry.ts); defaults in `defaults` below. */
+export type { Options }
 
 export const defaults = {
   domain: "micro",
