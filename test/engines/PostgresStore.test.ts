@@ -2,12 +2,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Queue from "effect/Queue"
-import * as Schedule from "effect/Schedule"
-import * as Stream from "effect/Stream"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -15,7 +10,7 @@ import * as path from "node:path"
 import * as PostgresStore from "../../src/plugins/postgres/PostgresStore.js"
 import * as Store from "../../src/Store.js"
 import { engine, type RunningEngine, startEngine } from "../support/engines.js"
-import { failureReason, storeContract } from "../support/storeContract.js"
+import { engineRestartScenario, storeContract } from "../support/storeContract.js"
 
 let postgres: RunningEngine
 beforeAll(() => {
@@ -101,47 +96,7 @@ describe("PostgresStore specifics", () => {
         connection: { host: own.host, port: own.port, username: "postgres", database: "postgres", connectTimeout: "1 second" },
         watchHeartbeat: "300 millis"
       })
-      const ns = { table: "restart" }
-      const seen = yield* Queue.unbounded<string>()
-      // A plain watcher ends with Unavailable when its connection is lost; a retried one listens again.
-      const plain = yield* store.watch(ns).pipe(Stream.runDrain, Effect.fork)
-      yield* store.watch(ns).pipe(
-        Stream.retry(Schedule.spaced("200 millis")),
-        Stream.runForEach((change) => Queue.offer(seen, change.key)),
-        Effect.forkScoped
-      )
-      const writeUntilSeen = (key: string) =>
-        store.write({ key, value: new Uint8Array([1]) }, ns).pipe(
-          Effect.retry(Schedule.spaced("100 millis")),
-          Effect.zipRight(Effect.sleep("50 millis")),
-          Effect.zipRight(Queue.takeAll(seen)),
-          Effect.repeat({ until: (keys) => [...keys].includes(key) }),
-          Effect.timeout("10 seconds")
-        )
-      yield* writeUntilSeen("before")
-
-      yield* control.kill
-      let start = Date.now()
-      expect(yield* failureReason(store.read("before", ns))).toBe("Unavailable")
-      expect(yield* failureReason(store.write({ key: "down", value: new Uint8Array([1]) }, ns))).toBe("Unavailable")
-      expect(yield* failureReason(store.list(ns))).toBe("Unavailable")
-      expect(yield* failureReason(store.delete("before", ns))).toBe("Unavailable")
-      expect(Date.now() - start).toBeLessThan(5_000)
-      const ended = yield* Fiber.await(plain).pipe(Effect.timeout("5 seconds"))
-      expect(Exit.isFailure(ended) && ended.cause._tag === "Fail" && ended.cause.error.reason).toBe("Unavailable")
-
-      yield* control.start
-      start = Date.now()
-      // The same store (no rebuild): the pool replaces its dead connections.
-      yield* store.write({ key: "after", value: new Uint8Array([2]) }, ns).pipe(
-        Effect.retry(Schedule.spaced("100 millis")),
-        Effect.timeout("5 seconds")
-      )
-      expect(Date.now() - start).toBeLessThan(5_000)
-      // Acknowledged writes survived the crash (same data directory).
-      expect((yield* store.read("before", ns))[0]!.value).toEqual(new Uint8Array([1]))
-      expect(yield* store.list(ns)).toEqual(["after", "before"])
-      yield* writeUntilSeen("after-watch")
+      yield* engineRestartScenario(store, control, { downBoundMillis: 5_000, persistent: true })
     }).pipe(Effect.scoped), 30_000)
 
   it.live("an unreachable Postgres fails with reason Unavailable, in bounded time", () =>

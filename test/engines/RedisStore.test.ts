@@ -2,10 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { Redis } from "ioredis"
@@ -16,7 +13,7 @@ import * as path from "node:path"
 import * as RedisStore from "../../src/plugins/redis/RedisStore.js"
 import * as Store from "../../src/Store.js"
 import { engine, type RunningEngine, startEngine } from "../support/engines.js"
-import { failureReason, storeContract } from "../support/storeContract.js"
+import { engineRestartScenario, failureReason, storeContract } from "../support/storeContract.js"
 
 let redis: RunningEngine
 beforeAll(() => {
@@ -199,48 +196,7 @@ describe("RedisStore specifics", () => {
       const control = redisControl(own)
       yield* Effect.addFinalizer(() => control.release)
       const store = yield* RedisStore.make({ host: own.host, port: own.port, connectTimeout: "1 second" })
-      const ns = { table: "restart" }
-      const seen = yield* Queue.unbounded<string>()
-      // A plain watcher ends with Unavailable when its connection drops; a retried one resubscribes.
-      const plain = yield* store.watch(ns).pipe(Stream.runDrain, Effect.fork)
-      yield* store.watch(ns).pipe(
-        Stream.retry(Schedule.spaced("200 millis")),
-        Stream.runForEach((change) => Queue.offer(seen, change.key)),
-        Effect.forkScoped
-      )
-      const writeUntilSeen = (key: string) =>
-        store.write({ key, value: new Uint8Array([1]) }, ns).pipe(
-          Effect.retry(Schedule.spaced("100 millis")),
-          Effect.zipRight(Effect.sleep("50 millis")),
-          Effect.zipRight(Queue.takeAll(seen)),
-          Effect.repeat({ until: (keys) => [...keys].includes(key) }),
-          Effect.timeout("10 seconds")
-        )
-      yield* writeUntilSeen("before")
-
-      yield* control.kill
-      let start = Date.now()
-      expect(yield* failureReason(store.read("before", ns))).toBe("Unavailable")
-      expect(yield* failureReason(store.write({ key: "down", value: new Uint8Array([1]) }, ns))).toBe("Unavailable")
-      expect(yield* failureReason(store.list(ns))).toBe("Unavailable")
-      expect(yield* failureReason(store.delete("before", ns))).toBe("Unavailable")
-      expect(Date.now() - start).toBeLessThan(6_000)
-      const ended = yield* Fiber.await(plain).pipe(Effect.timeout("5 seconds"))
-      expect(Exit.isFailure(ended) && ended.cause._tag === "Fail" && ended.cause.error.reason).toBe("Unavailable")
-
-      yield* control.start
-      start = Date.now()
-      // The same store (no rebuild) works again once ioredis has reconnected (attempts at most 500 ms apart).
-      yield* store.write({ key: "after", value: new Uint8Array([2]) }, ns).pipe(
-        Effect.retry(Schedule.spaced("100 millis")),
-        Effect.timeout("5 seconds")
-      )
-      expect(Date.now() - start).toBeLessThan(5_000)
-      expect((yield* store.read("after", ns))[0]!.value).toEqual(new Uint8Array([2]))
-      // Redis runs without persistence here: what was written before the crash is gone.
-      expect(yield* store.list(ns)).toEqual(["after"])
-      // The retried watcher is subscribed again.
-      yield* writeUntilSeen("after-watch")
+      yield* engineRestartScenario(store, control, { downBoundMillis: 6_000, persistent: false })
     }).pipe(Effect.scoped), 30_000)
 
   it.live("Redis going away mid-run: operations fail with reason Unavailable, not a hang", () =>

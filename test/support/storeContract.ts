@@ -12,6 +12,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -503,3 +504,71 @@ export const storeContract = (options: StoreContractOptions): void => {
       }))
   })
 }
+
+/** What an engine-restart scenario needs from its test: stop and start the engine in place. */
+export interface EngineControl {
+  readonly kill: Effect.Effect<unknown, unknown>
+  readonly start: Effect.Effect<unknown, unknown>
+}
+
+/**
+ * The engine restart scenario shared by the Redis and Postgres suites: while the engine is down every
+ * operation fails with `Unavailable` within `downBoundMillis`, a plain watch ends with `Unavailable`, and after
+ * a restart the same store (no rebuild) works again and a retried watch is subscribed again. `persistent`
+ * says whether data written before the crash must survive it.
+ */
+export const engineRestartScenario = (
+  store: Store.Store["Type"],
+  control: EngineControl,
+  options: { readonly downBoundMillis: number; readonly persistent: boolean }
+) =>
+  Effect.gen(function*() {
+    const ns = { table: "restart" }
+    const seen = yield* Queue.unbounded<string>()
+    // A plain watcher ends with Unavailable when its connection drops; a retried one listens again.
+    const plain = yield* store.watch(ns).pipe(Stream.runDrain, Effect.fork)
+    yield* store.watch(ns).pipe(
+      Stream.retry(Schedule.spaced("200 millis")),
+      Stream.runForEach((change) => Queue.offer(seen, change.key)),
+      Effect.forkScoped
+    )
+    const writeUntilSeen = (key: string) =>
+      store.write({ key, value: new Uint8Array([1]) }, ns).pipe(
+        Effect.retry(Schedule.spaced("100 millis")),
+        Effect.zipRight(Effect.sleep("50 millis")),
+        Effect.zipRight(Queue.takeAll(seen)),
+        Effect.repeat({ until: (keys) => [...keys].includes(key) }),
+        Effect.timeout("10 seconds")
+      )
+    yield* writeUntilSeen("before")
+
+    yield* Effect.orDie(control.kill)
+    let start = Date.now()
+    expect(yield* failureReason(store.read("before", ns))).toBe("Unavailable")
+    expect(yield* failureReason(store.write({ key: "down", value: new Uint8Array([1]) }, ns))).toBe("Unavailable")
+    expect(yield* failureReason(store.list(ns))).toBe("Unavailable")
+    expect(yield* failureReason(store.delete("before", ns))).toBe("Unavailable")
+    expect(Date.now() - start).toBeLessThan(options.downBoundMillis)
+    const ended = yield* Fiber.await(plain).pipe(Effect.timeout("5 seconds"))
+    expect(Exit.isFailure(ended) && ended.cause._tag === "Fail" && ended.cause.error.reason).toBe("Unavailable")
+
+    yield* Effect.orDie(control.start)
+    start = Date.now()
+    // The same store (no rebuild) works again once its client has reconnected.
+    yield* store.write({ key: "after", value: new Uint8Array([2]) }, ns).pipe(
+      Effect.retry(Schedule.spaced("100 millis")),
+      Effect.timeout("5 seconds")
+    )
+    expect(Date.now() - start).toBeLessThan(5_000)
+    expect((yield* store.read("after", ns))[0]!.value).toEqual(new Uint8Array([2]))
+    if (options.persistent) {
+      // Acknowledged writes survived the crash (same data directory).
+      expect((yield* store.read("before", ns))[0]!.value).toEqual(new Uint8Array([1]))
+      expect(yield* store.list(ns)).toEqual(["after", "before"])
+    } else {
+      // No persistence: what was written before the crash is gone.
+      expect(yield* store.list(ns)).toEqual(["after"])
+    }
+    // The retried watcher is subscribed again.
+    yield* writeUntilSeen("after-watch")
+  })
