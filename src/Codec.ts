@@ -133,7 +133,7 @@ export const json: Codec = make({
 })
 
 // Plain MessagePack (no msgpackr records extension) so other languages' msgpack libraries interoperate.
-const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: "bigint" } as any)
+const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: "bigint" })
 
 /**
  * `application/msgpack` (msgpackr, plain MessagePack without extensions).

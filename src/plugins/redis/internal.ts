@@ -296,7 +296,7 @@ export const make = (options: RedisStoreOptions): Effect.Effect<Store.Service, S
     const fetchKeys = (ns: Namespace) => (members: ReadonlyArray<string>) => {
       const pipeline = client.pipeline()
       for (const member of members) pipeline.exists(recordKey(ns, member))
-      return Effect.map(exec("list", pipeline as any), (replies) =>
+      return Effect.map(exec("list", pipeline), (replies) =>
         members.map((member, i) => (replies[i] as number) === 1 ? member : undefined))
     }
 
