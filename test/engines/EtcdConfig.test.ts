@@ -3,6 +3,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import * as Fiber from "effect/Fiber"
 import * as Schema from "effect/Schema"
 import { Etcd3 } from "etcd3"
@@ -164,7 +165,11 @@ describe("EtcdConfigSource", () => {
         Effect.sync(() => new Etcd3({ hosts: `http://${own.address}` })),
         (c) => Effect.sync(() => c.close())
       )
-      yield* Effect.promise(() => fresh.put("/app/db").value(JSON.stringify({ host: "h2", port: 2 })).exec())
+      // A client's first request right after etcd restarts can meet "no connection established": retry (bounded).
+      yield* Effect.tryPromise(() => fresh.put("/app/db").value(JSON.stringify({ host: "h2", port: 2 })).exec()).pipe(
+        Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 25 }),
+        Effect.orDie
+      )
       expect(yield* db.next.pipe(Effect.timeout("20 seconds"))).toEqual({ host: "h2", port: 2 })
     }), { timeout: 40_000 })
 })
