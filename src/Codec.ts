@@ -15,6 +15,7 @@ import type * as Schema from "effect/Schema"
 import { Packr } from "msgpackr"
 import { BadRequest, CodecError } from "./Errors.js"
 import * as Protobuf from "./Protobuf.js"
+import * as SchemaValidator from "./internal/schemaValidator.js"
 
 /**
  * An encoder/decoder compiled for one Schema. Both directions are synchronous and never throw:
@@ -85,8 +86,19 @@ export const make = (options: {
     if (cached !== undefined) return cached
     const encodeSchema = ParseResult.encodeEither(schema)
     const decodeSchema = ParseResult.decodeUnknownEither(schema)
+    // Fast path (transformation-free Schemas): when a value is already exactly what Schema would return,
+    // skip ParseResult and its copy. Anything else (and every failure) takes the ParseResult path, so
+    // error messages are unchanged.
+    const isExact = SchemaValidator.compile(schema.ast)
     const codec: SchemaCodec<A> = {
       encode: (value) => {
+        if (isExact !== undefined && isExact(value)) {
+          try {
+            return Either.right(serialize(value))
+          } catch (cause) {
+            return Either.left(CodecError.of(contentType, `encode: ${errorMessage(cause)}`))
+          }
+        }
         const encoded = encodeSchema(value)
         if (Either.isLeft(encoded)) {
           return Either.left(CodecError.of(contentType, `encode: ${ParseResult.TreeFormatter.formatIssueSync(encoded.left)}`))
@@ -104,6 +116,7 @@ export const make = (options: {
         } catch (cause) {
           return Either.left(CodecError.of(contentType, `decode: ${errorMessage(cause)}`))
         }
+        if (isExact !== undefined && isExact(raw)) return Either.right(raw as A)
         const decoded = decodeSchema(raw)
         return Either.isLeft(decoded)
           ? Either.left(CodecError.of(contentType, `decode: ${ParseResult.TreeFormatter.formatIssueSync(decoded.left)}`))
