@@ -172,6 +172,48 @@ describe("RPC over the memory transport", () => {
       expect(events).toEqual(["sleep-started:50000", "sleep-interrupted:50000"])
     }))
 
+  it.scoped("a call abandoned by Effect.timeout is cancelled on the server", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      yield* Effect.gen(function*() {
+        const testing = yield* client
+        const fiber = yield* Effect.fork(
+          Effect.timeout(testing.Sleep({ millis: 40_000 }, { timeout: "1 minute" }), "1 second")
+        )
+        yield* waitUntil(() => events.includes("sleep-started:40000"))
+        yield* TestClock.adjust("2 seconds")
+        const result = yield* Fiber.join(fiber).pipe(Effect.flip)
+        expect(result._tag).toBe("TimeoutException")
+        yield* waitUntil(() => events.includes("sleep-interrupted:40000"))
+      }).pipe(Effect.provide(env(events)))
+    }))
+
+  it.scoped("a fiber interrupted mid-call that calls again from a finalizer cancels the first call", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      yield* Effect.gen(function*() {
+        const testing = yield* client
+        // The finalizer runs on the interrupted fiber itself (which has not exited yet) and makes a second
+        // call on it: the first (abandoned) call must be cancelled before the fiber exits.
+        let cancelledBeforeExit = false
+        const fiber = yield* Effect.fork(
+          testing.Sleep({ millis: 30_000 }, { timeout: "1 minute" }).pipe(
+            Effect.onInterrupt(() =>
+              Effect.orDie(testing.Hello({ name: "after" })).pipe(
+                Effect.zipRight(waitUntil(() => events.includes("sleep-interrupted:30000"), 2000)),
+                Effect.tap(() => {
+                  cancelledBeforeExit = true
+                })
+              )
+            )
+          )
+        )
+        yield* waitUntil(() => events.includes("sleep-started:30000"))
+        yield* Fiber.interrupt(fiber)
+        expect(cancelledBeforeExit).toBe(true)
+      }).pipe(Effect.provide(env(events)))
+    }))
+
   it.scoped("ServiceNotFound when nothing is registered", () =>
     Effect.gen(function*() {
       const other = yield* Client.make(Testing, { service: "missing" })

@@ -6,6 +6,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Mailbox from "effect/Mailbox"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -373,29 +374,38 @@ class Caller {
     const tooLarge = this.tooLarge(resolved, body)
     if (tooLarge !== undefined) return Effect.fail(tooLarge)
     const once = (tried: Set<string>) =>
-      Effect.flatMap(this.connect(tried), ({ connection, node }) => {
-        const deadlines = this.client.deadlines
-        const exchange = Effect.async<unknown, unknown>((resume) => {
-          const call = new UnaryExchange(resolved.compiled, connection, deadlines, resume)
-          call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call)
-          if (resolved.timeoutMillis > 0) {
-            const timeout = resolved.timeoutMillis
-            call.deadline = deadlines.add(timeout, () => {
-              connection.cancel(call.id)
-              connection.probe()
-              resume(Effect.fail(Timeout.of(`no reply from ${node.address} within ${timeout} ms`, "effect-micro.client")))
-            })
-          }
-          return Effect.sync(() => call.abandon())
-        })
-        // Only failures that say something about the node (unreachable, too slow, unavailable) cool it down;
-        // an endpoint's business errors do not.
-        return Effect.catchAll(exchange, (error) =>
+      Effect.flatMap(this.connect(tried), ({ connection, node }) =>
+        // Only failures that say something about the node (unreachable, too slow, unavailable) cool it
+        // down; an endpoint's business errors do not.
+        Effect.catchAll(this.exchange(resolved, body, connection, node), (error) =>
           isNodeFailure(error)
             ? Effect.zipRight(this.client.selector.mark(this.service, node, "failure"), Effect.fail(error))
-            : Effect.fail(error))
-      })
+            : Effect.fail(error)))
     return this.withRetries(resolved, once)
+  }
+
+  /** Sends one unary request on `connection` and waits for its outcome. */
+  private exchange(
+    resolved: Resolved,
+    body: Uint8Array,
+    connection: ClientConnection,
+    node: Node
+  ): Effect.Effect<unknown, unknown> {
+    const deadlines = this.client.deadlines
+    return Effect.withFiberRuntime((fiber) =>
+      Effect.async<unknown, unknown>((resume) => {
+        const call = new UnaryExchange(resolved.compiled, connection, deadlines, waitingOf(fiber), resume)
+        call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call)
+        if (resolved.timeoutMillis > 0 && !call.settled) {
+          const timeout = resolved.timeoutMillis
+          call.deadline = deadlines.add(timeout, () => {
+            connection.cancel(call.id)
+            connection.probe()
+            call.settle(Effect.fail(Timeout.of(`no reply from ${node.address} within ${timeout} ms`, "effect-micro.client")))
+          })
+        }
+      })
+    )
   }
 
   // ----- client streaming -----
@@ -515,19 +525,58 @@ class Caller {
   }
 }
 
+/**
+ * The unary call a fiber is waiting on, so that the server hears CANCEL when that fiber is interrupted.
+ *
+ * Not `Effect.async`'s canceller: returning one wraps every call in `onInterrupt` (an uninterruptible
+ * mask, a restore and a cause match), measured at ≈3 µs of CPU per call, a tenth of the client's whole
+ * path. A fiber waits on at most one call at a time, and a fiber interrupted while waiting either exits
+ * (its observer abandons the call) or, from a finalizer, goes on to make another call (which abandons the
+ * one left behind first). So CANCEL is sent when the interrupted fiber exits or calls again.
+ */
+class WaitingCall {
+  call: UnaryExchange | undefined = undefined
+  readonly onFiberExit = (): void => {
+    const call = this.call
+    this.call = undefined
+    call?.abandon()
+  }
+}
+
+const waitingByFiber = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, WaitingCall>()
+
+const waitingOf = (fiber: Fiber.RuntimeFiber<any, any>): WaitingCall => {
+  let waiting = waitingByFiber.get(fiber)
+  if (waiting === undefined) {
+    waiting = new WaitingCall()
+    fiber.addObserver(waiting.onFiberExit)
+    waitingByFiber.set(fiber, waiting)
+  }
+  return waiting
+}
+
 /** One unary call in flight: the connection's callbacks for it, settling the waiting Effect once. */
 class UnaryExchange implements CallHandlers {
   id = 0
   deadline: DeadlineEntry | undefined = undefined
+  settled = false
 
   constructor(
     private readonly compiled: CompiledEndpoint,
     private readonly connection: ClientConnection,
     private readonly deadlines: DeadlineWheel,
+    private readonly waiting: WaitingCall,
     private readonly resume: (result: Effect.Effect<unknown, unknown>) => void
-  ) {}
+  ) {
+    // Still set: the fiber was interrupted while waiting on that call and is now calling again.
+    waiting.call?.abandon()
+    waiting.call = this
+  }
 
-  private settle(result: Effect.Effect<unknown, unknown>): void {
+  settle(result: Effect.Effect<unknown, unknown>): void {
+    if (this.settled) return
+    this.settled = true
+    if (this.waiting.call === this) this.waiting.call = undefined
     this.deadlines.remove(this.deadline)
     this.resume(result)
   }
@@ -550,8 +599,11 @@ class UnaryExchange implements CallHandlers {
     this.settle(Effect.fail(protocolError(this.connection.address, "END frame on a unary call")))
   }
   onCredit(): void {}
-  /** The caller was interrupted: forget the deadline and cancel on the server. */
+  /** The waiting fiber was interrupted: forget the deadline and cancel on the server. */
   abandon(): void {
+    if (this.settled) return
+    this.settled = true
+    if (this.waiting.call === this) this.waiting.call = undefined
     this.deadlines.remove(this.deadline)
     this.connection.cancel(this.id)
   }
