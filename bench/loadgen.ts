@@ -62,23 +62,39 @@ const main = async () => {
   const samples = new Samples()
   let drained: (() => void) | undefined
 
-  const issue = (): void => {
-    outstanding++
-    const start = performance.now()
-    client.call((error) => {
-      outstanding--
-      if (phase === "window") {
-        if (error === undefined) {
-          completed++
-          samples.push(performance.now() - start)
-        } else errors++
-      }
-      if (error !== undefined && firstError === undefined) firstError = String(error).slice(0, 500)
-      if (phase !== "stop") issue()
-      else if (outstanding === 0) drained?.()
-    })
+  // One call's outcome; false once the run is over (the caller stops issuing).
+  const settle = (error: unknown, start: number): boolean => {
+    outstanding--
+    if (phase === "window") {
+      if (error === undefined) {
+        completed++
+        samples.push(performance.now() - start)
+      } else errors++
+    }
+    if (error !== undefined && firstError === undefined) firstError = String(error).slice(0, 500)
+    if (phase !== "stop") {
+      outstanding++
+      return true
+    }
+    if (outstanding === 0) drained?.()
+    return false
   }
-  for (let i = 0; i < inflight; i++) issue()
+  if (client.workers !== undefined) {
+    outstanding = inflight
+    client.workers(inflight, settle)
+  } else {
+    const issue = (): void => {
+      outstanding++
+      const start = performance.now()
+      client.call((error) => {
+        if (settle(error, start)) {
+          outstanding--
+          issue()
+        }
+      })
+    }
+    for (let i = 0; i < inflight; i++) issue()
+  }
 
   await new Promise((resolve) => setTimeout(resolve, warmupMs))
   line("WINDOW_START")

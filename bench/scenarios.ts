@@ -78,6 +78,14 @@ export const scenarios: ReadonlyArray<Scenario> = [
     optional: true
   },
   {
+    name: "effect-micro-json-fork",
+    group: "rpc",
+    description: "diagnostic (opt-in): as effect-micro-json but each call forked from callback code (runFork per call)",
+    server: ["bench/servers/effectMicro.ts"],
+    client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json", { forkPerCall: true })),
+    optional: true
+  },
+  {
     name: "grpc-js-bidi",
     group: "stream",
     description: "grpc-js 1.14 bidi stream, JSON serializers (no proto-loader), server echoes each message",

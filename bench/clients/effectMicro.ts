@@ -1,8 +1,11 @@
 /**
  * effect-micro client: `Client.layer()` with a static registry, random selector, TCP and the default codecs;
- * `Client.make(Bench, { service, node: address, contentType })`. Retries, deadlines (5 s, sent to the
- * server) and metadata handling stay at their defaults unless `options` overrides them (diagnostic scenarios).
- * One fiber per call, forked from a prebuilt runtime.
+ * `Client.make(Bench, { service, contentType })`, so every call is resolved through the registry and
+ * load balanced by the selector. Retries, deadlines (5 s, sent to the server) and metadata handling stay at
+ * their defaults unless `options` overrides them (diagnostic scenarios).
+ *
+ * Calls come from long-lived worker fibers (`workers`), as in a service calling another; with
+ * `forkPerCall`, each call is instead forked from callback code (`call`), as `Effect.runFork` per call does.
  */
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -15,11 +18,12 @@ import * as Selector from "../../src/Selector.js"
 import * as Transport from "../../src/Transport.js"
 import { Bench, serviceName } from "../contract.js"
 import { payload } from "../payload.js"
+import { workers } from "./effectWorkers.js"
 import type { LoadClient } from "./types.js"
 
 export const make = (
   contentType: string,
-  options?: Pick<Client.ClientOptions, "timeout" | "retry">
+  options?: Pick<Client.ClientOptions, "timeout" | "retry"> & { readonly forkPerCall?: boolean }
 ) =>
 async (address: string): Promise<LoadClient> => {
   const Live = Client.layer().pipe(
@@ -32,7 +36,12 @@ async (address: string): Promise<LoadClient> => {
   )
   const managed = ManagedRuntime.make(Live)
   const runtime = await managed.runtime()
-  const bench = await managed.runPromise(Client.make(Bench, { ...options, service: serviceName, node: address, contentType }))
+  const bench = await managed.runPromise(Client.make(Bench, {
+    timeout: options?.timeout,
+    retry: options?.retry,
+    service: serviceName,
+    contentType
+  }))
   // Make sure the connection works before the load starts.
   await managed.runPromise(bench.Echo(payload))
   const runFork = Runtime.runFork(runtime)
@@ -40,6 +49,7 @@ async (address: string): Promise<LoadClient> => {
     call: (done) => {
       runFork(bench.Echo(payload)).addObserver((exit) => done(Exit.isSuccess(exit) ? undefined : exit.cause))
     },
+    workers: options?.forkPerCall === true ? undefined : workers(runtime, () => bench.Echo(payload)),
     close: () => managed.dispose()
   }
 }

@@ -1,7 +1,7 @@
 /**
  * @effect/rpc client over raw TCP: `RpcClient.make(Bench, { disableTracing: true })` on
- * `RpcClient.layerProtocolSocket()` + `NodeSocket.layerNet`, msgpack. One fiber per call from a prebuilt
- * runtime (as the effect-micro client).
+ * `RpcClient.layerProtocolSocket()` + `NodeSocket.layerNet`, msgpack. Calls from long-lived worker fibers
+ * (as the effect-micro client).
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as RpcClient from "@effect/rpc/RpcClient"
@@ -14,6 +14,7 @@ import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import { Bench } from "../contract.js"
 import { payload } from "../payload.js"
+import { workers } from "./effectWorkers.js"
 import type { LoadClient } from "./types.js"
 
 export const make = async (address: string): Promise<LoadClient> => {
@@ -32,6 +33,7 @@ export const make = async (address: string): Promise<LoadClient> => {
     call: (done) => {
       runFork(client.Echo(payload)).addObserver((exit) => done(Exit.isSuccess(exit) ? undefined : exit.cause))
     },
+    workers: workers(runtime, () => client.Echo(payload)),
     close: async () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
       await managed.dispose()
