@@ -103,8 +103,14 @@ export interface Child {
   readonly exited: Promise<void>
 }
 
-export const startNode = (args: ReadonlyArray<string>): Child => {
-  const child = spawn(process.execPath, [...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+/**
+ * Starts `node <args>`; with `cpu`, pinned to that CPU (all its threads) through `taskset`, which execs node in
+ * place, so the pid (and `/proc/<pid>`) is node's own.
+ */
+export const startNode = (args: ReadonlyArray<string>, cpu?: number | undefined): Child => {
+  const child = cpu === undefined
+    ? spawn(process.execPath, [...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+    : spawn("taskset", ["-c", String(cpu), process.execPath, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
   children.add(child)
   const lines: Array<string> = []
   const waiters: Array<{ prefix: string; resolve: (line: string) => void }> = []

@@ -1,5 +1,6 @@
 /**
- * Diagnostic: client-side CPU per call for variants of the call path, against a bench server process.
+ * Diagnostic: client-side CPU per call for variants of the call path, against a bench server process
+ * (64 worker fibers calling in a loop, as the bench's Effect clients do).
  *   npx tsx bench/clientCost.ts
  */
 import { spawn } from "node:child_process"
@@ -36,28 +37,29 @@ const runtime = await managed.runtime()
 const runFork = Runtime.runFork(runtime)
 
 let failures = 0
-const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n = 60_000, inflight = 64) =>
+/** Client CPU per call with `inflight` worker fibers each calling in a loop (as the bench's Effect clients do). */
+const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n = 100_000, inflight = 64) =>
   new Promise<void>((done) => {
     let started = 0
     let finished = 0
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
-    const issue = () => {
+    const loop: Effect.Effect<void> = Effect.suspend(() => {
+      if (started >= n) return Effect.void
       started++
-      runFork(call()).addObserver((exit) => {
+      return Effect.flatMap(Effect.exit(call()), (exit) => {
         if (Exit.isFailure(exit)) failures++
-        finished++
-        if (started < n) setImmediate(issue)
-        else if (finished === n) {
+        if (++finished === n) {
           const cpu = process.cpuUsage(cpu0)
           const ms = performance.now() - t0
           console.log(`${label.padEnd(44)} ${((cpu.user + cpu.system) / n).toFixed(1).padStart(6)} µs/call CPU ${String(Math.round(n / ms * 1000)).padStart(7)} calls/s${failures > 0 ? ` (${failures} failures)` : ""}`)
           failures = 0
           done()
         }
+        return loop
       })
-    }
-    for (let i = 0; i < inflight; i++) issue()
+    })
+    for (let i = 0; i < inflight; i++) runFork(loop)
   })
 
 const direct = await managed.runPromise(Client.make(Bench, { service: serviceName, node: address }))
@@ -88,8 +90,7 @@ for (let round = 0; round < 2; round++) {
   await measure("typed client, node option", () => direct.Echo(payload))
   await measure("typed client, static registry + selector", () => viaRegistry.Echo(payload))
   await measure("typed client, no retry/deadline", () => lean.Echo(payload))
-  await measure("floor: fork + Effect.sync(encode+decode)", () => Effect.sync(() => codec.decode((codec.encode(payload) as any).right)))
-  await measure("floor: fork + Effect.void", () => Effect.void)
+  await measure("floor: Effect.sync(encode+decode)", () => Effect.sync(() => codec.decode((codec.encode(payload) as any).right)))
 }
 await managed.dispose()
 server.kill()

@@ -33,6 +33,7 @@
  *   BENCH_IDLE_MS            idle: settle time after READY before sampling RSS (default 2000)
  *   BENCH_SERVER_NODE_ARGS   extra node flags for rpc/stream server processes, e.g. "--cpu-prof --cpu-prof-dir=bench/profiles"
  *   BENCH_CLIENT_NODE_ARGS   the same for the load-generator (client) processes
+ *   BENCH_PIN=0              do not pin rpc/stream servers to CPU 0 and load generators to CPU 1 (taskset)
  *   BENCH_SAVE=0             do not write bench/results/<timestamp>.json
  *   BENCH_TSX=1              run the child processes with `node --import tsx` instead of transpiling first
  */
@@ -53,6 +54,15 @@ import { scenarios } from "./scenarios.js"
 import type { StoreRow } from "./store.js"
 import type { PubsubRow } from "./pubsub/measure.js"
 import { pubsubSummary, pubsubTable, runPubsub } from "./pubsub/measure.js"
+
+const hasTaskset = (): boolean => {
+  try {
+    execFileSync("taskset", ["-c", "0", "true"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+}
 
 const numberEnv = (name: string, fallback: number): number => {
   const value = Number(process.env[name])
@@ -92,6 +102,9 @@ const config = {
   },
   serverNodeArgs: (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((s) => s !== ""),
   clientNodeArgs: (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter((s) => s !== ""),
+  // rpc/stream: server on CPU 0, load generator on CPU 1. Unpinned, the scheduler sometimes puts both on one
+  // core and sometimes not, and at 1 call in flight that alone halves or doubles req/s between runs.
+  pin: process.env.BENCH_PIN !== "0" && os.cpus().length >= 2 && hasTaskset(),
   save: process.env.BENCH_SAVE !== "0",
   tsx: process.env.BENCH_TSX === "1"
 }
@@ -122,7 +135,7 @@ const failedMeasurement = (scenario: Scenario, inflight: number, failure: string
 
 const measure = async (launcher: Launcher, scenario: Scenario, inflight: number): Promise<Measurement> => {
   const [script, ...scriptArgs] = scenario.server
-  const server = startNode([...config.serverNodeArgs, ...launcher.args(script!), ...scriptArgs])
+  const server = startNode([...config.serverNodeArgs, ...launcher.args(script!), ...scriptArgs], config.pin ? 0 : undefined)
   let client: Child | undefined
   try {
     const ready = await server.waitLine("READY ", 30_000)
@@ -135,7 +148,7 @@ const measure = async (launcher: Launcher, scenario: Scenario, inflight: number)
       String(inflight),
       String(config.warmupMs),
       String(config.windowMs)
-    ])
+    ], config.pin ? 1 : undefined)
     await client.waitLine("WINDOW_START", config.warmupMs + config.windowMs + 30_000)
     const server0 = cpuTicks(server.pid)
     const client0 = cpuTicks(client.pid)
@@ -346,7 +359,7 @@ const main = async () => {
   console.log(
     `effect-micro bench: groups ${config.groups.join(", ")}; warm-up ${config.warmupMs} ms, window ${config.windowMs} ms, ` +
       `payload ${payloadJsonBytes} B JSON; ${os.cpus().length} CPUs, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}; ` +
-      `children: ${launcher.mode}`
+      `children: ${launcher.mode}; rpc/stream processes ${config.pin ? "pinned (server CPU 0, client CPU 1)" : "not pinned"}`
   )
   const has = (group: Group) => config.groups.includes(group)
   const rpc = has("rpc") ? await runLoad(launcher, "rpc", config.inflight) : []

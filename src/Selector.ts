@@ -74,6 +74,10 @@ export declare namespace Selector {
  */
 export const candidates = (request: SelectRequest): ReadonlyArray<Node> => {
   const { filter, tried } = request
+  // The common call: one version, no filter, nothing tried yet — its nodes as they are (no copy per call).
+  if (filter === undefined && request.versions.length === 1 && (tried === undefined || tried.size === 0)) {
+    return request.versions[0]!.nodes
+  }
   let nodes: Array<Node> = []
   for (const service of request.versions) {
     if (filter?.version !== undefined && service.version !== filter.version) continue

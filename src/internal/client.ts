@@ -309,17 +309,22 @@ class Caller {
       const node: Node = { id: direct, address: direct, metadata: {} }
       return this.dial(node)
     }
-    return client.registry.getService(this.service).pipe(
-      Effect.catchTag("RegistryError", (error) =>
-        Effect.fail(ServiceUnavailable.of(`registry failed: ${error.message}`, "effect-micro.client"))),
-      Effect.flatMap((versions) =>
-        client.selector.select({ service: this.service, versions, filter: this.options.filter, tried })
-      ),
-      Effect.flatMap((node) => {
-        tried.add(node.id)
-        return this.dial(node)
-      })
-    )
+    return Effect.matchEffect(client.registry.getService(this.service), {
+      onFailure: (error) =>
+        Effect.fail(
+          error._tag === "RegistryError"
+            ? ServiceUnavailable.of(`registry failed: ${error.message}`, "effect-micro.client")
+            : error
+        ),
+      onSuccess: (versions) =>
+        Effect.flatMap(
+          client.selector.select({ service: this.service, versions, filter: this.options.filter, tried }),
+          (node) => {
+            tried.add(node.id)
+            return this.dial(node)
+          }
+        )
+    })
   }
 
   /**

@@ -159,15 +159,16 @@ export const makeMemory: Effect.Effect<Registry.Service, never, Scope.Scope> = E
 
 
 export const layerStatic = (services: Readonly<Record<string, ReadonlyArray<string>>>): Layer.Layer<Registry> => {
-  const entries = new Map<string, Service>()
+  // One array per service, returned as is by every lookup (callers may cache work on its identity).
+  const entries = new Map<string, ReadonlyArray<Service>>()
   for (const [name, addresses] of Object.entries(services)) {
-    entries.set(name, {
+    entries.set(name, [{
       name,
       version: "",
       metadata: {},
       endpoints: [],
       nodes: addresses.map((address) => ({ id: `${name}-${address}`, address, metadata: {} }))
-    })
+    }])
   }
   return Layer.succeed(
     Registry,
@@ -175,12 +176,12 @@ export const layerStatic = (services: Readonly<Record<string, ReadonlyArray<stri
       register: () => Effect.void,
       deregister: () => Effect.void,
       getService: (name) => {
-        const service = entries.get(name)
-        return service === undefined
+        const versions = entries.get(name)
+        return versions === undefined
           ? Effect.fail(ServiceNotFound.of(`service "${name}" is not in the static registry`))
-          : Effect.succeed([service])
+          : Effect.succeed(versions)
       },
-      listServices: Effect.sync(() => [...entries.values()]),
+      listServices: Effect.sync(() => [...entries.values()].flat()),
       watch: () => Stream.never
     })
   )
