@@ -484,8 +484,18 @@ class Caller {
         inbox.unsafeDone(exit)
       }
       const sender = input === undefined ? undefined : new Sender(connection, this.client.maxFrameSize, (cause) => finish(Exit.failCause(cause)))
+      // DATA frames received, and how many our window (initial + CREDIT sent) allows so far.
+      let received = 0
+      let allowed = DEFAULT_WINDOW
       const handlers: CallHandlers = {
         onData: (payload) => {
+          if (finished) return
+          if (++received > allowed) {
+            // The server ignored flow control: fail the call rather than buffer without bound.
+            connection.cancel(id)
+            finish(Exit.fail(protocolError(connection.address, `flow-control window of ${allowed} messages exceeded`)))
+            return
+          }
           const decoded = resolved.compiled.response.decode(payload)
           if (Either.isRight(decoded)) inbox.unsafeOffer(decoded.right)
           else {
@@ -520,6 +530,7 @@ class Caller {
         Stream.mapChunks((chunk) => {
           consumed += chunk.length
           if (consumed >= DEFAULT_WINDOW / 2 && !finished) {
+            allowed += consumed
             connection.credit(id, consumed)
             consumed = 0
           }

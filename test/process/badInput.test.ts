@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import * as net from "node:net"
 import { Client, Codec, Registry, Selector, Transport } from "../../src/index.js"
 import * as wire from "../../src/internal/wire.js"
@@ -158,6 +159,37 @@ describe("bad input on the wire", () => {
       expect(frame.type).toBe(wire.FrameType.Error)
       expect(errorOf(frame)).toMatchObject({ _tag: "BadRequest", detail: "flow-control window exceeded" })
       yield* stillServes(server.ready)
+    }))
+
+  it.scopedLive("a server that ignores the client's flow-control window fails the stream with a typed error", () =>
+    Effect.gen(function*() {
+      // A fake server: answers the OPEN of a server-streaming call with far more DATA than the client's
+      // window (32) allows, without waiting for CREDIT.
+      const sockets: Array<net.Socket> = []
+      const fake = net.createServer((socket) => {
+        sockets.push(socket)
+        socket.on("error", () => {})
+        let received = 0
+        socket.on("data", (chunk) => {
+          // Once the preface and the OPEN frame are in (they may come in separate writes).
+          const before = received
+          received += chunk.byteLength
+          if (before > wire.PREFACE.byteLength + wire.FRAME_HEADER || received <= wire.PREFACE.byteLength + wire.FRAME_HEADER) return
+          const burst = Array.from({ length: 500 }, (_, i) => wire.encodeBody(wire.FrameType.Data, 1, Buffer.from(String(i))))
+          socket.write(Buffer.concat(burst))
+        })
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void fake.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.sync(() => { for (const socket of sockets) socket.destroy(); fake.close() })
+      )
+      const address = `127.0.0.1:${(fake.address() as net.AddressInfo).port}`
+      const error = yield* Effect.gen(function*() {
+        const testing = yield* Client.make(Testing, { service: "testing" })
+        return yield* testing.Countdown({ from: 3 }).pipe(Stream.runDrain, Effect.flip)
+      }).pipe(Effect.provide(clientLayer(address)), Effect.timeout("5 seconds"))
+      expect(error).toMatchObject({ _tag: "TransportError", reason: "protocol" })
+      expect(String((error as { detail?: string }).detail)).toContain("flow-control window")
     }))
 
   it.scopedLive("a client that hangs up mid-call has its handler interrupted on the server", () =>
