@@ -1,7 +1,7 @@
 /**
  * The zero-configuration stack: multicast-DNS discovery behind a cache, TCP transport, the default
- * codecs, random selection, the HTTP broker and the client runtime. A service is `Server.layer(...)` on top of it; a caller
- * needs only this.
+ * codecs, random selection, the HTTP broker, the embedded store (opened on first use) and the client runtime. A
+ * service is `Server.layer(...)` on top of it; a caller needs only this.
  *
  * ```ts
  * Server.layer(Greeter, { name: "greeter" }).pipe(Layer.provide(GreeterLive), Layer.provide(Defaults.layer))
@@ -19,6 +19,7 @@ import * as HttpBroker from "./HttpBroker.js"
 import * as MdnsRegistry from "./MdnsRegistry.js"
 import type { Registry, RegistryError } from "./Registry.js"
 import * as Selector from "./Selector.js"
+import * as Store from "./Store.js"
 import * as Transport from "./Transport.js"
 
 /**
@@ -39,6 +40,11 @@ export interface Options {
    * only starts on the first `subscribe`, so publish-only processes pay nothing for it.
    */
   readonly broker?: HttpBroker.HttpBrokerOptions | Layer.Layer<Broker, unknown, Registry> | undefined
+  /**
+   * Embedded store options, or another store layer (e.g. `RedisStore.layer(...)`). The embedded store opens
+   * its file (default `.micro/store.db`) on first use, so processes that never use it create nothing.
+   */
+  readonly store?: Store.SqliteOptions | Layer.Layer<Store.Store, unknown> | undefined
 }
 
 /**
@@ -46,7 +52,14 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export type Services = Registry | Transport.Transport | Codec.Codecs | Selector.Selector | Client.Client | Broker
+export type Services =
+  | Registry
+  | Transport.Transport
+  | Codec.Codecs
+  | Selector.Selector
+  | Client.Client
+  | Broker
+  | Store.Store
 
 /**
  * Everything a service or caller needs, with the given options.
@@ -61,7 +74,10 @@ export const layerWith = (options?: Options): Layer.Layer<Services, unknown> => 
   const broker = Layer.isLayer(options?.broker)
     ? options.broker as Layer.Layer<Broker, unknown, Registry>
     : HttpBroker.layer(options?.broker as HttpBroker.HttpBrokerOptions | undefined)
-  return Client.layer(options?.client).pipe(Layer.provideMerge(Layer.provideMerge(broker, base)))
+  const store: Layer.Layer<Store.Store, unknown> = Layer.isLayer(options?.store)
+    ? options.store as Layer.Layer<Store.Store, unknown>
+    : Store.layerSqliteLazy(options?.store as Store.SqliteOptions | undefined)
+  return Client.layer(options?.client).pipe(Layer.provideMerge(Layer.provideMerge(broker, base)), Layer.merge(store))
 }
 
 /**

@@ -24,6 +24,8 @@ import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { Codecs } from "./Codec.js"
+import { resolveSettings } from "./internal/store/common.js"
+import * as lazy from "./internal/store/lazy.js"
 import * as memory from "./internal/store/memory.js"
 import type * as sqlite from "./internal/store/sqlite.js"
 import * as typed from "./internal/store/typed.js"
@@ -312,6 +314,19 @@ export const layerSqliteConfig = (
   config: Config.Config.Wrap<SqliteOptions>
 ): Layer.Layer<Store, StoreError | ConfigError.ConfigError> =>
   Layer.scoped(Store, Effect.flatMap(Config.unwrap(config), makeSqlite))
+
+/**
+ * The embedded store, opened on first use (in the layer's scope): a process that never reads or writes
+ * creates no database file. `Defaults.layer` provides this one. Options are checked when the layer is built
+ * (reason `Invalid`); a failure to open the file fails every call with its `StoreError`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSqliteLazy = (options?: SqliteOptions): Layer.Layer<Store, StoreError> =>
+  Layer.scoped(
+    Store,
+    Effect.flatMap(resolveSettings(options), (settings) => lazy.make("sqlite", settings.defaults, makeSqlite(options)))
+  )
 
 /**
  * The default store: the embedded durable one.

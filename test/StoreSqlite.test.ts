@@ -3,6 +3,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as Config from "effect/Config"
+import * as Context from "effect/Context"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -28,6 +29,57 @@ storeContract({
   make: (options) => Store.makeSqlite({ filename, ...options }),
   clock: "test",
   watch: false
+})
+
+storeContract({
+  name: "sqlite (opened on first use)",
+  make: (options) =>
+    Effect.map(
+      Layer.build(Store.layerSqliteLazy({ filename: path.join(dir, "contract-lazy", "store.db"), ...options })),
+      Context.get(Store.Store)
+    ),
+  clock: "test",
+  watch: false
+})
+
+describe("Store.layerSqliteLazy", () => {
+  it.effect("creates no file until first used, then behaves as the embedded store (durable across reopen)", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "lazy", "store.db")
+      const layer = Store.layerSqliteLazy({ filename: file })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = Context.get(yield* Layer.build(layer), Store.Store)
+        expect(store.backend).toBe("sqlite")
+        expect(fs.existsSync(file)).toBe(false)
+        // Concurrent first calls share one open.
+        yield* Effect.forEach(
+          Array.from({ length: 10 }, (_, i) => i),
+          (i) => store.write({ key: `k${i}`, value: new Uint8Array([i]) }),
+          { concurrency: "unbounded", discard: true }
+        )
+        expect(fs.existsSync(file)).toBe(true)
+      }))
+      const keys = yield* Effect.scoped(Effect.flatMap(Layer.build(layer), (context) => Context.get(context, Store.Store).list()))
+      expect([...keys].sort()).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`).sort())
+    }))
+
+  it.effect("bad options fail the layer (Invalid); a file that cannot be opened fails each call, typed", () =>
+    Effect.gen(function*() {
+      const invalid = yield* Effect.flip(Layer.build(Store.layerSqliteLazy({ table: "no spaces allowed" })))
+      expect(invalid.reason).toBe("Invalid")
+      // A directory that cannot be created (its parent is a regular file).
+      const blocker = path.join(dir, "not-a-directory")
+      fs.writeFileSync(blocker, "")
+      const store = Context.get(
+        yield* Layer.build(Store.layerSqliteLazy({ filename: path.join(blocker, "sub", "store.db") })),
+        Store.Store
+      )
+      const first = yield* Effect.flip(store.read("x"))
+      const second = yield* Effect.flip(store.write({ key: "x", value: new Uint8Array([1]) }))
+      expect(first._tag).toBe("StoreError")
+      expect(first.reason).toBe("Unavailable")
+      expect(second.reason).toBe("Unavailable")
+    }).pipe(Effect.scoped))
 })
 
 describe("Store (sqlite specifics)", () => {
