@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Mailbox from "effect/Mailbox"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -16,7 +17,7 @@ import { Client } from "../Client.js"
 import { Codecs } from "../Codec.js"
 import type { CallShape } from "../Contract.js"
 import { schemasOf } from "../Contract.js"
-import type { MicroError } from "../Errors.js"
+import type { CallError, MicroError } from "../Errors.js"
 import { BadRequest, CodecError, ServiceUnavailable, StreamClosed, Timeout, TransportError } from "../Errors.js"
 import type { Metadata } from "../Metadata.js"
 import { empty as emptyMetadata, merge as mergeMetadata, outgoingRef } from "../Metadata.js"
@@ -92,7 +93,7 @@ export class Pool {
       if (this.closed) return Effect.fail(TransportError.of("closed", address, "client is closed"))
       const pending = this.dialing.get(address)
       if (pending !== undefined) return Deferred.await(pending)
-      const deferred = Deferred.unsafeMake<ClientConnection, TransportError>(undefined as any)
+      const deferred = Deferred.unsafeMake<ClientConnection, TransportError>(FiberId.none)
       this.dialing.set(address, deferred)
       return this.transport.dial(address).pipe(
         Effect.flatMap((connection) => {
@@ -181,7 +182,7 @@ interface Resolved {
   readonly header: Buffer
   readonly metadata: Metadata
   readonly timeoutMillis: number
-  readonly retry: Schedule.Schedule<unknown, unknown> | undefined
+  readonly retry: Schedule.Schedule<unknown, CallError> | undefined
   readonly call: OutgoingCall
 }
 
@@ -272,7 +273,7 @@ class Caller {
         header: this.header(call),
         metadata: call.metadata,
         timeoutMillis: timeout === undefined ? 0 : Duration.toMillis(Duration.decode(timeout)),
-        retry: retryOption === false ? undefined : (retryOption ?? defaults.retrySchedule) as any,
+        retry: retryOption === false ? undefined : retryOption ?? defaults.retrySchedule,
         call
       })
       if (client.middleware.length === 0) {
@@ -355,9 +356,10 @@ class Caller {
     const schedule = resolved.retry
     if (schedule === undefined) return Effect.suspend(() => attempt(tried))
     const idempotent = this.endpoint.idempotent
-    const retryFrom = (driver: Schedule.ScheduleDriver<unknown, unknown, never>) => (error: E): Effect.Effect<A, E> =>
+    // A retryable failure is one of the framework's call errors (isRetryable checks its tag).
+    const retryFrom = (driver: Schedule.ScheduleDriver<unknown, CallError, never>) => (error: E): Effect.Effect<A, E> =>
       isRetryable(error, idempotent)
-        ? Effect.matchEffect(driver.next(error), {
+        ? Effect.matchEffect(driver.next(error as CallError), {
           onFailure: () => Effect.fail(error),
           onSuccess: () => Effect.catchAll(attempt(tried), retryFrom(driver))
         })

@@ -122,7 +122,7 @@ export const decodeError = (compiled: CompiledEndpoint, kindByte: number, body: 
 
 export const describe = (u: unknown): string => {
   if (u instanceof Error) return u.message
-  if (typeof u === "object" && u !== null && "_tag" in u) return String((u as any)._tag)
+  if (typeof u === "object" && u !== null && "_tag" in u) return String((u as { readonly _tag: unknown })._tag)
   try {
     return JSON.stringify(u) ?? String(u)
   } catch {

@@ -239,7 +239,7 @@ export class FrameDecoder {
       chunk = chunk.subarray(this.skip)
       this.skip = 0
     }
-    let buf = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk])
+    const buf = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk])
     this.pending = undefined
     let offset = 0
     if (this.prefaceNeeded) {
@@ -279,7 +279,6 @@ export class FrameDecoder {
       // Keep the tail; copy so the (possibly large) chunk it came from can be collected.
       this.pending = offset === 0 ? buf : Buffer.from(buf.subarray(offset))
     }
-    buf = undefined as any
   }
 
   private fail(detail: string): void {

@@ -108,7 +108,7 @@ export const deepEqual = (a: unknown, b: unknown): boolean => {
   if (keysA.length !== keysB.length) return false
   for (const key of keysA) {
     if (!Object.prototype.hasOwnProperty.call(b, key)) return false
-    if (!deepEqual((a as any)[key], (b as any)[key])) return false
+    if (!deepEqual((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false
   }
   return true
 }
