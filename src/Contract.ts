@@ -61,11 +61,12 @@ export const clientStream = <
   readonly success?: Success
   readonly error?: Error
 }): Rpc.Rpc<Tag, RpcSchema.Stream<Payload, typeof Schema.Never>, Success, Error> =>
+  // Rpc.make types a Schema payload as a struct of fields; ours is one Schema (the stream), which it accepts.
   Rpc.make(tag, {
     payload: streamOf(options.payload),
     success: (options.success ?? Schema.Void) as Success,
     error: (options.error ?? Schema.Never) as Error
-  }) as any
+  }) as unknown as Rpc.Rpc<Tag, RpcSchema.Stream<Payload, typeof Schema.Never>, Success, Error>
 
 /**
  * A bidirectional endpoint: a `Stream` of `payload`s in, a `Stream` of `success`es out. Either side may
@@ -83,12 +84,18 @@ export const bidi = <
   readonly success: Success
   readonly error?: Error
 }): Rpc.Rpc<Tag, RpcSchema.Stream<Payload, typeof Schema.Never>, RpcSchema.Stream<Success, Error>, typeof Schema.Never> =>
+  // As in clientStream; `stream: true` makes the success a stream (the type Rpc.make infers differently).
   Rpc.make(tag, {
     payload: streamOf(options.payload),
     success: options.success,
     error: (options.error ?? Schema.Never) as Error,
     stream: true
-  }) as any
+  }) as unknown as Rpc.Rpc<
+    Tag,
+    RpcSchema.Stream<Payload, typeof Schema.Never>,
+    RpcSchema.Stream<Success, Error>,
+    typeof Schema.Never
+  >
 
 /**
  * The Schemas an endpoint puts on the wire, per message.
@@ -105,6 +112,8 @@ export interface EndpointSchemas {
   readonly error: Schema.Schema<any, any, never>
   readonly idempotent: boolean
 }
+
+type WireSchema = Schema.Schema<any, any, never>
 
 /**
  * Reads an Rpc's call shape and per-message Schemas.
@@ -123,13 +132,14 @@ export const schemasOf = (rpc: Rpc.AnyWithProps): EndpointSchemas => {
   const errorMembers = errors.filter((schema) => schema.ast._tag !== "NeverKeyword")
   return {
     shape,
-    request: (Option.isSome(requestStream) ? requestStream.value.success : rpc.payloadSchema) as any,
-    response: (Option.isSome(responseStream) ? responseStream.value.success : rpc.successSchema) as any,
+    // Contracts carry no Schema requirements (an Rpc's Schemas are context-free here).
+    request: (Option.isSome(requestStream) ? requestStream.value.success : rpc.payloadSchema) as WireSchema,
+    response: (Option.isSome(responseStream) ? responseStream.value.success : rpc.successSchema) as WireSchema,
     error: (errorMembers.length === 0
       ? Schema.Never
       : errorMembers.length === 1
       ? errorMembers[0]
-      : Schema.Union(...errorMembers)) as any,
+      : Schema.Union(...errorMembers)) as WireSchema,
     idempotent: Context.get(rpc.annotations, Idempotent)
   }
 }

@@ -228,7 +228,7 @@ export const toProto = <R extends Rpc.Any>(group: RpcGroup.RpcGroup<R>, options?
   try {
     for (const rpc of group.requests.values() as Iterable<Rpc.AnyWithProps>) {
       const name = pascal(rpc._tag)
-      let payload: Schema.Schema.All = rpc.payloadSchema as any
+      let payload: Schema.Schema.All = rpc.payloadSchema
       let clientStream = false
       if (RpcSchema.isStreamSchema(payload)) {
         payload = RpcSchema.getStreamSchemas(payload.ast).pipe(Option.getOrThrow).success

@@ -298,7 +298,7 @@ export const make = (options: PostgresStoreOptions): Effect.Effect<Store.Service
       })
     )
     const client = yield* PgClient.fromPool({
-      acquire: Effect.succeed(pool as any),
+      acquire: Effect.succeed(pool),
       applicationName: config.applicationName,
       spanAttributes: config.spanAttributes,
       transformResultNames: config.transformResultNames,
