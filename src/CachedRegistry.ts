@@ -2,7 +2,8 @@
  * A caching wrapper for any `Registry`: `getService` is answered from memory, filled on the first miss,
  * kept fresh by the wrapped registry's `watch`, and refetched once an entry is older than `ttl`. When the
  * wrapped registry fails (engine down), stale entries are served instead of the error, as go-micro does.
- * Everything else (`register`, `deregister`, `listServices`, `watch`) goes straight through.
+ * Everything else (`register`, `deregister`, `listServices`, `watch`) goes straight through. Entry age is
+ * measured on the `Clock` of the fiber that builds the cache (TestClock in tests).
  *
  * @since 0.1.0
  */

@@ -37,7 +37,7 @@ export interface HttpBrokerOptions {
   readonly registerInterval?: Duration.DurationInput | undefined
   /** Longest a POST waits for its reply (then `Timeout`). Default 10 s. */
   readonly timeout?: Duration.DurationInput | undefined
-  /** Largest request body the endpoint accepts (bigger: 413). Default 16 MiB. */
+  /** Largest request body the endpoint accepts (bigger: 413), and largest reply a publisher reads. Default 16 MiB. */
   readonly maxBodySize?: number | undefined
   /** Most messages per batch POST. Default 1000. */
   readonly maxBatchMessages?: number | undefined

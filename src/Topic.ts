@@ -98,12 +98,12 @@ interface PublishCache {
 }
 const publishCaches = new WeakMap<Topic<any, any>, PublishCache>()
 
-const encodeWith = <A, I>(
+/** The topic's publish cache, (re)compiled for these codecs and requested content-type when they changed. */
+const publishCacheOf = <A, I>(
   topic: Topic<A, I>,
-  value: A,
   requested: string | undefined,
   codecs: Codec.Codecs.Service
-): Either.Either<{ readonly cache: PublishCache; readonly body: Uint8Array }, CodecError | BadRequest> => {
+): PublishCache | CodecError | BadRequest => {
   let cache = publishCaches.get(topic)
   if (cache === undefined) {
     cache = { codecs: undefined, requested: undefined, compiled: undefined, contentType: "", options: undefined, merged: undefined }
@@ -112,7 +112,7 @@ const encodeWith = <A, I>(
   if (cache.compiled === undefined || cache.codecs !== codecs || cache.requested !== requested) {
     const codec = requested ?? topic.contentType
     const chosen = codec === undefined ? Either.right(codecs.default) : codecs.get(codec)
-    if (Either.isLeft(chosen)) return Either.left(chosen.left)
+    if (Either.isLeft(chosen)) return chosen.left
     cache.codecs = codecs
     cache.requested = requested
     cache.compiled = chosen.right.compile(topic.schema)
@@ -120,9 +120,10 @@ const encodeWith = <A, I>(
     cache.options = undefined
     cache.merged = undefined
   }
-  const encoded = (cache.compiled as Codec.SchemaCodec<A>).encode(value)
-  return Either.isLeft(encoded) ? Either.left(encoded.left) : Either.right({ cache, body: encoded.right })
+  return cache
 }
+
+const isFailure = (u: PublishCache | CodecError | BadRequest): u is CodecError | BadRequest => "_tag" in u
 
 /**
  * Validates and encodes a value for a topic (what `publish` sends).
@@ -135,10 +136,10 @@ export const encode = <A, I>(
   contentType?: string | undefined
 ): Effect.Effect<{ readonly body: Uint8Array; readonly contentType: string }, CodecError | BadRequest> =>
   Effect.flatMap(codecs, (codecs): Effect.Effect<{ readonly body: Uint8Array; readonly contentType: string }, CodecError | BadRequest> => {
-    const encoded = encodeWith(topic, value, contentType, codecs)
-    return Either.isLeft(encoded)
-      ? Effect.fail(encoded.left)
-      : Effect.succeed({ body: encoded.right.body, contentType: encoded.right.cache.contentType })
+    const cache = publishCacheOf(topic, contentType, codecs)
+    if (isFailure(cache)) return Effect.fail(cache)
+    const encoded = (cache.compiled as Codec.SchemaCodec<A>).encode(value)
+    return Either.isLeft(encoded) ? Effect.fail(encoded.left) : Effect.succeed({ body: encoded.right, contentType: cache.contentType })
   })
 
 /**
@@ -164,13 +165,16 @@ export const publish = <A, I>(
   value: A,
   options?: PublishOptions
 ): Effect.Effect<void, BrokerError | CodecError | BadRequest, Broker> =>
-  // One step: services read from the context directly, codec compiled once per topic, options merged once
-  // per distinct options object.
-  Effect.contextWithEffect((context: Context.Context<Broker>): Effect.Effect<void, BrokerError | CodecError | BadRequest> => {
+  // One Effect step (hot path): services read from the fiber's context directly, codec compiled once per
+  // topic, options merged once per distinct options object, nothing allocated here but the encoded bytes.
+  Effect.withFiberRuntime<void, BrokerError | CodecError | BadRequest, Broker>((fiber) => {
+    const context = fiber.currentContext as Context.Context<Broker>
     const given: Codec.Codecs.Service | undefined = context.unsafeMap.get(Codec.Codecs.key)
-    const encoded = encodeWith(topic, value, options?.contentType, given ?? defaultCodecs)
+    const cache = publishCacheOf(topic, options?.contentType, given ?? defaultCodecs)
+    if (isFailure(cache)) return Effect.fail(cache)
+    const encoded = (cache.compiled as Codec.SchemaCodec<A>).encode(value)
     if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-    const { body, cache } = encoded.right
+    const body = encoded.right
     let merged = cache.merged
     if (merged === undefined || cache.options !== options) {
       merged = options === undefined ? { contentType: cache.contentType } : { ...options, contentType: cache.contentType }

@@ -4,9 +4,15 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as TestClock from "effect/TestClock"
+import * as Option from "effect/Option"
+import * as Fiber from "effect/Fiber"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import * as Broker from "../src/Broker.js"
+import * as CachedRegistry from "../src/CachedRegistry.js"
 import * as HttpBroker from "../src/HttpBroker.js"
 import * as Registry from "../src/Registry.js"
 import { brokerContract, eventually, localSubscriber } from "./support/brokerContract.js"
@@ -27,6 +33,167 @@ brokerContract({
   awaitSubscribers: (topic, count) => eventually(nodesOf(topic), (nodes) => nodes.length === count),
   reportsHandlerFailures: true,
   testTimeout: 20_000
+})
+
+// The publisher reads the cached registry synchronously on its hot path: same contract through it.
+brokerContract({
+  name: "http over the cached registry",
+  layer: HttpBroker.layer().pipe(Layer.provideMerge(CachedRegistry.layer().pipe(Layer.provideMerge(Registry.layerMemory)))),
+  subscriber: localSubscriber,
+  awaitSubscribers: (topic, count) => eventually(nodesOf(topic), (nodes) => nodes.length === count),
+  reportsHandlerFailures: true,
+  testTimeout: 20_000
+})
+
+/** A hand-written subscriber endpoint (plain node:http) that answers batch POSTs as `reply` says; counts requests. */
+const fakeEndpoint = (reply: (request: http.IncomingMessage, response: http.ServerResponse) => void) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly address: string; readonly requests: () => number; readonly server: http.Server }>((resume) => {
+      let requests = 0
+      const server = http.createServer((request, response) => {
+        requests++
+        request.resume()
+        request.on("end", () => reply(request, response))
+      })
+      server.listen(0, "127.0.0.1", () =>
+        resume(Effect.succeed({
+          address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+          requests: () => requests,
+          server
+        })))
+    }),
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  )
+
+const registerNodes = (topic: string, nodes: ReadonlyArray<{ id: string; address: string; queue?: string }>) =>
+  Effect.flatMap(Registry.Registry, (registry) =>
+    registry.register({
+      name: `micro.broker.${topic}`,
+      version: "1",
+      metadata: {},
+      endpoints: [],
+      nodes: nodes.map(({ address, id, queue }) => ({
+        id,
+        address,
+        metadata: { broker: "http", topic, path: `/broker/${id}`, ...(queue !== undefined ? { queue } : {}) }
+      }))
+    }))
+
+const failuresOf = (topic: string) =>
+  Effect.flip(Broker.publish(topic, new TextEncoder().encode("x"))).pipe(
+    Effect.map((error) => ({ reason: error.reason, failures: error.failures.map((f) => ({ reason: f.reason, detail: f.detail })) }))
+  )
+
+describe("HTTP broker: replies the publisher must map", () => {
+  it.scopedLive("error statuses, malformed and oversized replies, dropped connections become typed failures", () =>
+    Effect.gen(function*() {
+      const json = (status: number, body: string) => (_: http.IncomingMessage, response: http.ServerResponse) => {
+        response.writeHead(status, { "content-type": "application/json" })
+        response.end(body)
+      }
+      const failing = yield* fakeEndpoint(json(500, JSON.stringify({ reason: "HandlerFailed", detail: "boom" })))
+      const rejecting = yield* fakeEndpoint(json(400, JSON.stringify({ reason: "Rejected", detail: "bad" })))
+      const malformed = yield* fakeEndpoint(json(200, "[not json"))
+      const wrongCount = yield* fakeEndpoint(json(200, "[null,null,null]"))
+      const oversized = yield* fakeEndpoint(json(200, JSON.stringify("x".repeat(4096))))
+      const dropping = yield* fakeEndpoint((request) => request.socket.destroy())
+      yield* registerNodes("fail.500", [{ id: "a", address: failing.address }])
+      yield* registerNodes("fail.400", [{ id: "a", address: rejecting.address }])
+      yield* registerNodes("fail.malformed", [{ id: "a", address: malformed.address }])
+      yield* registerNodes("fail.count", [{ id: "a", address: wrongCount.address }])
+      yield* registerNodes("fail.oversized", [{ id: "a", address: oversized.address }])
+      yield* registerNodes("fail.dropped", [{ id: "a", address: dropping.address }])
+
+      expect(yield* failuresOf("fail.500")).toEqual({ reason: "DeliveryFailed", failures: [{ reason: "Unreachable", detail: "500: boom" }] })
+      expect(yield* failuresOf("fail.400")).toEqual({ reason: "DeliveryFailed", failures: [{ reason: "Rejected", detail: "400: bad" }] })
+      const malformedReply = yield* failuresOf("fail.malformed")
+      expect(malformedReply.failures[0]).toMatchObject({ reason: "Unreachable", detail: expect.stringContaining("malformed batch reply") })
+      const wrongCountReply = yield* failuresOf("fail.count")
+      expect(wrongCountReply.failures[0]).toMatchObject({ reason: "Unreachable", detail: expect.stringContaining("malformed batch reply") })
+      const oversizedReply = yield* failuresOf("fail.oversized")
+      expect(oversizedReply.failures[0]).toMatchObject({ reason: "Unreachable", detail: expect.stringContaining("exceeds 1024 bytes") })
+      const dropped = yield* failuresOf("fail.dropped")
+      expect(dropped.failures[0]!.reason).toBe("Unreachable")
+      // A batch that cannot be encoded (content-type over 65535 bytes) is refused, not left hanging.
+      const hugeType = yield* Effect.flip(Broker.publish("fail.500", new Uint8Array([1]), { contentType: "x".repeat(70_000) }))
+      expect(hugeType.failures[0]).toMatchObject({ reason: "Rejected", detail: expect.stringContaining("cannot encode") })
+      // The broker keeps working after all that (the dropped connection is replaced).
+      expect(yield* failuresOf("fail.500")).toEqual({ reason: "DeliveryFailed", failures: [{ reason: "Unreachable", detail: "500: boom" }] })
+    }).pipe(Effect.provide(HttpBroker.layer({ maxBodySize: 1024 }).pipe(Layer.provideMerge(Registry.layerMemory)))))
+
+  it.scopedLive("a queue member answering 404/503 is retried on another member; broadcast ones are skipped", () =>
+    Effect.gen(function*() {
+      const gone = yield* fakeEndpoint((_, response) => {
+        response.writeHead(404, { "content-type": "application/json" })
+        response.end(JSON.stringify({ reason: "Unreachable", detail: "no subscription" }))
+      })
+      const draining = yield* fakeEndpoint((_, response) => {
+        response.writeHead(503, { "content-type": "application/json" })
+        response.end(JSON.stringify({ reason: "Unreachable", detail: "shutting down" }))
+      })
+      const live = yield* fakeEndpoint((_, response) => {
+        response.writeHead(204)
+        response.end()
+      })
+      yield* registerNodes("retry.group", [
+        { id: "gone", address: gone.address, queue: "g" },
+        { id: "draining", address: draining.address, queue: "g" },
+        { id: "live", address: live.address, queue: "g" }
+      ])
+      for (let i = 0; i < 30; i++) yield* Broker.publish("retry.group", new Uint8Array([i]))
+      expect(live.requests()).toBe(30)
+      // Random first member: 30 publishes hit the refusing ones too (odds of not: (1/3)^30).
+      expect(gone.requests() + draining.requests()).toBeGreaterThan(0)
+
+      // Every member refusing: the group's failure says so (Unreachable, the last member's detail).
+      yield* registerNodes("retry.none", [
+        { id: "gone", address: gone.address, queue: "g" },
+        { id: "draining", address: draining.address, queue: "g" }
+      ])
+      const none = yield* failuresOf("retry.none")
+      expect(none.failures).toHaveLength(1)
+      expect(none.failures[0]!.reason).toBe("Unreachable")
+
+      // Broadcast: a refusing subscriber no longer exists, so it is skipped (publish succeeds).
+      yield* registerNodes("retry.broadcast", [{ id: "gone", address: gone.address }, { id: "live", address: live.address }])
+      yield* Broker.publish("retry.broadcast", new Uint8Array([1]))
+    }).pipe(Effect.provide(layer)))
+
+  it.scopedLive("the publish timeout covers a batch queued behind a hanging one on the same connection", () =>
+    Effect.gen(function*() {
+      const hanging = yield* fakeEndpoint(() => {})
+      yield* registerNodes("hang.queued", [{ id: "a", address: hanging.address }])
+      const started = Date.now()
+      const results = yield* Effect.forEach(
+        [1, 2, 3, 4, 5, 6],
+        (i) => Effect.flip(Broker.publish("hang.queued", new Uint8Array([i]))),
+        { concurrency: "unbounded" }
+      )
+      expect(results.every((error) => error.reason === "Timeout")).toBe(true)
+      expect(Date.now() - started).toBeLessThan(5_000)
+    }).pipe(Effect.provide(HttpBroker.layer({ timeout: "300 millis", maxInFlight: 2 }).pipe(Layer.provideMerge(Registry.layerMemory)))))
+
+  it.scoped("the publish timeout follows the Clock (TestClock): nothing fails before it, everything after", () =>
+    Effect.gen(function*() {
+      const hanging = yield* fakeEndpoint(() => {})
+      yield* registerNodes("hang.clock", [{ id: "a", address: hanging.address }])
+      const fiber = yield* Effect.fork(Effect.flip(Broker.publish("hang.clock", new Uint8Array([1]))))
+      // Let the POST reach the endpoint (real I/O), then move the test clock.
+      yield* Effect.promise(async () => {
+        const deadline = Date.now() + 5000
+        while (hanging.requests() === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+      })
+      expect(hanging.requests()).toBe(1)
+      yield* TestClock.adjust("59 seconds")
+      expect(yield* Fiber.poll(fiber)).toEqual(Option.none())
+      yield* TestClock.adjust("2 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error.reason).toBe("Timeout")
+    }).pipe(Effect.provide(HttpBroker.layer({ timeout: "1 minute" }).pipe(Layer.provideMerge(Registry.layerMemory)))))
 })
 
 describe("HTTP broker (one process)", () => {

@@ -5,6 +5,8 @@ import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import * as TestClock from "effect/TestClock"
 import * as CachedRegistry from "../src/CachedRegistry.js"
+import type { Peekable } from "../src/internal/cachedRegistry.js"
+import { peekKey } from "../src/internal/cachedRegistry.js"
 import * as Registry from "../src/Registry.js"
 import { makeService, registryContract } from "./support/registryContract.js"
 
@@ -121,6 +123,35 @@ describe("CachedRegistry", () => {
       const results = yield* Fiber.joinAll(fibers)
       expect(results.every((r) => r[0]!.nodes[0]!.id === "g1")).toBe(true)
       expect(yield* Ref.get(calls)).toBe(1)
+    }))
+
+  it.scoped("the synchronous read (the HTTP broker's hot path) sees exactly the fresh entries getService serves", () =>
+    Effect.gen(function*() {
+      const { cached, calls, memory } = yield* makeCounted
+      const peek = (cached as Peekable)[peekKey]!
+      expect(peek).toBeTypeOf("function")
+      // Never asked: nothing cached, nothing fetched by the read itself.
+      expect(peek("greeter")).toBeUndefined()
+      yield* memory.register(makeService("greeter", [{ id: "g1", port: 1 }]))
+      expect(peek("greeter")).toBeUndefined()
+      expect(yield* Ref.get(calls)).toBe(0)
+      const fetched = yield* cached.getService("greeter")
+      expect(peek("greeter")).toBe(fetched)
+      // Kept fresh by the watch.
+      yield* memory.register(makeService("greeter", [{ id: "g2", port: 2 }]))
+      yield* settle
+      expect(peek("greeter")!.flatMap((s) => s.nodes.map((n) => n.id)).sort()).toEqual(["g1", "g2"])
+      // Stale after the ttl (TestClock captured when the cache was built): undefined until getService refetches.
+      yield* TestClock.adjust("61 seconds")
+      expect(peek("greeter")).toBeUndefined()
+      const refetched = yield* cached.getService("greeter")
+      expect(yield* Ref.get(calls)).toBe(2)
+      expect(peek("greeter")).toBe(refetched)
+      // Gone from the registry: the entry is dropped.
+      yield* memory.deregister(makeService("greeter", [{ id: "g1", port: 1 }]))
+      yield* memory.deregister(makeService("greeter", [{ id: "g2", port: 2 }]))
+      yield* settle
+      expect(peek("greeter")).toBeUndefined()
     }))
 
   it.scoped("layer wraps the Registry in context", () =>

@@ -1,4 +1,3 @@
-import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -25,6 +24,18 @@ interface Entry {
 
 type Lookup = Effect.Effect<ReadonlyArray<Service>, ServiceNotFound | RegistryError>
 
+/**
+ * A synchronous read of the cache, for hot paths inside this package (the HTTP broker's publish): the cached
+ * services when the entry is fresh, else undefined (then use `getService`, which fetches). Not part of the
+ * public `Registry` interface; found on the service object under this key.
+ */
+export const peekKey: unique symbol = Symbol.for("effect-micro/CachedRegistry/peek")
+
+/** A registry service that may carry the synchronous cache read. */
+export interface Peekable {
+  readonly [peekKey]?: ((name: string) => ReadonlyArray<Service> | undefined) | undefined
+}
+
 /** Applies one watch event to a cached entry; returns the new list of versions. */
 const apply = (services: ReadonlyArray<Service>, event: Event): ReadonlyArray<Service> => {
   const others = services.filter((s) => s.version !== event.service.version)
@@ -37,6 +48,9 @@ export const make = (
 ): Effect.Effect<Registry.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
     const ttlMillis = Duration.toMillis(Duration.decode(options.ttl ?? defaultTtl))
+    // The clock of the fiber that builds the cache (TestClock in tests): read directly on every lookup, so a
+    // hit costs one Effect step instead of a Clock service lookup plus a flatMap.
+    const clock = yield* Effect.clock
     const cache = new Map<string, Entry>()
     // one underlying lookup per name at a time (go-micro's singleflight)
     const inflight = new Map<string, Deferred.Deferred<ReadonlyArray<Service>, ServiceNotFound | RegistryError>>()
@@ -70,7 +84,7 @@ export const make = (
           inflight.set(name, deferred)
           const exit = yield* restore(underlying.getService(name)).pipe(Effect.exit)
           inflight.delete(name)
-          const now = yield* Clock.currentTimeMillis
+          const now = clock.unsafeCurrentTimeMillis()
           if (Exit.isSuccess(exit)) cache.set(name, { services: exit.value, fetchedAt: now })
           else if (Exit.isFailure(exit)) {
             const stale = cache.get(name)
@@ -88,19 +102,26 @@ export const make = (
         })
       )
 
-    return Registry.of({
+    const peek = (name: string): ReadonlyArray<Service> | undefined => {
+      const entry = cache.get(name)
+      return entry !== undefined && clock.unsafeCurrentTimeMillis() - entry.fetchedAt < ttlMillis && entry.services.length > 0
+        ? entry.services
+        : undefined
+    }
+
+    const service: Registry.Service & Peekable = {
       register: underlying.register,
       deregister: underlying.deregister,
       listServices: underlying.listServices,
       watch: underlying.watch,
       getService: (name) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const entry = cache.get(name)
-          return entry !== undefined && now - entry.fetchedAt < ttlMillis && entry.services.length > 0
-            ? Effect.succeed(entry.services)
-            : fetch(name)
-        })
-    })
+        Effect.suspend(() => {
+          const services = peek(name)
+          return services !== undefined ? Effect.succeed(services) : fetch(name)
+        }),
+      [peekKey]: peek
+    }
+    return Registry.of(service)
   })
 
 export const layer = (options?: Options): Layer.Layer<Registry, never, Registry> =>

@@ -104,7 +104,7 @@ export const deliveryFailed = (topic: string, failures: ReadonlyArray<DeliveryFa
 
 /** Lowercases header keys (as Metadata does) without copying when already lowercase. */
 export const normalizeHeaders = (headers: Metadata | undefined): Metadata => {
-  if (headers === undefined) return empty
+  if (headers === undefined) return emptyHeaders
   for (const key in headers) {
     if (key !== key.toLowerCase()) {
       const out: Record<string, string> = {}
@@ -115,7 +115,8 @@ export const normalizeHeaders = (headers: Metadata | undefined): Metadata => {
   return headers
 }
 
-const empty: Metadata = Object.freeze({})
+/** The headers of a message published without any (one shared frozen object). */
+export const emptyHeaders: Metadata = Object.freeze({})
 
 /**
  * Runs a handler with the subscriber's context. Replacing the context (a FiberRef set and restored) is much

@@ -12,22 +12,17 @@
  * out, later messages queue and leave together as the next batch, so batches grow with load while order per
  * publisher is kept (TCP order + the endpoint's FIFO per subscription) and every message gets its own result.
  */
-import * as HttpBody from "@effect/platform/HttpBody"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Undici from "@effect/platform-node/Undici"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
-import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as http from "node:http"
@@ -35,8 +30,13 @@ import * as os from "node:os"
 import type { Broker, DeliveryFailure, FailureReason, Handler, PublishOptions, SubscribeOptions, Subscription } from "../../Broker.js"
 import { BrokerError } from "../../Broker.js"
 import type { HttpBrokerOptions } from "../../HttpBroker.js"
+import type { DeadlineEntry } from "../deadlines.js"
+import { DeadlineWheel } from "../deadlines.js"
+import type { Metadata } from "../../Metadata.js"
 import type { Node, Service as RegisteredService } from "../../Registry.js"
 import { Registry } from "../../Registry.js"
+import type { Peekable } from "../cachedRegistry.js"
+import { peekKey } from "../cachedRegistry.js"
 import { deliverLocal, deliveryFailed, normalizeHeaders, OCTET_STREAM, randomId, withContext } from "./core.js"
 import type { WireMessage } from "./httpWire.js"
 import {
@@ -327,73 +327,101 @@ export const make = (
       Effect.sync(() => new Undici.Agent({ connections: 1, pipelining: maxInFlight })),
       (agent) => Effect.promise(() => agent.destroy().catch(() => undefined))
     )
-    const client = NodeHttpClient.makeUndici(dispatcher)
-    const runtime = yield* Effect.runtime<never>()
-    const runCallback = Runtime.runCallback(runtime)
-    const pipelined = { idempotent: true } as unknown as Undici.Dispatcher.RequestOptions
+    const timeoutMillis = Duration.toMillis(publishTimeout)
+    // Batch timeouts on one timing wheel driven by the layer's Clock (TestClock in tests), not a timer each.
+    const deadlines = new DeadlineWheel(yield* Effect.clock)
+    yield* Effect.forkScoped(deadlines.run)
 
-    const post = (
-      url: string,
-      items: ReadonlyArray<Item>,
-      done: (outcomes: ReadonlyArray<{ reason: FailureReason; detail: string } | null> | Outcome | undefined) => void
-    ) => {
-      const messages: Array<WireMessage> = new Array(items.length)
-      for (let i = 0; i < items.length; i++) messages[i] = items[i]!.message
-      const request = HttpClientRequest.post(url, {
-        headers: compactHeaders,
-        body: HttpBody.uint8Array(encodeBatch(messages), BATCH_CONTENT_TYPE)
-      })
-      const effect = client.execute(request).pipe(
-        Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, text }))),
-        Effect.timeout(publishTimeout),
-        Effect.provideService(NodeHttpClient.UndiciRequestOptions, pipelined)
-      )
-      runCallback(effect, {
-        onExit: (exit) => {
-          if (Exit.isSuccess(exit)) {
-            const { status, text } = exit.value
-            // 204: every message delivered (the compact reply we asked for).
-            if (status === 204) return done(undefined)
-            if (status === 200) {
-              try {
-                const results = JSON.parse(text) as Array<{ reason: FailureReason; detail: string } | null>
-                if (Array.isArray(results) && results.length === items.length) return done(results)
-              } catch {
-                // fall through
-              }
-              return done({ reason: "Unreachable", detail: `malformed batch reply from ${url}`, retry: false })
-            }
-            let detail = text
-            try {
-              detail = (JSON.parse(text) as { detail?: string }).detail ?? text
-            } catch {
-              // keep the text
-            }
-            if (status === 404 || status === 503) return done({ reason: "Unreachable", detail: `${status}: ${detail}`, retry: true })
-            if (status >= 400 && status < 500) return done({ reason: "Rejected", detail: `${status}: ${detail}`, retry: false })
-            return done({ reason: "Unreachable", detail: `${status}: ${detail}`, retry: false })
-          }
-          const failure = exit.cause
-          const error = failure._tag === "Fail" ? failure.error : undefined
-          if (error !== undefined && (error as { _tag?: string })._tag === "TimeoutException") {
-            return done({ reason: "Timeout", detail: `no reply from ${url} within ${Duration.format(publishTimeout)}`, retry: false })
-          }
-          const code = codeOf(error)
-          return done({
-            reason: "Unreachable",
-            detail: `${url}: ${code ?? String(error ?? failure._tag)}`,
-            // Refused: the subscriber's endpoint is gone; the message provably was not delivered.
-            retry: code === "ECONNREFUSED"
-          })
+    /**
+     * One batch POST, dispatched on undici directly: no HttpClient request/response objects, fiber, response
+     * body stream or timeout fiber per batch (measured with 1000 publishes waiting for results: publisher CPU
+     * 7.7–9.0 → 4.9–5.4 µs per event). Same outcomes as through the HttpClient: 204 = every message
+     * delivered, 200 = one result per message, an error status or a network error = one result for the whole
+     * batch. `publishTimeout` bounds the whole exchange (then the request is aborted), on the timing wheel.
+     * A reply is read up to `maxBodySize` bytes.
+     */
+    class BatchRequest implements Undici.Dispatcher.DispatchHandler {
+      status = 0
+      chunks: Array<Buffer> | undefined = undefined
+      bytes = 0
+      finished = false
+      controller: Undici.Dispatcher.DispatchController | undefined = undefined
+      readonly deadline: DeadlineEntry
+      constructor(readonly url: string, readonly count: number, readonly done: (result: BatchResult) => void) {
+        this.deadline = deadlines.add(timeoutMillis, this.onTimeout)
+      }
+      readonly onTimeout = (): void => {
+        if (this.finished) return
+        this.finish({ reason: "Timeout", detail: `no reply from ${this.url} within ${Duration.format(publishTimeout)}`, retry: false })
+        this.controller?.abort(new Error("publish timeout"))
+      }
+      finish(result: BatchResult): void {
+        if (this.finished) return
+        this.finished = true
+        deadlines.remove(this.deadline)
+        this.done(result)
+      }
+      onRequestStart(controller: Undici.Dispatcher.DispatchController): void {
+        this.controller = controller
+        // Timed out while queued behind other requests: never sent.
+        if (this.finished) controller.abort(new Error("publish timeout"))
+      }
+      onResponseStart(_controller: Undici.Dispatcher.DispatchController, statusCode: number): void {
+        this.status = statusCode
+      }
+      onResponseData(controller: Undici.Dispatcher.DispatchController, chunk: Buffer): void {
+        this.bytes += chunk.length
+        if (this.bytes > maxBodySize) {
+          this.finish({ reason: "Unreachable", detail: `reply from ${this.url} exceeds ${maxBodySize} bytes`, retry: false })
+          return controller.abort(new Error("reply too large"))
         }
-      })
+        ;(this.chunks ??= []).push(chunk)
+      }
+      onResponseEnd(): void {
+        if (this.finished) return
+        const status = this.status
+        // 204: every message delivered (the compact reply we asked for).
+        if (status === 204) return this.finish(undefined)
+        const text = this.chunks === undefined ? "" : Buffer.concat(this.chunks).toString("utf8")
+        this.finish(resultOfReply(this.url, this.count, status, text))
+      }
+      onResponseError(_controller: Undici.Dispatcher.DispatchController, error: Error): void {
+        const code = codeOf(error)
+        this.finish({
+          reason: "Unreachable",
+          detail: `${this.url}: ${code ?? String(error)}`,
+          // Refused: the subscriber's endpoint is gone; the message provably was not delivered.
+          retry: code === "ECONNREFUSED"
+        })
+      }
+    }
+
+    const post = (origin: string, path: string, url: string, items: ReadonlyArray<Item>, done: (result: BatchResult) => void) => {
+      let body: Buffer
+      try {
+        body = encodeBatch(items)
+      } catch (cause) {
+        // Only a content-type over 65535 bytes: the batch is refused as a whole rather than left unresolved.
+        return done({ reason: "Rejected", detail: `cannot encode the batch: ${(cause as Error).message}`, retry: false })
+      }
+      // `idempotent` only so that undici pipelines the POSTs (it never retries by itself).
+      dispatcher.dispatch(
+        { origin, path, method: "POST", headers: batchHeaders, body, idempotent: true },
+        new BatchRequest(url, items.length, done)
+      )
     }
 
     class Outbox {
       pending: Array<Item> = []
       inFlight = 0
       scheduled = false
-      constructor(readonly url: string) {}
+      readonly origin: string
+      readonly path: string
+      constructor(readonly url: string) {
+        const parsed = new URL(url)
+        this.origin = parsed.origin
+        this.path = parsed.pathname + parsed.search
+      }
       push(item: Item): void {
         this.pending.push(item)
         // Idle: send at once (latency). Busy: gather what this turn of the event loop publishes into one
@@ -419,9 +447,13 @@ export const make = (
           if (count > 0 && bytes > maxBatchBytes) break
           count++
         }
-        const batch = this.pending.splice(0, count)
+        let batch: Array<Item>
+        if (count === this.pending.length) {
+          batch = this.pending
+          this.pending = []
+        } else batch = this.pending.splice(0, count)
         this.inFlight++
-        post(this.url, batch, (outcomes) => {
+        post(this.origin, this.path, this.url, batch, (outcomes) => {
           this.inFlight--
           if (Array.isArray(outcomes)) {
             for (let i = 0; i < batch.length; i++) {
@@ -451,12 +483,17 @@ export const make = (
     interface Group {
       readonly queue: string
       readonly members: ReadonlyArray<Node>
+      readonly outboxes: ReadonlyArray<Outbox>
     }
     interface Targets {
       readonly broadcast: ReadonlyArray<Node>
+      readonly broadcastOutboxes: ReadonlyArray<Outbox>
       readonly groups: ReadonlyArray<Group>
+      /** Delivery results a publish waits for: one per broadcast subscriber, one per queue group. */
+      readonly count: number
+      /** One broadcast subscriber and no group: the publication is queued as its own item. */
+      readonly single: boolean
     }
-    type Settle = (failure: DeliveryFailure | undefined) => void
     // The cached registry returns the same array until something changes: group once per array.
     const targetsCache = new WeakMap<ReadonlyArray<RegisteredService>, Targets>()
     const targetsOf = (topic: string, services: ReadonlyArray<RegisteredService>): Targets => {
@@ -476,61 +513,108 @@ export const make = (
           }
         }
       }
-      const targets: Targets = { broadcast, groups: [...groups].map(([queue, members]) => ({ queue, members })) }
+      const targets: Targets = {
+        broadcast,
+        broadcastOutboxes: broadcast.map(outboxOf),
+        groups: [...groups].map(([queue, members]) => ({ queue, members, outboxes: members.map(outboxOf) })),
+        count: broadcast.length + groups.size,
+        single: broadcast.length === 1 && groups.size === 0
+      }
       targetsCache.set(services, targets)
       return targets
     }
 
     const backlogged = (targets: Targets): boolean => {
-      for (const node of targets.broadcast) if (outboxOf(node).pending.length >= maxPending) return true
+      for (const outbox of targets.broadcastOutboxes) if (outbox.pending.length >= maxPending) return true
       for (const group of targets.groups) {
-        for (const node of group.members) if (outboxOf(node).pending.length >= maxPending) return true
+        for (const outbox of group.outboxes) if (outbox.pending.length >= maxPending) return true
       }
       return false
     }
 
-    /** Queues a message for every target; `settle` is called once per broadcast node and once per queue group. */
-    const send = (targets: Targets, message: Prepared, settle: Settle): void => {
-      for (const node of targets.broadcast) outboxOf(node).push(new BroadcastItem(message, node, settle))
+    /**
+     * One publish: the message as the outboxes queue it (shared by every target) and the delivery results
+     * still due. Hot path (one object per publish, no closures): with a single broadcast subscriber it is
+     * itself the queued item. `resume` is set while a publish waits for its results.
+     */
+    class Publication implements Prepared, Item {
+      readonly size: number
+      left: number
+      failures: Array<DeliveryFailure> | undefined = undefined
+      resume: ((effect: Effect.Effect<void, BrokerError>) => void) | undefined = undefined
+      constructor(
+        readonly topic: string,
+        readonly contentType: string,
+        readonly headers: Metadata,
+        readonly body: Uint8Array,
+        readonly targets: Targets,
+        /** False for fire-and-forget: delivery failures are dropped. */
+        readonly reportFailures: boolean
+      ) {
+        this.size = body.byteLength + 64
+        this.left = targets.count
+      }
+      get message(): Prepared {
+        return this
+      }
+      /** As the item of its single broadcast subscriber. */
+      resolve(outcome: Outcome | undefined): void {
+        this.settle(broadcastResult(this.targets.broadcast[0]!, outcome))
+      }
+      /** Called once per broadcast subscriber and once per queue group. */
+      settle(failure: DeliveryFailure | undefined): void {
+        if (failure !== undefined) (this.failures ??= []).push(failure)
+        if (--this.left === 0 && this.resume !== undefined) {
+          const resume = this.resume
+          this.resume = undefined
+          resume(
+            this.failures === undefined || !this.reportFailures ? Effect.void : Effect.fail(deliveryFailed(this.topic, this.failures))
+          )
+        }
+      }
+    }
+
+    /** Queues a publication for every target. */
+    const send = (publication: Publication): void => {
+      const targets = publication.targets
+      if (targets.single) return targets.broadcastOutboxes[0]!.push(publication)
+      for (let i = 0; i < targets.broadcast.length; i++) {
+        targets.broadcastOutboxes[i]!.push(new BroadcastItem(publication, targets.broadcast[i]!))
+      }
       for (const group of targets.groups) {
         // Start at a random member; on a refusal try the next one not yet tried.
-        new GroupItem(message, group, settle, Math.floor(Math.random() * group.members.length)).next()
+        new GroupItem(publication, group, Math.floor(Math.random() * group.members.length)).next()
       }
     }
 
     class BroadcastItem implements Item {
-      constructor(readonly message: Prepared, readonly node: Node, readonly settle: Settle) {}
+      constructor(readonly message: Publication, readonly node: Node) {}
       resolve(outcome: Outcome | undefined): void {
-        // A broadcast subscriber that refuses (gone, unsubscribed, draining) is skipped: it no longer exists.
-        this.settle(
-          outcome === undefined || outcome.retry
-            ? undefined
-            : { subscriber: this.node.id, queue: undefined, reason: outcome.reason, detail: outcome.detail }
-        )
+        this.message.settle(broadcastResult(this.node, outcome))
       }
     }
 
     class GroupItem implements Item {
       tried = 0
-      constructor(
-        readonly message: Prepared,
-        readonly group: Group,
-        readonly settle: Settle,
-        readonly start: number
-      ) {}
-      node(): Node {
-        return this.group.members[(this.start + this.tried) % this.group.members.length]!
+      constructor(readonly message: Publication, readonly group: Group, readonly start: number) {}
+      index(): number {
+        return (this.start + this.tried) % this.group.members.length
       }
       next(): void {
-        outboxOf(this.node()).push(this)
+        this.group.outboxes[this.index()]!.push(this)
       }
       resolve(outcome: Outcome | undefined): void {
-        if (outcome === undefined) return this.settle(undefined)
+        if (outcome === undefined) return this.message.settle(undefined)
         if (outcome.retry && this.tried + 1 < this.group.members.length) {
           this.tried++
           return this.next()
         }
-        this.settle({ subscriber: this.node().id, queue: this.group.queue, reason: outcome.reason, detail: outcome.detail })
+        this.message.settle({
+          subscriber: this.group.members[this.index()]!.id,
+          queue: this.group.queue,
+          reason: outcome.reason,
+          detail: outcome.detail
+        })
       }
     }
 
@@ -542,41 +626,57 @@ export const make = (
     ): Effect.Effect<void, BrokerError> => {
       if (draining) return Effect.fail(new BrokerError({ reason: "Closed", topic, detail: "broker closed", failures: [], cause: undefined }))
       const targets = targetsOf(topic, services)
-      const sends = targets.broadcast.length + targets.groups.length
-      if (sends === 0) return Effect.void
-      const message: Prepared = {
-        contentType: publishOptions?.contentType ?? OCTET_STREAM,
-        headers: normalizeHeaders(publishOptions?.headers),
-        body,
-        size: body.byteLength + 64
-      }
+      if (targets.count === 0) return Effect.void
       const fireAndForget = publishOptions?.fireAndForget === true
+      const publication = new Publication(
+        topic,
+        publishOptions?.contentType ?? OCTET_STREAM,
+        normalizeHeaders(publishOptions?.headers),
+        body,
+        targets,
+        !fireAndForget
+      )
       if (fireAndForget && !backlogged(targets)) {
         // No Effect.async on this path: queue and return (results are dropped).
-        send(targets, message, ignoreFailure)
+        send(publication)
         return Effect.void
       }
       // Waits for the results; fire-and-forget waits too while an outbox is over `maxPending` (backpressure).
       return Effect.async<void, BrokerError>((resume) => {
-        let left = sends
-        let failures: Array<DeliveryFailure> | undefined
-        send(targets, message, (failure) => {
-          if (failure !== undefined) (failures ??= []).push(failure)
-          if (--left === 0) {
-            resume(failures === undefined || fireAndForget ? Effect.void : Effect.fail(deliveryFailed(topic, failures)))
-          }
-        })
+        publication.resume = resume
+        send(publication)
       })
     }
 
     // The registry lookup and its error mapping in one step (no catchAll wrapper on the success path).
-    const publish = (topic: string, body: Uint8Array, publishOptions?: PublishOptions): Effect.Effect<void, BrokerError> =>
-      Effect.matchEffect(registry.getService(servicePrefix + topic), {
+    const lookup = (topic: string, body: Uint8Array, publishOptions?: PublishOptions): Effect.Effect<void, BrokerError> =>
+      Effect.matchEffect(registry.getService(serviceName(topic)), {
         onFailure: (cause) =>
           cause._tag === "ServiceNotFound"
             ? publishTo(topic, noServices, body, publishOptions)
             : Effect.fail(new BrokerError({ reason: "Unavailable", topic, detail: `registry: ${cause.message}`, failures: [], cause })),
         onSuccess: (services) => publishTo(topic, services, body, publishOptions)
+      })
+
+    // `<servicePrefix><topic>` per topic, built once (no string concatenation and hashing per publish).
+    const serviceNames = new Map<string, string>()
+    const serviceName = (topic: string): string => {
+      let name = serviceNames.get(topic)
+      if (name === undefined) {
+        if (serviceNames.size >= 10_000) serviceNames.clear()
+        name = servicePrefix + topic
+        serviceNames.set(topic, name)
+      }
+      return name
+    }
+
+    // With the cached registry (what publishers use), a fresh entry is read synchronously: a publish is then
+    // one Effect step plus its Effect.async, instead of a registry Effect and a matchEffect around it.
+    const peek = (registry as Peekable)[peekKey]
+    const publish = peek === undefined ? lookup : (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
+      Effect.suspend(() => {
+        const services = peek(serviceName(topic))
+        return services !== undefined ? publishTo(topic, services, body, publishOptions) : lookup(topic, body, publishOptions)
       })
 
     const publishWithTimeout = (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
@@ -593,8 +693,37 @@ export const make = (
 
 const noServices: ReadonlyArray<RegisteredService> = []
 const unsubscribedWhileQueued = new Error("unsubscribed while queued")
-const ignoreFailure = (_: DeliveryFailure | undefined): void => {}
-/** Asks the subscriber for the compact batch reply (204 when every message was delivered). */
-const compactHeaders = { [BATCH_RESULTS_HEADER]: BATCH_RESULTS_COMPACT }
+/** A broadcast subscriber's result: one that refuses (gone, unsubscribed, draining) no longer exists, so it is skipped. */
+const broadcastResult = (node: Node, outcome: Outcome | undefined): DeliveryFailure | undefined =>
+  outcome === undefined || outcome.retry
+    ? undefined
+    : { subscriber: node.id, queue: undefined, reason: outcome.reason, detail: outcome.detail }
+/** A batch POST's headers; asks the subscriber for the compact reply (204 when every message was delivered). */
+const batchHeaders = { "content-type": BATCH_CONTENT_TYPE, [BATCH_RESULTS_HEADER]: BATCH_RESULTS_COMPACT }
+
+/** What a batch POST produced: undefined = all delivered, one result per message, or one outcome for all. */
+type BatchResult = ReadonlyArray<{ reason: FailureReason; detail: string } | null> | Outcome | undefined
+
+/** The result of a batch reply other than 204. */
+const resultOfReply = (url: string, count: number, status: number, text: string): BatchResult => {
+  if (status === 200) {
+    try {
+      const results = JSON.parse(text) as Array<{ reason: FailureReason; detail: string } | null>
+      if (Array.isArray(results) && results.length === count) return results
+    } catch {
+      // fall through
+    }
+    return { reason: "Unreachable", detail: `malformed batch reply from ${url}`, retry: false }
+  }
+  let detail = text
+  try {
+    detail = (JSON.parse(text) as { detail?: string }).detail ?? text
+  } catch {
+    // keep the text
+  }
+  if (status === 404 || status === 503) return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: true }
+  if (status >= 400 && status < 500) return { reason: "Rejected", detail: `${status}: ${detail}`, retry: false }
+  return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: false }
+}
 
 

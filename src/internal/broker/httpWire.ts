@@ -13,6 +13,7 @@
  */
 import type { Metadata } from "../../Metadata.js"
 import type { LocalFailure } from "./core.js"
+import { emptyHeaders } from "./core.js"
 
 export const BATCH_CONTENT_TYPE = "application/x-micro-batch"
 export const PATH_PREFIX = "/broker/"
@@ -31,13 +32,19 @@ export interface WireMessage {
 }
 
 const contentTypeBytes = new Map<string, Buffer>()
+let lastContentType = ""
+let lastContentTypeBytes: Buffer = Buffer.alloc(0)
 const contentTypeOf = (contentType: string): Buffer => {
+  // A batch almost always carries one content-type: remember the last one (no Map lookup per message).
+  if (contentType === lastContentType) return lastContentTypeBytes
   let bytes = contentTypeBytes.get(contentType)
   if (bytes === undefined) {
     bytes = Buffer.from(contentType, "utf8")
     if (bytes.length > 0xffff) throw new Error("content-type longer than 65535 bytes")
     if (contentTypeBytes.size < 256) contentTypeBytes.set(contentType, bytes)
   }
+  lastContentType = contentType
+  lastContentTypeBytes = bytes
   return bytes
 }
 
@@ -46,25 +53,27 @@ const hasKeys = (headers: Metadata): boolean => {
   return false
 }
 
-/** Encodes messages into one batch body (one allocation). */
-export const encodeBatch = (messages: ReadonlyArray<WireMessage>): Uint8Array => {
+/** Encodes the messages of queued entries into one batch body (one allocation, no per-batch arrays without headers). */
+export const encodeBatch = (entries: ReadonlyArray<{ readonly message: WireMessage }>): Buffer => {
   let size = 0
-  const types: Array<Buffer> = new Array(messages.length)
-  const headers: Array<Buffer | undefined> = new Array(messages.length)
-  for (let i = 0; i < messages.length; i++) {
-    const message = messages[i]!
-    const type = contentTypeOf(message.contentType)
-    const header = hasKeys(message.headers) ? Buffer.from(JSON.stringify(message.headers), "utf8") : undefined
-    types[i] = type
-    headers[i] = header
-    size += 10 + type.length + (header?.length ?? 0) + message.body.byteLength
+  // Headers JSON per message, only when some message has headers.
+  let headers: Array<Buffer | undefined> | undefined
+  for (let i = 0; i < entries.length; i++) {
+    const message = entries[i]!.message
+    size += 10 + contentTypeOf(message.contentType).length + message.body.byteLength
+    if (message.headers !== emptyHeaders && hasKeys(message.headers)) {
+      const header = Buffer.from(JSON.stringify(message.headers), "utf8")
+      ;(headers ??= new Array(entries.length))[i] = header
+      size += header.length
+    }
   }
   const out = Buffer.allocUnsafe(size)
   let offset = 0
-  for (let i = 0; i < messages.length; i++) {
-    const type = types[i]!
-    const header = headers[i]
-    const body = messages[i]!.body
+  for (let i = 0; i < entries.length; i++) {
+    const message = entries[i]!.message
+    const type = contentTypeOf(message.contentType)
+    const header = headers?.[i]
+    const body = message.body
     out.writeUInt16BE(type.length, offset)
     offset += 2
     type.copy(out, offset)
