@@ -62,19 +62,24 @@ export class DeadlineWheel {
     }
   }
 
-  /** The driver: run it forked in the owner's scope. */
-  readonly run: Effect.Effect<never> = Effect.suspend((): Effect.Effect<void> => {
-    if (this.size === 0) {
-      return Effect.async<void>((resume) => {
+  /**
+   * The driver: run it forked in the owner's scope. It parks only when the wheel was empty at the end of a
+   * tick, never straight after a wake: at one call in flight the wheel empties after every call, and
+   * parking then would cost a wake-up and a park per call (measured as most of the memory a server
+   * promoted to the old generation at 1 call in flight).
+   */
+  readonly run: Effect.Effect<never> = Effect.suspend((): Effect.Effect<void> =>
+    this.size === 0
+      ? Effect.async<void>((resume) => {
         this.wake = () => resume(Effect.void)
         return Effect.sync(() => {
           this.wake = undefined
         })
       })
-    }
-    return Effect.zipRight(
-      this.clock.sleep(Duration.millis(this.tickMillis)),
-      Effect.sync(() => this.expire(this.clock.unsafeCurrentTimeMillis()))
-    )
-  }).pipe(Effect.forever)
+      : Effect.void
+  ).pipe(
+    Effect.zipRight(Effect.suspend(() => this.clock.sleep(Duration.millis(this.tickMillis)))),
+    Effect.zipRight(Effect.sync(() => this.expire(this.clock.unsafeCurrentTimeMillis()))),
+    Effect.forever
+  )
 }

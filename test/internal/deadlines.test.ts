@@ -1,0 +1,57 @@
+/** The timing wheel behind call and publish deadlines, on TestClock. */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as TestClock from "effect/TestClock"
+import { DeadlineWheel } from "../../src/internal/deadlines.js"
+
+const wheel = Effect.gen(function*() {
+  const deadlines = new DeadlineWheel(yield* Effect.clock, 20)
+  yield* Effect.forkScoped(deadlines.run)
+  yield* Effect.yieldNow()
+  return deadlines
+})
+
+describe("DeadlineWheel", () => {
+  it.scoped("expires an entry within one tick after its deadline, not before", () =>
+    Effect.gen(function*() {
+      const deadlines = yield* wheel
+      const expired: Array<string> = []
+      deadlines.add(100, () => expired.push("a"))
+      yield* TestClock.adjust("90 millis")
+      expect(expired).toEqual([])
+      yield* TestClock.adjust("40 millis")
+      expect(expired).toEqual(["a"])
+    }))
+
+  it.scoped("a removed entry never fires; others in the same bucket still do", () =>
+    Effect.gen(function*() {
+      const deadlines = yield* wheel
+      const expired: Array<string> = []
+      const a = deadlines.add(50, () => expired.push("a"))
+      deadlines.add(50, () => expired.push("b"))
+      deadlines.remove(a)
+      deadlines.remove(a)
+      yield* TestClock.adjust("100 millis")
+      expect(expired).toEqual(["b"])
+    }))
+
+  it.scoped("wakes from parked after a long empty spell, and keeps working across add/remove churn", () =>
+    Effect.gen(function*() {
+      const deadlines = yield* wheel
+      const expired: Array<number> = []
+      // Empty for a long time (parked), then churn: every entry removed right after being added.
+      yield* TestClock.adjust("10 seconds")
+      for (let i = 0; i < 1000; i++) deadlines.remove(deadlines.add(30, () => expired.push(-1)))
+      yield* Effect.yieldNow()
+      deadlines.add(30, () => expired.push(1))
+      yield* TestClock.adjust("25 millis")
+      expect(expired).toEqual([])
+      yield* TestClock.adjust("30 millis")
+      expect(expired).toEqual([1])
+      // Empty again for several ticks, then a new entry still fires.
+      yield* TestClock.adjust("1 second")
+      deadlines.add(40, () => expired.push(2))
+      yield* TestClock.adjust("80 millis")
+      expect(expired).toEqual([1, 2])
+    }))
+})
