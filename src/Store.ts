@@ -318,7 +318,8 @@ export const layerSqliteConfig = (
 /**
  * The embedded store, opened on first use (in the layer's scope): a process that never reads or writes
  * creates no database file. `Defaults.layer` provides this one. Options are checked when the layer is built
- * (reason `Invalid`); a failure to open the file fails every call with its `StoreError`.
+ * (reason `Invalid`); while the file cannot be opened, each call fails with that `StoreError` (and the next
+ * call tries again).
  * @since 0.1.0
  * @category layers
  */

@@ -63,7 +63,7 @@ describe("Store.layerSqliteLazy", () => {
       expect([...keys].sort()).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`).sort())
     }))
 
-  it.effect("bad options fail the layer (Invalid); a file that cannot be opened fails each call, typed", () =>
+  it.effect("bad options fail the layer (Invalid); a file that cannot be opened fails each call, typed, until it can", () =>
     Effect.gen(function*() {
       const invalid = yield* Effect.flip(Layer.build(Store.layerSqliteLazy({ table: "no spaces allowed" })))
       expect(invalid.reason).toBe("Invalid")
@@ -79,6 +79,10 @@ describe("Store.layerSqliteLazy", () => {
       expect(first._tag).toBe("StoreError")
       expect(first.reason).toBe("Unavailable")
       expect(second.reason).toBe("Unavailable")
+      // A failed open is not remembered: once the cause is gone, the next call opens the store.
+      fs.rmSync(blocker)
+      yield* store.write({ key: "x", value: new Uint8Array([1]) })
+      expect((yield* store.read("x"))[0]!.value).toEqual(new Uint8Array([1]))
     }).pipe(Effect.scoped))
 })
 
