@@ -591,12 +591,17 @@ class UnaryExchange implements CallHandlers {
     waiting.call = this
   }
 
-  settle(result: Effect.Effect<unknown, unknown>): void {
-    if (this.settled) return
+  /** Marks the call finished (once): no longer waited on, no deadline. False if it already was. */
+  private finish(): boolean {
+    if (this.settled) return false
     this.settled = true
     if (this.waiting.call === this) this.waiting.call = undefined
     this.deadlines.remove(this.deadline)
-    this.resume(result)
+    return true
+  }
+
+  settle(result: Effect.Effect<unknown, unknown>): void {
+    if (this.finish()) this.resume(result)
   }
 
   onReply(reply: Buffer): void {
@@ -619,11 +624,7 @@ class UnaryExchange implements CallHandlers {
   onCredit(): void {}
   /** The waiting fiber was interrupted: forget the deadline and cancel on the server. */
   abandon(): void {
-    if (this.settled) return
-    this.settled = true
-    if (this.waiting.call === this) this.waiting.call = undefined
-    this.deadlines.remove(this.deadline)
-    this.connection.cancel(this.id)
+    if (this.finish()) this.connection.cancel(this.id)
   }
 }
 
