@@ -51,6 +51,11 @@ export interface ClientOptions {
   readonly filter?: Filter | undefined
   /** Skip discovery: call this `host:port` directly. */
   readonly node?: string | undefined
+  /**
+   * Affinity key: with `Selector.layerHashed`, calls with the same key go to the same node while it is
+   * available (e.g. a user or tenant id, for per-node caches). Other strategies ignore it.
+   */
+  readonly key?: string | undefined
 }
 
 /**

@@ -2,7 +2,8 @@
  * Client-side load balancing: pick one node of a service for a call, skipping nodes this call already
  * tried, and learn from the outcome.
  *
- * Strategies: `layerRandom` (default), `layerRoundRobin`. Filters (version, metadata) come with each call.
+ * Strategies: `layerRandom` (default), `layerRoundRobin`, `layerHashed` (sticky by a per-call key),
+ * `layerLeastLatency` (the faster of two random nodes). Filters (version, metadata) come with each call.
  *
  * @since 0.1.0
  */
@@ -37,6 +38,8 @@ export interface SelectRequest {
   readonly filter?: Filter | undefined
   /** Node ids this call already tried; avoided while any other node remains. */
   readonly tried?: ReadonlySet<string> | undefined
+  /** The call's affinity key (`ClientOptions.key`), for strategies that keep a key on one node. */
+  readonly key?: string | undefined
 }
 
 /**
@@ -63,6 +66,11 @@ export declare namespace Selector {
     readonly select: (request: SelectRequest) => Effect.Effect<Node, NoAvailableNodes>
     /** Feedback after an attempt (a circuit breaker or latency-aware strategy uses it). */
     readonly mark: (service: string, node: Node, outcome: Outcome) => Effect.Effect<void>
+    /**
+     * Latency of each successful unary call, for strategies that use it (the client measures only when
+     * this is defined). Synchronous: it runs on the reply path.
+     */
+    readonly observe?: ((service: string, node: Node, latencyMillis: number) => void) | undefined
   }
 }
 
@@ -156,17 +164,19 @@ const cooldownOf = (options?: StrategyOptions) =>
 export const makeRandom = (options?: StrategyOptions): Selector.Service => {
   const cooldown = cooldownOf(options)
   return Selector.of({
-    select: (request) => {
-      const nodes = candidates(request)
-      if (nodes.length === 0) return Effect.fail(noNodes(request))
-      if (nodes.length === 1) return Effect.succeed(nodes[0]!)
-      return Effect.flatMap(cooldown.filter(nodes), (usable) =>
-        usable.length === 1
-          ? Effect.succeed(usable[0]!)
-          : Effect.map(Random.nextIntBetween(0, usable.length), (i) => usable[i]!))
-    },
+    select: (request) => selectRandom(request, cooldown),
     mark: (_service, node, outcome) => cooldown.mark(node, outcome)
   })
+}
+
+const selectRandom = (request: SelectRequest, cooldown: Cooldown): Effect.Effect<Node, NoAvailableNodes> => {
+  const nodes = candidates(request)
+  if (nodes.length === 0) return Effect.fail(noNodes(request))
+  if (nodes.length === 1) return Effect.succeed(nodes[0]!)
+  return Effect.flatMap(cooldown.filter(nodes), (usable) =>
+    usable.length === 1
+      ? Effect.succeed(usable[0]!)
+      : Effect.map(Random.nextIntBetween(0, usable.length), (i) => usable[i]!))
 }
 
 /**
@@ -193,6 +203,105 @@ export const makeRoundRobin = (options?: StrategyOptions): Selector.Service => {
   })
 }
 
+/** FNV-1a, 32 bits: fast and well spread for short strings (node ids, keys). */
+const fnv1a = (text: string): number => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  // Final avalanche (murmur3 fmix32): similar inputs ("node-1", "node-2") get unrelated scores.
+  hash ^= hash >>> 16
+  hash = Math.imul(hash, 0x85ebca6b)
+  hash ^= hash >>> 13
+  hash = Math.imul(hash, 0xc2b2ae35)
+  hash ^= hash >>> 16
+  return hash >>> 0
+}
+
+/**
+ * Sticky by key: calls with the same `key` (`ClientOptions.key`) go to the same node as long as it is a
+ * candidate. Rendezvous hashing (each node scores `hash(key, node id)`, the highest wins), so when a node
+ * joins or leaves only the keys that scored highest on it move. A node cooling down after a failure, or one
+ * this call already tried, passes its keys to the next-highest node. Calls without a key are random.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeHashed = (options?: StrategyOptions): Selector.Service => {
+  const cooldown = cooldownOf(options)
+  return Selector.of({
+    select: (request) => {
+      const key = request.key
+      if (key === undefined) return selectRandom(request, cooldown)
+      const nodes = candidates(request)
+      if (nodes.length === 0) return Effect.fail(noNodes(request))
+      if (nodes.length === 1) return Effect.succeed(nodes[0]!)
+      return Effect.map(cooldown.filter(nodes), (usable) => {
+        let best = usable[0]!
+        let bestScore = -1
+        for (const node of usable) {
+          const score = fnv1a(`${key}\u0000${node.id}`)
+          if (score > bestScore || (score === bestScore && node.id < best.id)) {
+            best = node
+            bestScore = score
+          }
+        }
+        return best
+      })
+    },
+    mark: (_service, node, outcome) => cooldown.mark(node, outcome)
+  })
+}
+
+/**
+ * Options of the least-latency strategy.
+ * @since 0.1.0
+ * @category models
+ */
+export interface LeastLatencyOptions extends StrategyOptions {
+  /** Weight of the newest sample in each node's moving average (0–1]. Default 0.2. */
+  readonly smoothing?: number | undefined
+}
+
+/**
+ * Least latency: of two nodes drawn at random, the one with the lower moving average of recent call
+ * latencies ("power of two choices": it follows speed without sending every call to the single fastest
+ * node). Nodes with no samples yet count as fastest, so new nodes get traffic and get measured.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeLeastLatency = (options?: LeastLatencyOptions): Selector.Service => {
+  const cooldown = cooldownOf(options)
+  const smoothing = Math.min(1, Math.max(Number.EPSILON, options?.smoothing ?? 0.2))
+  /** Moving average of latency (ms) by node id. */
+  const averages = new Map<string, number>()
+  const latencyOf = (node: Node): number => averages.get(node.id) ?? 0
+  return Selector.of({
+    select: (request) => {
+      const nodes = candidates(request)
+      if (nodes.length === 0) return Effect.fail(noNodes(request))
+      if (nodes.length === 1) return Effect.succeed(nodes[0]!)
+      return Effect.flatMap(cooldown.filter(nodes), (usable) => {
+        if (usable.length === 1) return Effect.succeed(usable[0]!)
+        return Effect.map(Random.nextIntBetween(0, usable.length * (usable.length - 1)), (draw) => {
+          // Two distinct indices from one draw.
+          const first = Math.floor(draw / (usable.length - 1))
+          let second = draw % (usable.length - 1)
+          if (second >= first) second++
+          const a = usable[first]!
+          const b = usable[second]!
+          return latencyOf(b) < latencyOf(a) ? b : a
+        })
+      })
+    },
+    mark: (_service, node, outcome) => cooldown.mark(node, outcome),
+    observe: (_service, node, latencyMillis) => {
+      const previous = averages.get(node.id)
+      averages.set(node.id, previous === undefined ? latencyMillis : previous + smoothing * (latencyMillis - previous))
+    }
+  })
+}
+
 /**
  * @since 0.1.0
  * @category layers
@@ -206,6 +315,20 @@ export const layerRandom = (options?: StrategyOptions): Layer.Layer<Selector> =>
  */
 export const layerRoundRobin = (options?: StrategyOptions): Layer.Layer<Selector> =>
   Layer.sync(Selector, () => makeRoundRobin(options))
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerHashed = (options?: StrategyOptions): Layer.Layer<Selector> =>
+  Layer.sync(Selector, () => makeHashed(options))
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerLeastLatency = (options?: LeastLatencyOptions): Layer.Layer<Selector> =>
+  Layer.sync(Selector, () => makeLeastLatency(options))
 
 /**
  * The default strategy (random, like go-micro).

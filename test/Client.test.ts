@@ -30,6 +30,20 @@ const env = (layers: ReadonlyArray<Layer.Layer<never, any, any>>, selector = Sel
     Layer.provideMerge(Layer.merge(Infra, selector))
   )
 
+/** Least-latency, recording what the client reports to it. */
+const observed: Array<readonly [string, number]> = []
+const observing = Layer.sync(Selector.Selector, () => {
+  observed.length = 0
+  const inner = Selector.makeLeastLatency()
+  return {
+    ...inner,
+    observe: (service: string, node: { readonly id: string }, millis: number) => {
+      observed.push([node.id, millis])
+      inner.observe!(service, node as never, millis)
+    }
+  }
+})
+
 /** A selector that counts its selections: one per attempt. */
 const selections = { count: 0 }
 const countingSelector = Layer.sync(Selector.Selector, () => {
@@ -42,6 +56,38 @@ const countingSelector = Layer.sync(Selector.Selector, () => {
 })
 
 describe("Client", () => {
+  it.scoped("Selector.layerHashed: calls with the same key go to the same node (per call or per client)", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const served = new Map<string, Set<string>>()
+      for (const key of ["tenant-1", "tenant-2", "tenant-3", "tenant-4"]) {
+        const nodes = new Set<string>()
+        for (let i = 0; i < 10; i++) nodes.add((yield* testing.Echo({ text: key }, { key })).node)
+        served.set(key, nodes)
+      }
+      for (const nodes of served.values()) expect(nodes.size).toBe(1)
+      const pinned = yield* Client.make(Testing, { service: "testing", key: "tenant-1" })
+      const first = [...served.get("tenant-1")!][0]
+      for (let i = 0; i < 5; i++) expect((yield* pinned.Echo({ text: "x" })).node).toBe(first)
+      // Without a key: random, so all three nodes serve.
+      const all = new Set<string>()
+      for (let i = 0; i < 60; i++) all.add((yield* testing.Echo({ text: "x" })).node)
+      expect(all).toEqual(new Set(["n1", "n2", "n3"]))
+    }).pipe(Effect.provide(env([serve("n1"), serve("n2"), serve("n3")], Selector.layerHashed()))))
+
+  it.scoped("a latency-aware selector gets each successful unary call's latency for the node that served it", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const replies: Array<string> = []
+      for (let i = 0; i < 12; i++) replies.push((yield* testing.Echo({ text: "x" })).node)
+      // One sample per call, for the node that answered it, in order.
+      expect(observed.map(([id]) => id)).toEqual(replies)
+      for (const [, millis] of observed) expect(millis).toBeGreaterThanOrEqual(0)
+      // Failed calls are not latency samples.
+      yield* Effect.flip(testing.Boom({ message: "no" }))
+      expect(observed).toHaveLength(12)
+    }).pipe(Effect.provide(env([serve("n1"), serve("n2")], observing))))
+
   it.scoped("retries a refused connection on another node", () =>
     Effect.gen(function*() {
       const testing = yield* Client.make(Testing, { service: "testing" })

@@ -71,4 +71,73 @@ describe("Selector", () => {
       for (const node of versions[0]!.nodes) yield* selector.mark("svc", node, "failure")
       expect(["a", "b"]).toContain((yield* selector.select({ service: "svc", versions })).id)
     }))
+
+  it.effect("hashed: a key stays on one node; keys spread; a node leaving moves only its own keys", () =>
+    Effect.gen(function*() {
+      const selector = Selector.makeHashed()
+      const three = [service("1", ["a", "b", "c"])]
+      const pick = (versions: ReadonlyArray<Service>, key: string) =>
+        Effect.map(selector.select({ service: "svc", versions, key }), (node) => node.id)
+      const keys = Array.from({ length: 300 }, (_, i) => `user-${i}`)
+      const before = new Map<string, string>()
+      for (const key of keys) before.set(key, yield* pick(three, key))
+      // Sticky: the same answer every time.
+      for (const key of keys.slice(0, 20)) expect(yield* pick(three, key)).toBe(before.get(key))
+      // Spread: every node gets a fair share (300 keys over 3 nodes).
+      const counts = new Map<string, number>()
+      for (const id of before.values()) counts.set(id, (counts.get(id) ?? 0) + 1)
+      for (const id of ["a", "b", "c"]) expect(counts.get(id) ?? 0).toBeGreaterThan(60)
+      // Node "c" leaves: keys on "a" and "b" stay put, keys on "c" move to a survivor.
+      const two = [service("1", ["a", "b"])]
+      for (const key of keys) {
+        const now = yield* pick(two, key)
+        if (before.get(key) !== "c") expect(now).toBe(before.get(key))
+        else expect(["a", "b"]).toContain(now)
+      }
+    }))
+
+  it.effect("hashed: a cooling-down node passes its keys on, then gets them back; no key is random", () =>
+    Effect.gen(function*() {
+      const selector = Selector.makeHashed({ cooldown: "5 seconds" })
+      const versions = [service("1", ["a", "b", "c"])]
+      const home = yield* selector.select({ service: "svc", versions, key: "k" })
+      yield* selector.mark("svc", home, "failure")
+      const during = yield* selector.select({ service: "svc", versions, key: "k" })
+      expect(during.id).not.toBe(home.id)
+      // The same call already tried the other one too: the third node.
+      const third = yield* selector.select({ service: "svc", versions, key: "k", tried: new Set([during.id]) })
+      expect([home.id, during.id]).not.toContain(third.id)
+      yield* TestClock.adjust("6 seconds")
+      expect((yield* selector.select({ service: "svc", versions, key: "k" })).id).toBe(home.id)
+      const seen = new Set<string>()
+      for (let i = 0; i < 200; i++) seen.add((yield* selector.select({ service: "svc", versions })).id)
+      expect(seen).toEqual(new Set(["a", "b", "c"]))
+    }))
+
+  it.effect("least-latency: the slowest node never wins a draw; unmeasured nodes are tried; averages move", () =>
+    Effect.gen(function*() {
+      const selector = Selector.makeLeastLatency({ smoothing: 0.5 })
+      const versions = [service("1", ["a", "b", "c"])]
+      const [a, b, c] = versions[0]!.nodes as [Service["nodes"][number], Service["nodes"][number], Service["nodes"][number]]
+      selector.observe!("svc", a, 10)
+      selector.observe!("svc", b, 1)
+      // "c" has no samples yet: it counts as fastest.
+      const picks = new Map<string, number>()
+      for (let i = 0; i < 300; i++) {
+        const id = (yield* selector.select({ service: "svc", versions })).id
+        picks.set(id, (picks.get(id) ?? 0) + 1)
+      }
+      expect(picks.get("a") ?? 0).toBe(0)
+      expect(picks.get("c") ?? 0).toBeGreaterThan(150)
+      // "c" turns out slow, "a" got fast: the order follows the moving averages.
+      selector.observe!("svc", c, 50)
+      for (let i = 0; i < 10; i++) selector.observe!("svc", a, 0.1)
+      picks.clear()
+      for (let i = 0; i < 300; i++) {
+        const id = (yield* selector.select({ service: "svc", versions })).id
+        picks.set(id, (picks.get(id) ?? 0) + 1)
+      }
+      expect(picks.get("c") ?? 0).toBe(0)
+      expect(picks.get("a") ?? 0).toBeGreaterThan(150)
+    }))
 })

@@ -1,6 +1,7 @@
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -184,6 +185,8 @@ interface Resolved {
   readonly timeoutMillis: number
   readonly retry: Schedule.Schedule<unknown, CallError> | undefined
   readonly call: OutgoingCall
+  /** The call's affinity key for the selector. */
+  readonly key: string | undefined
 }
 
 export const make = <Rpcs extends Rpc.Any>(
@@ -268,7 +271,9 @@ class Caller {
         (isStream ? undefined : defaults.timeout)
       const retryOption = callOptions?.retry ?? this.options.retry ?? client.defaults.retry
       const compiled = this.endpoint.codecs.get(codec.right)
+      const key = callOptions?.key ?? this.options.key
       const resolve = (call: OutgoingCall): Resolved => ({
+        key,
         compiled,
         header: this.header(call),
         metadata: call.metadata,
@@ -303,7 +308,10 @@ class Caller {
   }
 
   /** Resolve → select (avoiding nodes this call tried) → pooled connection. */
-  private connect(tried: Set<string>): Effect.Effect<{ node: Node; connection: ClientConnection }, MicroError> {
+  private connect(
+    tried: Set<string>,
+    key: string | undefined
+  ): Effect.Effect<{ node: Node; connection: ClientConnection }, MicroError> {
     const client = this.client
     const direct = this.options.node
     if (direct !== undefined) {
@@ -319,7 +327,7 @@ class Caller {
         ),
       onSuccess: (versions) =>
         Effect.flatMap(
-          client.selector.select({ service: this.service, versions, filter: this.options.filter, tried }),
+          client.selector.select({ service: this.service, versions, filter: this.options.filter, tried, key }),
           (node) => {
             tried.add(node.id)
             return this.dial(node)
@@ -381,7 +389,7 @@ class Caller {
     const tooLarge = this.tooLarge(resolved, body)
     if (tooLarge !== undefined) return Effect.fail(tooLarge)
     const once = (tried: Set<string>) =>
-      Effect.flatMap(this.connect(tried), ({ connection, node }) =>
+      Effect.flatMap(this.connect(tried, resolved.key), ({ connection, node }) =>
         // Only failures that say something about the node (unreachable, too slow, unavailable) cool it
         // down; an endpoint's business errors do not.
         Effect.catchAll(this.exchange(resolved, body, connection, node), (error) =>
@@ -399,9 +407,12 @@ class Caller {
     node: Node
   ): Effect.Effect<unknown, unknown> {
     const deadlines = this.client.deadlines
+    const observe = this.client.selector.observe
     return Effect.withFiberRuntime((fiber) =>
       Effect.async<unknown, unknown>((resume) => {
         const call = new UnaryExchange(resolved.compiled, connection, deadlines, waitingOf(fiber), resume)
+        // Only latency-aware selectors pay for the measurement.
+        if (observe !== undefined) call.observe = new LatencyObserver(observe, this.service, node, deadlines.clock)
         call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call)
         if (resolved.timeoutMillis > 0 && !call.settled) {
           const timeout = resolved.timeoutMillis
@@ -419,7 +430,7 @@ class Caller {
 
   private clientStream(resolved: Resolved, input: Stream.Stream<unknown>): Effect.Effect<unknown, unknown> {
     // The request stream can be consumed once: only connecting is retried, never the call itself.
-    const connect = this.withRetries(resolved, (tried) => this.connect(tried))
+    const connect = this.withRetries(resolved, (tried) => this.connect(tried, resolved.key))
     return Effect.scoped(Effect.flatMap(connect, ({ connection }) =>
       Effect.flatMap(Deferred.make<unknown, unknown>(), (reply) => {
         const fail = (cause: Cause.Cause<unknown>) => Deferred.unsafeDone(reply, Exit.failCause(cause))
@@ -476,7 +487,7 @@ class Caller {
       if (tooLarge !== undefined) return Effect.fail(tooLarge)
     }
     // Only the connect step is retried: once the call is open, messages may already have been consumed.
-    const connect = this.withRetries(resolved, (tried) => this.connect(tried))
+    const connect = this.withRetries(resolved, (tried) => this.connect(tried, resolved.key))
     return Effect.gen(this, function*() {
       const { connection } = yield* connect
       const inbox = yield* Mailbox.make<unknown, unknown>()
@@ -573,11 +584,28 @@ const waitingOf = (fiber: Fiber.RuntimeFiber<any, any>): WaitingCall => {
   return waiting
 }
 
+/** Reports a successful call's latency (from the Clock, sub-millisecond) to a latency-aware selector. */
+class LatencyObserver {
+  private readonly started: bigint
+  constructor(
+    private readonly observe: NonNullable<Selector["Type"]["observe"]>,
+    private readonly service: string,
+    private readonly node: Node,
+    private readonly clock: Clock.Clock
+  ) {
+    this.started = clock.unsafeCurrentTimeNanos()
+  }
+  done(): void {
+    this.observe(this.service, this.node, Number(this.clock.unsafeCurrentTimeNanos() - this.started) / 1e6)
+  }
+}
+
 /** One unary call in flight: the connection's callbacks for it, settling the waiting Effect once. */
 class UnaryExchange implements CallHandlers {
   id = 0
   deadline: DeadlineEntry | undefined = undefined
   settled = false
+  observe: LatencyObserver | undefined = undefined
 
   constructor(
     private readonly compiled: CompiledEndpoint,
@@ -606,7 +634,10 @@ class UnaryExchange implements CallHandlers {
 
   onReply(reply: Buffer): void {
     const decoded = this.compiled.response.decode(reply)
-    this.settle(Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(decoded.left))
+    if (Either.isRight(decoded)) {
+      this.observe?.done()
+      this.settle(Effect.succeed(decoded.right))
+    } else this.settle(Effect.fail(decoded.left))
   }
   onError(kind: number, payload: Buffer): void {
     this.settle(Effect.fail(decodeError(this.compiled, kind, payload)))
