@@ -40,6 +40,11 @@ export interface SelectRequest {
   readonly tried?: ReadonlySet<string> | undefined
   /** The call's affinity key (`ClientOptions.key`), for strategies that keep a key on one node. */
   readonly key?: string | undefined
+  /**
+   * The endpoint being called: versions that advertise their endpoints but not this one are avoided (a
+   * rolling upgrade where only new nodes serve a new endpoint) unless no other node is left.
+   */
+  readonly endpoint?: string | undefined
 }
 
 /**
@@ -75,30 +80,53 @@ export declare namespace Selector {
 }
 
 /**
- * The nodes a call may use: filtered, and without the ones already tried unless nothing else is left
- * (a single-node service can still be retried).
+ * The nodes a call may use: filtered, preferring versions that serve the endpoint, and without the ones
+ * already tried unless nothing else is left (a single-node service can still be retried).
  * @since 0.1.0
  * @category utils
  */
 export const candidates = (request: SelectRequest): ReadonlyArray<Node> => {
-  const { filter, tried } = request
-  // The common call: one version, no filter, nothing tried yet — its nodes as they are (no copy per call).
-  if (filter === undefined && request.versions.length === 1 && (tried === undefined || tried.size === 0)) {
+  const { endpoint, filter, tried } = request
+  // The common call: one version that serves the endpoint, no filter, nothing tried yet — its nodes as they
+  // are (no copy per call).
+  if (
+    filter === undefined && request.versions.length === 1 && (tried === undefined || tried.size === 0) &&
+    (endpoint === undefined || serves(request.versions[0]!, endpoint))
+  ) {
     return request.versions[0]!.nodes
   }
   let nodes: Array<Node> = []
+  let others: Array<Node> | undefined
   for (const service of request.versions) {
     if (filter?.version !== undefined && service.version !== filter.version) continue
+    const preferred = endpoint === undefined || serves(service, endpoint)
     for (const node of service.nodes) {
       if (filter?.metadata !== undefined && !matchesMetadata(node, service, filter.metadata)) continue
-      nodes.push(node)
+      if (preferred) nodes.push(node)
+      else (others ??= []).push(node)
     }
   }
+  // Nobody advertises the endpoint: try the others anyway (the server answers NotFound if it truly lacks it).
+  if (nodes.length === 0 && others !== undefined) nodes = others
   if (tried !== undefined && tried.size > 0 && nodes.length > 1) {
     const fresh = nodes.filter((node) => !tried.has(node.id))
     if (fresh.length > 0) nodes = fresh
   }
   return nodes
+}
+
+/** Endpoint names per registered version (computed once per Service object). */
+const endpointNames = new WeakMap<Service, ReadonlySet<string>>()
+
+/** Whether a version serves `endpoint`; versions that advertise no endpoints (static registry) may. */
+const serves = (service: Service, endpoint: string): boolean => {
+  if (service.endpoints.length === 0) return true
+  let names = endpointNames.get(service)
+  if (names === undefined) {
+    names = new Set(service.endpoints.map((e) => e.name))
+    endpointNames.set(service, names)
+  }
+  return names.has(endpoint)
 }
 
 const matchesMetadata = (node: Node, service: Service, wanted: Readonly<Record<string, string>>): boolean => {

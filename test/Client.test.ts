@@ -88,6 +88,25 @@ describe("Client", () => {
       expect(observed).toHaveLength(12)
     }).pipe(Effect.provide(env([serve("n1"), serve("n2")], observing))))
 
+  it.scoped("calls go to nodes whose registration lists the endpoint (the others are avoided)", () =>
+    Effect.gen(function*() {
+      // "a-old" advertises only an endpoint this contract does not call: never picked, so nothing is refused
+      // even without retries (round-robin would send every other call to it otherwise).
+      const testing = yield* Client.make(Testing, { service: "testing", retry: false })
+      const replies = yield* Effect.forEach(Array.from({ length: 6 }), () => testing.Hello({ name: "x" }))
+      expect(replies).toEqual(Array(6).fill("Hello, x!"))
+    }).pipe(Effect.provide(env([
+      serve("b-live"),
+      Layer.effectDiscard(Effect.flatMap(Registry.Registry, (registry) =>
+        registry.register({
+          name: "testing",
+          version: "old",
+          metadata: {},
+          endpoints: [{ name: "Legacy", metadata: {} }],
+          nodes: [{ id: "a-old", address: "memory:a-old", metadata: {} }]
+        })))
+    ]))))
+
   it.scoped("retries a refused connection on another node", () =>
     Effect.gen(function*() {
       const testing = yield* Client.make(Testing, { service: "testing" })

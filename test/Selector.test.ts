@@ -140,4 +140,29 @@ describe("Selector", () => {
       expect(picks.get("c") ?? 0).toBe(0)
       expect(picks.get("a") ?? 0).toBeGreaterThan(150)
     }))
+
+  it.effect("prefers versions that advertise the endpoint; falls back when none does", () =>
+    Effect.gen(function*() {
+      const selector = Selector.makeRandom()
+      const withEndpoints = (version: string, ids: ReadonlyArray<string>, endpoints: ReadonlyArray<string>): Service => ({
+        ...service(version, ids),
+        endpoints: endpoints.map((name) => ({ name, metadata: {} }))
+      })
+      // A rolling upgrade: v2 nodes added Echo, v1 nodes do not have it yet.
+      const versions = [withEndpoints("1", ["a"], ["Hello"]), withEndpoints("2", ["b"], ["Hello", "Echo"])]
+      const pick = (endpoint: string, list: ReadonlyArray<Service> = versions) =>
+        Effect.map(selector.select({ service: "svc", versions: list, endpoint }), (node) => node.id)
+      for (let i = 0; i < 20; i++) expect(yield* pick("Echo")).toBe("b")
+      const hello = new Set<string>()
+      for (let i = 0; i < 100; i++) hello.add(yield* pick("Hello"))
+      expect(hello).toEqual(new Set(["a", "b"]))
+      // Nobody advertises it: every node stays a candidate (the server then answers NotFound).
+      const unknown = new Set<string>()
+      for (let i = 0; i < 100; i++) unknown.add(yield* pick("Nope"))
+      expect(unknown).toEqual(new Set(["a", "b"]))
+      // Versions that advertise nothing (a static registry) are candidates for any endpoint.
+      const mixed = [withEndpoints("1", ["a"], ["Hello"]), service("", ["s"])]
+      for (let i = 0; i < 20; i++) expect(yield* pick("Echo", mixed)).toBe("s")
+      expect(yield* pick("Echo", [withEndpoints("1", ["a"], ["Hello"])])).toBe("a")
+    }))
 })

@@ -327,7 +327,14 @@ class Caller {
         ),
       onSuccess: (versions) =>
         Effect.flatMap(
-          client.selector.select({ service: this.service, versions, filter: this.options.filter, tried, key }),
+          client.selector.select({
+            service: this.service,
+            endpoint: this.endpoint.name,
+            versions,
+            filter: this.options.filter,
+            tried,
+            key
+          }),
           (node) => {
             tried.add(node.id)
             return this.dial(node)
