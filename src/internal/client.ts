@@ -79,7 +79,11 @@ export class Pool {
   private readonly dialing = new Map<string, Deferred.Deferred<ClientConnection, TransportError>>()
   closed = false
 
-  constructor(private readonly transport: Transport["Type"], private readonly maxFrameSize: number) {}
+  constructor(
+    private readonly transport: Transport["Type"],
+    private readonly maxFrameSize: number,
+    private readonly deadlines: DeadlineWheel
+  ) {}
 
   /** An open, usable connection to `address`, if the pool has one. */
   peek(address: string): ClientConnection | undefined {
@@ -103,7 +107,7 @@ export class Pool {
             connection.destroy()
             return Effect.fail(TransportError.of("closed", address, "client is closed"))
           }
-          const client = new ClientConnection(address, connection, this.maxFrameSize, (gone) => {
+          const client = new ClientConnection(address, connection, this.maxFrameSize, this.deadlines, (gone) => {
             if (this.connections.get(address) === gone) this.connections.delete(address)
           })
           this.connections.set(address, client)
@@ -149,10 +153,10 @@ export const makeService = (
   Effect.gen(function*() {
     const transport = yield* Transport
     const maxFrameSize = options?.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
-    const pool = new Pool(transport, maxFrameSize)
-    yield* Effect.addFinalizer(() => Effect.sync(() => pool.closeAll()))
     const deadlines = new DeadlineWheel(yield* Effect.clock)
     yield* Effect.forkScoped(deadlines.run)
+    const pool = new Pool(transport, maxFrameSize, deadlines)
+    yield* Effect.addFinalizer(() => Effect.sync(() => pool.closeAll()))
     return {
       pool,
       deadlines,

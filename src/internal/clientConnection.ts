@@ -5,6 +5,7 @@
  */
 import { TransportError } from "../Errors.js"
 import type { Connection } from "../Transport.js"
+import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import {
   BatchWriter,
   encodeBody,
@@ -34,7 +35,7 @@ export class ClientConnection {
   private readonly writer: BatchWriter
   private readonly decoder: FrameDecoder
   private nextId = 1
-  private probeTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private probeDeadline: DeadlineEntry | undefined = undefined
   private probeToken: Buffer | undefined = undefined
   /** True after GOAWAY, a broken connection or id exhaustion: the pool must not hand it out again. */
   unusable = false
@@ -44,6 +45,8 @@ export class ClientConnection {
     readonly address: string,
     private readonly connection: Connection,
     maxFrameSize: number,
+    /** The client's timing wheel (Clock-driven): PONG timeouts. */
+    private readonly deadlines: DeadlineWheel,
     private readonly onGone: (self: ClientConnection) => void
   ) {
     this.writer = new BatchWriter((data) => connection.write(data))
@@ -104,19 +107,18 @@ export class ClientConnection {
    * then destroyed so its calls fail now and the pool dials afresh instead of timing out every call on it.
    */
   probe(timeoutMillis = 2000): void {
-    if (this.closed || this.probeTimer !== undefined) return
+    if (this.closed || this.probeDeadline !== undefined) return
     const token = Buffer.allocUnsafe(8)
     token.writeDoubleBE(Math.random())
     this.probeToken = token
     this.writer.write(encodeBody(FrameType.Ping, 0, token))
-    this.probeTimer = setTimeout(() => {
-      this.probeTimer = undefined
+    this.probeDeadline = this.deadlines.add(timeoutMillis, () => {
+      this.probeDeadline = undefined
       if (this.closed) return
       this.connection.destroy()
       this.failAll(TransportError.of("reset", this.address, `no PONG within ${timeoutMillis} ms: peer unreachable`, false))
       this.markUnusable()
-    }, timeoutMillis)
-    this.probeTimer.unref?.()
+    })
   }
 
   /** Forgets a finished call (no frame sent). */
@@ -174,9 +176,9 @@ export class ClientConnection {
         this.writer.write(encodeBody(FrameType.Pong, streamId, payload))
         return
       case FrameType.Pong:
-        if (this.probeTimer !== undefined && this.probeToken !== undefined && payload.equals(this.probeToken)) {
-          clearTimeout(this.probeTimer)
-          this.probeTimer = undefined
+        if (this.probeDeadline !== undefined && this.probeToken !== undefined && payload.equals(this.probeToken)) {
+          this.deadlines.remove(this.probeDeadline)
+          this.probeDeadline = undefined
         }
         return
       case FrameType.GoAway:
@@ -220,7 +222,8 @@ export class ClientConnection {
 
   private onConnectionClosed(error: Error | undefined): void {
     this.closed = true
-    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer)
+    this.deadlines.remove(this.probeDeadline)
+    this.probeDeadline = undefined
     this.markUnusable()
     this.failAll(
       TransportError.of(
