@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import makeMdns from "multicast-dns"
@@ -102,8 +103,12 @@ describe("MdnsRegistry", () => {
       const name = uniqueName("many")
       const nodes = Array.from({ length: 40 }, (_, i) => ({ id: `${name}-${i}`, port: 5000 + i, metadata: { note: "n".repeat(300) } }))
       yield* writer.register(makeService(name, nodes), { ttl: "30 seconds" })
-      yield* Effect.sleep("300 millis")
-      const [found] = yield* reader.getService(name)
+      // Wait for the real signal (all 40 nodes seen), bounded, instead of a fixed sleep.
+      const found = yield* reader.getService(name).pipe(
+        Effect.map(([service]) => service),
+        Effect.filterOrFail((service) => service?.nodes.length === 40, () => new Error("not all nodes yet")),
+        Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("5 seconds")))
+      )
       expect(found!.nodes).toHaveLength(40)
     }))
 
