@@ -15,6 +15,7 @@ import type * as Schema from "effect/Schema"
 import { Packr } from "msgpackr"
 import { BadRequest, CodecError } from "./Errors.js"
 import * as Protobuf from "./Protobuf.js"
+import * as InputLimits from "./internal/inputLimits.js"
 import * as SchemaValidator from "./internal/schemaValidator.js"
 
 /**
@@ -90,37 +91,40 @@ export const make = (options: {
     // skip ParseResult and its copy. Anything else (and every failure) takes the ParseResult path, so
     // error messages are unchanged.
     const isExact = SchemaValidator.compile(schema.ast)
+    // Only Schemas that do not bound the nesting of what they accept (Unknown fields, recursion) pay for
+    // a depth check, and only for messages long enough to nest that deep (each level costs ≥ 1 byte).
+    const checkDepth = InputLimits.encodedDepthBound(schema.ast) === undefined
+    const failEncode = (detail: string) => Either.left(CodecError.of(contentType, `encode: ${detail}`))
+    const failDecode = (detail: string) => Either.left(CodecError.of(contentType, `decode: ${detail}`))
     const codec: SchemaCodec<A> = {
       encode: (value) => {
-        if (isExact !== undefined && isExact(value)) {
-          try {
-            return Either.right(serialize(value))
-          } catch (cause) {
-            return Either.left(CodecError.of(contentType, `encode: ${errorMessage(cause)}`))
-          }
-        }
-        const encoded = encodeSchema(value)
-        if (Either.isLeft(encoded)) {
-          return Either.left(CodecError.of(contentType, `encode: ${ParseResult.TreeFormatter.formatIssueSync(encoded.left)}`))
-        }
         try {
+          if (isExact !== undefined && isExact(value)) return Either.right(serialize(value))
+          const encoded = encodeSchema(value)
+          if (Either.isLeft(encoded)) return failEncode(InputLimits.formatIssue(encoded.left))
           return Either.right(serialize(encoded.right))
         } catch (cause) {
-          return Either.left(CodecError.of(contentType, `encode: ${errorMessage(cause)}`))
+          return failEncode(InputLimits.describeUnknown(cause))
         }
       },
+      // Never throws, whatever the bytes: decode, validation and the error message are all bounded.
       decode: (bytes) => {
-        let raw: unknown
         try {
-          raw = deserialize(bytes)
+          const raw = deserialize(bytes)
+          if (
+            checkDepth && bytes.byteLength > InputLimits.MAX_NESTING_DEPTH &&
+            InputLimits.exceedsDepth(raw, InputLimits.MAX_NESTING_DEPTH)
+          ) {
+            return failDecode(`value nested deeper than ${InputLimits.MAX_NESTING_DEPTH} levels`)
+          }
+          if (isExact !== undefined && isExact(raw)) return Either.right(raw as A)
+          const decoded = decodeSchema(raw)
+          return Either.isLeft(decoded)
+            ? failDecode(InputLimits.formatIssue(decoded.left))
+            : decoded as Either.Either<A, never>
         } catch (cause) {
-          return Either.left(CodecError.of(contentType, `decode: ${errorMessage(cause)}`))
+          return failDecode(InputLimits.describeUnknown(cause))
         }
-        if (isExact !== undefined && isExact(raw)) return Either.right(raw as A)
-        const decoded = decodeSchema(raw)
-        return Either.isLeft(decoded)
-          ? Either.left(CodecError.of(contentType, `decode: ${ParseResult.TreeFormatter.formatIssueSync(decoded.left)}`))
-          : decoded as Either.Either<A, never>
       }
     }
     cache.set(schema, codec)
@@ -128,8 +132,6 @@ export const make = (options: {
   }
   return { contentType, structured: options.structured ?? true, compile }
 }
-
-const errorMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
 const asBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)

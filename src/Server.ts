@@ -52,6 +52,41 @@ export interface ServerOptions {
   readonly drainTimeout?: Duration.DurationInput | undefined
   /** Largest frame accepted. Default 4 MiB. */
   readonly maxFrameSize?: number | undefined
+  /** Bounds on what peers can make this server hold; see `ServerLimits` for the defaults. */
+  readonly limits?: ServerLimits | undefined
+}
+
+/**
+ * What one peer (or all of them) can make a server hold. Every bound has a default; docs/protocol.md
+ * ("Limits") and docs/reliability.md say what happens at each.
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerLimits {
+  /** Connections served at once; beyond it new connections get their calls refused (retryable 503). Default 10,000. */
+  readonly maxConnections?: number | undefined
+  /**
+   * Calls running at once on one connection, advertised to clients (which queue beyond it); OPENs over it
+   * are refused with a retryable 503. Default 1,000.
+   */
+  readonly maxConcurrentStreams?: number | undefined
+  /** Largest server → client DATA window honoured (a client asking for more gets this). Default 1,024 messages. */
+  readonly maxWindow?: number | undefined
+  /** A new connection must send the protocol preface within this. Default 5 seconds. */
+  readonly handshakeTimeout?: Duration.DurationInput | undefined
+  /** A frame that has started arriving must complete within this, or the connection is closed. Default 30 seconds. */
+  readonly frameTimeout?: Duration.DurationInput | undefined
+  /** A connection without calls for this long (up to twice it) is sent GOAWAY and closed. Default 5 minutes. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  /** A reply stream the caller takes nothing from for this long fails with Timeout. Default 60 seconds. */
+  readonly streamIdleTimeout?: Duration.DurationInput | undefined
+  /**
+   * Unsent reply bytes per connection above which the server stops reading from it (and reply streams
+   * wait) until the backlog has drained. Default 1 MiB.
+   */
+  readonly writeBufferHighWater?: number | undefined
+  /** How long a GOAWAY waits for the client to acknowledge before the connection may close. Default 2 seconds. */
+  readonly goAwayGrace?: Duration.DurationInput | undefined
 }
 
 /**

@@ -27,6 +27,13 @@ export interface Connection {
   readonly peerIdentity: string | undefined
   /** Queues bytes for the peer. Writing after close is ignored. */
   readonly write: (data: Uint8Array) => void
+  /** Bytes written but not yet taken by the operating system (the user-space backlog). */
+  readonly pendingBytes: () => number
+  /** Calls `handler` once, as soon as the backlog is empty (at once if it already is). */
+  readonly whenDrained: (handler: () => void) => void
+  /** Stops delivering received data (the peer is then slowed down by TCP flow control) until `resume`. */
+  readonly pause: () => void
+  readonly resume: () => void
   /** Installs the receiver; call once, before any data can arrive (i.e. synchronously after accept/dial). */
   readonly onData: (handler: (chunk: Buffer) => void) => void
   /** Adds a handler called once when the connection is gone, with the error if it broke. */

@@ -6,8 +6,10 @@
 import { TransportError } from "../Errors.js"
 import type { Connection } from "../Transport.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
+import { describeUnknown } from "./inputLimits.js"
 import {
   BatchWriter,
+  decodeSettings,
   encodeBody,
   encodeEmpty,
   encodeOpen,
@@ -15,7 +17,8 @@ import {
   FrameDecoder,
   FrameType,
   OpenFlag,
-  PREFACE
+  PREFACE,
+  Setting
 } from "./wire.js"
 
 export interface CallHandlers {
@@ -32,6 +35,12 @@ const MAX_STREAM_ID = 0x7fffffff
 
 export class ClientConnection {
   private readonly calls = new Map<number, CallHandlers>()
+  /**
+   * Calls over the server's advertised concurrency limit (SETTINGS), in order: their frames (OPEN first)
+   * wait here and are sent as earlier calls finish, instead of being refused by the server.
+   */
+  private readonly queued = new Map<number, Array<Buffer>>()
+  private maxConcurrentStreams = Infinity
   private readonly writer: BatchWriter
   private readonly decoder: FrameDecoder
   private nextId = 1
@@ -40,6 +49,8 @@ export class ClientConnection {
   /** True after GOAWAY, a broken connection or id exhaustion: the pool must not hand it out again. */
   unusable = false
   private closed = false
+  /** The server sent GOAWAY: no new call may be opened here. */
+  private goneAway = false
 
   constructor(
     readonly address: string,
@@ -52,12 +63,22 @@ export class ClientConnection {
     this.writer = new BatchWriter((data) => connection.write(data))
     this.decoder = new FrameDecoder(this, maxFrameSize, false)
     connection.write(PREFACE)
-    connection.onData((chunk) => this.decoder.push(chunk))
+    connection.onData((chunk) => this.onChunk(chunk))
     connection.onClose((error) => this.onConnectionClosed(error))
   }
 
+  /** Calls open or queued on this connection. */
   get activeCalls(): number {
     return this.calls.size
+  }
+
+  private onChunk(chunk: Buffer): void {
+    try {
+      this.decoder.push(chunk)
+    } catch (defect) {
+      // The decoder guards every frame; reaching here is a bug. Fail this connection's calls, not the process.
+      this.onProtocolError(`frame decoder failed: ${describeUnknown(defect)}`)
+    }
   }
 
   /** Opens a call. `body` is the request for unary and server-streaming calls. */
@@ -70,35 +91,60 @@ export class ClientConnection {
   ): number {
     const id = this.nextId
     this.nextId += 1
-    if (this.closed) {
-      // Taken from the pool just before it closed: fail the call rather than leave it waiting forever.
-      handlers.onClosed(TransportError.of("closed", this.address, "connection already closed", false))
+    if (this.closed || this.goneAway) {
+      // Taken from the pool just before it closed or the server said GOAWAY: nothing was sent, so the
+      // call may go to another node whatever the endpoint.
+      handlers.onClosed(TransportError.of("closed", this.address, "connection already closed", true))
       return id
     }
     if (this.nextId >= MAX_STREAM_ID) this.markUnusable()
     this.calls.set(id, handlers)
-    this.writer.write(encodeOpen(id, body !== undefined ? OpenFlag.Unary : 0, timeoutMillis, window, header, body))
+    const frame = encodeOpen(id, body !== undefined ? OpenFlag.Unary : 0, timeoutMillis, window, header, body)
+    if (this.queued.size > 0 || this.calls.size - this.queued.size > this.maxConcurrentStreams) {
+      this.queued.set(id, [frame])
+    } else this.writer.write(frame)
     return id
   }
 
   data(id: number, body: Uint8Array): void {
-    if (this.calls.has(id)) this.writer.write(encodeBody(FrameType.Data, id, body))
+    if (this.calls.has(id)) this.send(id, encodeBody(FrameType.Data, id, body))
   }
 
   end(id: number): void {
-    if (this.calls.has(id)) this.writer.write(encodeEmpty(FrameType.End, id))
+    if (this.calls.has(id)) this.send(id, encodeEmpty(FrameType.End, id))
   }
 
   credit(id: number, credit: number): void {
-    if (this.calls.has(id)) this.writer.write(encodeU32(FrameType.Credit, id, credit))
+    if (this.calls.has(id)) this.send(id, encodeU32(FrameType.Credit, id, credit))
+  }
+
+  private send(id: number, frame: Buffer): void {
+    const queued = this.queued.get(id)
+    if (queued !== undefined) queued.push(frame)
+    else this.writer.write(frame)
   }
 
   /** Abandons a call: tells the server to stop it, forgets its handlers. */
   cancel(id: number): void {
     if (this.calls.delete(id) && !this.closed) {
-      this.writer.write(encodeEmpty(FrameType.Cancel, id))
-      this.maybeRetire()
+      // A call still queued here never reached the server: nothing to cancel there.
+      if (!this.queued.delete(id)) this.writer.write(encodeEmpty(FrameType.Cancel, id))
+      this.callEnded()
     }
+  }
+
+  /** Sends queued calls while the server's concurrency limit allows. */
+  private promote(): void {
+    for (const [id, frames] of this.queued) {
+      if (this.calls.size - this.queued.size >= this.maxConcurrentStreams) return
+      this.queued.delete(id)
+      for (const frame of frames) this.writer.write(frame)
+    }
+  }
+
+  private callEnded(): void {
+    if (this.queued.size > 0) this.promote()
+    this.maybeRetire()
   }
 
   /**
@@ -123,8 +169,10 @@ export class ClientConnection {
 
   /** Forgets a finished call (no frame sent). */
   release(id: number): void {
-    this.calls.delete(id)
-    this.maybeRetire()
+    if (this.calls.delete(id)) {
+      this.queued.delete(id)
+      this.callEnded()
+    }
   }
 
   close(): void {
@@ -142,7 +190,7 @@ export class ClientConnection {
         if (handlers !== undefined) {
           this.calls.delete(streamId)
           handlers.onReply(payload)
-          this.maybeRetire()
+          this.callEnded()
         }
         return
       case FrameType.Data:
@@ -152,14 +200,14 @@ export class ClientConnection {
         if (handlers !== undefined) {
           this.calls.delete(streamId)
           handlers.onEnd()
-          this.maybeRetire()
+          this.callEnded()
         }
         return
       case FrameType.Error:
         if (handlers !== undefined && payload.byteLength >= 1) {
           this.calls.delete(streamId)
           handlers.onError(payload[0]!, payload.subarray(1))
-          this.maybeRetire()
+          this.callEnded()
         }
         return
       case FrameType.Credit:
@@ -169,7 +217,7 @@ export class ClientConnection {
         if (handlers !== undefined) {
           this.calls.delete(streamId)
           handlers.onClosed(TransportError.of("closed", this.address, "the server cancelled the stream", false))
-          this.maybeRetire()
+          this.callEnded()
         }
         return
       case FrameType.Ping:
@@ -182,8 +230,16 @@ export class ClientConnection {
         }
         return
       case FrameType.GoAway:
+        this.goneAway = true
         this.markUnusable()
+        this.failQueued()
         this.maybeRetire()
+        return
+      case FrameType.Settings:
+        decodeSettings(payload, (id, value) => {
+          if (id === Setting.MaxConcurrentStreams && value > 0) this.maxConcurrentStreams = value
+        })
+        if (this.queued.size > 0) this.promote()
         return
       default:
         return
@@ -197,6 +253,13 @@ export class ClientConnection {
     handlers.onClosed(
       TransportError.of("frame-too-large", this.address, `reply frame of ${length} bytes exceeds the limit`, false)
     )
+  }
+
+  onFrameDefect(_type: number, streamId: number, defect: unknown): void {
+    const handlers = this.calls.get(streamId)
+    if (handlers === undefined) return
+    this.cancel(streamId)
+    handlers.onClosed(TransportError.of("protocol", this.address, `failed to handle a reply frame: ${describeUnknown(defect)}`, false))
   }
 
   onProtocolError(detail: string): void {
@@ -236,8 +299,22 @@ export class ClientConnection {
   }
 
   private failAll(error: TransportError): void {
+    this.failQueued()
     const calls = [...this.calls.values()]
     this.calls.clear()
     for (const handlers of calls) handlers.onClosed(error)
+  }
+
+  /** Queued calls never left this process: they fail as not delivered, so they are retried elsewhere. */
+  private failQueued(): void {
+    if (this.queued.size === 0) return
+    const error = TransportError.of("closed", this.address, "connection closed before the call was sent", true)
+    const ids = [...this.queued.keys()]
+    this.queued.clear()
+    for (const id of ids) {
+      const handlers = this.calls.get(id)
+      this.calls.delete(id)
+      handlers?.onClosed(error)
+    }
   }
 }

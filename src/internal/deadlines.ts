@@ -3,8 +3,11 @@
  *
  * `Effect.timeoutFail` forks a sleeper and races it for every call; on the RPC hot path that measured
  * ≈ 100 µs of CPU per call (bench/README.md). Instead, each server and each client keeps one timing wheel:
- * deadlines go into buckets of `tickMillis`, one fiber wakes once per tick while any deadline is pending
- * (and parks otherwise), and expires whole buckets. Insert and remove are O(1).
+ * deadlines go into buckets of `tickMillis`, one fiber sleeps until the earliest bucket is due (woken early
+ * only when an entry is added before it), expires whole buckets, and parks while the wheel is empty. Insert
+ * and remove are O(1). Sleeping to the next bucket rather than ticking matters for long timers (idle
+ * connections, minutes away): they cost one wake-up each, not one per tick, in production and under
+ * `TestClock.adjust` alike.
  *
  * Time comes from Effect's `Clock`, so `TestClock` drives deadlines in tests. Expiry is late by at most
  * one tick.
@@ -21,7 +24,11 @@ export interface DeadlineEntry {
 export class DeadlineWheel {
   private readonly buckets = new Map<number, Set<DeadlineEntry>>()
   private size = 0
+  /** When the driver looks next (Infinity while parked); an entry due earlier wakes it. */
+  private wakeAt = Infinity
   private wake: (() => void) | undefined = undefined
+  /** The driver found the wheel empty once: it parks if it still is after one more tick. */
+  private emptyOnce = false
 
   constructor(readonly clock: Clock.Clock, private readonly tickMillis = 20) {}
 
@@ -36,7 +43,8 @@ export class DeadlineWheel {
       this.buckets.set(bucket, set)
     }
     set.add(entry)
-    if (this.size++ === 0 && this.wake !== undefined) {
+    this.size++
+    if (bucket < this.wakeAt && this.wake !== undefined) {
       const wake = this.wake
       this.wake = undefined
       wake()
@@ -62,23 +70,40 @@ export class DeadlineWheel {
     }
   }
 
+  private nextBucket(): number {
+    let next = Infinity
+    for (const bucket of this.buckets.keys()) if (bucket < next) next = bucket
+    return next
+  }
+
+  private readonly woken: Effect.Effect<void> = Effect.async<void>((resume) => {
+    this.wake = () => resume(Effect.void)
+    return Effect.sync(() => {
+      this.wake = undefined
+    })
+  })
+
   /**
-   * The driver: run it forked in the owner's scope. It parks only when the wheel was empty at the end of a
-   * tick, never straight after a wake: at one call in flight the wheel empties after every call, and
+   * The driver: run it forked in the owner's scope. It parks only when the wheel was empty for a whole
+   * tick, never straight after expiring: at one call in flight the wheel empties after every call, and
    * parking then would cost a wake-up and a park per call (measured as most of the memory a server
    * promoted to the old generation at 1 call in flight).
    */
-  readonly run: Effect.Effect<never> = Effect.suspend((): Effect.Effect<void> =>
-    this.size === 0
-      ? Effect.async<void>((resume) => {
-        this.wake = () => resume(Effect.void)
-        return Effect.sync(() => {
-          this.wake = undefined
-        })
-      })
-      : Effect.void
-  ).pipe(
-    Effect.zipRight(Effect.suspend(() => this.clock.sleep(Duration.millis(this.tickMillis)))),
+  readonly run: Effect.Effect<never> = Effect.suspend((): Effect.Effect<void> => {
+    const now = this.clock.unsafeCurrentTimeMillis()
+    if (this.size === 0) {
+      if (this.emptyOnce) {
+        this.wakeAt = Infinity
+        return this.woken
+      }
+      this.emptyOnce = true
+      this.wakeAt = now + this.tickMillis
+    } else {
+      this.emptyOnce = false
+      this.wakeAt = Math.max(this.nextBucket(), now + 1)
+    }
+    return Effect.raceFirst(this.clock.sleep(Duration.millis(this.wakeAt - now)), this.woken)
+  }).pipe(
     Effect.zipRight(Effect.sync(() => this.expire(this.clock.unsafeCurrentTimeMillis()))),
     Effect.forever
   )

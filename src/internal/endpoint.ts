@@ -5,6 +5,7 @@ import { json } from "../Codec.js"
 import type { EndpointSchemas } from "../Contract.js"
 import type { MicroError } from "../Errors.js"
 import { CodecError, InternalServerError, isMicroError, MicroError as MicroErrorSchema } from "../Errors.js"
+import { describeUnknown } from "./inputLimits.js"
 import { ErrorKind } from "./wire.js"
 
 /** An endpoint's encoders/decoders for one content-type, compiled once. */
@@ -120,12 +121,5 @@ export const decodeError = (compiled: CompiledEndpoint, kindByte: number, body: 
   return error
 }
 
-export const describe = (u: unknown): string => {
-  if (u instanceof Error) return u.message
-  if (typeof u === "object" && u !== null && "_tag" in u) return String((u as { readonly _tag: unknown })._tag)
-  try {
-    return JSON.stringify(u) ?? String(u)
-  } catch {
-    return String(u)
-  }
-}
+/** A bounded description of a defect or an unexpected failure (it may carry a peer's input). */
+export const describe = (u: unknown): string => describeUnknown(u)

@@ -5,6 +5,7 @@ import { Transport } from "../Transport.js"
 
 interface End {
   dataHandler: ((chunk: Buffer) => void) | undefined
+  paused: boolean
   closeHandlers: Array<(error: Error | undefined) => void>
   buffered: Array<Buffer>
   closed: boolean
@@ -12,8 +13,8 @@ interface End {
 
 /** Two connected ends; bytes are delivered on a later microtask, like a socket would. */
 const pipe = (addressA: string, addressB: string): [Connection, Connection] => {
-  const a: End = { dataHandler: undefined, closeHandlers: [], buffered: [], closed: false }
-  const b: End = { dataHandler: undefined, closeHandlers: [], buffered: [], closed: false }
+  const a: End = { dataHandler: undefined, paused: false, closeHandlers: [], buffered: [], closed: false }
+  const b: End = { dataHandler: undefined, paused: false, closeHandlers: [], buffered: [], closed: false }
   const closeBoth = () => {
     for (const end of [a, b]) {
       if (end.closed) continue
@@ -30,9 +31,28 @@ const pipe = (addressA: string, addressB: string): [Connection, Connection] => {
       const copy = Buffer.from(data)
       queueMicrotask(() => {
         if (peer.closed) return
-        if (peer.dataHandler) peer.dataHandler(copy)
+        if (peer.dataHandler && !peer.paused) peer.dataHandler(copy)
         else peer.buffered.push(copy)
       })
+    },
+    // Bytes are handed to the peer on the next microtask: there is no backlog to wait for.
+    pendingBytes: () => 0,
+    whenDrained: (handler) => handler(),
+    pause: () => {
+      self.paused = true
+    },
+    resume: () => {
+      if (!self.paused) return
+      self.paused = false
+      const buffered = self.buffered
+      self.buffered = []
+      for (const chunk of buffered) {
+        if (self.closed || self.paused) {
+          self.buffered.push(chunk)
+          continue
+        }
+        self.dataHandler?.(chunk)
+      }
     },
     onData: (handler) => {
       self.dataHandler = handler

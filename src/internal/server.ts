@@ -1,5 +1,6 @@
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -18,7 +19,7 @@ import { ServerMiddleware } from "../Server.js"
 import { parseAddress, Transport } from "../Transport.js"
 import { DeadlineWheel } from "./deadlines.js"
 import { EndpointCodecs } from "./endpoint.js"
-import type { Route, ServerShared } from "./serverConnection.js"
+import type { ConnectionLimits, Route, ServerShared } from "./serverConnection.js"
 import { ServerConnection } from "./serverConnection.js"
 import { DEFAULT_MAX_FRAME_SIZE } from "./wire.js"
 
@@ -28,8 +29,35 @@ export const defaults = {
   registerTtl: Duration.seconds(90),
   registerInterval: Duration.seconds(30),
   registerAttempts: 3,
-  drainTimeout: Duration.seconds(10)
+  drainTimeout: Duration.seconds(10),
+  maxConnections: 10_000,
+  maxConcurrentStreams: 1_000,
+  maxWindow: 1_024,
+  handshakeTimeout: Duration.seconds(5),
+  frameTimeout: Duration.seconds(30),
+  idleTimeout: Duration.minutes(5),
+  streamIdleTimeout: Duration.seconds(60),
+  writeBufferHighWater: 1024 * 1024,
+  goAwayGrace: Duration.seconds(2)
 } as const
+
+const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number =>
+  Duration.toMillis(Duration.decode(input ?? fallback))
+
+const connectionLimits = (options: ServerOptions): ConnectionLimits => {
+  const limits = options.limits ?? {}
+  return {
+    maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+    maxConcurrentStreams: limits.maxConcurrentStreams ?? defaults.maxConcurrentStreams,
+    maxWindow: limits.maxWindow ?? defaults.maxWindow,
+    handshakeTimeoutMillis: millis(limits.handshakeTimeout, defaults.handshakeTimeout),
+    frameTimeoutMillis: millis(limits.frameTimeout, defaults.frameTimeout),
+    idleTimeoutMillis: millis(limits.idleTimeout, defaults.idleTimeout),
+    streamIdleTimeoutMillis: millis(limits.streamIdleTimeout, defaults.streamIdleTimeout),
+    writeHighWater: limits.writeBufferHighWater ?? defaults.writeBufferHighWater,
+    goAwayGraceMillis: millis(limits.goAwayGrace, defaults.goAwayGrace)
+  }
+}
 
 /** The address other hosts should dial: the bound one, unless it is a wildcard (then a LAN IPv4). */
 export const advertisedAddress = (bound: string, advertise: string | undefined): string => {
@@ -85,32 +113,37 @@ export const make = <Rpcs extends Rpc.Any>(
     const deadlines = new DeadlineWheel(yield* Effect.clock)
     yield* Effect.forkScoped(deadlines.run)
 
+    const reportDefect = Runtime.runFork(runtime)
     const shared: ServerShared = {
       service: options.name,
       routes,
       codecs,
       wrappers,
-      maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+      limits: connectionLimits(options),
       draining: false,
-      inFlight: 0,
-      onIdle: undefined,
       nextClientId: 1,
-      deadlines
+      deadlines,
+      reportDefect: (message, defect) => {
+        reportDefect(Effect.logError(`${options.name}: ${message}`, Cause.die(defect)))
+      }
     }
+    const maxConnections = options.limits?.maxConnections ?? defaults.maxConnections
     const connections = new Set<ServerConnection>()
+    let allClosed: Deferred.Deferred<void> | undefined
     const drainTimeout = Duration.decode(options.drainTimeout ?? defaults.drainTimeout)
 
     // Graceful stop, registered before listening so it always runs: stop accepting (the listener's own
-    // finalizer, which runs first), tell clients to go away, wait for calls in flight (bounded), close.
+    // finalizer, which runs first), GOAWAY every connection, wait until each has been acknowledged and
+    // its calls are done (it then closes itself), at most `drainTimeout`; then stop what is left.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         shared.draining = true
-        for (const connection of connections) connection.goAway()
-        if (shared.inFlight > 0) {
-          const idle = yield* Deferred.make<void>()
-          shared.onIdle = () => Deferred.unsafeDone(idle, Effect.void)
+        if (connections.size > 0) {
+          const closed = yield* Deferred.make<void>()
+          allClosed = closed
+          for (const connection of connections) connection.goAway()
           // Finalizers are uninterruptible: the wait must be made interruptible for the timeout to apply.
-          yield* Effect.interruptible(Deferred.await(idle)).pipe(Effect.timeoutOption(drainTimeout))
+          yield* Effect.interruptible(Deferred.await(closed)).pipe(Effect.timeoutOption(drainTimeout))
         }
         for (const connection of connections) connection.close()
         connections.clear()
@@ -118,9 +151,12 @@ export const make = <Rpcs extends Rpc.Any>(
     )
 
     const listener = yield* transport.listen(options.address ?? defaults.address, (connection) => {
-      const serverConnection = new ServerConnection(shared, connection)
+      const serverConnection = new ServerConnection(shared, connection, connections.size >= maxConnections)
       connections.add(serverConnection)
-      connection.onClose(() => connections.delete(serverConnection))
+      connection.onClose(() => {
+        connections.delete(serverConnection)
+        if (connections.size === 0 && allClosed !== undefined) Deferred.unsafeDone(allClosed, Effect.void)
+      })
     })
 
     const address = advertisedAddress(listener.address, options.advertise)

@@ -34,10 +34,12 @@ import {
   encodeBody,
   encodeEmpty,
   encodeError,
+  encodeSettings,
   encodeU32,
   ErrorKind,
   FrameDecoder,
-  FrameType
+  FrameType,
+  Setting
 } from "./wire.js"
 
 /** A middleware as the server applies it: wraps the effect that runs one call. */
@@ -56,20 +58,37 @@ export interface Route {
   readonly fork: ReturnType<typeof Runtime.runFork<never>>
 }
 
+/** Limits that bound what one peer can make the server hold (docs/protocol.md, "Limits"). */
+export interface ConnectionLimits {
+  readonly maxFrameSize: number
+  readonly maxConcurrentStreams: number
+  /** Largest server → client DATA window honoured; larger OPEN windows are clamped to it. */
+  readonly maxWindow: number
+  readonly handshakeTimeoutMillis: number
+  readonly frameTimeoutMillis: number
+  readonly idleTimeoutMillis: number
+  readonly streamIdleTimeoutMillis: number
+  readonly writeHighWater: number
+  /** How long a GOAWAY waits for the client's acknowledgement (its PONG) before the connection may close. */
+  readonly goAwayGraceMillis: number
+}
+
 /** What all connections of one server share. */
 export interface ServerShared {
   readonly service: string
   readonly routes: ReadonlyMap<string, Route>
   readonly codecs: Codecs.Service
   readonly wrappers: ReadonlyArray<ServerWrapper>
-  readonly maxFrameSize: number
+  readonly limits: ConnectionLimits
   draining: boolean
-  inFlight: number
-  /** Called whenever inFlight drops to zero (drain waits on it). */
-  onIdle: (() => void) | undefined
   nextClientId: number
   readonly deadlines: DeadlineWheel
+  /** Reports a defect caught on the socket path (logged; the process keeps serving). */
+  readonly reportDefect: (message: string, defect: unknown) => void
 }
+
+/** The 8 bytes of the PING that follows GOAWAY: its PONG proves the client has seen the GOAWAY. */
+const GOAWAY_ACK = Buffer.from("GOAWAY\0\0", "latin1")
 
 interface CallState {
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
@@ -86,6 +105,8 @@ interface CallState {
   received: number
   allowed: number
   deadline: DeadlineEntry | undefined
+  /** Armed while the reply stream waits for the peer (credit or a congested socket). */
+  stall: DeadlineEntry | undefined
 }
 
 export class ServerConnection {
@@ -93,19 +114,61 @@ export class ServerConnection {
   private readonly writer: BatchWriter
   private readonly decoder: FrameDecoder
   private readonly clientId: number
+  private readonly limits: ConnectionLimits
   private closed = false
+  /** GOAWAY sent: new OPENs are refused (retryable); closes once acknowledged and idle. */
+  private goingAway = false
+  private goAwayAcked = false
+  /** Pending output above the high-water mark: reading is paused and reply streams wait. */
+  private congested = false
+  private readonly drainWaiters: Array<() => void> = []
+  private handshakeTimer: DeadlineEntry | undefined
+  private frameTimer: DeadlineEntry | undefined = undefined
+  private idleTimer: DeadlineEntry | undefined = undefined
+  private graceTimer: DeadlineEntry | undefined = undefined
+  /** Calls opened since the idle timer was last armed. */
+  private opened = 0
 
-  constructor(private readonly shared: ServerShared, private readonly connection: Connection) {
+  constructor(
+    private readonly shared: ServerShared,
+    private readonly connection: Connection,
+    /** Over the server's connection cap: every call is refused (retryable) and the connection closes. */
+    refuse = false
+  ) {
     this.clientId = shared.nextClientId++
-    this.writer = new BatchWriter((data) => connection.write(data))
-    this.decoder = new FrameDecoder(this, shared.maxFrameSize, true)
-    connection.onData((chunk) => this.decoder.push(chunk))
+    this.limits = shared.limits
+    this.writer = new BatchWriter((data) => {
+      connection.write(data)
+      if (!this.congested && connection.pendingBytes() > this.limits.writeHighWater) this.onCongested()
+    })
+    this.decoder = new FrameDecoder(this, this.limits.maxFrameSize, true)
+    connection.onData((chunk) => this.onChunk(chunk))
     connection.onClose(() => this.onConnectionClosed())
+    // A peer that never completes the preface (a port scan, a stalled socket) holds nothing for long.
+    this.handshakeTimer = shared.deadlines.add(this.limits.handshakeTimeoutMillis, () => {
+      this.handshakeTimer = undefined
+      if (!this.decoder.prefaceReceived) connection.destroy()
+    })
+    this.armIdleTimer()
+    if (refuse) this.goAway()
   }
 
-  /** Stop taking new calls on this connection; calls in flight continue. */
+  /**
+   * Stop taking new calls on this connection: GOAWAY, then a PING whose PONG proves the client has seen
+   * it. OPENs that arrive before that PONG crossed the GOAWAY on the wire: they are answered with a
+   * retryable 503 ("not started") instead of a reset, and the connection closes once the client has
+   * acknowledged (or `goAwayGrace` passed) and the calls in flight are done.
+   */
   goAway(): void {
-    if (!this.closed) this.writer.write(encodeEmpty(FrameType.GoAway, 0))
+    if (this.closed || this.goingAway) return
+    this.goingAway = true
+    this.writer.write(encodeEmpty(FrameType.GoAway, 0))
+    this.writer.write(encodeBody(FrameType.Ping, 0, GOAWAY_ACK))
+    this.graceTimer = this.shared.deadlines.add(this.limits.goAwayGraceMillis, () => {
+      this.graceTimer = undefined
+      this.goAwayAcked = true
+      this.maybeRetire()
+    })
   }
 
   /** Interrupt every call (after the drain deadline) and close. */
@@ -116,7 +179,87 @@ export class ServerConnection {
       state.fiber?.unsafeInterruptAsFork(FiberId.none)
     }
     this.writer.flush()
+    this.clearTimers()
     this.connection.close()
+  }
+
+  private maybeRetire(): void {
+    if (this.goingAway && this.goAwayAcked && this.calls.size === 0 && !this.closed) {
+      this.writer.flush()
+      this.clearTimers()
+      this.connection.close()
+    }
+  }
+
+  private onChunk(chunk: Buffer): void {
+    try {
+      this.decoder.push(chunk)
+    } catch (defect) {
+      // The decoder guards every frame; reaching here is a bug. Drop this peer, keep the process.
+      this.shared.reportDefect("frame decoder failed; connection closed", defect)
+      this.connection.destroy()
+      return
+    }
+    if (this.handshakeTimer !== undefined && this.decoder.prefaceReceived) {
+      this.shared.deadlines.remove(this.handshakeTimer)
+      this.handshakeTimer = undefined
+      // Only an effect-micro peer hears anything from us (a wrong preface is closed without an answer).
+      this.writer.write(encodeSettings([
+        [Setting.MaxConcurrentStreams, this.limits.maxConcurrentStreams],
+        [Setting.MaxFrameSize, this.limits.maxFrameSize],
+        [Setting.MaxWindow, this.limits.maxWindow]
+      ]))
+    }
+    // A frame that has started must complete in time: a peer dribbling a large frame, or stalling halfway
+    // through one, would otherwise hold its partial buffer (up to maxFrameSize) forever.
+    const midFrame = this.decoder.midFrame
+    if (midFrame && this.frameTimer === undefined) {
+      this.frameTimer = this.shared.deadlines.add(this.limits.frameTimeoutMillis, () => {
+        this.frameTimer = undefined
+        if (this.decoder.midFrame) this.connection.destroy()
+      })
+    } else if (!midFrame && this.frameTimer !== undefined) {
+      this.shared.deadlines.remove(this.frameTimer)
+      this.frameTimer = undefined
+    }
+  }
+
+  /**
+   * One timer per connection, re-armed rather than reset per call (free on the hot path): a connection
+   * with no call open and none opened for a whole period is asked to go away, so it closes between one
+   * and two `idleTimeout`s after its last call.
+   */
+  private armIdleTimer(): void {
+    this.idleTimer = this.shared.deadlines.add(this.limits.idleTimeoutMillis, () => {
+      this.idleTimer = undefined
+      if (this.closed || this.goingAway) return
+      if (this.calls.size > 0 || this.opened > 0) {
+        this.opened = 0
+        this.armIdleTimer()
+      } else this.goAway()
+    })
+  }
+
+  private onCongested(): void {
+    this.congested = true
+    // Stop reading: no new requests are taken from a peer that does not read its replies, so what it can
+    // make us buffer is bounded by the calls already running (at most maxConcurrentStreams).
+    this.connection.pause()
+    this.connection.whenDrained(() => {
+      this.congested = false
+      if (!this.closed) this.connection.resume()
+      const waiters = this.drainWaiters.splice(0)
+      for (const waiter of waiters) waiter()
+    })
+  }
+
+  private clearTimers(): void {
+    const deadlines = this.shared.deadlines
+    deadlines.remove(this.handshakeTimer)
+    deadlines.remove(this.frameTimer)
+    deadlines.remove(this.idleTimer)
+    deadlines.remove(this.graceTimer)
+    this.handshakeTimer = this.frameTimer = this.idleTimer = this.graceTimer = undefined
   }
 
   // ----- FrameHandler -----
@@ -147,6 +290,13 @@ export class ServerConnection {
         this.writer.write(encodeBody(FrameType.Pong, streamId, payload))
         return
       case FrameType.Pong:
+        if (this.goingAway && !this.goAwayAcked && payload.equals(GOAWAY_ACK)) {
+          this.goAwayAcked = true
+          this.shared.deadlines.remove(this.graceTimer)
+          this.graceTimer = undefined
+          this.maybeRetire()
+        }
+        return
       case FrameType.GoAway:
         return
       default:
@@ -157,7 +307,7 @@ export class ServerConnection {
 
   onOversized(type: number, streamId: number, length: number): void {
     const error = BadRequest.of(
-      `frame of ${length} bytes exceeds the limit of ${this.shared.maxFrameSize}`,
+      `frame of ${length} bytes exceeds the limit of ${this.limits.maxFrameSize}`,
       this.shared.service
     )
     const state = this.calls.get(streamId)
@@ -174,6 +324,16 @@ export class ServerConnection {
     this.connection.destroy()
   }
 
+  onFrameDefect(_type: number, streamId: number, defect: unknown): void {
+    this.shared.reportDefect(`failed to handle a frame on stream ${streamId}`, defect)
+    const state = this.calls.get(streamId)
+    if (state !== undefined) {
+      this.writeFrameworkError(streamId, state.compiled, InternalServerError.of("failed to handle a frame", this.shared.service))
+      this.finish(streamId, state)
+      state.fiber?.unsafeInterruptAsFork(FiberId.none)
+    }
+  }
+
   // ----- calls -----
 
   private onOpen(streamId: number, payload: Buffer): void {
@@ -185,12 +345,21 @@ export class ServerConnection {
     if (open === undefined) {
       return this.writeFrameworkError(streamId, undefined, BadRequest.of("malformed OPEN frame", shared.service))
     }
-    if (shared.draining) {
+    if (shared.draining || this.goingAway) {
       // Marked "not started": the one 503 a client may retry for any endpoint.
       return this.writeFrameworkError(
         streamId,
         undefined,
-        ServiceUnavailable.of("server is shutting down", shared.service),
+        ServiceUnavailable.of(shared.draining ? "server is shutting down" : "connection is going away", shared.service),
+        ErrorKind.NotStarted
+      )
+    }
+    if (this.calls.size >= this.limits.maxConcurrentStreams) {
+      // The limit is advertised in SETTINGS; a client that ignores it has its extra calls refused, retryably.
+      return this.writeFrameworkError(
+        streamId,
+        undefined,
+        ServiceUnavailable.of(`too many concurrent calls on one connection (limit ${this.limits.maxConcurrentStreams})`, shared.service),
         ErrorKind.NotStarted
       )
     }
@@ -214,14 +383,15 @@ export class ServerConnection {
     const state: CallState = {
       fiber: undefined,
       done: false,
-      credit: open.window,
+      credit: Math.min(open.window, this.limits.maxWindow),
       creditWaiter: undefined,
       inbox: undefined,
       compiled,
       shape,
       received: 0,
       allowed: DEFAULT_WINDOW,
-      deadline: undefined
+      deadline: undefined,
+      stall: undefined
     }
 
     let request: unknown
@@ -255,7 +425,7 @@ export class ServerConnection {
     }
 
     this.calls.set(streamId, state)
-    shared.inFlight++
+    this.opened++
     if (open.timeoutMillis > 0) {
       const timeout = open.timeoutMillis
       state.deadline = shared.deadlines.add(timeout, () => {
@@ -306,7 +476,11 @@ export class ServerConnection {
     })
   }
 
-  /** Writes DATA frames while credit lasts, then waits for CREDIT (backpressure on the handler's stream). */
+  /**
+   * Writes DATA frames while the peer's credit lasts and the socket keeps up, then waits (backpressure on
+   * the handler's stream). A stream that waits longer than `streamIdleTimeout` fails with Timeout: a peer
+   * that opens streams and never reads them holds nothing for long.
+   */
   private sendChunk(streamId: number, state: CallState, chunk: Chunk.Chunk<unknown>): Effect.Effect<void, unknown> {
     const compiled = state.compiled!
     const items = Chunk.toReadonlyArray(chunk)
@@ -314,19 +488,7 @@ export class ServerConnection {
     const loop: Effect.Effect<void, unknown> = Effect.suspend(() => {
       while (index < items.length) {
         if (state.done) return Effect.interrupt
-        if (state.credit <= 0) {
-          return Effect.zipRight(
-            Effect.async<void>((resume) => {
-              // Credit (or cancellation) may have arrived between the check above and this registration.
-              if (state.credit > 0 || state.done) return resume(Effect.void)
-              state.creditWaiter = () => resume(Effect.void)
-              return Effect.sync(() => {
-                state.creditWaiter = undefined
-              })
-            }),
-            loop
-          )
-        }
+        if (state.credit <= 0 || this.congested) return Effect.zipRight(this.waitForPeer(streamId, state), loop)
         const encoded = compiled.response.encode(items[index++])
         if (Either.isLeft(encoded)) {
           return Effect.fail(InternalServerError.of(`cannot encode stream item: ${encoded.left.detail}`, this.shared.service))
@@ -337,6 +499,44 @@ export class ServerConnection {
       return Effect.void
     })
     return loop
+  }
+
+  /** Resumes when the stream has credit and the socket has drained (or the call is over). */
+  private waitForPeer(streamId: number, state: CallState): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      // Credit, a drain or cancellation may have come between the caller's check and this registration.
+      if ((state.credit > 0 && !this.congested) || state.done) return resume(Effect.void)
+      let resumed = false
+      const wake = () => {
+        if (resumed) return
+        if (state.done || (state.credit > 0 && !this.congested)) {
+          resumed = true
+          state.creditWaiter = undefined
+          this.shared.deadlines.remove(state.stall)
+          state.stall = undefined
+          resume(Effect.void)
+        } else if (this.congested) this.drainWaiters.push(wake)
+      }
+      if (this.congested) this.drainWaiters.push(wake)
+      state.creditWaiter = wake
+      const limit = this.limits.streamIdleTimeoutMillis
+      state.stall = this.shared.deadlines.add(limit, () => {
+        state.stall = undefined
+        if (state.done) return
+        this.writeFrameworkError(
+          streamId,
+          state.compiled,
+          Timeout.of(`the caller took no stream data for ${limit} ms; stream stopped`, this.shared.service)
+        )
+        this.finish(streamId, state)
+        state.fiber?.unsafeInterruptAsFork(FiberId.none)
+      })
+      return Effect.sync(() => {
+        state.creditWaiter = undefined
+        this.shared.deadlines.remove(state.stall)
+        state.stall = undefined
+      })
+    })
   }
 
   /** The request Stream handed to client-streaming and bidi handlers; grants credit as it is consumed. */
@@ -427,14 +627,16 @@ export class ServerConnection {
     state.done = true
     this.calls.delete(streamId)
     this.shared.deadlines.remove(state.deadline)
+    this.shared.deadlines.remove(state.stall)
     state.inbox?.unsafeDone(Exit.void)
     const waiter = state.creditWaiter
     state.creditWaiter = undefined
     waiter?.()
-    const shared = this.shared
-    shared.inFlight--
-    if (shared.inFlight === 0) shared.onIdle?.()
+    // Retire after the caller has written this call's last frame (finish runs before the reply is written).
+    if (this.goingAway && this.calls.size === 0) queueMicrotask(this.retireIfDone)
   }
+
+  private readonly retireIfDone = (): void => this.maybeRetire()
 
   private writeFrameworkError(
     streamId: number,
@@ -452,10 +654,12 @@ export class ServerConnection {
 
   private onConnectionClosed(): void {
     this.closed = true
+    this.clearTimers()
     for (const [id, state] of this.calls) {
       this.finish(id, state)
       state.fiber?.unsafeInterruptAsFork(FiberId.none)
     }
+    const waiters = this.drainWaiters.splice(0)
+    for (const waiter of waiters) waiter()
   }
 }
-

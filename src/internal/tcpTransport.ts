@@ -4,6 +4,8 @@ import { TransportError } from "../Errors.js"
 import type { Connection, TcpOptions } from "../Transport.js"
 import { parseAddress, Transport } from "../Transport.js"
 
+const EMPTY = Buffer.alloc(0)
+
 /** Wraps a connected socket (plain or TLS) as a Connection. */
 export const fromSocket = (socket: net.Socket, remoteAddress: string, peerIdentity?: string): Connection => {
   const closeHandlers: Array<(error: Error | undefined) => void> = []
@@ -21,6 +23,21 @@ export const fromSocket = (socket: net.Socket, remoteAddress: string, peerIdenti
     peerIdentity,
     write: (data) => {
       if (!closed && socket.writable) socket.write(data)
+    },
+    pendingBytes: () => socket.writableLength,
+    whenDrained: (handler) => {
+      if (closed || socket.writableLength === 0) handler()
+      else if (socket.writableNeedDrain) socket.once("drain", handler)
+      else {
+        // Below the stream's own high-water mark no 'drain' is due: check again once the data is out.
+        socket.write(EMPTY, () => handler())
+      }
+    },
+    pause: () => {
+      socket.pause()
+    },
+    resume: () => {
+      socket.resume()
     },
     onData: (handler) => {
       socket.on("data", handler)

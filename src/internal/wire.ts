@@ -18,8 +18,41 @@ export const FrameType = {
   Credit: 0x07,
   Ping: 0x08,
   Pong: 0x09,
-  GoAway: 0x0a
+  GoAway: 0x0a,
+  Settings: 0x0b
 } as const
+
+/**
+ * SETTINGS parameters (frame 0x0B on stream 0, server → client, sent once when a connection is accepted):
+ * pairs of `u16 id | u32 value`. Unknown ids are ignored, so the list can grow without a version bump.
+ */
+export const Setting = {
+  /** Calls the server runs at once on this connection; a client queues further calls locally. */
+  MaxConcurrentStreams: 0x01,
+  /** Largest frame the server accepts. */
+  MaxFrameSize: 0x02,
+  /** Largest server → client DATA window the server honours (larger OPEN windows are clamped). */
+  MaxWindow: 0x03
+} as const
+
+export const encodeSettings = (settings: ReadonlyArray<readonly [id: number, value: number]>): Buffer => {
+  const buf = Buffer.allocUnsafe(FRAME_HEADER + settings.length * 6)
+  writeFrameHeader(buf, FRAME_HEADER - 4 + settings.length * 6, FrameType.Settings, 0)
+  let offset = FRAME_HEADER
+  for (const [id, value] of settings) {
+    buf.writeUInt16BE(id, offset)
+    buf.writeUInt32BE(value >>> 0, offset + 2)
+    offset += 6
+  }
+  return buf
+}
+
+/** Calls `onSetting` for every well-formed pair of a SETTINGS payload (a trailing partial pair is ignored). */
+export const decodeSettings = (payload: Buffer, onSetting: (id: number, value: number) => void): void => {
+  for (let offset = 0; offset + 6 <= payload.byteLength; offset += 6) {
+    onSetting(payload.readUInt16BE(offset), payload.readUInt32BE(offset + 2))
+  }
+}
 
 /** ERROR frame kinds: which Schema decodes the body. */
 export const ErrorKind = {
@@ -209,14 +242,31 @@ export interface FrameHandler {
   onOversized(type: number, streamId: number, length: number): void
   /** Unrecoverable: bad preface or a length below the minimum. The connection must be closed. */
   onProtocolError(detail: string): void
+  /**
+   * `onFrame` threw (a bug, or input no guard foresaw): the frame is dropped, its stream should fail, and
+   * parsing goes on with the next frame. Nothing a peer sends may throw past the decoder.
+   */
+  onFrameDefect(type: number, streamId: number, defect: unknown): void
 }
 
 /**
  * Incremental frame parser. Feed it socket chunks in order; it calls the handler once per frame.
- * Oversized frames are skipped (their length is known) so one bad stream does not kill the connection.
+ *
+ * Frames that sit inside one chunk are handed over as views (no copy). A frame split across chunks is
+ * reassembled in a buffer allocated once, when its length is known, so a frame dribbled in small pieces
+ * costs linear time and exactly its own size in memory (re-concatenating a pending buffer on every chunk
+ * made a 4 MiB frame sent in 1 KB pieces cost 7 s of CPU). Oversized frames are skipped (their length is
+ * known) so one bad stream does not kill the connection.
  */
 export class FrameDecoder {
-  private pending: Buffer | undefined = undefined
+  /** Bytes of a frame header (or preface) split across chunks. */
+  private readonly head = Buffer.allocUnsafe(FRAME_HEADER)
+  private headFill = 0
+  /** The payload being reassembled, and how much of it has arrived. */
+  private body: Buffer | undefined = undefined
+  private bodyFill = 0
+  private bodyType = 0
+  private bodyStream = 0
   private skip = 0
   private prefaceNeeded: boolean
   private failed = false
@@ -229,61 +279,115 @@ export class FrameDecoder {
     this.prefaceNeeded = expectPreface
   }
 
+  /** The connection preface has arrived and was right (always true when none is expected). */
+  get prefaceReceived(): boolean {
+    return !this.prefaceNeeded && !this.failed
+  }
+
+  /** Part of a frame has arrived and the rest has not (a frame-completion timer should be running). */
+  get midFrame(): boolean {
+    return this.headFill > 0 || this.body !== undefined || this.skip > 0
+  }
+
+  /** Bytes held for a partial frame. */
+  get bufferedBytes(): number {
+    return this.body === undefined ? this.headFill : this.body.byteLength
+  }
+
   push(chunk: Buffer): void {
     if (this.failed) return
-    if (this.skip > 0) {
-      if (chunk.byteLength <= this.skip) {
-        this.skip -= chunk.byteLength
-        return
-      }
-      chunk = chunk.subarray(this.skip)
-      this.skip = 0
-    }
-    const buf = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk])
-    this.pending = undefined
     let offset = 0
+    const total = chunk.byteLength
     if (this.prefaceNeeded) {
-      if (buf.byteLength < PREFACE.byteLength) {
-        this.pending = buf
+      const take = Math.min(PREFACE.byteLength - this.headFill, total)
+      chunk.copy(this.head, this.headFill, 0, take)
+      this.headFill += take
+      offset = take
+      if (this.headFill < PREFACE.byteLength) {
+        if (!this.head.subarray(0, this.headFill).equals(PREFACE.subarray(0, this.headFill))) return this.failPreface()
         return
       }
-      if (!buf.subarray(0, PREFACE.byteLength).equals(PREFACE)) {
-        return this.fail("bad connection preface (not an effect-micro peer, or another protocol version)")
-      }
+      if (!this.head.subarray(0, PREFACE.byteLength).equals(PREFACE)) return this.failPreface()
       this.prefaceNeeded = false
-      offset = PREFACE.byteLength
+      this.headFill = 0
     }
-    const total = buf.byteLength
-    while (total - offset >= FRAME_HEADER) {
-      const length = buf.readUInt32BE(offset)
-      if (length < FRAME_HEADER - 4) return this.fail(`frame length ${length} is below the minimum`)
-      const type = buf[offset + 4]!
-      const streamId = buf.readUInt32BE(offset + 5)
-      if (length > this.maxFrameSize) {
-        const available = total - offset - 4
-        this.handler.onOversized(type, streamId, length)
-        if (available >= length) {
-          offset += 4 + length
-          continue
-        }
-        this.skip = length - available
-        return
+    while (offset < total) {
+      if (this.skip > 0) {
+        const skipped = Math.min(this.skip, total - offset)
+        this.skip -= skipped
+        offset += skipped
+        continue
       }
-      if (total - offset - 4 < length) break
-      const payload = buf.subarray(offset + FRAME_HEADER, offset + 4 + length)
-      offset += 4 + length
+      const body = this.body
+      if (body !== undefined) {
+        const copied = chunk.copy(body, this.bodyFill, offset, Math.min(total, offset + body.byteLength - this.bodyFill))
+        this.bodyFill += copied
+        offset += copied
+        if (this.bodyFill < body.byteLength) return
+        this.body = undefined
+        this.dispatch(this.bodyType, this.bodyStream, body)
+        if (this.failed) return
+        continue
+      }
+      let header: Buffer
+      let at: number
+      if (this.headFill > 0 || total - offset < FRAME_HEADER) {
+        const take = Math.min(FRAME_HEADER - this.headFill, total - offset)
+        chunk.copy(this.head, this.headFill, offset, offset + take)
+        this.headFill += take
+        offset += take
+        if (this.headFill < FRAME_HEADER) return
+        this.headFill = 0
+        header = this.head
+        at = 0
+      } else {
+        header = chunk
+        at = offset
+        offset += FRAME_HEADER
+      }
+      const length = header.readUInt32BE(at)
+      if (length < FRAME_HEADER - 4) return this.fail(`frame length ${length} is below the minimum`)
+      const type = header[at + 4]!
+      const streamId = header.readUInt32BE(at + 5)
+      const payloadLength = length - (FRAME_HEADER - 4)
+      if (length > this.maxFrameSize) {
+        this.handler.onOversized(type, streamId, length)
+        this.skip = payloadLength
+        continue
+      }
+      if (total - offset >= payloadLength) {
+        const payload = chunk.subarray(offset, offset + payloadLength)
+        offset += payloadLength
+        this.dispatch(type, streamId, payload)
+        if (this.failed) return
+        continue
+      }
+      // Split across chunks: one allocation of the payload's exact size, filled as bytes arrive.
+      const partial = Buffer.allocUnsafe(payloadLength)
+      this.bodyFill = chunk.copy(partial, 0, offset, total)
+      offset = total
+      this.body = partial
+      this.bodyType = type
+      this.bodyStream = streamId
+    }
+  }
+
+  private dispatch(type: number, streamId: number, payload: Buffer): void {
+    try {
       this.handler.onFrame(type, streamId, payload)
-      if (this.failed) return
+    } catch (defect) {
+      this.handler.onFrameDefect(type, streamId, defect)
     }
-    if (offset < total) {
-      // Keep the tail; copy so the (possibly large) chunk it came from can be collected.
-      this.pending = offset === 0 ? buf : Buffer.from(buf.subarray(offset))
-    }
+  }
+
+  private failPreface(): void {
+    this.fail("bad connection preface (not an effect-micro peer, or another protocol version)")
   }
 
   private fail(detail: string): void {
     this.failed = true
-    this.pending = undefined
+    this.body = undefined
+    this.headFill = 0
     this.handler.onProtocolError(detail)
   }
 }

@@ -28,7 +28,8 @@ const rawPeer = (address: string) =>
         const decoder = new wire.FrameDecoder({
           onFrame: (type, streamId, payload) => frames.push({ type, streamId, payload: Buffer.from(payload) }),
           onOversized: () => {},
-          onProtocolError: () => {}
+          onProtocolError: () => {},
+          onFrameDefect: () => {}
         }, 16 * 1024 * 1024, false)
         socket.on("data", (chunk) => decoder.push(chunk))
         const closed = new Promise<void>((done) => socket.once("close", () => done()))
