@@ -5,61 +5,16 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as net from "node:net"
-import { Client, Codec, Registry, Selector, Transport } from "../../src/index.js"
+import { Client } from "../../src/index.js"
 import * as wire from "../../src/internal/wire.js"
 import { Testing } from "../support/contract.js"
 import { spawnFixture } from "../support/processes.js"
+import { clientLayer, errorOf, header, rawPeer, waitFor } from "../support/rawPeer.js"
 
 const fixture = "test/process/fixtures/rpcServer.ts"
 const MAX = 64 * 1024
-
-interface RawFrame { type: number; streamId: number; payload: Buffer }
-
-/** A raw protocol peer: sends bytes, collects decoded frames. */
-const rawPeer = (address: string) =>
-  Effect.acquireRelease(
-    Effect.async<{ socket: net.Socket; frames: Array<RawFrame>; closed: Promise<void> }>((resume) => {
-      const [host, port] = address.split(":")
-      const socket = net.connect({ host: host!, port: Number(port) }, () => {
-        const frames: Array<RawFrame> = []
-        const decoder = new wire.FrameDecoder({
-          onFrame: (type, streamId, payload) => frames.push({ type, streamId, payload: Buffer.from(payload) }),
-          onOversized: () => {},
-          onProtocolError: () => {},
-          onFrameDefect: () => {}
-        }, 16 * 1024 * 1024, false)
-        socket.on("data", (chunk) => decoder.push(chunk))
-        const closed = new Promise<void>((done) => socket.once("close", () => done()))
-        socket.on("error", () => {})
-        resume(Effect.succeed({ socket, frames, closed }))
-      })
-    }),
-    ({ socket }) => Effect.sync(() => socket.destroy())
-  )
-
-const waitFor = <A>(get: () => A | undefined, timeoutMillis = 5000) =>
-  Effect.promise(async () => {
-    const deadline = Date.now() + timeoutMillis
-    for (;;) {
-      const value = get()
-      if (value !== undefined) return value
-      if (Date.now() > deadline) throw new Error("timed out waiting")
-      await new Promise((resolve) => setTimeout(resolve, 5))
-    }
-  })
-
-const header = (endpoint: string, contentType = "application/json") =>
-  wire.encodeCallHeader({ service: "testing", endpoint, contentType, metadata: {} })
-
-const errorOf = (frame: RawFrame) => JSON.parse(frame.payload.subarray(1).toString("utf8"))
-
-const clientLayer = (address: string) =>
-  Client.layer().pipe(
-    Layer.provide(Layer.mergeAll(Transport.layerTcp(), Registry.layerStatic({ testing: [address] }), Codec.layer, Selector.layer))
-  )
 
 const stillServes = (address: string) =>
   Effect.gen(function*() {
