@@ -133,7 +133,7 @@ export class ServerConnection {
     private readonly shared: ServerShared,
     private readonly connection: Connection,
     /** Over the server's connection cap: every call is refused (retryable) and the connection closes. */
-    refuse = false
+    private readonly refuse = false
   ) {
     this.clientId = shared.nextClientId++
     this.limits = shared.limits
@@ -150,7 +150,6 @@ export class ServerConnection {
       if (!this.decoder.prefaceReceived) connection.destroy()
     })
     this.armIdleTimer()
-    if (refuse) this.goAway()
   }
 
   /**
@@ -209,6 +208,7 @@ export class ServerConnection {
         [Setting.MaxFrameSize, this.limits.maxFrameSize],
         [Setting.MaxWindow, this.limits.maxWindow]
       ]))
+      if (this.refuse) this.goAway()
     }
     // A frame that has started must complete in time: a peer dribbling a large frame, or stalling halfway
     // through one, would otherwise hold its partial buffer (up to maxFrameSize) forever.
@@ -345,12 +345,19 @@ export class ServerConnection {
     if (open === undefined) {
       return this.writeFrameworkError(streamId, undefined, BadRequest.of("malformed OPEN frame", shared.service))
     }
-    if (shared.draining || this.goingAway) {
+    if (shared.draining || this.goingAway || this.refuse) {
       // Marked "not started": the one 503 a client may retry for any endpoint.
       return this.writeFrameworkError(
         streamId,
         undefined,
-        ServiceUnavailable.of(shared.draining ? "server is shutting down" : "connection is going away", shared.service),
+        ServiceUnavailable.of(
+          shared.draining
+            ? "server is shutting down"
+            : this.refuse
+            ? "server is at its connection limit"
+            : "connection is going away",
+          shared.service
+        ),
         ErrorKind.NotStarted
       )
     }

@@ -226,6 +226,22 @@ describe("hostile peers", () => {
       expect((yield* wellBehavedLatencies(server.ready, 5)).length).toBe(5)
     }), 30_000)
 
+  it.scopedLive("over the connection cap, calls are refused with a retryable 503 until connections free up", () =>
+    Effect.gen(function*() {
+      const server = yield* spawnFixture(fixture, { NODE_ID: "capped", ...limits({ maxConnections: 5 }) })
+      const hogs = yield* Effect.all(Array.from({ length: 5 }, () => rawPeer(server.ready)))
+      for (const hog of hogs) hog.socket.write(wire.PREFACE)
+      yield* waitFor(() => hogs.every((hog) => hog.frames.length > 0) ? true : undefined)
+      const refused = yield* Effect.gen(function*() {
+        const testing = yield* Client.make(Testing, { service: "testing" })
+        return yield* Effect.flip(testing.Hello({ name: "over the cap" }))
+      }).pipe(Effect.provide(clientLayer(server.ready)))
+      expect(refused).toMatchObject({ _tag: "ServiceUnavailable" })
+      for (const hog of hogs) hog.socket.destroy()
+      yield* Effect.promise(() => Promise.all(hogs.map((hog) => hog.closed)))
+      expect((yield* wellBehavedLatencies(server.ready, 5)).length).toBe(5)
+    }))
+
   it.scopedLive("a peer that floods calls and never reads its replies cannot grow the server's memory", () =>
     Effect.gen(function*() {
       const server = yield* spawnFixture(fixture, { NODE_ID: "flood", ...limits({ writeBufferHighWater: 256 * 1024 }) })
