@@ -37,6 +37,7 @@ export const handlers = (node: string, events: Array<string> = []) =>
     Sleep: ({ millis }) =>
       Effect.sync(() => events.push(`sleep-started:${millis}`)).pipe(
         Effect.zipRight(Effect.sleep(millis)),
+        Effect.zipRight(Effect.sync(() => events.push(`sleep-done:${millis}`))),
         Effect.as(`slept ${millis}`),
         Effect.onInterrupt(() => Effect.sync(() => events.push(`sleep-interrupted:${millis}`)))
       ),
