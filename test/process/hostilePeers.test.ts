@@ -44,6 +44,7 @@ const figures = (scenario: string, values: Record<string, number>) => {
 }
 
 const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
+const othersLatency = (sorted: ReadonlyArray<number>) => ({ othersP50Ms: percentile(sorted, 0.5), othersP99Ms: percentile(sorted, 0.99) })
 
 describe("hostile peers", () => {
   it.scopedLive("deeply nested request bodies get a short BadRequest, for JSON and msgpack, unary and streamed", () =>
@@ -126,8 +127,7 @@ describe("hostile peers", () => {
       figures("stream with a 4-billion window, never read", {
         rssGrowthMb: grown,
         serverCpuMs: cpuSpent,
-        othersP50Ms: percentile(latencies, 0.5),
-        othersP99Ms: percentile(latencies, 0.99)
+        ...othersLatency(latencies)
       })
       // Before: +12 MB/s with a core at 100% and others' p50 at 1.5–5 s, until the process died.
       expect(grown).toBeLessThan(60)
@@ -282,8 +282,7 @@ describe("hostile peers", () => {
       figures("call flood, replies never read", {
         rssGrowthMb: grown,
         callsSent: sent,
-        othersP50Ms: percentile(latencies, 0.5),
-        othersP99Ms: percentile(latencies, 0.99)
+        ...othersLatency(latencies)
       })
       // Before: +45 MB/s, linear, and others' latency 245–409 ms.
       expect(grown).toBeLessThan(80)
