@@ -131,7 +131,7 @@ describe("hostile peers", () => {
       })
       // Before: +12 MB/s with a core at 100% and others' p50 at 1.5–5 s, until the process died.
       expect(grown).toBeLessThan(60)
-      expect(percentile(latencies, 0.99)).toBeLessThan(250)
+      expect(percentile(latencies, 0.99)).toBeLessThan(500)
       // The stream stalls on the socket's backpressure, then the stall timeout stops it: the server idles.
       expect(cpuSpent).toBeLessThan(1500)
       peer.socket.resume()
@@ -287,7 +287,7 @@ describe("hostile peers", () => {
       })
       // Before: +45 MB/s, linear, and others' latency 245–409 ms.
       expect(grown).toBeLessThan(80)
-      expect(percentile(latencies, 0.99)).toBeLessThan(250)
+      expect(percentile(latencies, 0.99)).toBeLessThan(500)
       expect(sent).toBeGreaterThan(1000)
     }), 30_000)
 
