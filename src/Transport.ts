@@ -104,6 +104,19 @@ export const layerTcp = (options?: TcpOptions): Layer.Layer<Transport> => Layer.
 export const makeTcp: (options?: TcpOptions) => Transport.Service = tcp.make
 
 /**
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions {
+  /**
+   * Re-cut the byte stream at random boundaries (pieces of 1 to `maxChunkBytes`, default 64, that may span
+   * writes), as TCP may split and coalesce, so tests exercise frame reassembly in-process. `seed` (default
+   * 1) makes the pattern repeatable. Off by default: each write arrives as one chunk.
+   */
+  readonly fragment?: { readonly seed?: number | undefined; readonly maxChunkBytes?: number | undefined } | undefined
+}
+
+/**
  * In-process connections for tests: listeners and dials meet in a table private to this layer, so
  * provide the same layer instance to the server and the client under test.
  * @since 0.1.0
@@ -112,10 +125,18 @@ export const makeTcp: (options?: TcpOptions) => Transport.Service = tcp.make
 export const layerMemory: Layer.Layer<Transport> = Layer.sync(Transport, () => memory.make())
 
 /**
+ * The in-memory transport with options (e.g. `{ fragment: { seed: 7 } }` to split and coalesce chunks).
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<Transport> =>
+  Layer.sync(Transport, () => memory.make(options))
+
+/**
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory: () => Transport.Service = memory.make
+export const makeMemory: (options?: MemoryOptions) => Transport.Service = memory.make
 
 /**
  * Splits `host:port` (IPv6 hosts in brackets).
