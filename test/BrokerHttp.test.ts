@@ -237,7 +237,7 @@ describe("HTTP broker (one process)", () => {
       for (let i = 0; i < 10; i++) yield* Broker.publish("stale", new TextEncoder().encode(String(i)))
       expect(got.length).toBe(10)
 
-      // A dead broadcast subscriber is skipped; a dead queue group with no live member is Unreachable.
+      // A dead broadcast subscriber is reported (per subscriber), as is a queue group with no live member.
       yield* registry.register({
         name: "micro.broker.dead",
         version: "1",
@@ -249,7 +249,10 @@ describe("HTTP broker (one process)", () => {
         ]
       })
       const result = yield* Effect.either(Broker.publish("dead", new Uint8Array([1])))
-      expect(Either.isLeft(result) && result.left.failures).toEqual([
+      const failures = Either.isLeft(result) ? result.left.failures : []
+      expect(Either.isLeft(result) && result.left.reason).toBe("DeliveryFailed")
+      expect([...failures].sort((x, y) => x.subscriber.localeCompare(y.subscriber))).toEqual([
+        expect.objectContaining({ subscriber: "b", queue: undefined, reason: "Unreachable" }),
         expect.objectContaining({ subscriber: "q", queue: "only", reason: "Unreachable" })
       ])
     }).pipe(Effect.provide(layer)))
