@@ -20,6 +20,7 @@ import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequ
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as http from "node:http"
@@ -154,6 +155,7 @@ export const make = (
     const bodyTimeout = Duration.decode(options?.bodyTimeout ?? defaults.bodyTimeout)
     const bodyTimeoutMillis = Duration.toMillis(bodyTimeout)
     const handlerTimeout = Duration.decode(options?.handlerTimeout ?? defaults.handlerTimeout)
+    const handlerTimeoutMillis = Duration.toMillis(handlerTimeout)
     const keepAliveTimeout = Duration.decode(options?.keepAliveTimeout ?? defaults.keepAliveTimeout)
     const maxConnections = options?.maxConnections ?? defaults.maxConnections
     // Publish timeouts and subscriber body deadlines on one timing wheel driven by the layer's Clock
@@ -243,14 +245,35 @@ export const make = (
 
     /**
      * The handler deadline: past it the handler is interrupted, the request gets 504 `Timeout` (a batch: all
-     * its messages, some of which may have been handled) and the subscription's next request runs.
+     * its messages, some of which may have been handled) and the subscription's next request runs once the
+     * handler has stopped. On the timing wheel with one child fiber per request, not `Effect.timeoutTo`
+     * (which forks a sleeper fiber and a timer per request besides; see internal/deadlines.ts).
      */
-    const withHandlerDeadline = (effect: Effect.Effect<HttpServerResponse.HttpServerResponse>) =>
-      Effect.timeoutTo(effect, {
-        duration: handlerTimeout,
-        onSuccess: (response) => response,
-        onTimeout: () => errorJson(504, "Timeout", `handler did not finish within ${Duration.format(handlerTimeout)}`)
-      })
+    const withHandlerDeadline = (
+      effect: Effect.Effect<HttpServerResponse.HttpServerResponse>
+    ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+      Effect.flatMap(Effect.forkDaemon(effect), (fiber) =>
+        Effect.async<HttpServerResponse.HttpServerResponse>((resume) => {
+          let timedOut = false
+          let entry: DeadlineEntry | undefined = deadlines.add(handlerTimeoutMillis, () => {
+            entry = undefined
+            timedOut = true
+            fiber.unsafeInterruptAsFork(FiberId.none)
+          })
+          fiber.addObserver((exit) => {
+            deadlines.remove(entry)
+            entry = undefined
+            if (timedOut) resume(Effect.succeed(handlerTimedOut))
+            else resume(exit)
+          })
+          // The request itself was interrupted (its client went away): so is the handler.
+          return Effect.sync(() => {
+            deadlines.remove(entry)
+            entry = undefined
+            fiber.unsafeInterruptAsFork(FiberId.none)
+          })
+        }))
+    const handlerTimedOut = errorJson(504, "Timeout", `handler did not finish within ${Duration.format(handlerTimeout)}`)
 
     /**
      * One request's body and its turn on the subscription. Plain listeners on the Node request (no stream
