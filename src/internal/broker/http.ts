@@ -283,6 +283,7 @@ export const make = (
      * synchronously: requests pipelined on one connection complete their bodies in arrival order, so each
      * publisher's order is kept; requests for one subscription are then handled one at a time (FIFO).
      */
+    const inboundsOf = new WeakMap<Net.Socket, Set<Inbound>>()
     class Inbound {
       chunks: Array<Buffer> = []
       bytes = 0
@@ -297,8 +298,19 @@ export const make = (
       }
       start(resume: (effect: Effect.Effect<Uint8Array, HttpServerResponse.HttpServerResponse>) => void): void {
         this.resume = resume
-        if (this.socket === null || this.socket.destroyed) return this.fail(gone)
-        this.socket.once("close", this.onClose)
+        const socket = this.socket
+        if (socket === null || socket.destroyed) return this.fail(gone)
+        // One close listener per connection (not one per request: pipelined requests would pile listeners up).
+        let onSocket = inboundsOf.get(socket)
+        if (onSocket === undefined) {
+          const inbounds = new Set<Inbound>()
+          onSocket = inbounds
+          inboundsOf.set(socket, inbounds)
+          socket.once("close", () => {
+            for (const inbound of inbounds) inbound.onClose()
+          })
+        }
+        onSocket.add(this)
         if (this.incoming.readableEnded) return this.onEnd()
         this.deadline = deadlines.add(bodyTimeoutMillis, this.onTimeout)
         this.incoming.on("data", this.onData)
@@ -368,7 +380,7 @@ export const make = (
           deadlines.remove(this.deadline)
           this.detachBody()
         }
-        this.socket?.off("close", this.onClose)
+        if (this.socket !== null) inboundsOf.get(this.socket)?.delete(this)
         const subscription = this.subscription
         if (state === 1) {
           const index = subscription.waiting.indexOf(this)
