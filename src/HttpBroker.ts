@@ -52,17 +52,17 @@ export interface HttpBrokerOptions {
   readonly maxBatchBytes?: number | undefined
   /**
    * Subscriber endpoint: longest a client may take to send a request's headers (Node's `headersTimeout`;
-   * then the connection is closed with 408). Default 10 s.
+   * then the connection is closed with 408). Default 10 s; `Duration.infinity`: none.
    */
   readonly headersTimeout?: Duration.DurationInput | undefined
   /**
    * Subscriber endpoint: longest a request's body may take to arrive after its headers (then 408 and the
-   * connection is closed). The subscription is not held while a body arrives. Default 10 s.
+   * connection is closed). The subscription is not held while a body arrives. Default 10 s; `Duration.infinity`: none.
    */
   readonly bodyTimeout?: Duration.DurationInput | undefined
   /**
    * Subscriber endpoint: longest the handler may run for one request (one message, or one batch); then it is
-   * interrupted, the request gets 504 `Timeout` and the subscription's next request runs. Default 30 s.
+   * interrupted, the request gets 504 `Timeout` and the subscription's next request runs. Default 30 s; `Duration.infinity`: none.
    */
   readonly handlerTimeout?: Duration.DurationInput | undefined
   /** Subscriber endpoint: idle keep-alive connections are closed after this. Default 5 s. */

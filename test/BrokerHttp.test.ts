@@ -3,6 +3,7 @@
  * HTTP on loopback). The cross-process suite is test/process/broker.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
 import * as Option from "effect/Option"
@@ -324,6 +325,18 @@ describe("HTTP broker subscriber endpoint: limits and deadlines", () => {
       expect(Date.now() - started).toBeLessThan(1000)
       expect(got).toEqual(["next"])
     }).pipe(Effect.provide(limited)))
+
+  it.scopedLive("infinite header, body and handler deadlines are accepted (no limit)", () =>
+    Effect.gen(function*() {
+      const got: Array<number> = []
+      yield* Broker.subscribe("unbounded", (m) => Effect.sync(() => { got.push(m.body[0]!) }))
+      yield* Broker.publish("unbounded", new Uint8Array([1]))
+      expect(got).toEqual([1])
+    }).pipe(Effect.provide(HttpBroker.layer({
+      headersTimeout: Duration.infinity,
+      bodyTimeout: Duration.infinity,
+      handlerTimeout: Duration.infinity
+    }).pipe(Layer.provideMerge(Registry.layerMemory)))))
 
   it.scopedLive("a bad %-escape in the path gets 400 with a JSON body", () =>
     Effect.gen(function*() {

@@ -255,7 +255,7 @@ export const make = (
       Effect.flatMap(Effect.forkDaemon(effect), (fiber) =>
         Effect.async<HttpServerResponse.HttpServerResponse>((resume) => {
           let timedOut = false
-          let entry: DeadlineEntry | undefined = deadlines.add(handlerTimeoutMillis, () => {
+          let entry: DeadlineEntry | undefined = handlerTimeoutMillis === Infinity ? undefined : deadlines.add(handlerTimeoutMillis, () => {
             entry = undefined
             timedOut = true
             fiber.unsafeInterruptAsFork(FiberId.none)
@@ -312,7 +312,7 @@ export const make = (
         }
         onSocket.add(this)
         if (this.incoming.readableEnded) return this.onEnd()
-        this.deadline = deadlines.add(bodyTimeoutMillis, this.onTimeout)
+        if (bodyTimeoutMillis !== Infinity) this.deadline = deadlines.add(bodyTimeoutMillis, this.onTimeout)
         this.incoming.on("data", this.onData)
         this.incoming.once("end", this.onEnd)
         this.incoming.once("error", this.onClose)
@@ -402,11 +402,14 @@ export const make = (
           // Node's own guards against slow or idle peers (slowloris): the headers, and the whole request
           // (headers + body; our body deadline is `bodyTimeout`, measured from the headers, on the wheel),
           // checked every second; idle keep-alive connections closed; connections beyond the cap dropped.
-          const headersMillis = Duration.toMillis(headersTimeout)
+          // Node takes 0 for "no limit" (an infinite Duration here).
+          const finite = (millis: number) => Number.isFinite(millis) ? Math.round(millis) : 0
+          const headersMillis = finite(Duration.toMillis(headersTimeout))
+          const requestMillis = finite(Duration.toMillis(headersTimeout) + bodyTimeoutMillis + 1000)
           const created = http.createServer({
-            headersTimeout: headersMillis,
-            requestTimeout: headersMillis + bodyTimeoutMillis + 1000,
-            keepAliveTimeout: Duration.toMillis(keepAliveTimeout),
+            headersTimeout: requestMillis === 0 ? headersMillis : Math.min(headersMillis, requestMillis),
+            requestTimeout: requestMillis,
+            keepAliveTimeout: finite(Duration.toMillis(keepAliveTimeout)),
             connectionsCheckingInterval: 1000
           })
           created.maxConnections = maxConnections
