@@ -67,6 +67,11 @@ export interface HttpBrokerOptions {
   readonly handlerTimeout?: Duration.DurationInput | undefined
   /** Subscriber endpoint: idle keep-alive connections are closed after this. Default 5 s. */
   readonly keepAliveTimeout?: Duration.DurationInput | undefined
+  /**
+   * Publisher: longest a connection to a subscriber endpoint may take to open (then `Unreachable`, and the
+   * endpoint is ejected for a while, see docs/broker.md). Default 5 s.
+   */
+  readonly connectTimeout?: Duration.DurationInput | undefined
   /** Subscriber endpoint: connections beyond this many are dropped at once (Node's `maxConnections`). Default 10 000. */
   readonly maxConnections?: number | undefined
 }

@@ -4,6 +4,7 @@
  * loopback) and plays the faulty clients on raw sockets (test/support/rawHttp.ts).
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as net from "node:net"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Broker from "../../src/Broker.js"
@@ -123,6 +124,40 @@ describe("HTTP broker under faults (cross-process)", () => {
       expect(Date.now() - started).toBeLessThan(5000)
       expect(sub.bodies()).toEqual(["m0", "m1", "m2", "m3", "m4"])
     }).pipe(Effect.provide(layer)), 60_000)
+
+  it.scopedLive("a subscriber host that stopped answering (SYN unanswered) fails at the connect timeout, then fast while ejected", () =>
+    Effect.gen(function*() {
+      const topic = `blackhole.${process.pid}`
+      const hole = yield* spawnFixture("test/process/fixtures/brokerBlackhole.ts")
+      const address = `127.0.0.1:${hole.ready}`
+      // Fill the accept queue (nothing accepts): later connection attempts get no SYN-ACK.
+      yield* Effect.forEach([1, 2, 3, 4], () =>
+        Effect.acquireRelease(
+          Effect.sync(() => net.connect({ host: "127.0.0.1", port: Number(hole.ready) }).on("error", () => {})),
+          (socket) => Effect.sync(() => socket.destroy())
+        ))
+      const publisher = HttpBroker.layer({ connectTimeout: "500 millis" }).pipe(
+        Layer.provideMerge(Layer.effectDiscard(Effect.flatMap(Registry.Registry, (registry) =>
+          registry.register({
+            name: `micro.broker.${topic}`,
+            version: "1",
+            metadata: {},
+            endpoints: [],
+            nodes: [{ id: "vanished", address, metadata: { broker: "http", topic, path: "/broker/vanished" } }]
+          })))),
+        Layer.provideMerge(Registry.layerMemory)
+      )
+      yield* Effect.gen(function*() {
+        const first = yield* timed(Effect.flip(Broker.publish(topic, bytes("1"))))
+        expect(first.value.failures.map((f) => [f.subscriber, f.reason])).toEqual([["vanished", "Unreachable"]])
+        expect(first.value.failures[0]!.detail).toContain("UND_ERR_CONNECT_TIMEOUT")
+        // At the connect timeout, not the 10 s publish timeout.
+        expect(first.millis).toBeLessThan(3000)
+        const second = yield* timed(Effect.flip(Broker.publish(topic, bytes("2"))))
+        expect(second.value.failures[0]!.detail).toContain("ejected")
+        expect(second.millis).toBeLessThan(300)
+      }).pipe(Effect.provide(publisher))
+    }), 30_000)
 
   it.scopedLive("a SIGKILLed broadcast subscriber is reported Unreachable per subscriber, then fails fast while ejected", () =>
     Effect.gen(function*() {

@@ -67,7 +67,8 @@ export const defaults = {
   bodyTimeout: Duration.seconds(10),
   handlerTimeout: Duration.seconds(30),
   keepAliveTimeout: Duration.seconds(5),
-  maxConnections: 10_000
+  maxConnections: 10_000,
+  connectTimeout: Duration.seconds(5)
 } as const
 
 /**
@@ -158,6 +159,7 @@ export const make = (
     const handlerTimeoutMillis = Duration.toMillis(handlerTimeout)
     const keepAliveTimeout = Duration.decode(options?.keepAliveTimeout ?? defaults.keepAliveTimeout)
     const maxConnections = options?.maxConnections ?? defaults.maxConnections
+    const connectTimeout = Duration.decode(options?.connectTimeout ?? defaults.connectTimeout)
     // Publish timeouts and subscriber body deadlines on one timing wheel driven by the layer's Clock
     // (TestClock in tests), not a timer each.
     const deadlines = new DeadlineWheel(yield* Effect.clock)
@@ -503,7 +505,14 @@ export const make = (
     // idempotent only so that undici pipelines them (undici never retries by itself).
     const maxInFlight = Math.max(1, options?.maxInFlight ?? defaults.maxInFlight)
     const dispatcher = yield* Effect.acquireRelease(
-      Effect.sync(() => new Undici.Agent({ connections: 1, pipelining: maxInFlight })),
+      Effect.sync(() =>
+        new Undici.Agent({
+          connections: 1,
+          pipelining: maxInFlight,
+          // A subscriber host that vanished (no answer to SYN) fails here, and is ejected, before the publish timeout.
+          connect: { timeout: Math.max(1, Math.round(Math.min(Duration.toMillis(connectTimeout), 2_147_483_647))) }
+        })
+      ),
       (agent) => Effect.promise(() => agent.destroy().catch(() => undefined))
     )
     const timeoutMillis = Duration.toMillis(publishTimeout)
@@ -566,8 +575,8 @@ export const make = (
         this.finish({
           reason: "Unreachable",
           detail: `${this.url}: ${code ?? String(error)}`,
-          // Refused: the subscriber's endpoint is gone; the message provably was not delivered.
-          retry: code === "ECONNREFUSED",
+          // Refused or never connected: the message provably was not delivered.
+          retry: code === "ECONNREFUSED" || code === "UND_ERR_CONNECT_TIMEOUT",
           connection: true
         })
       }
