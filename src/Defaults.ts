@@ -83,6 +83,15 @@ export const layerWith = (options?: Options): Layer.Layer<Services, unknown> => 
 /**
  * The defaults: mdns on every interface (LAN), TCP, JSON/protobuf/MessagePack/bytes, random selection, the
  * HTTP broker (its endpoint on every interface).
+ *
+ * **Exposure**: the HTTP broker's endpoint (started by the first `subscribe`) listens on `0.0.0.0` with no
+ * auth, so anyone who can reach the host can post messages into its subscribers (go-micro's default too).
+ * To restrict it, bind it to one interface, `layerWith({ broker: { host: "10.0.0.5" } })`, or require a token
+ * on every message (401 without one, 403 without a grant):
+ * `layerWith({ broker: AuthMiddleware.layerBroker.pipe(Layer.provide(HttpBroker.layer({ host: "0.0.0.0" })), Layer.provide(AuthLive)) })`
+ * (`AuthLive`: `Auth`, `Rules` and the `ServiceIdentity`; see docs/auth.md). Servers' RPC endpoints are
+ * protected with `AuthMiddleware.layerServer` (and the mTLS transport). `layerLoopback` keeps multicast DNS
+ * and the broker endpoint on 127.0.0.1.
  * @since 0.1.0
  * @category layers
  */

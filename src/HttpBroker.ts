@@ -50,6 +50,30 @@ export interface HttpBrokerOptions {
   readonly maxPending?: number | undefined
   /** Batch size (bytes) after which a batch is sent without more messages. Default 1 MiB. */
   readonly maxBatchBytes?: number | undefined
+  /**
+   * Subscriber endpoint: longest a client may take to send a request's headers (Node's `headersTimeout`;
+   * then the connection is closed with 408). Default 10 s; `Duration.infinity`: none.
+   */
+  readonly headersTimeout?: Duration.DurationInput | undefined
+  /**
+   * Subscriber endpoint: longest a request's body may take to arrive after its headers (then 408 and the
+   * connection is closed). The subscription is not held while a body arrives. Default 10 s; `Duration.infinity`: none.
+   */
+  readonly bodyTimeout?: Duration.DurationInput | undefined
+  /**
+   * Subscriber endpoint: longest the handler may run for one request (one message, or one batch); then it is
+   * interrupted, the request gets 504 `Timeout` and the subscription's next request runs. Default 30 s; `Duration.infinity`: none.
+   */
+  readonly handlerTimeout?: Duration.DurationInput | undefined
+  /** Subscriber endpoint: idle keep-alive connections are closed after this. Default 5 s. */
+  readonly keepAliveTimeout?: Duration.DurationInput | undefined
+  /**
+   * Publisher: longest a connection to a subscriber endpoint may take to open (then `Unreachable`, and the
+   * endpoint is ejected for a while, see docs/broker.md). Default 5 s.
+   */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Subscriber endpoint: connections beyond this many are dropped at once (Node's `maxConnections`). Default 10 000. */
+  readonly maxConnections?: number | undefined
 }
 
 /**

@@ -14,6 +14,7 @@ import * as TestClock from "effect/TestClock"
 import * as Auth from "../src/Auth.js"
 import * as AuthMiddleware from "../src/AuthMiddleware.js"
 import * as Broker from "../src/Broker.js"
+import * as Defaults from "../src/Defaults.js"
 import { Forbidden } from "../src/Errors.js"
 import * as HttpBroker from "../src/HttpBroker.js"
 import * as Registry from "../src/Registry.js"
@@ -305,4 +306,32 @@ describe("AuthMiddleware broker layers (memory, TestClock)", () => {
       yield* inner.publish("orders.unchecked", text("3"))
       expect(unchecked).toEqual(["3"])
     }).pipe(Effect.provide(Identity)))
+})
+
+describe("Auth on the HTTP broker's endpoint (raw POSTs, as anyone on the network could send)", () => {
+  // The one line that makes a Defaults stack's broker endpoint require a token (issue 22, item 5).
+  const stack = Defaults.layerWith({
+    registry: Registry.layerMemory,
+    broker: AuthMiddleware.layerBrokerSubscriber.pipe(Layer.provide(HttpBroker.layer()), Layer.provide(AuthLive))
+  })
+
+  it.scopedLive("no token → 401 Unauthorized, a token without a grant → 403 Forbidden, a granted token → 204", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const subscription = yield* Broker.subscribe("orders.created", (m) => Effect.sync(() => { seen.push(decode(m.body)) }))
+      const post = (headers: Record<string, string>, body: string) =>
+        Effect.promise(async () => {
+          const response = await fetch(subscription.endpoint!, { method: "POST", headers, body })
+          return { status: response.status, text: await response.text() }
+        })
+      const anonymous = yield* post({}, "anonymous")
+      expect(anonymous.status).toBe(401)
+      expect(JSON.parse(anonymous.text)).toMatchObject({ reason: "Unauthorized" })
+      const foreign = yield* post({ "micro-header-authorization": `Bearer ${yield* tokenOf(intruder)}` }, "foreign")
+      expect(foreign.status).toBe(403)
+      expect(JSON.parse(foreign.text)).toMatchObject({ reason: "Forbidden" })
+      const granted = yield* post({ "micro-header-authorization": `Bearer ${yield* tokenOf(orders)}` }, "granted")
+      expect(granted.status).toBe(204)
+      expect(seen).toEqual(["granted"])
+    }).pipe(Effect.provide(Layer.merge(stack, AuthLive))))
 })

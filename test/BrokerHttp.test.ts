@@ -3,6 +3,7 @@
  * HTTP on loopback). The cross-process suite is test/process/broker.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
 import * as Option from "effect/Option"
@@ -16,6 +17,7 @@ import * as CachedRegistry from "../src/CachedRegistry.js"
 import * as HttpBroker from "../src/HttpBroker.js"
 import * as Registry from "../src/Registry.js"
 import { brokerContract, eventually, localSubscriber } from "./support/brokerContract.js"
+import { connect, postHead, statusOf } from "./support/rawHttp.js"
 
 const nodesOf = (topic: string) =>
   Effect.flatMap(Registry.Registry, (registry) =>
@@ -237,7 +239,7 @@ describe("HTTP broker (one process)", () => {
       for (let i = 0; i < 10; i++) yield* Broker.publish("stale", new TextEncoder().encode(String(i)))
       expect(got.length).toBe(10)
 
-      // A dead broadcast subscriber is skipped; a dead queue group with no live member is Unreachable.
+      // A dead broadcast subscriber is reported (per subscriber), as is a queue group with no live member.
       yield* registry.register({
         name: "micro.broker.dead",
         version: "1",
@@ -249,7 +251,10 @@ describe("HTTP broker (one process)", () => {
         ]
       })
       const result = yield* Effect.either(Broker.publish("dead", new Uint8Array([1])))
-      expect(Either.isLeft(result) && result.left.failures).toEqual([
+      const failures = Either.isLeft(result) ? result.left.failures : []
+      expect(Either.isLeft(result) && result.left.reason).toBe("DeliveryFailed")
+      expect([...failures].sort((x, y) => x.subscriber.localeCompare(y.subscriber))).toEqual([
+        expect.objectContaining({ subscriber: "b", queue: undefined, reason: "Unreachable" }),
         expect.objectContaining({ subscriber: "q", queue: "only", reason: "Unreachable" })
       ])
     }).pipe(Effect.provide(layer)))
@@ -291,4 +296,98 @@ describe("HTTP broker (one process)", () => {
       expect(results.filter(Either.isLeft).length).toBe(200)
       expect(handled).toBe(1800)
     }).pipe(Effect.provide(layer)))
+})
+
+describe("HTTP broker subscriber endpoint: limits and deadlines", () => {
+  const limited = HttpBroker.layer({
+    handlerTimeout: "300 millis",
+    headersTimeout: "1 second",
+    keepAliveTimeout: "500 millis",
+    maxConnections: 3
+  }).pipe(Layer.provideMerge(Registry.layerMemory))
+
+  it.scopedLive("a handler past its deadline is interrupted (504 Timeout to the publisher); the next message is delivered", () =>
+    Effect.gen(function*() {
+      const got: Array<string> = []
+      let interrupted = 0
+      yield* Broker.subscribe("deadline", (m) => {
+        const body = new TextDecoder().decode(m.body)
+        return body === "hang"
+          ? Effect.onInterrupt(Effect.never, () => Effect.sync(() => { interrupted++ }))
+          : Effect.sync(() => { got.push(body) })
+      })
+      const hung = yield* Effect.flip(Broker.publish("deadline", new TextEncoder().encode("hang")))
+      expect(hung.reason).toBe("Timeout")
+      expect(hung.failures).toEqual([expect.objectContaining({ reason: "Timeout", detail: expect.stringContaining("handler did not finish") })])
+      expect(interrupted).toBe(1)
+      const started = Date.now()
+      yield* Broker.publish("deadline", new TextEncoder().encode("next"))
+      expect(Date.now() - started).toBeLessThan(1000)
+      expect(got).toEqual(["next"])
+    }).pipe(Effect.provide(limited)))
+
+  it.scopedLive("infinite header, body and handler deadlines are accepted (no limit)", () =>
+    Effect.gen(function*() {
+      const got: Array<number> = []
+      yield* Broker.subscribe("unbounded", (m) => Effect.sync(() => { got.push(m.body[0]!) }))
+      yield* Broker.publish("unbounded", new Uint8Array([1]))
+      expect(got).toEqual([1])
+    }).pipe(Effect.provide(HttpBroker.layer({
+      headersTimeout: Duration.infinity,
+      bodyTimeout: Duration.infinity,
+      handlerTimeout: Duration.infinity
+    }).pipe(Layer.provideMerge(Registry.layerMemory)))))
+
+  it.scopedLive("a bad %-escape in the path gets 400 with a JSON body", () =>
+    Effect.gen(function*() {
+      const subscription = yield* Broker.subscribe("escape", () => Effect.void)
+      const url = subscription.endpoint!.replace(/\/broker\/.*$/, "/broker/%E0%A4%A")
+      const response = yield* Effect.promise(async () => {
+        const reply = await fetch(url, { method: "POST", body: "x" })
+        return { status: reply.status, body: await reply.json() as { reason: string; detail: string } }
+      })
+      expect(response.status).toBe(400)
+      expect(response.body.reason).toBe("Rejected")
+      expect(response.body.detail).toContain("%-escape")
+    }).pipe(Effect.provide(limited)))
+
+  it.scopedLive("slow headers are cut at headersTimeout, idle keep-alive connections at keepAliveTimeout", () =>
+    Effect.gen(function*() {
+      const subscription = yield* Broker.subscribe("slowloris", () => Effect.void)
+      const url = subscription.endpoint!
+      const started = Date.now()
+      const slow = yield* connect(url)
+      slow.write(`POST ${new URL(url).pathname} HTTP/1.1\r\nhost: x\r\n`)
+      const idle = yield* connect(url)
+      idle.write(postHead(url, 1) + "i")
+      const [slowText, idleText] = yield* Effect.promise(() => Promise.all([slow.closed, idle.closed])).pipe(
+        Effect.timeout("5 seconds"),
+        Effect.orDie
+      )
+      expect(statusOf(slowText)).toBe(408)
+      expect(statusOf(idleText)).toBe(204)
+      // Node checks request deadlines once a second: headersTimeout 1 s → closed within ≈ 2 s.
+      expect(Date.now() - started).toBeLessThan(3500)
+    }).pipe(Effect.provide(limited)))
+
+  it.scopedLive("connections beyond maxConnections are dropped; the endpoint keeps serving", () =>
+    Effect.gen(function*() {
+      const got: Array<string> = []
+      const subscription = yield* Broker.subscribe("conns", (m) => Effect.sync(() => { got.push(new TextDecoder().decode(m.body)) }))
+      const url = subscription.endpoint!
+      const held = yield* Effect.forEach([1, 2, 3], () => connect(url))
+      // Each of the three is served (so accepted) before the fourth arrives.
+      for (const client of held) client.write(postHead(url, 1) + "h")
+      yield* eventually(Effect.sync(() => held.map((client) => statusOf(client.received()))), (statuses) => statuses.every((s) => s === 204))
+      const extra = yield* connect(url)
+      extra.write(postHead(url, 1) + "x")
+      const text = yield* Effect.promise(() => extra.closed).pipe(Effect.timeout("2 seconds"), Effect.orDie)
+      expect(statusOf(text)).toBe(undefined)
+      for (const client of held) client.socket.destroy()
+      yield* eventually(
+        Effect.promise(() => fetch(url, { method: "POST", body: "ok" }).then((r) => r.status, () => 0)),
+        (status) => status === 204
+      )
+      expect(got).toEqual(["h", "h", "h", "ok"])
+    }).pipe(Effect.provide(HttpBroker.layer({ maxConnections: 3 }).pipe(Layer.provideMerge(Registry.layerMemory)))))
 })

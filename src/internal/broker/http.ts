@@ -12,20 +12,19 @@
  * out, later messages queue and leave together as the next batch, so batches grow with load while order per
  * publisher is kept (TCP order + the endpoint's FIFO per subscription) and every message gets its own result.
  */
-import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Undici from "@effect/platform-node/Undici"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
-import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as http from "node:http"
+import type * as Net from "node:net"
 import * as os from "node:os"
 import type { Broker, DeliveryFailure, FailureReason, Handler, PublishOptions, SubscribeOptions, Subscription } from "../../Broker.js"
 import { BrokerError } from "../../Broker.js"
@@ -63,7 +62,13 @@ export const defaults = {
   maxBatchMessages: 1000,
   maxBatchBytes: 1024 * 1024,
   maxInFlight: 4,
-  maxPending: 50_000
+  maxPending: 50_000,
+  headersTimeout: Duration.seconds(10),
+  bodyTimeout: Duration.seconds(10),
+  handlerTimeout: Duration.seconds(30),
+  keepAliveTimeout: Duration.seconds(5),
+  maxConnections: 10_000,
+  connectTimeout: Duration.seconds(5)
 } as const
 
 /**
@@ -89,8 +94,9 @@ interface LocalSubscription {
   readonly autoAck: boolean
   /** The subscribing fiber's context: handlers run with it (set once per request, not per message). */
   readonly context: Context.Context<never>
-  /** Released when the last request that arrived for this subscription is handled (FIFO, see `handle`). */
-  tail: Deferred.Deferred<void> | undefined
+  /** A request for this subscription is being handled; the next ones wait in `waiting` (FIFO, see `Inbound`). */
+  busy: boolean
+  readonly waiting: Array<{ grant(): void }>
 }
 
 /** Result of one send: undefined = delivered; `retry` = provably not delivered (refused, gone, draining). */
@@ -98,6 +104,10 @@ interface Outcome {
   readonly reason: FailureReason
   readonly detail: string
   readonly retry: boolean
+  /** The endpoint answered that the subscription is gone or leaving (404/503): it no longer exists. */
+  readonly left?: true | undefined
+  /** No HTTP exchange happened (connection refused, reset, unreachable): the endpoint is ejected for a while. */
+  readonly connection?: true | undefined
 }
 
 /** A message as queued for the outboxes: prepared once per publish, shared by every target. */
@@ -111,8 +121,12 @@ interface Item {
   resolve(outcome: Outcome | undefined): void
 }
 
-const errorJson = (status: number, reason: string, detail: string) =>
-  HttpServerResponse.unsafeJson({ reason, detail }, { status })
+const errorJson = (status: number, reason: string, detail: string, headers?: Record<string, string>) =>
+  HttpServerResponse.unsafeJson({ reason, detail }, headers === undefined ? { status } : { status, headers })
+/** On a refusal before the body was read (too large, too slow): the rest of it is not worth reading. */
+const closeConnection = { connection: "close" }
+/** The answer for a client that went away (nobody reads it). */
+const gone = HttpServerResponse.empty({ status: 499 })
 
 const codeOf = (error: unknown): string | undefined => {
   let current: unknown = error
@@ -138,6 +152,18 @@ export const make = (
     const maxBatchMessages = options?.maxBatchMessages ?? defaults.maxBatchMessages
     const maxBatchBytes = options?.maxBatchBytes ?? defaults.maxBatchBytes
     const maxPending = options?.maxPending ?? defaults.maxPending
+    const headersTimeout = Duration.decode(options?.headersTimeout ?? defaults.headersTimeout)
+    const bodyTimeout = Duration.decode(options?.bodyTimeout ?? defaults.bodyTimeout)
+    const bodyTimeoutMillis = Duration.toMillis(bodyTimeout)
+    const handlerTimeout = Duration.decode(options?.handlerTimeout ?? defaults.handlerTimeout)
+    const handlerTimeoutMillis = Duration.toMillis(handlerTimeout)
+    const keepAliveTimeout = Duration.decode(options?.keepAliveTimeout ?? defaults.keepAliveTimeout)
+    const maxConnections = options?.maxConnections ?? defaults.maxConnections
+    const connectTimeout = Duration.decode(options?.connectTimeout ?? defaults.connectTimeout)
+    // Publish timeouts and subscriber body deadlines on one timing wheel driven by the layer's Clock
+    // (TestClock in tests), not a timer each.
+    const deadlines = new DeadlineWheel(yield* Effect.clock)
+    yield* Effect.forkScoped(deadlines.run)
 
     // ---------------------------------------------------------------- subscriber side
     const subscriptions = new Map<string, LocalSubscription>()
@@ -157,12 +183,18 @@ export const make = (
           headers: { allow: "POST" }
         }))
       }
-      const subscription = subscriptions.get(decodeURIComponent(path.slice(PATH_PREFIX.length)))
+      let id: string
+      try {
+        id = decodeURIComponent(path.slice(PATH_PREFIX.length))
+      } catch {
+        return Effect.succeed(errorJson(400, "Rejected", `malformed path ${path}: bad %-escape`))
+      }
+      const subscription = subscriptions.get(id)
       if (subscription === undefined) return Effect.succeed(errorJson(404, "Unreachable", `no subscription at ${path}`))
       if (draining) return Effect.succeed(errorJson(503, "Unreachable", "subscriber is shutting down"))
       const length = Number(request.headers["content-length"] ?? "0")
       if (length > maxBodySize) {
-        return Effect.succeed(errorJson(413, "Rejected", `body of ${length} bytes exceeds the limit of ${maxBodySize}`))
+        return Effect.succeed(errorJson(413, "Rejected", `body of ${length} bytes exceeds the limit of ${maxBodySize}`, closeConnection))
       }
       const topicHeader = request.headers["micro-topic"]
       if (topicHeader !== undefined && topicHeader !== subscription.topic) {
@@ -170,34 +202,13 @@ export const make = (
       }
       const contentType = request.headers["content-type"] ?? OCTET_STREAM
       const compact = request.headers[BATCH_RESULTS_HEADER] === BATCH_RESULTS_COMPACT
-      // Requests for one subscription are handled one after another in arrival order (publishers pipeline
-      // several batches on one connection): the turn is taken synchronously, before anything async.
-      const previous = subscription.tail
-      const mine = Deferred.unsafeMake<void>(FiberId.none)
-      subscription.tail = mine
-      const release = Effect.sync(() => {
-        Deferred.unsafeDone(mine, Effect.void)
-        if (subscription.tail === mine) subscription.tail = undefined
-      })
-      const inTurn = previous === undefined ? Effect.void : Deferred.await(previous)
-      // Unsubscribed while waiting for its turn: not handled, the publisher may try another member.
-      const stillSubscribed = Effect.suspend(() =>
-        subscriptions.has(subscription.id) ? request.arrayBuffer : Effect.fail(unsubscribedWhileQueued)
-      )
-      return Effect.zipRight(inTurn, stillSubscribed).pipe(
-        HttpIncomingMessage.withMaxBodySize(Option.some(maxBodySize)),
+      // The body is read first (bounded in size and time, see `Inbound`); the subscription's turn is taken
+      // when it is complete, so a slow or stalled body never holds the subscription.
+      const inbound = new Inbound(subscription, NodeHttpServerRequest.toIncomingMessage(request))
+      return Effect.async<Uint8Array, HttpServerResponse.HttpServerResponse>((resume) => inbound.start(resume)).pipe(
         Effect.matchEffect({
-          onFailure: (error) =>
-            Effect.succeed(
-              error === unsubscribedWhileQueued
-                ? errorJson(404, "Unreachable", `no subscription at ${path}`)
-                : String((error as { cause?: unknown }).cause).includes("maxBytes")
-                ? errorJson(413, "Rejected", `body exceeds the limit of ${maxBodySize} bytes`)
-                : errorJson(400, "Rejected", `could not read the body: ${String(error)}`)
-            ),
-          onSuccess: (bytes) => {
-            // The Node server hands over a Uint8Array already (typed ArrayBuffer): no copy.
-            const body = (bytes as unknown) instanceof Uint8Array ? bytes as unknown as Uint8Array : new Uint8Array(bytes)
+          onFailure: Effect.succeed,
+          onSuccess: (body) => {
             if (contentType.startsWith(BATCH_CONTENT_TYPE)) {
               let messages: Array<WireMessage>
               try {
@@ -212,7 +223,7 @@ export const make = (
                   compact && allDelivered(results)
                     ? HttpServerResponse.empty({ status: 204 })
                     : HttpServerResponse.text(encodeResults(results), { contentType: "application/json" })
-              )
+              ).pipe(withHandlerDeadline)
             }
             const headers: Record<string, string> = {}
             for (const key in request.headers) {
@@ -224,11 +235,164 @@ export const make = (
                 failure === undefined
                   ? HttpServerResponse.empty({ status: 204 })
                   : errorJson(statusOf(failure), failure.reason, failure.detail)
-            )
+            ).pipe(withHandlerDeadline)
           }
         }),
-        Effect.ensuring(release)
+        Effect.ensuring(Effect.sync(() => inbound.finish())),
+        // The platform runs the app uninterruptibly; here the wait, the read and the handler may be
+        // interrupted (the client went away, or the handler deadline).
+        Effect.interruptible
       )
+    }
+
+    /**
+     * The handler deadline: past it the handler is interrupted, the request gets 504 `Timeout` (a batch: all
+     * its messages, some of which may have been handled) and the subscription's next request runs once the
+     * handler has stopped. On the timing wheel with one child fiber per request, not `Effect.timeoutTo`
+     * (which forks a sleeper fiber and a timer per request besides; see internal/deadlines.ts).
+     */
+    const withHandlerDeadline = (
+      effect: Effect.Effect<HttpServerResponse.HttpServerResponse>
+    ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+      Effect.flatMap(Effect.forkDaemon(effect), (fiber) =>
+        Effect.async<HttpServerResponse.HttpServerResponse>((resume) => {
+          let timedOut = false
+          let entry: DeadlineEntry | undefined = handlerTimeoutMillis === Infinity ? undefined : deadlines.add(handlerTimeoutMillis, () => {
+            entry = undefined
+            timedOut = true
+            fiber.unsafeInterruptAsFork(FiberId.none)
+          })
+          fiber.addObserver((exit) => {
+            deadlines.remove(entry)
+            entry = undefined
+            if (timedOut) resume(Effect.succeed(handlerTimedOut))
+            else resume(exit)
+          })
+          // The request itself was interrupted (its client went away): so is the handler.
+          return Effect.sync(() => {
+            deadlines.remove(entry)
+            entry = undefined
+            fiber.unsafeInterruptAsFork(FiberId.none)
+          })
+        }))
+    const handlerTimedOut = errorJson(504, "Timeout", `handler did not finish within ${Duration.format(handlerTimeout)}`)
+
+    /**
+     * One request's body and its turn on the subscription. Plain listeners on the Node request (no stream
+     * or fiber per request): chunks are kept up to `maxBodySize`, the body must arrive within `bodyTimeout`
+     * of the headers (on the layer's timing wheel), and a client that disconnects while its body is read or
+     * while it waits for its turn gives up its place (nothing is handled for it). On `end` the turn is taken
+     * synchronously: requests pipelined on one connection complete their bodies in arrival order, so each
+     * publisher's order is kept; requests for one subscription are then handled one at a time (FIFO).
+     */
+    const inboundsOf = new WeakMap<Net.Socket, Set<Inbound>>()
+    class Inbound {
+      chunks: Array<Buffer> = []
+      bytes = 0
+      /** 0 reading, 1 waiting for the turn, 2 has the turn, 3 finished. */
+      state = 0
+      body: Uint8Array | undefined = undefined
+      deadline: DeadlineEntry | undefined = undefined
+      resume: ((effect: Effect.Effect<Uint8Array, HttpServerResponse.HttpServerResponse>) => void) | undefined = undefined
+      readonly socket: Net.Socket | null
+      constructor(readonly subscription: LocalSubscription, readonly incoming: http.IncomingMessage) {
+        this.socket = incoming.socket
+      }
+      start(resume: (effect: Effect.Effect<Uint8Array, HttpServerResponse.HttpServerResponse>) => void): void {
+        this.resume = resume
+        const socket = this.socket
+        if (socket === null || socket.destroyed) return this.fail(gone)
+        // One close listener per connection (not one per request: pipelined requests would pile listeners up).
+        let onSocket = inboundsOf.get(socket)
+        if (onSocket === undefined) {
+          const inbounds = new Set<Inbound>()
+          onSocket = inbounds
+          inboundsOf.set(socket, inbounds)
+          socket.once("close", () => {
+            for (const inbound of inbounds) inbound.onClose()
+          })
+        }
+        onSocket.add(this)
+        if (this.incoming.readableEnded) return this.onEnd()
+        if (bodyTimeoutMillis !== Infinity) this.deadline = deadlines.add(bodyTimeoutMillis, this.onTimeout)
+        this.incoming.on("data", this.onData)
+        this.incoming.once("end", this.onEnd)
+        this.incoming.once("error", this.onClose)
+      }
+      readonly onData = (chunk: Buffer): void => {
+        this.bytes += chunk.length
+        if (this.bytes > maxBodySize) {
+          return this.fail(errorJson(413, "Rejected", `body exceeds the limit of ${maxBodySize} bytes`, closeConnection))
+        }
+        this.chunks.push(chunk)
+      }
+      readonly onEnd = (): void => {
+        if (this.state !== 0) return
+        deadlines.remove(this.deadline)
+        this.deadline = undefined
+        this.detachBody()
+        const chunks = this.chunks
+        // One chunk (the common case for small bodies): no copy.
+        this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.bytes)
+        const subscription = this.subscription
+        if (subscription.busy) {
+          this.state = 1
+          subscription.waiting.push(this)
+        } else {
+          subscription.busy = true
+          this.grant()
+        }
+      }
+      readonly onTimeout = (): void => {
+        this.deadline = undefined
+        this.fail(errorJson(408, "Rejected", `body not received within ${Duration.format(bodyTimeout)}`, closeConnection))
+      }
+      /** The client went away: nothing is handled for it (the platform answers nobody). */
+      readonly onClose = (): void => {
+        if (this.state < 2) this.fail(gone)
+      }
+      grant(): void {
+        this.state = 2
+        const resume = this.resume!
+        this.resume = undefined
+        if (this.socket!.destroyed) resume(Effect.fail(gone))
+        else if (!subscriptions.has(this.subscription.id)) {
+          // Unsubscribed while waiting: not handled, the publisher may try another member.
+          resume(Effect.fail(errorJson(404, "Unreachable", `no subscription ${this.subscription.id}`)))
+        } else resume(Effect.succeed(this.body!))
+      }
+      fail(response: HttpServerResponse.HttpServerResponse): void {
+        const resume = this.resume
+        this.finish()
+        if (resume !== undefined) resume(Effect.fail(response))
+      }
+      detachBody(): void {
+        this.incoming.off("data", this.onData)
+        this.incoming.off("end", this.onEnd)
+        this.incoming.off("error", this.onClose)
+      }
+      /** Idempotent: releases the turn (to the next waiting request) or the place in the queue, and the listeners. */
+      finish(): void {
+        const state = this.state
+        if (state === 3) return
+        this.state = 3
+        this.resume = undefined
+        this.body = undefined
+        if (state === 0) {
+          deadlines.remove(this.deadline)
+          this.detachBody()
+        }
+        if (this.socket !== null) inboundsOf.get(this.socket)?.delete(this)
+        const subscription = this.subscription
+        if (state === 1) {
+          const index = subscription.waiting.indexOf(this)
+          if (index !== -1) subscription.waiting.splice(index, 1)
+        } else if (state === 2) {
+          const next = subscription.waiting.shift()
+          if (next === undefined) subscription.busy = false
+          else next.grant()
+        }
+      }
     }
 
     const app = Effect.flatMap(HttpServerRequest.HttpServerRequest, handle)
@@ -236,7 +400,23 @@ export const make = (
     // One server per broker, started by the first subscription and closed with the layer.
     const endpoint = yield* Effect.cached(
       Effect.gen(function*() {
-        const server = yield* NodeHttpServer.make(() => http.createServer(), {
+        const server = yield* NodeHttpServer.make(() => {
+          // Node's own guards against slow or idle peers (slowloris): the headers, and the whole request
+          // (headers + body; our body deadline is `bodyTimeout`, measured from the headers, on the wheel),
+          // checked every second; idle keep-alive connections closed; connections beyond the cap dropped.
+          // Node takes 0 for "no limit" (an infinite Duration here).
+          const finite = (millis: number) => Number.isFinite(millis) ? Math.round(millis) : 0
+          const headersMillis = finite(Duration.toMillis(headersTimeout))
+          const requestMillis = finite(Duration.toMillis(headersTimeout) + bodyTimeoutMillis + 1000)
+          const created = http.createServer({
+            headersTimeout: requestMillis === 0 ? headersMillis : Math.min(headersMillis, requestMillis),
+            requestTimeout: requestMillis,
+            keepAliveTimeout: finite(Duration.toMillis(keepAliveTimeout)),
+            connectionsCheckingInterval: 1000
+          })
+          created.maxConnections = maxConnections
+          return created
+        }, {
           host: options?.host ?? defaults.host,
           port: options?.port ?? defaults.port
         })
@@ -269,7 +449,8 @@ export const make = (
           handler,
           autoAck: subscribeOptions?.autoAck ?? true,
           context: yield* Effect.context<never>(),
-          tail: undefined
+          busy: false,
+          waiting: []
         }
         const node: Node = {
           id: subscription.id,
@@ -324,13 +505,17 @@ export const make = (
     // idempotent only so that undici pipelines them (undici never retries by itself).
     const maxInFlight = Math.max(1, options?.maxInFlight ?? defaults.maxInFlight)
     const dispatcher = yield* Effect.acquireRelease(
-      Effect.sync(() => new Undici.Agent({ connections: 1, pipelining: maxInFlight })),
+      Effect.sync(() =>
+        new Undici.Agent({
+          connections: 1,
+          pipelining: maxInFlight,
+          // A subscriber host that vanished (no answer to SYN) fails here, and is ejected, before the publish timeout.
+          connect: { timeout: Math.max(1, Math.round(Math.min(Duration.toMillis(connectTimeout), 2_147_483_647))) }
+        })
+      ),
       (agent) => Effect.promise(() => agent.destroy().catch(() => undefined))
     )
     const timeoutMillis = Duration.toMillis(publishTimeout)
-    // Batch timeouts on one timing wheel driven by the layer's Clock (TestClock in tests), not a timer each.
-    const deadlines = new DeadlineWheel(yield* Effect.clock)
-    yield* Effect.forkScoped(deadlines.run)
 
     /**
      * One batch POST, dispatched on undici directly: no HttpClient request/response objects, fiber, response
@@ -390,8 +575,9 @@ export const make = (
         this.finish({
           reason: "Unreachable",
           detail: `${this.url}: ${code ?? String(error)}`,
-          // Refused: the subscriber's endpoint is gone; the message provably was not delivered.
-          retry: code === "ECONNREFUSED"
+          // Refused or never connected: the message provably was not delivered.
+          retry: code === "ECONNREFUSED" || code === "UND_ERR_CONNECT_TIMEOUT",
+          connection: true
         })
       }
     }
@@ -411,10 +597,28 @@ export const make = (
       )
     }
 
+    /**
+     * The ejection of unreachable subscriber endpoints. After a connection-level failure (refused, reset,
+     * unreachable host) an endpoint is ejected for `ejectFor` (1 s, doubling per consecutive failure up to
+     * 30 s): what is queued for it and what is published to it meanwhile fails at once with `Unreachable`
+     * (`retry`, so a queue group tries another member; a broadcast subscriber is reported). When the time is
+     * up the next batch is the trial: a reply of any kind ends the ejection.
+     *
+     * Seam: the client's per-node ejection state (src/internal/nodeHealth.ts, issue 14) can replace
+     * `ejected` / `eject` / `readmit` below, keyed by the node's address, once it lands.
+     */
+    const clock = deadlines.clock
+    const minEjectMillis = 1000
+    const maxEjectMillis = 30_000
+
     class Outbox {
       pending: Array<Item> = []
       inFlight = 0
       scheduled = false
+      /** 0 when not ejected; else the time (Clock millis) the ejection ends. */
+      ejectedUntil = 0
+      ejectFor = 0
+      ejection: Outcome | undefined = undefined
       readonly origin: string
       readonly path: string
       constructor(readonly url: string) {
@@ -423,6 +627,7 @@ export const make = (
         this.path = parsed.pathname + parsed.search
       }
       push(item: Item): void {
+        if (this.ejectedUntil !== 0 && this.ejected()) return item.resolve(this.ejection)
         this.pending.push(item)
         // Idle: send at once (latency). Busy: gather what this turn of the event loop publishes into one
         // batch instead of spending a free slot on a single message (measured 16.5k → 42.8k events/s).
@@ -431,6 +636,29 @@ export const make = (
           this.scheduled = true
           setImmediate(this.flushScheduled)
         }
+      }
+      ejected(): boolean {
+        if (clock.unsafeCurrentTimeMillis() < this.ejectedUntil) return true
+        // Half-open: the next batch is the trial (a failure ejects again, for twice as long).
+        this.ejectedUntil = 0
+        return false
+      }
+      eject(outcome: Outcome): void {
+        this.ejectFor = Math.min(maxEjectMillis, this.ejectFor === 0 ? minEjectMillis : this.ejectFor * 2)
+        this.ejectedUntil = clock.unsafeCurrentTimeMillis() + this.ejectFor
+        this.ejection = {
+          reason: "Unreachable",
+          detail: `${outcome.detail} (endpoint ejected for ${this.ejectFor} ms)`,
+          retry: true
+        }
+        const pending = this.pending
+        this.pending = []
+        for (const item of pending) item.resolve(this.ejection)
+      }
+      readmit(): void {
+        this.ejectFor = 0
+        this.ejectedUntil = 0
+        this.ejection = undefined
       }
       readonly flushScheduled = (): void => {
         this.scheduled = false
@@ -455,6 +683,8 @@ export const make = (
         this.inFlight++
         post(this.origin, this.path, this.url, batch, (outcomes) => {
           this.inFlight--
+          if (outcomes !== undefined && (outcomes as Outcome).connection === true) this.eject(outcomes as Outcome)
+          else if (this.ejectFor !== 0) this.readmit()
           if (Array.isArray(outcomes)) {
             for (let i = 0; i < batch.length; i++) {
               const result = outcomes[i] as { reason: FailureReason; detail: string } | null
@@ -692,10 +922,13 @@ export const make = (
   })
 
 const noServices: ReadonlyArray<RegisteredService> = []
-const unsubscribedWhileQueued = new Error("unsubscribed while queued")
-/** A broadcast subscriber's result: one that refuses (gone, unsubscribed, draining) no longer exists, so it is skipped. */
+/**
+ * A broadcast subscriber's result: one whose endpoint answers that the subscription is gone or leaving
+ * (404/503) no longer exists, so it is skipped; one that cannot be reached (refused, reset, ejected, timed out)
+ * is reported, as for a queue group none of whose members could be reached.
+ */
 const broadcastResult = (node: Node, outcome: Outcome | undefined): DeliveryFailure | undefined =>
-  outcome === undefined || outcome.retry
+  outcome === undefined || outcome.left === true
     ? undefined
     : { subscriber: node.id, queue: undefined, reason: outcome.reason, detail: outcome.detail }
 /** A batch POST's headers; asks the subscriber for the compact reply (204 when every message was delivered). */
@@ -721,7 +954,9 @@ const resultOfReply = (url: string, count: number, status: number, text: string)
   } catch {
     // keep the text
   }
-  if (status === 404 || status === 503) return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: true }
+  if (status === 404 || status === 503) return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: true, left: true }
+  // The subscriber's handler deadline (see `handlerTimeout`).
+  if (status === 504) return { reason: "Timeout", detail: `${status}: ${detail}`, retry: false }
   if (status >= 400 && status < 500) return { reason: "Rejected", detail: `${status}: ${detail}`, retry: false }
   return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: false }
 }
