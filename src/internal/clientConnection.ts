@@ -29,6 +29,8 @@ export interface CallHandlers {
 }
 
 const MAX_STREAM_ID = 0x7fffffff
+/** Payload of the hung-node check's PINGs (8 bytes, like the probe's random token, which it cannot equal). */
+const HEALTH_PING = Buffer.from("healthck")
 
 export class ClientConnection {
   private readonly calls = new Map<number, CallHandlers>()
@@ -39,6 +41,8 @@ export class ClientConnection {
   private probeToken: Buffer | undefined = undefined
   /** True after GOAWAY, a broken connection or id exhaustion: the pool must not hand it out again. */
   unusable = false
+  /** Frames received so far: the client's hung-node check watches it (internal/nodeHealth.ts). */
+  received = 0
   private closed = false
 
   constructor(
@@ -121,6 +125,11 @@ export class ClientConnection {
     })
   }
 
+  /** Sends a PING whose PONG only counts as a received frame (hung-node check); unlike `probe`, no deadline. */
+  ping(): void {
+    if (!this.closed) this.writer.write(encodeBody(FrameType.Ping, 0, HEALTH_PING))
+  }
+
   /** Forgets a finished call (no frame sent). */
   release(id: number): void {
     this.calls.delete(id)
@@ -136,6 +145,7 @@ export class ClientConnection {
   // ----- FrameHandler -----
 
   onFrame(type: number, streamId: number, payload: Buffer): void {
+    this.received++
     const handlers = this.calls.get(streamId)
     switch (type) {
       case FrameType.Reply:
