@@ -378,15 +378,20 @@ class Caller {
   }
 
   /** Resolve → select (avoiding nodes this call tried) → pooled connection. */
+  /**
+   * `trial`: a unary call claims a half-open node's single trial as soon as it is selected (identified by
+   * its `tried` set), so that calls selected while the connection is being dialled do not pile onto it.
+   */
   private connect(
     tried: Set<string>,
-    key: string | undefined
+    key: string | undefined,
+    trial = false
   ): Effect.Effect<{ node: Node; connection: ClientConnection }, MicroError> {
     const client = this.client
     const direct = this.options.node
     if (direct !== undefined) {
       const node: Node = { id: direct, address: direct, metadata: {} }
-      return this.dial(node)
+      return this.dial(node, undefined)
     }
     return Effect.matchEffect(client.registry.getService(this.service), {
       onFailure: (error) =>
@@ -408,7 +413,8 @@ class Caller {
           }),
           (node) => {
             tried.add(node.id)
-            return this.dial(node)
+            const health = client.health
+            return this.dial(node, trial && health.unhealthy > 0 && health.claimTrial(health.state(node.address), tried) ? tried : undefined)
           }
         )
     })
@@ -426,22 +432,28 @@ class Caller {
       : undefined
   }
 
-  /** The pooled connection to a node; synchronous when it is already open (the common case). */
-  private dial(node: Node): Effect.Effect<{ node: Node; connection: ClientConnection }, TransportError> {
+  /**
+   * The pooled connection to a node; synchronous when it is already open (the common case). `trialOwner`:
+   * the call holds the node's half-open trial, given back if the dial fails or is interrupted.
+   */
+  private dial(
+    node: Node,
+    trialOwner: object | undefined
+  ): Effect.Effect<{ node: Node; connection: ClientConnection }, TransportError> {
     const pool = this.client.pool
     const open = pool.peek(node.address)
     if (open !== undefined) return Effect.succeed({ node, connection: open })
-    return Effect.mapBoth(pool.get(node.address), {
+    const health = this.client.health
+    const dialled = Effect.mapBoth(pool.get(node.address), {
       onFailure: (error) => {
         // Unreachable (refused, failed or timed-out dial): eject the node at once.
-        if (error.reason === "refused" || error.reason === "dial") {
-          const health = this.client.health
-          health.fail(health.state(node.address), undefined, "refused")
-        }
+        if (error.reason === "refused" || error.reason === "dial") health.fail(health.state(node.address), undefined, "refused")
         return error
       },
       onSuccess: (connection) => ({ node, connection })
     })
+    return trialOwner === undefined ? dialled : Effect.onExit(dialled, (exit) =>
+      Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => health.release(health.state(node.address), trialOwner)))
   }
 
   private withRetries<A, E>(
@@ -483,10 +495,10 @@ class Caller {
     const tooLarge = this.tooLarge(resolved, body)
     if (tooLarge !== undefined) return Effect.fail(tooLarge)
     const once = (tried: Set<string>) =>
-      Effect.flatMap(this.connect(tried, resolved.key), ({ connection, node }) =>
-        // Only failures that say something about the node (unreachable, too slow, unavailable) cool it
-        // down; an endpoint's business errors do not.
-        Effect.catchAll(this.exchange(resolved, body, connection, node), (error) =>
+      Effect.flatMap(this.connect(tried, resolved.key, true), ({ connection, node }) =>
+        // Only failures that say something about the node (unreachable, too slow, unavailable) count
+        // against it; an endpoint's business errors do not.
+        Effect.catchAll(this.exchange(resolved, body, connection, node, tried), (error) =>
           isNodeFailure(error)
             ? Effect.zipRight(this.client.selector.mark(this.service, node, "failure"), Effect.fail(error))
             : Effect.fail(error)))
@@ -532,7 +544,9 @@ class Caller {
     resolved: Resolved,
     body: Uint8Array,
     connection: ClientConnection,
-    node: Node
+    node: Node,
+    /** The logical call (its `tried` set): its identity as a half-open trial. */
+    owner: object
   ): Effect.Effect<unknown, unknown> {
     const client = this.client
     const deadlines = client.deadlines
@@ -547,6 +561,7 @@ class Caller {
           resume,
           client.health,
           client.health.state(node.address),
+          owner,
           client.hungWatch
         )
         // Only latency-aware selectors pay for the measurement.
@@ -756,12 +771,14 @@ class UnaryExchange implements CallHandlers {
     private readonly resume: (result: Effect.Effect<unknown, unknown>) => void,
     private readonly health: NodeHealth,
     private readonly node: NodeState,
+    /** The logical call, for the node's health (its half-open trial is identified by it). */
+    private readonly owner: object,
     watch: HungWatch | undefined
   ) {
     // Still set: the fiber was interrupted while waiting on that call and is now calling again.
     waiting.call?.abandon()
     waiting.call = this
-    health.begin(node, this)
+    health.begin(node, owner, connection.received)
     if (watch !== undefined && !watch.armed) watch.arm()
   }
 
@@ -778,8 +795,8 @@ class UnaryExchange implements CallHandlers {
   /** Settles the call; `nodeFailed` says whether the outcome counts against the node (else: it answered). */
   settle(result: Effect.Effect<unknown, unknown>, nodeFailed: boolean): void {
     if (!this.finish()) return
-    if (nodeFailed) this.health.fail(this.node, this, "failure")
-    else this.health.succeed(this.node, this)
+    if (nodeFailed) this.health.fail(this.node, this.owner, "failure")
+    else this.health.succeed(this.node, this.owner)
     this.resume(result)
   }
 
@@ -808,7 +825,7 @@ class UnaryExchange implements CallHandlers {
   /** The waiting fiber was interrupted: forget the deadline and cancel on the server. */
   abandon(): void {
     if (!this.finish()) return
-    this.health.release(this.node, this)
+    this.health.release(this.node, this.owner)
     this.connection.cancel(this.id)
   }
 }

@@ -68,6 +68,14 @@ export class NodeState {
   status: Status = Status.Closed
   /** Calls started and not yet ended. */
   outstanding = 0
+  /**
+   * Of those, the ones started since the node last sent anything (any frame): a node that stopped
+   * answering runs this up with every call it gets, so it loses draws after two or three calls instead
+   * of after as many as a healthy node has in flight.
+   */
+  unanswered = 0
+  /** The connection's frame count when `unanswered` was last reset. */
+  receivedSeen = -1
   /** Successful calls ever (for the latency estimate of the hung-node check). */
   completed = 0
   consecutiveFailures = 0
@@ -180,7 +188,9 @@ export class NodeHealth implements Health {
       case Status.Closed:
         return true
       case Status.Open:
-        if (now < state.ejectedUntil) return false
+        // A node ejected for silence gets no timed trial while calls are still stuck on it: a trial would
+        // only join them. The hung-node check keeps pinging it; an answer gives it its trial at once.
+        if (now < state.ejectedUntil || (state.reason === "hung" && state.outstanding > 0)) return false
         state.status = Status.HalfOpen
         state.trialOwner = undefined
         return true
@@ -211,10 +221,12 @@ export class NodeHealth implements Health {
     const state = this.states.get(node.address)
     if (state === undefined) return 0
     switch (state.status) {
-      case Status.Closed:
-        return state.consecutiveFailures === 0
-          ? state.outstanding
-          : (state.outstanding + 1) * (1 + state.consecutiveFailures)
+      case Status.Closed: {
+        // Calls in flight, plus the square of those not answered since the node last spoke (≈ 0–2 on a
+        // healthy node, growing with every call sent to a silent one).
+        const load = state.outstanding + state.unanswered * state.unanswered
+        return state.consecutiveFailures === 0 ? load : (load + 1) * (1 + state.consecutiveFailures)
+      }
       case Status.HalfOpen:
         // Its trial is due: as attractive as an idle node (unless the trial is already out).
         return state.trialOwner === undefined ? state.outstanding : EJECTED_LOAD
@@ -229,9 +241,13 @@ export class NodeHealth implements Health {
    * A call starts on the node. If the node is half-open and its trial slot is free, this call (`owner`)
    * becomes the trial and `true` is returned. Pair with `end`.
    */
-  begin(state: NodeState, owner: object): boolean {
+  begin(state: NodeState, owner: object, received = -1): boolean {
     state.outstanding++
     this.outstanding++
+    if (received !== state.receivedSeen) {
+      state.receivedSeen = received
+      state.unanswered = 1
+    } else state.unanswered++
     if (state.status === Status.Closed) return false
     return this.claimTrial(state, owner)
   }
@@ -240,12 +256,19 @@ export class NodeHealth implements Health {
   end(state: NodeState): void {
     state.outstanding--
     this.outstanding--
+    if (state.unanswered > state.outstanding) state.unanswered = state.outstanding
   }
 
-  /** For calls not counted as outstanding (streams): claims the half-open trial slot if free. */
+  /**
+   * Claims the half-open trial for `owner` if the slot is free (true also when `owner` already holds it).
+   * Claim it as soon as the node is selected, before anything that may yield (a dial), so that calls
+   * selected meanwhile do not pile onto the node. Release it (`release`) if the call never starts.
+   */
   claimTrial(state: NodeState, owner: object): boolean {
     if (state.status === Status.Open) this.available(state, this.clock.unsafeCurrentTimeMillis())
-    if (state.status !== Status.HalfOpen || state.trialOwner !== undefined) return false
+    if (state.status !== Status.HalfOpen) return false
+    if (state.trialOwner === owner) return true
+    if (state.trialOwner !== undefined) return false
     state.trialOwner = owner
     return true
   }
@@ -261,13 +284,16 @@ export class NodeHealth implements Health {
         if (state.trialOwner === owner) this.close(state)
         return
       default:
-        // A node ejected for silence answered after all: give it its trial now.
-        if (state.reason === "hung") {
-          state.ejectedUntil = 0
-          state.status = Status.HalfOpen
-          state.trialOwner = undefined
-        }
+        this.revive(state)
     }
+  }
+
+  /** A node ejected for silence answered after all (a reply, a PONG): it gets its trial now. */
+  revive(state: NodeState): void {
+    if (state.status !== Status.Open || state.reason !== "hung") return
+    state.ejectedUntil = 0
+    state.status = Status.HalfOpen
+    state.trialOwner = undefined
   }
 
   /** `owner`'s call failed in a way that says something about the node. */
@@ -363,16 +389,15 @@ export const checkHungNodes = (
       state.pingSentAt = -1
       continue
     }
+    if (connection.received !== state.receivedSeen) state.unanswered = 0
     if (connection.received !== state.seenReceived) {
       // Something arrived (or the check just started watching): not quiet.
       const wasQuiet = state.seenReceived !== -1
       state.seenReceived = connection.received
       state.quietSince = now
       state.pingSentAt = -1
-      if (wasQuiet && state.status === Status.Open && state.reason === "hung") {
-        // Ejected for silence, and it answers again (e.g. SIGCONT): its trial is due now.
-        state.ejectedUntil = 0
-      }
+      // Ejected for silence, and it answers again (e.g. SIGCONT): its trial is due now.
+      if (wasQuiet) health.revive(state)
       continue
     }
     if (state.pingSentAt === -1) {

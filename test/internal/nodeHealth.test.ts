@@ -24,10 +24,13 @@ const makeHealth = (options?: EjectionOptions | false) =>
     return { health, ejected, now: () => clock.unsafeCurrentTimeMillis() }
   })
 
-/** A call of its own (the trial's identity), begun on the node. */
-const call = (health: NodeHealth, state: NodeState) => {
+/** Frames "received" from every node so far: each call begins after a fresh one unless told otherwise. */
+let frames = 0
+
+/** A call of its own (the trial's identity), begun on the node (`received`: the connection's frame count). */
+const call = (health: NodeHealth, state: NodeState, received = ++frames) => {
   const owner = {}
-  const trial = health.begin(state, owner)
+  const trial = health.begin(state, owner, received)
   return {
     trial,
     succeed: () => {
@@ -157,6 +160,19 @@ describe("NodeHealth: the breaker", () => {
       expect(usableIds(health, [a, b, c])).toEqual(["b", "c"])
     }))
 
+  it.effect("a node ejected as hung gets no timed trial while calls are still stuck on it", () =>
+    Effect.gen(function*() {
+      const { health } = yield* makeHealth()
+      const state = health.state(a.address)
+      const stuck = call(health, state)
+      health.fail(state, undefined, "hung")
+      yield* TestClock.adjust("5 seconds")
+      expect(usableIds(health, [a, b, c])).toEqual(["b", "c"])
+      stuck.release() // its deadline passed
+      expect(usableIds(health, [a, b, c])).toEqual(["a", "b", "c"])
+      expect(state.status).toBe(Status.HalfOpen)
+    }))
+
   it.effect("the ejection count starts again once a node stayed closed for maxTime", () =>
     Effect.gen(function*() {
       const { health, now } = yield* makeHealth({ maxTime: "10 seconds" })
@@ -199,7 +215,7 @@ describe("NodeHealth: the breaker", () => {
       for (let i = 0; i < 10; i++) call(health, state).fail()
       expect(state.status).toBe(Status.Closed)
       call(health, state)
-      expect(health.load(a)).toBe(1)
+      expect(health.load(a)).toBe(1 + 1)
       expect(health.outstanding).toBe(1)
     }))
 
@@ -208,7 +224,7 @@ describe("NodeHealth: the breaker", () => {
       const { health } = yield* makeHealth()
       const busy = health.state(a.address)
       const calls = [call(health, busy), call(health, busy), call(health, busy)]
-      expect(health.load(a)).toBe(3)
+      expect(health.load(a)).toBe(3 + 1) // 3 in flight, the last one sent since the node last answered
       expect(health.load(c)).toBe(0) // never seen
       const flaky = health.state(b.address)
       call(health, flaky).fail()
@@ -217,6 +233,27 @@ describe("NodeHealth: the breaker", () => {
       for (const pending of calls) pending.succeed()
       expect(health.load(a)).toBe(0)
       expect(health.outstanding).toBe(0)
+    }))
+
+  it.effect("load: calls sent since the node last answered weigh by their square; any frame resets them", () =>
+    Effect.gen(function*() {
+      const { health } = yield* makeHealth()
+      const silent = health.state(a.address)
+      const quiet = frames
+      const stuck = [call(health, silent, quiet), call(health, silent, quiet), call(health, silent, quiet)]
+      expect(silent.unanswered).toBe(3)
+      expect(health.load(a)).toBe(3 + 9)
+      // A healthy node with as many in flight, answering as it goes.
+      const healthy = health.state(b.address)
+      for (let i = 0; i < 3; i++) call(health, healthy)
+      expect(health.load(b)).toBe(3 + 1)
+      // The silent node speaks (a reply, a PONG): the next call starts a new count.
+      call(health, silent, quiet + 1)
+      expect(silent.unanswered).toBe(1)
+      // Calls ending bring it down with them (never more unanswered than in flight).
+      for (const pending of stuck) pending.release()
+      expect(silent.unanswered).toBe(1)
+      expect(health.load(a)).toBe(1 + 1)
     }))
 
   it.effect("sweep forgets nodes nobody called since the previous sweep", () =>
