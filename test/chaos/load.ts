@@ -105,6 +105,24 @@ export class Load {
     return Array.from({ length: seconds }, (_, i) => Math.round(this.rate(from + i * 1000, from + (i + 1) * 1000)))
   }
 
+  /**
+   * Runs until the rate settles (two consecutive seconds within 15 % of each other: JIT warm, connections
+   * open), at most `maxSeconds`; returns the time spent.
+   */
+  warmUp(maxSeconds = 8): Effect.Effect<number> {
+    return Effect.gen(this, function*() {
+      const started = Date.now()
+      let previous = Number.NaN
+      for (let i = 0; i < maxSeconds; i++) {
+        yield* Effect.sleep(1000)
+        const rate = this.rate(Date.now() - 1000, Date.now())
+        if (i >= 1 && Math.abs(rate - previous) <= 0.15 * previous) break
+        previous = rate
+      }
+      return Date.now() - started
+    })
+  }
+
   readonly stop = Effect.suspend(() => {
     this.stopped = true
     return Fiber.awaitAll(this.fibers)
@@ -137,12 +155,15 @@ export const startLoad = (
     return load
   })
 
+/** Spawns a node, killed when the scope closes (a generous ready timeout: the machine may be busy). */
+export const spawnNode = (id: string, env: Record<string, string> = {}): Effect.Effect<Child, Error, Scope.Scope> =>
+  spawnFixture(fixture, { NODE_ID: id, ...env }, 60_000)
+
 /** Spawns nodes (in parallel), killed when the scope closes. */
 export const spawnNodes = (
   ids: ReadonlyArray<string>,
   env: Record<string, string> = {}
-): Effect.Effect<Array<Child>, Error, Scope.Scope> =>
-  Effect.all(ids.map((id) => spawnFixture(fixture, { NODE_ID: id, ...env })), { concurrency: "unbounded" })
+): Effect.Effect<Array<Child>, Error, Scope.Scope> => Effect.all(ids.map((id) => spawnNode(id, env)), { concurrency: "unbounded" })
 
 /** One line per scenario with its figures, for docs/reliability.md. */
 export const report = (scenario: string, figures: Record<string, unknown>): void => {
