@@ -92,7 +92,10 @@ export declare namespace Selector {
    */
   export interface Service {
     readonly select: (request: SelectRequest) => Effect.Effect<Node, NoAvailableNodes>
-    /** Feedback after an attempt (a circuit breaker or latency-aware strategy uses it). */
+    /**
+     * Feedback after a failed attempt, for custom strategies. The built-in ones need none: ejection lives in
+     * the client runtime and reaches every strategy through `SelectRequest.health`.
+     */
     readonly mark: (service: string, node: Node, outcome: Outcome) => Effect.Effect<void>
     /**
      * Latency of each successful unary call, for strategies that use it (the client measures only when

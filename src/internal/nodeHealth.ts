@@ -89,6 +89,8 @@ export class NodeState {
   closedSince = Number.NEGATIVE_INFINITY
   /** While half-open: the call that is the trial (any object identifying it). */
   trialOwner: object | undefined = undefined
+  /** When the trial was claimed: a claim older than `maxTime` is void (a call that never reported back). */
+  trialSince = 0
   /** Looked up since the last sweep (see `NodeHealth.sweep`). */
   touched = true
 
@@ -195,7 +197,7 @@ export class NodeHealth implements Health {
         state.trialOwner = undefined
         return true
       default:
-        return state.trialOwner === undefined
+        return state.trialOwner === undefined || now - state.trialSince >= this.options.maxMillis
     }
   }
 
@@ -229,7 +231,7 @@ export class NodeHealth implements Health {
       }
       case Status.HalfOpen:
         // Its trial is due: as attractive as an idle node (unless the trial is already out).
-        return state.trialOwner === undefined ? state.outstanding : EJECTED_LOAD
+        return state.trialOwner === undefined ? state.outstanding : EJECTED_LOAD + state.outstanding
       default:
         return EJECTED_LOAD + state.outstanding
     }
@@ -265,11 +267,15 @@ export class NodeHealth implements Health {
    * selected meanwhile do not pile onto the node. Release it (`release`) if the call never starts.
    */
   claimTrial(state: NodeState, owner: object): boolean {
-    if (state.status === Status.Open) this.available(state, this.clock.unsafeCurrentTimeMillis())
+    if (state.status === Status.Closed) return false
+    const now = this.clock.unsafeCurrentTimeMillis()
+    if (state.status === Status.Open) this.available(state, now)
     if (state.status !== Status.HalfOpen) return false
     if (state.trialOwner === owner) return true
-    if (state.trialOwner !== undefined) return false
+    // Someone holds it, unless that claim is void (interrupted between selection and sending, say).
+    if (state.trialOwner !== undefined && now - state.trialSince < this.options.maxMillis) return false
     state.trialOwner = owner
+    state.trialSince = now
     return true
   }
 

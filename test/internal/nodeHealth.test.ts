@@ -137,6 +137,23 @@ describe("NodeHealth: the breaker", () => {
       expect(state.ejectedUntil - (yield* TestClock.currentTimeMillis)).toBe(2000)
     }))
 
+  it.effect("a trial claim that never reports back is void after maxTime", () =>
+    Effect.gen(function*() {
+      const { health } = yield* makeHealth({ maxTime: "10 seconds" })
+      const state = health.state(a.address)
+      health.fail(state, undefined, "refused")
+      yield* TestClock.adjust("1 second")
+      expect(health.claimTrial(state, {})).toBe(true) // selected, then the call was lost before it started
+      expect(usableIds(health, [a, b, c])).toEqual(["b", "c"])
+      expect(health.claimTrial(state, {})).toBe(false)
+      yield* TestClock.adjust("10 seconds")
+      expect(usableIds(health, [a, b, c])).toEqual(["a", "b", "c"])
+      const next = {}
+      expect(health.claimTrial(state, next)).toBe(true)
+      health.succeed(state, next)
+      expect(state.status).toBe(Status.Closed)
+    }))
+
   it.effect("stragglers: failures while open are ignored; a success from a node ejected as hung gives it its trial now", () =>
     Effect.gen(function*() {
       const { health } = yield* makeHealth()
