@@ -29,7 +29,7 @@ export interface CallHandlers {
 }
 
 const MAX_STREAM_ID = 0x7fffffff
-/** Payload of the hung-node check's PINGs (8 bytes, like the probe's random token, which it cannot equal). */
+/** Payload of the hung-node check's PINGs (8 bytes; the probe's token is a random double, never these bytes in practice). */
 const HEALTH_PING = Buffer.from("healthck")
 
 export class ClientConnection {
