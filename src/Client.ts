@@ -13,6 +13,11 @@
  * Retried: connection refused / dial failures and 503 always (the request never ran); timeouts and
  * connection resets only for endpoints annotated `Contract.Idempotent`; endpoint errors never.
  *
+ * Resilience (docs/reliability.md): the runtime tracks every node it calls — calls in flight (for the
+ * default least-outstanding selector), a circuit breaker per node (`ejection`), frozen nodes detected by
+ * PING (`hungNodes`) — and limits retries to a budget (`retryBudget`). Hedging is opt-in per client or
+ * call (`hedge`).
+ *
  * @since 0.1.0
  */
 import type * as Rpc from "@effect/rpc/Rpc"
@@ -56,6 +61,83 @@ export interface ClientOptions {
    * available (e.g. a user or tenant id, for per-node caches). Other strategies ignore it.
    */
   readonly key?: string | undefined
+  /**
+   * Hedged requests, for endpoints annotated `Contract.Idempotent` only (ignored on others and on streaming
+   * calls): when the first attempt has not answered after `delay`, a second one goes to another node; the
+   * first answer wins and the other attempt is cancelled (CANCEL on the wire). A hedge is paid from the
+   * retry budget and is skipped when the budget is empty. Default: off.
+   */
+  readonly hedge?: HedgeOptions | false | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface HedgeOptions {
+  /** How long the first attempt may go unanswered before the hedge is sent (e.g. the endpoint's p95). */
+  readonly delay: Duration.DurationInput
+}
+
+/**
+ * Outlier ejection: a circuit breaker per node address, shared by every call of one client runtime.
+ * Closed → (failures) → open for an ejection time that doubles with each ejection in a row → half-open,
+ * where exactly one trial call goes through: its success closes the breaker, its failure re-opens it.
+ * @since 0.1.0
+ * @category models
+ */
+export interface EjectionOptions {
+  /**
+   * Failures in a row that eject a node: client-side timeouts, connection resets, 503s. Default 5.
+   * A refused or failed dial, or a hung node (see `HungNodeOptions`), ejects at once.
+   */
+  readonly consecutiveFailures?: number | undefined
+  /** The first ejection time; each ejection in a row doubles it (1 s, 2 s, 4 s …). Default 1 s. */
+  readonly baseTime?: Duration.DurationInput | undefined
+  /**
+   * The cap on the ejection time (default 30 s). A node that stayed healthy this long starts again from
+   * `baseTime` on its next ejection.
+   */
+  readonly maxTime?: Duration.DurationInput | undefined
+  /**
+   * When fewer than this fraction of a call's candidate nodes are usable, ejection is ignored for that call
+   * (Envoy's panic threshold), so ejection never empties a service. Default 0.5.
+   */
+  readonly panicThreshold?: number | undefined
+}
+
+/**
+ * Hung-node detection: a node with calls in flight that sends nothing for a while gets a PING; no answer
+ * means the process is frozen (stopped, swapping, a blocked event loop), and the node is ejected without
+ * waiting for each call's deadline. The calls already on it keep their deadlines.
+ * @since 0.1.0
+ * @category models
+ */
+export interface HungNodeOptions {
+  /** How often nodes with calls in flight are checked. Default 50 ms. */
+  readonly interval?: Duration.DurationInput | undefined
+  /** A node is pinged after sending nothing for max(`quietMin`, `quietMultiple` × its recent latency). Default 200 ms. */
+  readonly quietMin?: Duration.DurationInput | undefined
+  /** See `quietMin`. Default 8. */
+  readonly quietMultiple?: number | undefined
+  /** How long the PING may go unanswered before the node is ejected as hung. Default 250 ms. */
+  readonly pingTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The retry budget of a client runtime (Finagle's retry budget, gRPC's retry throttling): every call
+ * deposits `ratio` of a retry, every retry (and hedge) withdraws one, so a sick cluster is not hit with
+ * a retry storm. A retry refused by the budget fails the call with `RetryBudgetExhausted`.
+ * @since 0.1.0
+ * @category models
+ */
+export interface RetryBudgetOptions {
+  /** Retries allowed per call made, on average. Default 0.2 (20 %). */
+  readonly ratio?: number | undefined
+  /** Retries allowed per second whatever the traffic (the floor, for clients that make few calls). Default 10. */
+  readonly minRetriesPerSecond?: number | undefined
+  /** The most retries the budget saves up (the largest burst; it starts full). Default 100. */
+  readonly burst?: number | undefined
 }
 
 /**
@@ -149,6 +231,12 @@ export interface LayerOptions extends ClientOptions {
    * at once with `BadRequest`, without touching the network.
    */
   readonly maxFrameSize?: number | undefined
+  /** Outlier ejection of failing nodes (see `EjectionOptions` for the defaults); `false` turns it off. */
+  readonly ejection?: EjectionOptions | false | undefined
+  /** Hung-node detection (see `HungNodeOptions` for the defaults); `false` turns it off. */
+  readonly hungNodes?: HungNodeOptions | false | undefined
+  /** The retry budget (see `RetryBudgetOptions` for the defaults); `false` allows every retry. */
+  readonly retryBudget?: RetryBudgetOptions | false | undefined
 }
 
 /**

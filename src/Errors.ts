@@ -133,6 +133,20 @@ export class NoAvailableNodes extends Schema.TaggedError<NoAvailableNodes>()("No
 }
 
 /**
+ * A retryable failure was not retried because the client's retry budget is spent (too many retries
+ * lately for the calls made: the cluster is sick and retrying would amplify the load). `detail` names the
+ * failure that would have been retried.
+ * @since 0.1.0
+ * @category errors
+ */
+export class RetryBudgetExhausted extends Schema.TaggedError<RetryBudgetExhausted>()("RetryBudgetExhausted", fields) {
+  /** @since 0.1.0 */
+  static of(detail: string, id = "effect-micro.client"): RetryBudgetExhausted {
+    return new RetryBudgetExhausted({ id, code: 503, detail, status: "Retry Budget Exhausted" })
+  }
+}
+
+/**
  * Why a transport failed. `refused` and `dial` prove the request never reached the peer.
  * @since 0.1.0
  * @category models
@@ -215,7 +229,8 @@ export const MicroError = Schema.Union(
   NoAvailableNodes,
   TransportError,
   CodecError,
-  StreamClosed
+  StreamClosed,
+  RetryBudgetExhausted
 )
 /**
  * @since 0.1.0

@@ -2,7 +2,11 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
 import { Selector } from "../src/index.js"
+import { NodeHealth } from "../src/internal/nodeHealth.js"
 import type { Service } from "../src/Registry.js"
+
+/** The client runtime's health view, on the test's clock (ejection defaults: 1 s first, panic below 50 %). */
+const makeHealth = Effect.map(Effect.clock, (clock) => new NodeHealth(clock))
 
 const service = (version: string, ids: ReadonlyArray<string>, metadata: Record<string, string> = {}): Service => ({
   name: "svc",
@@ -50,26 +54,102 @@ describe("Selector", () => {
       expect(["a", "b"]).toContain((yield* selector.select({ service: "svc", versions, tried: new Set(["a", "b"]) })).id)
     }))
 
-  it.effect("a node that failed is avoided for the cooldown, then used again", () =>
+  it.effect("an ejected node is avoided until its ejection ends, then gets exactly one trial call", () =>
     Effect.gen(function*() {
-      const selector = Selector.makeRoundRobin({ cooldown: "5 seconds" })
-      const versions = [service("1", ["a", "b"])]
-      yield* selector.mark("svc", versions[0]!.nodes[0]!, "failure")
+      const health = yield* makeHealth
+      const selector = Selector.makeRoundRobin()
+      const versions = [service("1", ["a", "b", "c"])]
+      const a = health.state("a:1")
+      health.fail(a, undefined, "refused")
+      const pick = Effect.map(selector.select({ service: "svc", versions, health }), (node) => node.id)
       const during = []
-      for (let i = 0; i < 4; i++) during.push((yield* selector.select({ service: "svc", versions })).id)
-      expect(during).toEqual(["b", "b", "b", "b"])
-      yield* TestClock.adjust("6 seconds")
+      for (let i = 0; i < 6; i++) during.push(yield* pick)
+      expect(new Set(during)).toEqual(new Set(["b", "c"]))
+      yield* TestClock.adjust("1 second")
+      // Half-open: a candidate again until a call claims the trial.
+      let first = yield* pick
+      while (first !== "a") first = yield* pick
+      const owner = {}
+      expect(health.begin(a, owner)).toBe(true)
+      for (let i = 0; i < 6; i++) expect(yield* pick).not.toBe("a")
+      health.end(a)
+      health.succeed(a, owner)
       const after = new Set<string>()
-      for (let i = 0; i < 4; i++) after.add((yield* selector.select({ service: "svc", versions })).id)
-      expect(after).toEqual(new Set(["a", "b"]))
+      for (let i = 0; i < 6; i++) after.add(yield* pick)
+      expect(after).toEqual(new Set(["a", "b", "c"]))
     }))
 
-  it.effect("when every node is cooling down, they are still used", () =>
+  it.effect("ejection never empties a service: below the panic threshold every node is a candidate", () =>
     Effect.gen(function*() {
+      const health = yield* makeHealth
       const selector = Selector.makeRandom()
       const versions = [service("1", ["a", "b"])]
-      for (const node of versions[0]!.nodes) yield* selector.mark("svc", node, "failure")
-      expect(["a", "b"]).toContain((yield* selector.select({ service: "svc", versions })).id)
+      for (const node of versions[0]!.nodes) health.fail(health.state(node.address), undefined, "refused")
+      const seen = new Set<string>()
+      for (let i = 0; i < 50; i++) seen.add((yield* selector.select({ service: "svc", versions, health })).id)
+      expect(seen).toEqual(new Set(["a", "b"]))
+    }))
+
+  it.effect("a retry prefers a healthy node it already tried over an ejected one", () =>
+    Effect.gen(function*() {
+      const health = yield* makeHealth
+      const selector = Selector.makeRandom()
+      const versions = [service("1", ["a", "b", "c", "d"])]
+      health.fail(health.state("b:1"), undefined, "refused")
+      for (let i = 0; i < 20; i++) {
+        const id = (yield* selector.select({ service: "svc", versions, health, tried: new Set(["a", "c", "d"]) })).id
+        expect(["a", "c", "d"]).toContain(id)
+      }
+    }))
+
+  it.effect("least outstanding: the busiest node never wins a draw; failures weigh; ejected nodes are skipped", () =>
+    Effect.gen(function*() {
+      const health = yield* makeHealth
+      const selector = Selector.makeLeastOutstanding()
+      const versions = [service("1", ["a", "b", "c"])]
+      const count = (picks: Map<string, number>, id: string) => picks.set(id, (picks.get(id) ?? 0) + 1)
+      const draw = function*(n: number) {
+        const picks = new Map<string, number>()
+        for (let i = 0; i < n; i++) count(picks, (yield* selector.select({ service: "svc", versions, health })).id)
+        return picks
+      }
+      // "a" has calls stuck on it (a hung node accumulates them): it gets no new call.
+      const a = health.state("a:1")
+      for (let i = 0; i < 5; i++) health.begin(a, {})
+      let picks = yield* draw(300)
+      expect(picks.get("a") ?? 0).toBe(0)
+      expect(picks.get("b")!).toBeGreaterThan(100)
+      expect(picks.get("c")!).toBeGreaterThan(100)
+      // "b" failed twice lately (score 3) and "c" has one call in flight (score 1): "c" wins their draws.
+      const b = health.state("b:1")
+      health.fail(b, {}, "failure")
+      health.fail(b, {}, "failure")
+      health.begin(health.state("c:1"), {})
+      picks = yield* draw(300)
+      // Draws: {b,c} → c, {a,c} → c, {a,b} → b (3 beats 5).
+      expect(picks.get("a") ?? 0).toBe(0)
+      expect(picks.get("c")!).toBeGreaterThan(150)
+      expect(picks.get("b")!).toBeGreaterThan(50)
+      expect(picks.get("b")!).toBeLessThan(picks.get("c")!)
+      // "c" ejected: of the other two, "b" is the less loaded.
+      health.fail(health.state("c:1"), undefined, "refused")
+      picks = yield* draw(100)
+      expect(picks.get("b")).toBe(100)
+    }))
+
+  it.effect("least outstanding spreads evenly over idle nodes and is random without a health view", () =>
+    Effect.gen(function*() {
+      const health = yield* makeHealth
+      const selector = Selector.makeLeastOutstanding()
+      const versions = [service("1", ["a", "b", "c"])]
+      for (const withHealth of [true, false]) {
+        const picks = new Map<string, number>()
+        for (let i = 0; i < 300; i++) {
+          const id = (yield* selector.select({ service: "svc", versions, health: withHealth ? health : undefined })).id
+          picks.set(id, (picks.get(id) ?? 0) + 1)
+        }
+        for (const id of ["a", "b", "c"]) expect(picks.get(id)!).toBeGreaterThan(60)
+      }
     }))
 
   it.effect("hashed: a key stays on one node; keys spread; a node leaving moves only its own keys", () =>
@@ -96,21 +176,29 @@ describe("Selector", () => {
       }
     }))
 
-  it.effect("hashed: a cooling-down node passes its keys on, then gets them back; no key is random", () =>
+  it.effect("hashed: an ejected node passes its keys on, then gets them back; no key is random", () =>
     Effect.gen(function*() {
-      const selector = Selector.makeHashed({ cooldown: "5 seconds" })
+      const health = yield* makeHealth
+      const selector = Selector.makeHashed()
       const versions = [service("1", ["a", "b", "c"])]
-      const home = yield* selector.select({ service: "svc", versions, key: "k" })
-      yield* selector.mark("svc", home, "failure")
-      const during = yield* selector.select({ service: "svc", versions, key: "k" })
+      const home = yield* selector.select({ service: "svc", versions, key: "k", health })
+      const state = health.state(home.address)
+      health.fail(state, undefined, "refused")
+      const during = yield* selector.select({ service: "svc", versions, key: "k", health })
       expect(during.id).not.toBe(home.id)
       // The same call already tried the other one too: the third node.
-      const third = yield* selector.select({ service: "svc", versions, key: "k", tried: new Set([during.id]) })
+      const third = yield* selector.select({ service: "svc", versions, key: "k", tried: new Set([during.id]), health })
       expect([home.id, during.id]).not.toContain(third.id)
-      yield* TestClock.adjust("6 seconds")
-      expect((yield* selector.select({ service: "svc", versions, key: "k" })).id).toBe(home.id)
+      yield* TestClock.adjust("1 second")
+      const trial = yield* selector.select({ service: "svc", versions, key: "k", health })
+      expect(trial.id).toBe(home.id)
+      const owner = {}
+      health.begin(state, owner)
+      health.end(state)
+      health.succeed(state, owner)
+      expect((yield* selector.select({ service: "svc", versions, key: "k", health })).id).toBe(home.id)
       const seen = new Set<string>()
-      for (let i = 0; i < 200; i++) seen.add((yield* selector.select({ service: "svc", versions })).id)
+      for (let i = 0; i < 200; i++) seen.add((yield* selector.select({ service: "svc", versions, health })).id)
       expect(seen).toEqual(new Set(["a", "b", "c"]))
     }))
 

@@ -7,7 +7,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Mailbox from "effect/Mailbox"
 import * as Schedule from "effect/Schedule"
@@ -19,7 +19,15 @@ import { Codecs } from "../Codec.js"
 import type { CallShape } from "../Contract.js"
 import { schemasOf } from "../Contract.js"
 import type { CallError, MicroError } from "../Errors.js"
-import { BadRequest, CodecError, ServiceUnavailable, StreamClosed, Timeout, TransportError } from "../Errors.js"
+import {
+  BadRequest,
+  CodecError,
+  RetryBudgetExhausted,
+  ServiceUnavailable,
+  StreamClosed,
+  Timeout,
+  TransportError
+} from "../Errors.js"
 import type { Metadata } from "../Metadata.js"
 import { empty as emptyMetadata, merge as mergeMetadata, outgoingRef } from "../Metadata.js"
 import type { Node } from "../Registry.js"
@@ -32,6 +40,9 @@ import type { DeadlineEntry } from "./deadlines.js"
 import { DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint } from "./endpoint.js"
 import { decodeError, EndpointCodecs, isFromServer, isNotStarted } from "./endpoint.js"
+import type { NodeState, ResolvedHungNode } from "./nodeHealth.js"
+import { checkHungNodes, NodeHealth, resolveEjection, resolveHungNode } from "./nodeHealth.js"
+import { RetryBudget } from "./retryBudget.js"
 import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, encodeCallHeader, FRAME_HEADER } from "./wire.js"
 
 export const defaults = {
@@ -145,6 +156,48 @@ export interface ClientService {
   readonly codecs: Codecs["Type"]
   readonly defaults: ClientOptions
   readonly middleware: ReadonlyArray<ClientMiddleware>
+  /** Per-node health (ejection, calls in flight) shared by every call of this runtime. */
+  readonly health: NodeHealth
+  /** Runs the hung-node check while calls are in flight; undefined when turned off. */
+  readonly hungWatch: HungWatch | undefined
+  /** Undefined when retries are not budgeted. */
+  readonly budget: RetryBudget | undefined
+}
+
+/**
+ * Schedules the hung-node check on the client's timing wheel every `intervalMillis` while any unary call
+ * is in flight (an idle client pays nothing). Every `sweepEvery` checks, forgotten nodes are swept.
+ */
+export class HungWatch {
+  armed = false
+  private lastCheck = 0
+  private checks = 0
+  private readonly sweepEvery: number
+
+  constructor(
+    private readonly health: NodeHealth,
+    private readonly options: ResolvedHungNode,
+    private readonly pool: Pool,
+    private readonly deadlines: DeadlineWheel
+  ) {
+    // At least twice the longest ejection between sweeps (see NodeHealth.sweep).
+    this.sweepEvery = Math.max(100, Math.ceil((2 * health.options.maxMillis) / Math.max(1, options.intervalMillis)))
+  }
+
+  arm(): void {
+    this.armed = true
+    this.lastCheck = this.deadlines.clock.unsafeCurrentTimeMillis()
+    this.deadlines.add(this.options.intervalMillis, this.tick)
+  }
+
+  private readonly tick = (): void => {
+    const now = this.deadlines.clock.unsafeCurrentTimeMillis()
+    checkHungNodes(this.health, this.options, (address) => this.pool.peek(address), now, now - this.lastCheck)
+    this.lastCheck = now
+    if (++this.checks % this.sweepEvery === 0) this.health.sweep()
+    if (this.health.outstanding > 0 && !this.pool.closed) this.deadlines.add(this.options.intervalMillis, this.tick)
+    else this.armed = false
+  }
 }
 
 export const makeService = (
@@ -157,10 +210,16 @@ export const makeService = (
     yield* Effect.forkScoped(deadlines.run)
     const pool = new Pool(transport, maxFrameSize, deadlines)
     yield* Effect.addFinalizer(() => Effect.sync(() => pool.closeAll()))
+    const health = new NodeHealth(deadlines.clock, resolveEjection(options?.ejection))
     return {
       pool,
       deadlines,
       maxFrameSize,
+      health,
+      hungWatch: options?.hungNodes === false
+        ? undefined
+        : new HungWatch(health, resolveHungNode(options?.hungNodes), pool, deadlines),
+      budget: options?.retryBudget === false ? undefined : new RetryBudget(deadlines.clock, options?.retryBudget),
       registry: yield* Registry,
       selector: yield* Selector,
       codecs: yield* Codecs,
@@ -191,6 +250,8 @@ interface Resolved {
   readonly call: OutgoingCall
   /** The call's affinity key for the selector. */
   readonly key: string | undefined
+  /** Hedge after this many ms (idempotent unary endpoints only); 0 for no hedging. */
+  readonly hedgeMillis: number
 }
 
 export const make = <Rpcs extends Rpc.Any>(
@@ -276,8 +337,13 @@ class Caller {
       const retryOption = callOptions?.retry ?? this.options.retry ?? client.defaults.retry
       const compiled = this.endpoint.codecs.get(codec.right)
       const key = callOptions?.key ?? this.options.key
+      const hedge = callOptions?.hedge ?? this.options.hedge ?? client.defaults.hedge
+      const hedgeMillis = hedge && this.endpoint.idempotent && !isStream
+        ? Math.max(1, Duration.toMillis(Duration.decode(hedge.delay)))
+        : 0
       const resolve = (call: OutgoingCall): Resolved => ({
         key,
+        hedgeMillis,
         compiled,
         header: this.header(call),
         metadata: call.metadata,
@@ -312,15 +378,20 @@ class Caller {
   }
 
   /** Resolve → select (avoiding nodes this call tried) → pooled connection. */
+  /**
+   * `trial`: a unary call claims a half-open node's single trial as soon as it is selected (identified by
+   * its `tried` set), so that calls selected while the connection is being dialled do not pile onto it.
+   */
   private connect(
     tried: Set<string>,
-    key: string | undefined
+    key: string | undefined,
+    trial = false
   ): Effect.Effect<{ node: Node; connection: ClientConnection }, MicroError> {
     const client = this.client
     const direct = this.options.node
     if (direct !== undefined) {
       const node: Node = { id: direct, address: direct, metadata: {} }
-      return this.dial(node)
+      return this.dial(node, undefined)
     }
     return Effect.matchEffect(client.registry.getService(this.service), {
       onFailure: (error) =>
@@ -337,11 +408,13 @@ class Caller {
             versions,
             filter: this.options.filter,
             tried,
-            key
+            key,
+            health: client.health
           }),
           (node) => {
             tried.add(node.id)
-            return this.dial(node)
+            const health = client.health
+            return this.dial(node, trial && health.unhealthy > 0 && health.claimTrial(health.state(node.address), tried) ? tried : undefined)
           }
         )
     })
@@ -359,12 +432,28 @@ class Caller {
       : undefined
   }
 
-  /** The pooled connection to a node; synchronous when it is already open (the common case). */
-  private dial(node: Node): Effect.Effect<{ node: Node; connection: ClientConnection }, TransportError> {
+  /**
+   * The pooled connection to a node; synchronous when it is already open (the common case). `trialOwner`:
+   * the call holds the node's half-open trial, given back if the dial fails or is interrupted.
+   */
+  private dial(
+    node: Node,
+    trialOwner: object | undefined
+  ): Effect.Effect<{ node: Node; connection: ClientConnection }, TransportError> {
     const pool = this.client.pool
     const open = pool.peek(node.address)
     if (open !== undefined) return Effect.succeed({ node, connection: open })
-    return Effect.map(pool.get(node.address), (connection) => ({ node, connection }))
+    const health = this.client.health
+    const dialled = Effect.mapBoth(pool.get(node.address), {
+      onFailure: (error) => {
+        // Unreachable (refused, failed or timed-out dial): eject the node at once.
+        if (error.reason === "refused" || error.reason === "dial") health.fail(health.state(node.address), undefined, "refused")
+        return error
+      },
+      onSuccess: (connection) => ({ node, connection })
+    })
+    return trialOwner === undefined ? dialled : Effect.onExit(dialled, (exit) =>
+      Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => health.release(health.state(node.address), trialOwner)))
   }
 
   private withRetries<A, E>(
@@ -373,22 +462,28 @@ class Caller {
   ): Effect.Effect<A, E> {
     const tried = new Set<string>()
     const schedule = resolved.retry
+    const budget = this.client.budget
     if (schedule === undefined) return Effect.suspend(() => attempt(tried))
     const idempotent = this.endpoint.idempotent
-    // A retryable failure is one of the framework's call errors (isRetryable checks its tag).
+    // A retryable failure is one of the framework's call errors (isRetryable checks its tag). The schedule
+    // decides whether to retry; the budget whether this client may afford it.
     const retryFrom = (driver: Schedule.ScheduleDriver<unknown, CallError, never>) => (error: E): Effect.Effect<A, E> =>
       isRetryable(error, idempotent)
         ? Effect.matchEffect(driver.next(error as CallError), {
           onFailure: () => Effect.fail(error),
-          onSuccess: () => Effect.catchAll(attempt(tried), retryFrom(driver))
+          onSuccess: () =>
+            budget === undefined || budget.tryWithdraw()
+              ? Effect.catchAll(attempt(tried), retryFrom(driver))
+              : Effect.fail(budgetExhausted(error) as E)
         })
         : Effect.fail(error)
-    return Effect.suspend(() =>
-      Effect.catchAll(attempt(tried), (error) =>
+    return Effect.suspend(() => {
+      budget?.deposit()
+      return Effect.catchAll(attempt(tried), (error) =>
         isRetryable(error, idempotent)
           ? Effect.flatMap(Schedule.driver(schedule), (driver) => retryFrom(driver)(error))
           : Effect.fail(error))
-    )
+    })
   }
 
   // ----- unary -----
@@ -400,14 +495,48 @@ class Caller {
     const tooLarge = this.tooLarge(resolved, body)
     if (tooLarge !== undefined) return Effect.fail(tooLarge)
     const once = (tried: Set<string>) =>
-      Effect.flatMap(this.connect(tried, resolved.key), ({ connection, node }) =>
-        // Only failures that say something about the node (unreachable, too slow, unavailable) cool it
-        // down; an endpoint's business errors do not.
-        Effect.catchAll(this.exchange(resolved, body, connection, node), (error) =>
+      Effect.flatMap(this.connect(tried, resolved.key, true), ({ connection, node }) =>
+        // Only failures that say something about the node (unreachable, too slow, unavailable) count
+        // against it; an endpoint's business errors do not.
+        Effect.catchAll(this.exchange(resolved, body, connection, node, tried), (error) =>
           isNodeFailure(error)
             ? Effect.zipRight(this.client.selector.mark(this.service, node, "failure"), Effect.fail(error))
             : Effect.fail(error)))
-    return this.withRetries(resolved, once)
+    const hedgeMillis = resolved.hedgeMillis
+    return this.withRetries(resolved, hedgeMillis > 0 ? (tried) => this.hedged(once, tried, hedgeMillis) : once)
+  }
+
+  /**
+   * A hedged attempt: `once` now and, if it has not finished after `delayMillis`, `once` again on another
+   * node (the shared `tried` set steers it away), paid from the retry budget. The first success wins and
+   * the other attempt is interrupted, which sends CANCEL for its call. A failure waits for the other
+   * attempt if it is running; a failure before the hedge started stops the hedge (the retry schedule
+   * takes over).
+   */
+  private hedged<A>(
+    once: (tried: Set<string>) => Effect.Effect<A, unknown>,
+    tried: Set<string>,
+    delayMillis: number
+  ): Effect.Effect<A, unknown> {
+    const budget = this.client.budget
+    let hedging = false
+    const hedge = Effect.zipRight(
+      Effect.sleep(Duration.millis(delayMillis)),
+      Effect.suspend(() => {
+        // No budget for a hedge: just wait for the first attempt (interrupted once it is done).
+        if (budget !== undefined && !budget.tryWithdraw()) return Effect.never
+        hedging = true
+        return once(tried)
+      })
+    )
+    return Effect.raceWith(once(tried), hedge, {
+      onSelfDone: (exit, other) =>
+        Exit.isSuccess(exit) || !hedging
+          ? Effect.zipRight(Fiber.interrupt(other), exit)
+          : Effect.flatMap(Fiber.await(other), (otherExit) => (Exit.isSuccess(otherExit) ? otherExit : exit)),
+      onOtherDone: (exit, self) =>
+        Exit.isSuccess(exit) ? Effect.zipRight(Fiber.interrupt(self), exit) : Fiber.join(self)
+    })
   }
 
   /** Sends one unary request on `connection` and waits for its outcome. */
@@ -415,13 +544,26 @@ class Caller {
     resolved: Resolved,
     body: Uint8Array,
     connection: ClientConnection,
-    node: Node
+    node: Node,
+    /** The logical call (its `tried` set): its identity as a half-open trial. */
+    owner: object
   ): Effect.Effect<unknown, unknown> {
-    const deadlines = this.client.deadlines
-    const observe = this.client.selector.observe
+    const client = this.client
+    const deadlines = client.deadlines
+    const observe = client.selector.observe
     return Effect.withFiberRuntime((fiber) =>
       Effect.async<unknown, unknown>((resume) => {
-        const call = new UnaryExchange(resolved.compiled, connection, deadlines, waitingOf(fiber), resume)
+        const call = new UnaryExchange(
+          resolved.compiled,
+          connection,
+          deadlines,
+          waitingOf(fiber),
+          resume,
+          client.health,
+          client.health.state(node.address),
+          owner,
+          client.hungWatch
+        )
         // Only latency-aware selectors pay for the measurement.
         if (observe !== undefined) call.observe = new LatencyObserver(observe, this.service, node, deadlines.clock)
         call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call)
@@ -430,7 +572,7 @@ class Caller {
           call.deadline = deadlines.add(timeout, () => {
             connection.cancel(call.id)
             connection.probe()
-            call.settle(Effect.fail(Timeout.of(`no reply from ${node.address} within ${timeout} ms`, "effect-micro.client")))
+            call.settle(Effect.fail(Timeout.of(`no reply from ${node.address} within ${timeout} ms`, "effect-micro.client")), true)
           })
         }
       })
@@ -611,7 +753,10 @@ class LatencyObserver {
   }
 }
 
-/** One unary call in flight: the connection's callbacks for it, settling the waiting Effect once. */
+/**
+ * One unary call in flight: the connection's callbacks for it, settling the waiting Effect once, and
+ * telling the node's health how it went (it is also the call's identity as a half-open trial).
+ */
 class UnaryExchange implements CallHandlers {
   id = 0
   deadline: DeadlineEntry | undefined = undefined
@@ -623,50 +768,65 @@ class UnaryExchange implements CallHandlers {
     private readonly connection: ClientConnection,
     private readonly deadlines: DeadlineWheel,
     private readonly waiting: WaitingCall,
-    private readonly resume: (result: Effect.Effect<unknown, unknown>) => void
+    private readonly resume: (result: Effect.Effect<unknown, unknown>) => void,
+    private readonly health: NodeHealth,
+    private readonly node: NodeState,
+    /** The logical call, for the node's health (its half-open trial is identified by it). */
+    private readonly owner: object,
+    watch: HungWatch | undefined
   ) {
     // Still set: the fiber was interrupted while waiting on that call and is now calling again.
     waiting.call?.abandon()
     waiting.call = this
+    health.begin(node, owner, connection.received)
+    if (watch !== undefined && !watch.armed) watch.arm()
   }
 
-  /** Marks the call finished (once): no longer waited on, no deadline. False if it already was. */
+  /** Marks the call finished (once): no longer waited on, no deadline, not outstanding. False if it already was. */
   private finish(): boolean {
     if (this.settled) return false
     this.settled = true
     if (this.waiting.call === this) this.waiting.call = undefined
     this.deadlines.remove(this.deadline)
+    this.health.end(this.node)
     return true
   }
 
-  settle(result: Effect.Effect<unknown, unknown>): void {
-    if (this.finish()) this.resume(result)
+  /** Settles the call; `nodeFailed` says whether the outcome counts against the node (else: it answered). */
+  settle(result: Effect.Effect<unknown, unknown>, nodeFailed: boolean): void {
+    if (!this.finish()) return
+    if (nodeFailed) this.health.fail(this.node, this.owner, "failure")
+    else this.health.succeed(this.node, this.owner)
+    this.resume(result)
   }
 
   onReply(reply: Buffer): void {
     const decoded = this.compiled.response.decode(reply)
     if (Either.isRight(decoded)) {
       this.observe?.done()
-      this.settle(Effect.succeed(decoded.right))
-    } else this.settle(Effect.fail(decoded.left))
+      this.settle(Effect.succeed(decoded.right), false)
+    } else this.settle(Effect.fail(decoded.left), false)
   }
   onError(kind: number, payload: Buffer): void {
-    this.settle(Effect.fail(decodeError(this.compiled, kind, payload)))
+    const error = decodeError(this.compiled, kind, payload)
+    this.settle(Effect.fail(error), isNodeFailure(error))
   }
   onClosed(error: TransportError): void {
-    this.settle(Effect.fail(error))
+    this.settle(Effect.fail(error), true)
   }
   onData(): void {
     this.connection.cancel(this.id)
-    this.settle(Effect.fail(protocolError(this.connection.address, "DATA frame on a unary call")))
+    this.settle(Effect.fail(protocolError(this.connection.address, "DATA frame on a unary call")), true)
   }
   onEnd(): void {
-    this.settle(Effect.fail(protocolError(this.connection.address, "END frame on a unary call")))
+    this.settle(Effect.fail(protocolError(this.connection.address, "END frame on a unary call")), true)
   }
   onCredit(): void {}
   /** The waiting fiber was interrupted: forget the deadline and cancel on the server. */
   abandon(): void {
-    if (this.finish()) this.connection.cancel(this.id)
+    if (!this.finish()) return
+    this.health.release(this.node, this.owner)
+    this.connection.cancel(this.id)
   }
 }
 
@@ -729,6 +889,13 @@ class Sender {
       )
     )
   }
+}
+
+const budgetExhausted = (error: unknown): RetryBudgetExhausted => {
+  const failure = error as Partial<MicroError>
+  return RetryBudgetExhausted.of(
+    `retry budget exhausted; not retrying ${failure._tag ?? "failure"}: ${failure.detail ?? String(error)}`
+  )
 }
 
 const protocolError = (address: string, detail: string) => TransportError.of("protocol", address, detail, false)

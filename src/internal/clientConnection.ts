@@ -32,6 +32,8 @@ export interface CallHandlers {
 }
 
 const MAX_STREAM_ID = 0x7fffffff
+/** Payload of the hung-node check's PINGs (8 bytes; the probe's token is a random double, never these bytes in practice). */
+const HEALTH_PING = Buffer.from("healthck")
 
 export class ClientConnection {
   private readonly calls = new Map<number, CallHandlers>()
@@ -48,6 +50,8 @@ export class ClientConnection {
   private probeToken: Buffer | undefined = undefined
   /** True after GOAWAY, a broken connection or id exhaustion: the pool must not hand it out again. */
   unusable = false
+  /** Frames received so far: the client's hung-node check watches it (internal/nodeHealth.ts). */
+  received = 0
   private closed = false
   /** The server sent GOAWAY: no new call may be opened here. */
   private goneAway = false
@@ -167,6 +171,11 @@ export class ClientConnection {
     })
   }
 
+  /** Sends a PING whose PONG only counts as a received frame (hung-node check); unlike `probe`, no deadline. */
+  ping(): void {
+    if (!this.closed) this.writer.write(encodeBody(FrameType.Ping, 0, HEALTH_PING))
+  }
+
   /** Forgets a finished call (no frame sent). */
   release(id: number): void {
     if (this.calls.delete(id)) {
@@ -184,6 +193,7 @@ export class ClientConnection {
   // ----- FrameHandler -----
 
   onFrame(type: number, streamId: number, payload: Buffer): void {
+    this.received++
     const handlers = this.calls.get(streamId)
     switch (type) {
       case FrameType.Reply:
