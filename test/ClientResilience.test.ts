@@ -54,6 +54,10 @@ class Network {
       remoteAddress: connection.remoteAddress,
       peerIdentity: connection.peerIdentity,
       write: connection.write,
+      pendingBytes: connection.pendingBytes,
+      whenDrained: connection.whenDrained,
+      pause: connection.pause,
+      resume: connection.resume,
       onData: (handler) =>
         connection.onData((chunk) => {
           if (!this.frozen.has(address)) return handler(chunk)
