@@ -69,4 +69,21 @@ describe("Server limits", () => {
       expect((yield* testing.Echo({ text: "again" })).text).toBe("again")
       expect(client.pool.peek("memory:limits")).toBeDefined()
     }).pipe(Effect.provide(system({ idleTimeout: "1 minute" }, []))))
+
+  it.effect("a call header over the format's 64 KiB (a 1 MB token) fails typed on the caller, before anything is sent", () => {
+    const events: Array<string> = []
+    return Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const token = `Bearer ${"x".repeat(1_000_000)}`
+      const error = yield* Effect.flip(testing.Sleep({ millis: 1 }, { metadata: { authorization: token } }))
+      expect(error).toMatchObject({ _tag: "BadRequest", code: 400 })
+      expect((error as { readonly detail: string }).detail).toContain(`metadata "authorization" is ${token.length} bytes`)
+      // Many small fields that add up past the limit: the same.
+      const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`x-${i}`, "v".repeat(1000)]))
+      expect(yield* Effect.flip(testing.Sleep({ millis: 1 }, { metadata: many }))).toMatchObject({ _tag: "BadRequest" })
+      expect(events).toEqual([])
+      // The client is fine afterwards.
+      expect((yield* testing.Echo({ text: "ok" })).text).toBe("ok")
+    }).pipe(Effect.provide(system({}, events)))
+  })
 })

@@ -43,7 +43,7 @@ import { decodeError, EndpointCodecs, isFromServer, isNotStarted } from "./endpo
 import type { NodeState, ResolvedHungNode } from "./nodeHealth.js"
 import { checkHungNodes, NodeHealth, resolveEjection, resolveHungNode } from "./nodeHealth.js"
 import { RetryBudget } from "./retryBudget.js"
-import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, encodeCallHeader, FRAME_HEADER } from "./wire.js"
+import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, FRAME_HEADER, tryEncodeCallHeader } from "./wire.js"
 
 export const defaults = {
   timeout: Duration.seconds(5),
@@ -341,22 +341,28 @@ class Caller {
       const hedgeMillis = hedge && this.endpoint.idempotent && !isStream
         ? Math.max(1, Duration.toMillis(Duration.decode(hedge.delay)))
         : 0
-      const resolve = (call: OutgoingCall): Resolved => ({
+      const resolve = (call: OutgoingCall, header: Buffer): Resolved => ({
         key,
         hedgeMillis,
         compiled,
-        header: this.header(call),
+        header,
         metadata: call.metadata,
         timeoutMillis: timeout === undefined ? 0 : Duration.toMillis(Duration.decode(timeout)),
         retry: retryOption === false ? undefined : retryOption ?? defaults.retrySchedule,
         call
       })
       if (client.middleware.length === 0) {
-        const resolved = resolve(call)
+        const header = this.header(call)
+        if (typeof header === "string") return Effect.fail(BadRequest.of(header, "effect-micro.client"))
+        const resolved = resolve(call, header)
         if (plain) this.plainResolved = resolved
         return run(resolved)
       }
-      let next = (c: OutgoingCall): Effect.Effect<unknown, unknown, any> => run(resolve(c))
+      let next = (c: OutgoingCall): Effect.Effect<unknown, unknown, any> => {
+        // Metadata a middleware added (e.g. a token) can make the header too large: a typed error, not a throw.
+        const header = this.header(c)
+        return typeof header === "string" ? Effect.fail(BadRequest.of(header, "effect-micro.client")) : run(resolve(c, header))
+      }
       for (let i = client.middleware.length - 1; i >= 0; i--) {
         const middleware = client.middleware[i]!
         const inner = next
@@ -366,14 +372,15 @@ class Caller {
     })
   }
 
-  private header(call: OutgoingCall): Buffer {
+  /** The encoded call header, or why it cannot be sent (too large for the format). */
+  private header(call: OutgoingCall): Buffer | string {
     const metadataEmpty = Object.keys(call.metadata).length === 0
     if (metadataEmpty) {
       const cached = this.endpoint.headers.get(call.contentType)
       if (cached !== undefined) return cached
     }
-    const header = encodeCallHeader(call)
-    if (metadataEmpty) this.endpoint.headers.set(call.contentType, header)
+    const header = tryEncodeCallHeader(call)
+    if (metadataEmpty && typeof header !== "string") this.endpoint.headers.set(call.contentType, header)
     return header
   }
 

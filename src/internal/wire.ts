@@ -120,11 +120,15 @@ export const encodeU32 = (type: number, streamId: number, value: number): Buffer
   return buf
 }
 
+/** Longest call header (and each of its fields): the format's u16 lengths. */
+export const MAX_CALL_HEADER = 0xffff
+
 /**
  * Encodes the call header (service, endpoint, content-type, metadata) once; clients cache it per
- * (endpoint, content-type) when there is no per-call metadata.
+ * (endpoint, content-type) when there is no per-call metadata. Returns why not (a string) when a field or
+ * the whole header is longer than the format allows, so the caller fails typed before anything is written.
  */
-export const encodeCallHeader = (header: CallHeader): Buffer => {
+export const tryEncodeCallHeader = (header: CallHeader): Buffer | string => {
   const parts: Array<Buffer> = [
     Buffer.from(header.service, "utf8"),
     Buffer.from(header.endpoint, "utf8"),
@@ -135,11 +139,16 @@ export const encodeCallHeader = (header: CallHeader): Buffer => {
     parts.push(Buffer.from(key, "utf8"), Buffer.from(header.metadata[key]!, "utf8"))
   }
   let size = 2 // metadata count
-  for (const part of parts) {
-    if (part.byteLength > 0xffff) throw new RangeError("call header field longer than 65535 bytes")
-    size += 2 + part.byteLength
+  for (let i = 0; i < parts.length; i++) {
+    const length = parts[i]!.byteLength
+    if (length > MAX_CALL_HEADER) {
+      const field = i < 3 ? ["service", "endpoint", "content-type"][i] : `metadata "${keys[(i - 3) >> 1]!.slice(0, 64)}"`
+      return `call header field ${field} is ${length} bytes; the limit is ${MAX_CALL_HEADER}`
+    }
+    size += 2 + length
   }
-  if (size > 0xffff) throw new RangeError(`call header of ${size} bytes exceeds 65535`)
+  if (size > MAX_CALL_HEADER) return `call header of ${size} bytes (metadata included) exceeds the limit of ${MAX_CALL_HEADER}`
+  if (keys.length > 0xffff) return `${keys.length} metadata entries exceed the limit of 65535`
   const buf = Buffer.allocUnsafe(size)
   let offset = 0
   for (let i = 0; i < 3; i++) {
@@ -155,6 +164,13 @@ export const encodeCallHeader = (header: CallHeader): Buffer => {
     offset += 2 + parts[i]!.byteLength
   }
   return buf
+}
+
+/** `tryEncodeCallHeader` for headers known to fit (tests, fixed headers); throws a RangeError otherwise. */
+export const encodeCallHeader = (header: CallHeader): Buffer => {
+  const encoded = tryEncodeCallHeader(header)
+  if (typeof encoded === "string") throw new RangeError(encoded)
+  return encoded
 }
 
 /**
