@@ -523,6 +523,12 @@ describe("Protobuf error details and framework error codes", () => {
     const notAUser = codec.encode("nope" as any)
     expect(Either.isLeft(notAUser) && notAUser.left.detail).toMatch(/^encode: User: Expected User\b.*, actual "nope"$/)
     expect(Either.isLeft(notAUser) && notAUser.left.detail).not.toContain("my/app/User")
+    // A refinement of a message (a filter on the whole struct) names the message too.
+    const Range = Schema.Struct({ lo: Schema.Number, hi: Schema.Number }).pipe(
+      Schema.filter((r) => r.lo <= r.hi || "lo above hi", { identifier: "my/app/Range" })
+    )
+    const range = Protobuf.compile(Range).decode(Uint8Array.from([9, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]))
+    expect(Either.isLeft(range) && range.left.detail).toBe("decode: Range: lo above hi")
     // The same name as in the emitted file.
     expect(Protobuf.toProto(RpcGroup.make(Rpc.make("Save", { payload: User })))).toContain("message User {")
   })

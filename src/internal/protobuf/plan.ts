@@ -624,9 +624,11 @@ export class Builder {
       ast.annotations[AST.SchemaIdAnnotationId] === IntSchemaId && inner._tag === "Scalar" &&
       typeof inner.zero === "number" && inner.scalar !== "double" && inner.scalar !== "float"
     ) return inner
+    const protoName = messageOf(inner)?.name
+    const identifier = identifierOf(ast)
     const run = (v: any): any => {
       const issue = ast.filter(v, defaultParseOptions, ast)
-      if (Option.isSome(issue)) fail(formatIssue(issue.value))
+      if (Option.isSome(issue)) fail(formatIssue(issue.value, protoName, identifier))
       return v
     }
     // Peel a nested Mapped so a chain of refinements is one Mapped.
