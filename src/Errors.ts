@@ -12,7 +12,14 @@ import * as Schema from "effect/Schema"
 const fields = {
   /** Who raised it: usually the service name, or `effect-micro.client`. */
   id: Schema.String,
-  code: Schema.Number,
+  /**
+   * HTTP-like status code: an integer in the int32 range, as in go-micro's `errors.proto`, and an
+   * `int32` on the protobuf wire (a varint; it was a `double` before, see docs/protobuf.md). The
+   * annotation key is `Protobuf.ScalarTypeAnnotationId`, spelled out because Protobuf imports this module.
+   */
+  code: Schema.Int.pipe(Schema.between(-2147483648, 2147483647)).annotations({
+    [Symbol.for("effect-micro/Protobuf/Type")]: "int32"
+  }),
   detail: Schema.String,
   status: Schema.String
 }

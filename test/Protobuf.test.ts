@@ -3,8 +3,11 @@ import * as Arbitrary from "effect/Arbitrary"
 import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
 import * as Option from "effect/Option"
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
 import { BadRequest, CodecError, MicroError, TransportError } from "../src/Errors.js"
+import { MAX_NESTING_DEPTH } from "../src/internal/inputLimits.js"
 import { Builder, codegen } from "../src/internal/protobuf/plan.js"
 import { Reader, Writer } from "../src/internal/protobuf/wire.js"
 import * as Protobuf from "../src/Protobuf.js"
@@ -333,8 +336,18 @@ describe("Protobuf codec", () => {
     it("invalid UTF-8", () => {
       expect(decodeError(S, [10, 2, 0xc3, 0x28]).detail).toMatch(/UTF-8/)
     })
-    it("unknown enum number", () => {
-      expect(decodeError(Schema.Struct({ e: Schema.Literal("a", "b") }), [8, 9]).detail).toMatch(/no value number 9/)
+    it("unknown enum numbers decode as the first value (proto3 enums are open)", () => {
+      const E = Schema.Struct({ e: Schema.Literal("a", "b"), es: Schema.Array(Schema.Literal("a", "b")) })
+      const codec = Protobuf.compile(E)
+      // e = 9; es packed [1, 7, 0]; es unpacked 5
+      expect(codec.decode(Uint8Array.from([8, 9, 18, 3, 1, 7, 0, 16, 5]))).toEqual(
+        Either.right({ e: "a", es: ["b", "a", "a", "a"] })
+      )
+      // A negative number (int32 -1 is a 10-byte varint) too; known numbers are unchanged.
+      expect(codec.decode(Uint8Array.from([8, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1]))).toEqual(
+        Either.right({ e: "a", es: [] })
+      )
+      expect(codec.decode(Uint8Array.from([8, 1]))).toEqual(Either.right({ e: "b", es: [] }))
     })
     it("int64 beyond the safe range of a number field", () => {
       expect(decodeError(S, [16, 255, 255, 255, 255, 255, 255, 255, 255, 127]).detail).toMatch(/safe integer/)
@@ -359,13 +372,32 @@ describe("Protobuf codec", () => {
       const Node: Schema.Schema<Node> = Schema.Struct({
         next: Schema.NullOr(Schema.suspend((): Schema.Schema<Node> => Node))
       })
-      let bytes = new Uint8Array(0)
-      for (let i = 0; i < 200; i++) {
-        const len = bytes.length
-        const prefix = len < 128 ? [10, len] : [10, (len & 127) | 128, len >> 7]
-        bytes = Uint8Array.from([...prefix, ...bytes])
+      const nested = (levels: number): Array<number> => {
+        let bytes = new Uint8Array(0)
+        for (let i = 0; i < levels; i++) {
+          const prefix = [10]
+          for (let len = bytes.length; ; len >>>= 7) {
+            if (len < 128) {
+              prefix.push(len)
+              break
+            }
+            prefix.push((len & 127) | 128)
+          }
+          bytes = Uint8Array.from([...prefix, ...bytes])
+        }
+        return [...bytes]
       }
-      expect(decodeError(Node, [...bytes]).detail).toMatch(/nested more than 100 deep/)
+      // MAX_NESTING_DEPTH (128, shared with the other codecs) nested messages decode; one more is refused.
+      expect(MAX_NESTING_DEPTH).toBe(128)
+      const ok = Protobuf.compile(Node).decode(Uint8Array.from(nested(MAX_NESTING_DEPTH)))
+      expect(Either.isRight(ok)).toBe(true)
+      let depth = 0
+      for (let n: Node | null = Either.getOrThrow(ok); n !== null; n = n.next) depth++
+      expect(depth).toBe(MAX_NESTING_DEPTH + 1)
+      const error = decodeError(Node, nested(MAX_NESTING_DEPTH + 1))
+      expect(error).toBeInstanceOf(CodecError)
+      expect(error.detail).toMatch(/nested more than 128 deep \(MAX_NESTING_DEPTH\)/)
+      expect(decodeError(Node, nested(2000)).detail).toMatch(/MAX_NESTING_DEPTH/)
     })
     it("random bytes never throw (fuzz)", () => {
       const codecs = [S, Account, MicroError, Shape].map((s) => Protobuf.compile(s as Schema.Schema<any, any, never>))
@@ -478,5 +510,43 @@ describe("Protobuf codec", () => {
       )
       expect(() => closures.readBody(new Reader(Uint8Array.from([18, 5, 1]), 0, 3), 3)).toThrow(/exceeds/)
     })
+  })
+})
+
+describe("Protobuf error details and framework error codes", () => {
+  class User extends Schema.Class<User>("my/app/User")({ name: Schema.String, age: Schema.Int }) {}
+
+  it("a failure names the emitted .proto message, not the Schema's identifier", () => {
+    const codec = Protobuf.compile(User)
+    const encoded = codec.encode({ name: 1, age: 2 } as any)
+    expect(Either.isLeft(encoded) && encoded.left.detail).toBe("encode: User.name: Expected string, actual 1")
+    const notAUser = codec.encode("nope" as any)
+    expect(Either.isLeft(notAUser) && notAUser.left.detail).toMatch(/^encode: User: Expected User\b.*, actual "nope"$/)
+    expect(Either.isLeft(notAUser) && notAUser.left.detail).not.toContain("my/app/User")
+    // A refinement of a message (a filter on the whole struct) names the message too.
+    const Range = Schema.Struct({ lo: Schema.Number, hi: Schema.Number }).pipe(
+      Schema.filter((r) => r.lo <= r.hi || "lo above hi", { identifier: "my/app/Range" })
+    )
+    const range = Protobuf.compile(Range).decode(Uint8Array.from([9, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]))
+    expect(Either.isLeft(range) && range.left.detail).toBe("decode: Range: lo above hi")
+    // The same name as in the emitted file.
+    expect(Protobuf.toProto(RpcGroup.make(Rpc.make("Save", { payload: User })))).toContain("message User {")
+  })
+
+  it("the framework error code is an int32 in the .proto and a varint on the wire", () => {
+    const proto = Protobuf.toProto(RpcGroup.make(Rpc.make("Ping")))
+    expect(proto).toContain("message BadRequest {\n  string id = 1;\n  int32 code = 2;")
+    expect(proto).not.toMatch(/double code/)
+    const bytes = Either.getOrThrow(Protobuf.compile(BadRequest).encode(BadRequest.of("x", "svc")))
+    // id = "svc" (field 1), then code = 400 as field 2, wire type 0 (varint): 0x10, 0x90 0x03.
+    expect([...bytes.subarray(0, 8)]).toEqual([10, 3, 115, 118, 99, 0x10, 0x90, 0x03])
+    expect(roundTrip(MicroError, BadRequest.of("x", "svc"))).toEqual(BadRequest.of("x", "svc"))
+    // go-micro's errors.proto: int32, so a code outside int32 (or not an integer) is refused, typed.
+    const bad = Protobuf.compile(BadRequest).encode(Object.assign(BadRequest.of("x"), { code: 2 ** 31 }))
+    expect(Either.isLeft(bad) && bad.left).toBeInstanceOf(CodecError)
+    expect(Either.isLeft(bad) && bad.left.detail).toMatch(/BadRequest\.code: Expected a number between -2147483648 and 2147483647/)
+    // A code written as a double by an older peer is a typed error, not a crash.
+    const old = Protobuf.compile(BadRequest).decode(Uint8Array.from([0x11, 0, 0, 0, 0, 0, 0, 0x79, 0x40]))
+    expect(Either.isLeft(old) && old.left.detail).toMatch(/field code \(2\): wire type fixed64, expected varint/)
   })
 })

@@ -192,6 +192,34 @@ describe("Protobuf interop with protobufjs (emitted .proto)", () => {
     expect(ours(MicroError).decode(M.encode(M.fromObject(plain)).finish())).toEqual(transport)
   })
 
+  it("framework error code is an int32 both ways (go-micro's errors.proto)", () => {
+    const B = type("BadRequest")
+    expect(B.fields.code!.type).toBe("int32")
+    const js = B.encode(B.fromObject({ id: "go.micro", code: -7, detail: "d", status: "s" })).finish()
+    expect(ours(BadRequest).decode(js)).toEqual(new BadRequest({ id: "go.micro", code: -7, detail: "d", status: "s" }))
+    expect(B.toObject(B.decode(ours(BadRequest).encode(BadRequest.of("bad", "svc"))))).toEqual({
+      id: "svc",
+      code: 400,
+      detail: "bad",
+      status: "Bad Request"
+    })
+  })
+
+  it("an enum value added by a newer peer decodes as the first value (open enums)", () => {
+    // The newer peer's .proto: one more value in SaveRequest's `mood` enum.
+    const newer = proto.replace(
+      `SAVE_REQUEST_MOOD_MEH = 2; // "meh"\n`,
+      `SAVE_REQUEST_MOOD_MEH = 2; // "meh"\n  SAVE_REQUEST_MOOD_GRUMPY = 3;\n`
+    )
+    expect(newer).not.toBe(proto)
+    const T = protobuf.parse(newer, { keepCase: true }).root.lookupType("interop.SaveRequest")
+    const plain = T.toObject(T.decode(ours(Account).encode(account)), { enums: Number })
+    const bytes = T.encode(T.fromObject({ ...plain, mood: 3 })).finish()
+    const decoded = ours(Account).decode(bytes)
+    expect(decoded.mood).toBe("happy")
+    expect({ ...decoded, mood: account.mood }).toEqual(account)
+  })
+
   it("top-level wrappers: scalar responses and stream elements", () => {
     const Hello = type("HelloResponse")
     expect(Hello.toObject(Hello.decode(ours(Schema.String).encode("hi")))).toEqual({ value: "hi" })

@@ -28,6 +28,7 @@ import {
   WireError,
   type Writer
 } from "./wire.js"
+import { MAX_NESTING_DEPTH } from "../inputLimits.js"
 
 // ---------------------------------------------------------------------------------------------
 // annotations
@@ -461,7 +462,24 @@ const identifierOf = (ast: AST.AST): string | undefined => {
   return undefined
 }
 
-const formatIssue = (issue: ParseResult.ParseIssue): string => ParseResult.TreeFormatter.formatIssueSync(issue)
+/**
+ * A Schema failure as `Name.field: message`, `Name` being the emitted `.proto` name (what a peer in
+ * another language sees), not the Schema's identifier (`my/app/User`), which is replaced where Schema's
+ * own message mentions it. At most three issues are listed.
+ */
+const formatIssue = (issue: ParseResult.ParseIssue, name?: string, identifier?: string): string => {
+  const issues = ParseResult.ArrayFormatter.formatIssueSync(issue)
+  const shown = issues.slice(0, 3).map((i) => {
+    let at = name ?? ""
+    for (const key of i.path) at += typeof key === "number" ? `[${key}]` : at === "" ? String(key) : `.${String(key)}`
+    const message = identifier !== undefined && name !== undefined && identifier !== name
+      ? i.message.split(identifier).join(name)
+      : i.message
+    return at === "" ? message : `${at}: ${message}`
+  })
+  if (issues.length > 3) shown.push(`(${issues.length - 3} more)`)
+  return shown.join("; ")
+}
 
 const defaultParseOptions: AST.ParseOptions = {}
 
@@ -606,9 +624,11 @@ export class Builder {
       ast.annotations[AST.SchemaIdAnnotationId] === IntSchemaId && inner._tag === "Scalar" &&
       typeof inner.zero === "number" && inner.scalar !== "double" && inner.scalar !== "float"
     ) return inner
+    const protoName = messageOf(inner)?.name
+    const identifier = identifierOf(ast)
     const run = (v: any): any => {
       const issue = ast.filter(v, defaultParseOptions, ast)
-      if (Option.isSome(issue)) fail(formatIssue(issue.value))
+      if (Option.isSome(issue)) fail(formatIssue(issue.value, protoName, identifier))
       return v
     }
     // Peel a nested Mapped so a chain of refinements is one Mapped.
@@ -628,12 +648,15 @@ export class Builder {
     const encode = ParseResult.encodeEither(step)
     const decode = ParseResult.decodeUnknownEither(step)
     const inner = this.type(ast.from, name, path)
+    // Failures name the emitted message (or enum), as a peer reading the .proto knows it.
+    const protoName = messageOf(inner)?.name ?? (inner._tag === "Enum" ? inner.name : undefined)
+    const identifier = identifierOf(ast)
     return mapped(inner, (v) => {
       const r = encode(v)
-      return r._tag === "Right" ? r.right : fail(formatIssue(r.left))
+      return r._tag === "Right" ? r.right : fail(formatIssue(r.left, protoName, identifier))
     }, (v) => {
       const r = decode(v)
-      return r._tag === "Right" ? r.right : fail(formatIssue(r.left))
+      return r._tag === "Right" ? r.right : fail(formatIssue(r.left, protoName, identifier))
     })
   }
 
@@ -839,10 +862,12 @@ export class Builder {
         if (i === undefined) fail(`${describe(v)} is not one of ${name}'s values`)
         w.uint32(i!)
       },
+      // proto3 enums are open: a number this side does not know (a newer peer's value) is not an error.
+      // A literal union cannot hold it, so it decodes as the first value (number 0, the proto3 default),
+      // as a missing field would (docs/protobuf.md).
       read: (r) => {
         const i = r.uint32()
-        if (i >= values.length) fail(`enum ${name} has no value number ${i | 0}`)
-        return values[i]
+        return i < values.length ? values[i] : values[0]
       }
     }
     this.enums.set(ast, e)
@@ -1037,7 +1062,10 @@ const makeMessage = (name: string): MessageType => {
     },
     read: (r) => {
       const end = r.length()
-      if (++r.depth > 100) fail("messages nested more than 100 deep")
+      // Recursive Schemas: bound the recursion a peer can cause (the limit the other codecs apply too).
+      if (++r.depth > MAX_NESTING_DEPTH) {
+        fail(`messages nested more than ${MAX_NESTING_DEPTH} deep (MAX_NESTING_DEPTH)`)
+      }
       const saved = r.end
       r.end = end
       const v = m.readBody(r, end)
