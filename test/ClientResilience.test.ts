@@ -181,16 +181,30 @@ describe("Client resilience", () => {
   it.scoped("the retry budget: retries stop with RetryBudgetExhausted once it is spent", () =>
     Effect.gen(function*() {
       const testing = yield* Client.make(Testing, { service: "testing" })
+      // The node refuses every call with a retryable 503 (its stream cap is 0): each retry reaches a server.
       const first = yield* Effect.flip(testing.Hello({ name: "x" }, { retry: Schedule.recurs(5) }))
       expect(first._tag).toBe("RetryBudgetExhausted")
-      expect((first as { detail: string }).detail).toContain("TransportError")
-      expect(budgetNetwork.dials.get("memory:gone")).toBe(3) // first attempt + the 2 retries the budget held
+      expect((first as { detail: string }).detail).toContain("ServiceUnavailable")
       const second = yield* Effect.flip(testing.Hello({ name: "x" }, { retry: Schedule.recurs(5) }))
       expect(second._tag).toBe("RetryBudgetExhausted")
-      expect(budgetNetwork.dials.get("memory:gone")).toBe(4)
       // Without retries the budget is not consulted: the call's own error.
-      expect((yield* Effect.flip(testing.Hello({ name: "x" }, { retry: false })))._tag).toBe("TransportError")
-    }).pipe(Effect.provide(env(budgetNetwork, [ghost("gone")], {
+      expect((yield* Effect.flip(testing.Hello({ name: "x" }, { retry: false })))._tag).toBe("ServiceUnavailable")
+    }).pipe(Effect.provide(env(budgetNetwork, [
+      Server.layer(Testing, { name: "testing", address: "memory:full", id: "full", limits: { maxConcurrentStreams: 0 } })
+        .pipe(Layer.provide(handlers("full")))
+    ], {
+      ejection: false,
+      retryBudget: { burst: 2, ratio: 0, minRetriesPerSecond: 0 }
+    }))))
+
+  const refusedNetwork = new Network()
+  it.scoped("retries after a refused dial are not paid from the budget (no server saw the call)", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const error = yield* Effect.flip(testing.Hello({ name: "x" }, { retry: Schedule.recurs(5) }))
+      expect(error._tag).toBe("TransportError")
+      expect(refusedNetwork.dials.get("memory:gone")).toBe(6) // first attempt + 5 retries, budget of 2 untouched
+    }).pipe(Effect.provide(env(refusedNetwork, [ghost("gone")], {
       ejection: false,
       retryBudget: { burst: 2, ratio: 0, minRetriesPerSecond: 0 }
     }))))

@@ -479,7 +479,7 @@ class Caller {
         ? Effect.matchEffect(driver.next(error as CallError), {
           onFailure: () => Effect.fail(error),
           onSuccess: () =>
-            budget === undefined || budget.tryWithdraw()
+            budget === undefined || neverReachedAServer(error) || budget.tryWithdraw()
               ? Effect.catchAll(attempt(tried), retryFrom(driver))
               : Effect.fail(budgetExhausted(error) as E)
         })
@@ -897,6 +897,16 @@ class Sender {
     )
   }
 }
+
+/**
+ * A refused or failed dial, or a call dropped before it was written, put no load on any server: retrying it
+ * elsewhere cannot amplify a sick cluster's load, so it is not paid from the retry budget. (Otherwise a
+ * registry still listing dead nodes — a static list, or the minutes before a TTL expires — turns every pick
+ * of a dead node into a budget withdrawal, and callers get RetryBudgetExhausted although live nodes answer.)
+ */
+const neverReachedAServer = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && (error as { readonly _tag?: unknown })._tag === "TransportError" &&
+  (error as TransportError).notDelivered
 
 const budgetExhausted = (error: unknown): RetryBudgetExhausted => {
   const failure = error as Partial<MicroError>
