@@ -89,9 +89,10 @@ export const layerWith = (options?: Options): Layer.Layer<Services, unknown> => 
  * To restrict it, bind it to one interface, `layerWith({ broker: { host: "10.0.0.5" } })`, or require a token
  * on every message (401 without one, 403 without a grant):
  * `layerWith({ broker: AuthMiddleware.layerBroker.pipe(Layer.provide(HttpBroker.layer({ host: "0.0.0.0" })), Layer.provide(AuthLive)) })`
- * (`AuthLive`: `Auth`, `Rules` and the `ServiceIdentity`; see docs/auth.md). Servers' RPC endpoints are
- * protected with `AuthMiddleware.layerServer` (and the mTLS transport). `layerLoopback` keeps multicast DNS
- * and the broker endpoint on 127.0.0.1.
+ * (`AuthLive`: `Auth`, `Rules` and the `ServiceIdentity`; see docs/auth.md). Servers listen on every interface
+ * by default too: bind one with `Server.layer(Api, { name, address: "10.0.0.5:0" })`, or enforce the rules on
+ * every call with `AuthMiddleware.layerServer()` (and the mTLS transport). `layerLoopback` keeps multicast DNS
+ * and the broker endpoint on 127.0.0.1 (servers still choose their own `address`).
  * @since 0.1.0
  * @category layers
  */

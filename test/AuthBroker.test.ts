@@ -309,13 +309,15 @@ describe("AuthMiddleware broker layers (memory, TestClock)", () => {
 })
 
 describe("Auth on the HTTP broker's endpoint (raw POSTs, as anyone on the network could send)", () => {
-  // The one line that makes a Defaults stack's broker endpoint require a token (issue 22, item 5).
+  // The one line of docs/broker.md "Exposure" and Defaults.layer's JSDoc that makes a Defaults stack's broker
+  // endpoint require a token (issue 22, item 5); `Identity` is the docs' `AuthLive` (Auth, Rules and the
+  // publishing ServiceIdentity). Bound to loopback here (the docs bind "0.0.0.0").
   const stack = Defaults.layerWith({
     registry: Registry.layerMemory,
-    broker: AuthMiddleware.layerBrokerSubscriber.pipe(Layer.provide(HttpBroker.layer()), Layer.provide(AuthLive))
+    broker: AuthMiddleware.layerBroker.pipe(Layer.provide(HttpBroker.layer({ host: "127.0.0.1" })), Layer.provide(Identity))
   })
 
-  it.scopedLive("no token → 401 Unauthorized, a token without a grant → 403 Forbidden, a granted token → 204", () =>
+  it.scopedLive("no token → 401 Unauthorized, a token without a grant → 403 Forbidden, a granted token → 204; publishes carry the identity's token", () =>
     Effect.gen(function*() {
       const seen: Array<string> = []
       const subscription = yield* Broker.subscribe("orders.created", (m) => Effect.sync(() => { seen.push(decode(m.body)) }))
@@ -332,6 +334,8 @@ describe("Auth on the HTTP broker's endpoint (raw POSTs, as anyone on the networ
       expect(JSON.parse(foreign.text)).toMatchObject({ reason: "Forbidden" })
       const granted = yield* post({ "micro-header-authorization": `Bearer ${yield* tokenOf(orders)}` }, "granted")
       expect(granted.status).toBe(204)
-      expect(seen).toEqual(["granted"])
+      // The stack's own publishes carry the `orders` identity's token and are delivered.
+      yield* Broker.publish("orders.created", text("published"))
+      expect(seen).toEqual(["granted", "published"])
     }).pipe(Effect.provide(Layer.merge(stack, AuthLive))))
 })

@@ -93,7 +93,8 @@ describe("HTTP broker under faults (cross-process)", () => {
       const c = yield* timed(Broker.publish(topic, bytes("c")))
       expect(c.millis).toBeLessThan(3000)
       yield* Effect.fromFiber(x).pipe(Effect.orDie)
-      yield* eventually(Effect.sync(sub.bodies), (bodies) => bodies.length >= 2)
+      // The subscriber's stdout reaches this process after the publish result: wait for the lines.
+      yield* eventually(Effect.sync(sub.bodies), (bodies) => bodies.length >= 2, "5 seconds")
       expect(sub.bodies()).toEqual(["sleep:1500", "c"])
 
       // A is cut at its body deadline with 408 and the connection closed.
@@ -102,7 +103,7 @@ describe("HTTP broker under faults (cross-process)", () => {
 
       // And the subscription still serves.
       yield* Broker.publish(topic, bytes("e"))
-      yield* eventually(Effect.sync(sub.bodies), (bodies) => bodies.length >= 3)
+      yield* eventually(Effect.sync(sub.bodies), (bodies) => bodies.length >= 3, "5 seconds")
       expect(sub.bodies()).toEqual(["sleep:1500", "c", "e"])
     }).pipe(Effect.provide(layer)), 60_000)
 
@@ -124,7 +125,7 @@ describe("HTTP broker under faults (cross-process)", () => {
       expect(texts.map(statusOf)).toEqual([408, 408, 408])
       // Cut around the deadline (1.5 s after the headers), not at Node's own request timeout (≥ 12.5 s here).
       expect(Date.now() - started).toBeLessThan(5000)
-      yield* eventually(Effect.sync(sub.bodies), (bodies) => bodies.length >= 5)
+      yield* eventually(Effect.sync(sub.bodies), (bodies) => bodies.length >= 5, "5 seconds")
       expect(sub.bodies()).toEqual(["m0", "m1", "m2", "m3", "m4"])
     }).pipe(Effect.provide(layer)), 60_000)
 

@@ -20,6 +20,7 @@ import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequ
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
@@ -268,11 +269,13 @@ export const make = (
             if (timedOut) resume(Effect.succeed(handlerTimedOut))
             else resume(exit)
           })
-          // The request itself was interrupted (its client went away): so is the handler.
-          return Effect.sync(() => {
+          // The request itself was interrupted (its client went away): so is the handler, and the request
+          // ends (releasing the subscription's turn) only once the handler has stopped, finalizers included:
+          // the subscription's next request never runs beside it.
+          return Effect.suspend(() => {
             deadlines.remove(entry)
             entry = undefined
-            fiber.unsafeInterruptAsFork(FiberId.none)
+            return Effect.asVoid(Fiber.interrupt(fiber))
           })
         }))
     const handlerTimedOut = errorJson(504, "Timeout", `handler did not finish within ${Duration.format(handlerTimeout)}`)
