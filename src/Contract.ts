@@ -20,6 +20,7 @@ import * as RpcSchema from "@effect/rpc/RpcSchema"
 import * as Context from "effect/Context"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import { endpointMessage } from "./internal/protobuf/names.js"
 
 /**
  * The four call shapes.
@@ -130,16 +131,30 @@ export const schemasOf = (rpc: Rpc.AnyWithProps): EndpointSchemas => {
   if (Option.isSome(responseStream)) errors.push(responseStream.value.failure)
   errors.push(rpc.errorSchema)
   const errorMembers = errors.filter((schema) => schema.ast._tag !== "NeverKeyword")
+  // Each Schema carries the name `Protobuf.toProto` gives its message (`HelloRequest`, ...), so protobuf
+  // error details name what a peer reading the .proto sees (no effect on other codecs).
   return {
     shape,
     // Contracts carry no Schema requirements (an Rpc's Schemas are context-free here).
-    request: (Option.isSome(requestStream) ? requestStream.value.success : rpc.payloadSchema) as WireSchema,
-    response: (Option.isSome(responseStream) ? responseStream.value.success : rpc.successSchema) as WireSchema,
-    error: (errorMembers.length === 0
-      ? Schema.Never
-      : errorMembers.length === 1
-      ? errorMembers[0]
-      : Schema.Union(...errorMembers)) as WireSchema,
+    request: endpointMessage(
+      (Option.isSome(requestStream) ? requestStream.value.success : rpc.payloadSchema) as WireSchema,
+      rpc._tag,
+      "Request"
+    ),
+    response: endpointMessage(
+      (Option.isSome(responseStream) ? responseStream.value.success : rpc.successSchema) as WireSchema,
+      rpc._tag,
+      "Response"
+    ),
+    error: endpointMessage(
+      (errorMembers.length === 0
+        ? Schema.Never
+        : errorMembers.length === 1
+        ? errorMembers[0]
+        : Schema.Union(...errorMembers)) as WireSchema,
+      rpc._tag,
+      "Error"
+    ),
     idempotent: Context.get(rpc.annotations, Idempotent)
   }
 }

@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import { MessageNameId } from "./internal/protobuf/names.js"
 
 const fields = {
   /** Who raised it: usually the service name, or `effect-micro.client`. */
@@ -220,6 +221,7 @@ export class StreamClosed extends Schema.TaggedError<StreamClosed>()("StreamClos
 
 /**
  * Every framework error, as one Schema: the wire decodes error frames of kind "framework" with it.
+ * In protobuf it is the `MicroError` oneof message (the name also used in codec error details).
  * @since 0.1.0
  * @category schemas
  */
@@ -238,7 +240,7 @@ export const MicroError = Schema.Union(
   CodecError,
   StreamClosed,
   RetryBudgetExhausted
-)
+).annotations({ [MessageNameId]: "MicroError" })
 /**
  * @since 0.1.0
  * @category models

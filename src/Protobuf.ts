@@ -18,6 +18,7 @@ import * as AST from "effect/SchemaAST"
 import type { Codec, SchemaCodec } from "./Codec.js"
 import { CodecError, MicroError } from "./Errors.js"
 import { emit, type RpcLine } from "./internal/protobuf/emit.js"
+import { rootName } from "./internal/protobuf/names.js"
 import { Builder, FieldNumberId, pascal, PlanError, type Root, type ScalarName, ScalarTypeId } from "./internal/protobuf/plan.js"
 import { Reader, Writer } from "./internal/protobuf/wire.js"
 
@@ -115,9 +116,6 @@ const plan = (schema: Schema.Schema.All): Either.Either<Root, ProtobufSchemaErro
   plans.set(schema, result)
   return result
 }
-
-const rootName = (ast: AST.AST): string =>
-  Option.getOrElse(AST.getIdentifierAnnotation(ast), () => "Message")
 
 /**
  * Checks that a Schema maps to protobuf (the same check `compile` does once).

@@ -273,7 +273,12 @@ export interface SqliteOptions extends StoreOptions {
   readonly synchronous?: "FULL" | "NORMAL" | undefined
   /** How often expired rows are deleted. Default 1 minute. They are invisible before that. */
   readonly sweepInterval?: Duration.DurationInput | undefined
-  /** How long to wait for another process holding the file's write lock. Default 5 seconds. */
+  /**
+   * How long an operation waits for another connection (process) holding the file's lock, counted from
+   * the first `SQLITE_BUSY`. Default 5 seconds; 0 fails at once. The wait never blocks the event loop:
+   * the statement is retried on `Clock` (1, 2, 4, 8, 16 ms, then every 25 ms, jittered). After it the
+   * operation fails with reason `Unavailable` and `SQLITE_BUSY` in the detail. See docs/store.md.
+   */
   readonly busyTimeout?: Duration.DurationInput | undefined
 }
 

@@ -10,6 +10,7 @@ import { BadRequest, CodecError, MicroError, TransportError } from "../src/Error
 import { MAX_NESTING_DEPTH } from "../src/internal/inputLimits.js"
 import { Builder, codegen } from "../src/internal/protobuf/plan.js"
 import { Reader, Writer } from "../src/internal/protobuf/wire.js"
+import { schemasOf } from "../src/Contract.js"
 import * as Protobuf from "../src/Protobuf.js"
 import { Account, Circle, Int64, Level, NotFound, Point, Shape, Square } from "./support/protobufSchemas.js"
 
@@ -531,6 +532,47 @@ describe("Protobuf error details and framework error codes", () => {
     expect(Either.isLeft(range) && range.left.detail).toBe("decode: Range: lo above hi")
     // The same name as in the emitted file.
     expect(Protobuf.toProto(RpcGroup.make(Rpc.make("Save", { payload: User })))).toContain("message User {")
+  })
+
+  it("an endpoint's anonymous messages are named in details as in the emitted .proto (HelloRequest, MicroError)", () => {
+    const Group = RpcGroup.make(
+      Rpc.make("SetMood", {
+        payload: { mood: Schema.Literal("happy", "sad"), inner: Schema.Struct({ s: Schema.String }) },
+        success: Schema.Struct({ ok: Schema.Boolean }),
+        error: Schema.Union(NotFound, Schema.Struct({ _tag: Schema.Literal("Busy") }))
+      })
+    )
+    const proto = Protobuf.toProto(Group)
+    for (const name of ["SetMoodRequest", "SetMoodResponse", "SetMoodError", "MicroError"]) {
+      expect(proto).toContain(`message ${name} {`)
+    }
+    expect(proto).toContain("enum SetMoodRequestMood {")
+    // The Schemas the runtime compiles for the endpoint (client and server alike).
+    const schemas = schemasOf(Group.requests.get("SetMood")! as Rpc.AnyWithProps)
+    const request = Protobuf.compile(schemas.request)
+    const missing = request.encode({ mood: "happy" } as any)
+    expect(Either.isLeft(missing) && missing.left.detail).toBe("encode: SetMoodRequest.inner: missing")
+    const mood = request.encode({ mood: "angry", inner: { s: "" } } as any)
+    expect(Either.isLeft(mood) && mood.left.detail).toBe("encode: string angry is not one of SetMoodRequestMood's values")
+    const response = Protobuf.compile(schemas.response).encode({ ok: "yes" } as any)
+    expect(Either.isLeft(response) && response.left.detail).toBe("encode: SetMoodResponse.ok: expected bool, got string yes")
+    // The closure plan (no code generation) says the same.
+    codegen.enabled = false
+    try {
+      const closures = new Builder().root(Schema.Struct({ ok: Schema.Boolean, n: Schema.Number }).ast, "SetMoodResponse")
+      expect(() => closures.writeBody(new Writer(16), { ok: true, n: "1" })).toThrow("SetMoodResponse.n: expected double (number), got string 1")
+    } finally {
+      codegen.enabled = true
+    }
+    const error = Protobuf.compile(schemas.error).decode(new Uint8Array(0))
+    expect(Either.isLeft(error) && error.left.detail).toBe("decode: SetMoodError: no member of the union is set")
+    const framework = Protobuf.compile(MicroError).decode(new Uint8Array(0))
+    expect(Either.isLeft(framework) && framework.left.detail).toBe("decode: MicroError: no member of the union is set")
+    // Only the protobuf name is recorded: the JSON codec and Schema see the same Schema as before.
+    expect(Schema.decodeUnknownSync(schemas.request)({ mood: "sad", inner: { s: "x" } })).toEqual({ mood: "sad", inner: { s: "x" } })
+    // A Schema with an identifier keeps its name (as in toProto).
+    const classy = schemasOf(Rpc.make("Save", { payload: User }) as unknown as Rpc.AnyWithProps)
+    expect(classy.request).toBe(User)
   })
 
   it("the framework error code is an int32 in the .proto and a varint on the wire", () => {

@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import protobuf from "protobufjs"
-import { BadRequest, MicroError, TransportError } from "../src/Errors.js"
+import { BadRequest, MicroError, Timeout, TransportError } from "../src/Errors.js"
 import * as Protobuf from "../src/Protobuf.js"
 import { Account, Circle, Contract, Level, NotFound, Point, Shape, Square } from "./support/protobufSchemas.js"
 
@@ -251,7 +251,7 @@ describe("Protobuf interop with protobufjs (emitted .proto)", () => {
 
   // Optional: `scripts/engines.sh install protoc`.
   const hasProtoc = spawnSync("protoc", ["--version"], { timeout: 10_000 }).status === 0
-  it.skipIf(!hasProtoc)("protoc accepts the .proto and decodes/encodes our bytes", () => {
+  it.skipIf(!hasProtoc)("protoc accepts the .proto and decodes/encodes our bytes (framework errors included)", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-micro-protoc-"))
     try {
       fs.writeFileSync(path.join(dir, "contract.proto"), proto)
@@ -267,6 +267,23 @@ describe("Protobuf interop with protobufjs (emitted .proto)", () => {
       const encoded = protoc(["--encode=interop.SaveRequest"], text)
       expect(encoded.status, encoded.stderr.toString()).toBe(0)
       expect(ours(Account).decode(new Uint8Array(encoded.stdout))).toEqual(account)
+
+      // Framework errors: MicroError's `code` is an int32 (go-micro's errors.proto), both ways.
+      const error = protoc(["--decode=interop.MicroError"], ours(MicroError).encode(BadRequest.of("bad input", "svc")))
+      expect(error.status, error.stderr.toString()).toBe(0)
+      expect(error.stdout.toString()).toBe(
+        `badRequest {\n  id: "svc"\n  code: 400\n  detail: "bad input"\n  status: "Bad Request"\n}\n`
+      )
+      const fromProtoc = protoc(
+        ["--encode=interop.MicroError"],
+        `timeout { id: "go.micro.client" code: -7 detail: "d" status: "s" }`
+      )
+      expect(fromProtoc.status, fromProtoc.stderr.toString()).toBe(0)
+      // code -7 as an int32 varint: field 2, wire type 0, ten bytes (sign-extended), as protoc writes it.
+      expect([...new Uint8Array(fromProtoc.stdout)]).toContain(0x10)
+      expect(ours(MicroError).decode(new Uint8Array(fromProtoc.stdout))).toEqual(
+        new Timeout({ id: "go.micro.client", code: -7, detail: "d", status: "s" })
+      )
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

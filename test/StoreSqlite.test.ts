@@ -5,10 +5,15 @@ import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Store from "../src/Store.js"
@@ -192,4 +197,136 @@ describe("Store (sqlite specifics)", () => {
         )
       )
     ))
+})
+
+// ----- another connection holding the write lock (the same as another process: SQLite locks the file) -----
+
+interface RawDatabase {
+  pragma(source: string): unknown
+  exec(source: string): unknown
+  readonly inTransaction: boolean
+  close(): unknown
+}
+const RawSqlite = createRequire(import.meta.url)("better-sqlite3") as new(filename: string) => RawDatabase
+
+/** A second connection to `file` that holds its write lock (`BEGIN IMMEDIATE`) until `release` or scope end. */
+const holdWriteLock = (file: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const db = new RawSqlite(file)
+      db.exec("BEGIN IMMEDIATE")
+      return { release: () => db.exec("COMMIT"), db }
+    }),
+    ({ db }) =>
+      Effect.sync(() => {
+        if (db.inTransaction) db.exec("ROLLBACK")
+        db.close()
+      })
+  )
+
+/** Lets forked fibers run as far as they can without the clock moving. */
+const settle = Effect.sleep("0 millis").pipe(Effect.zipRight(Effect.yieldNow()), Effect.repeatN(20))
+
+describe("Store (sqlite) while another connection holds the write lock", () => {
+  it.scoped("a write waits on Clock (not inside SQLite) and succeeds once the lock is released", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "locked-short.db")
+      const store = yield* Store.makeSqlite({ filename: file })
+      const lock = yield* holdWriteLock(file)
+      const write = yield* Effect.fork(store.write({ key: "k", value: new Uint8Array([7]) }))
+      yield* settle
+      // Waiting, not failed: the fiber sleeps between attempts, so the test fiber runs meanwhile.
+      yield* TestClock.adjust("3 seconds")
+      expect(Option.isNone(yield* Fiber.poll(write))).toBe(true)
+      lock.release()
+      // The next attempt comes within one retry interval (25 ms, jittered by at most 20%).
+      yield* TestClock.adjust("30 millis")
+      yield* Fiber.join(write)
+      expect((yield* store.read("k"))[0]!.value).toEqual(new Uint8Array([7]))
+    }))
+
+  it.scoped("after busyTimeout the write fails with reason Unavailable and SQLITE_BUSY in the detail; nothing is written", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "locked-long.db")
+      const store = yield* Store.makeSqlite({ filename: file, busyTimeout: "2 seconds" })
+      const lock = yield* holdWriteLock(file)
+      const write = yield* Effect.fork(store.write({ key: "k", value: new Uint8Array([7]) }))
+      yield* settle
+      yield* TestClock.adjust("1900 millis")
+      expect(Option.isNone(yield* Fiber.poll(write))).toBe(true)
+      // The bound, plus at most one retry interval.
+      yield* TestClock.adjust("150 millis")
+      const exit = yield* Fiber.await(write)
+      expect(Exit.isFailure(exit)).toBe(true)
+      const error = yield* Effect.flip(exit)
+      expect(error.reason).toBe("Unavailable")
+      expect(error.detail).toBe(
+        "sqlite: write failed: SQLITE_BUSY, the database stayed locked by another connection for busyTimeout (2000 ms)"
+      )
+      expect((error.cause as { code?: string }).code).toBe("SQLITE_BUSY")
+      lock.release()
+      expect(yield* failureReason(store.read("k"))).toBe("NotFound")
+      // The store works again once the lock is gone.
+      yield* store.write({ key: "k", value: new Uint8Array([8]) })
+      expect((yield* store.read("k"))[0]!.value).toEqual(new Uint8Array([8]))
+    }))
+
+  it.scoped("deletes wait the same way; busyTimeout 0 fails at the first SQLITE_BUSY", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "locked-delete.db")
+      const store = yield* Store.makeSqlite({ filename: file })
+      yield* store.write({ key: "k", value: new Uint8Array([1]) })
+      const lock = yield* holdWriteLock(file)
+      const remove = yield* Effect.fork(store.delete("k"))
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      expect(Option.isNone(yield* Fiber.poll(remove))).toBe(true)
+      lock.release()
+      yield* TestClock.adjust("30 millis")
+      yield* Fiber.join(remove)
+      expect(yield* failureReason(store.read("k"))).toBe("NotFound")
+
+      const impatient = yield* Store.makeSqlite({ filename: file, busyTimeout: 0 })
+      yield* holdWriteLock(file)
+      const error = yield* Effect.flip(impatient.write({ key: "x", value: new Uint8Array([1]) }))
+      expect(error.reason).toBe("Unavailable")
+      expect(error.detail).toContain("SQLITE_BUSY")
+      expect(error.detail).toContain("busyTimeout (0 ms)")
+    }))
+
+  it.scoped("interrupting a waiting write stops the wait; nothing is written", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "locked-interrupt.db")
+      const store = yield* Store.makeSqlite({ filename: file })
+      const lock = yield* holdWriteLock(file)
+      const write = yield* Effect.fork(store.write({ key: "k", value: new Uint8Array([1]) }))
+      yield* settle
+      yield* TestClock.adjust("500 millis")
+      yield* Fiber.interrupt(write)
+      lock.release()
+      yield* TestClock.adjust("1 second")
+      expect(yield* failureReason(store.read("k"))).toBe("NotFound")
+    }))
+
+  it.scoped("reads, pattern reads and lists are served while another connection writes (WAL); opening does not wait", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "locked-read.db")
+      const store = yield* Store.makeSqlite({ filename: file })
+      yield* store.write({ key: "a/1", value: new Uint8Array([1]) })
+      yield* holdWriteLock(file)
+      expect((yield* store.read("a/1"))[0]!.value).toEqual(new Uint8Array([1]))
+      expect((yield* store.read("a/", { prefix: true })).map((r) => r.key)).toEqual(["a/1"])
+      expect(yield* store.list()).toEqual(["a/1"])
+      // The schema is current, so a second store on the file opens without the write lock (no clock needed).
+      const second = yield* Store.makeSqlite({ filename: file })
+      expect(yield* second.list()).toEqual(["a/1"])
+    }))
+
+  it.effect("busyTimeout must be a finite duration (reason Invalid)", () =>
+    Effect.gen(function*() {
+      const infinite = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: ":memory:", busyTimeout: Duration.infinity })))
+      expect(infinite.reason).toBe("Invalid")
+      const garbage = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: ":memory:", busyTimeout: "soon" as any })))
+      expect(garbage.reason).toBe("Invalid")
+    }))
 })

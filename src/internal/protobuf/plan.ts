@@ -28,6 +28,7 @@ import {
   WireError,
   type Writer
 } from "./wire.js"
+import { identifierOf, pascal } from "./names.js"
 import { MAX_NESTING_DEPTH } from "../inputLimits.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -443,24 +444,7 @@ export interface Root {
 /** @internal */
 export const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
 
-/** A proto-safe PascalCase name from an identifier annotation or a field name. */
-export const pascal = (s: string): string => {
-  const last = s.includes("/") ? s.slice(s.lastIndexOf("/") + 1) : s
-  const parts = last.split(/[^A-Za-z0-9]+/).filter((p) => p.length > 0)
-  let out = parts.map((p) => p[0]!.toUpperCase() + p.slice(1)).join("")
-  if (out === "" || /^[0-9]/.test(out)) out = "M" + out
-  return out
-}
-
-const identifierOf = (ast: AST.AST): string | undefined => {
-  const id = AST.getIdentifierAnnotation(ast)
-  if (Option.isSome(id)) return id.value
-  if (AST.isTransformation(ast)) {
-    const to = AST.getIdentifierAnnotation(ast.to)
-    if (Option.isSome(to)) return to.value
-  }
-  return undefined
-}
+export { pascal }
 
 /**
  * A Schema failure as `Name.field: message`, `Name` being the emitted `.proto` name (what a peer in
@@ -1079,6 +1063,10 @@ const makeMessage = (name: string): MessageType => {
 
 const wireName = ["varint", "fixed64", "length-delimited", "start-group", "end-group", "fixed32", "6", "7"]
 
+/** Rethrows a scalar field's encode failure as `Message.field: ...` (what the emitted .proto calls them). */
+const inField = (message: string, field: string, cause: unknown): never =>
+  fail(`${message}.${field}: ${cause instanceof Error ? cause.message : String(cause)}`)
+
 const wrongWire = (name: string, number: number, got: number, expected: number): never =>
   fail(`field ${name} (${number}): wire type ${wireName[got]}, expected ${wireName[expected]}`)
 
@@ -1348,6 +1336,8 @@ const compileMessage = (message: MessageType, all: Array<Field>): void => {
     const core = unwrapMapped(f.type)
     return !f.optionalKey && core._tag !== "Optional" && core._tag !== "Constant"
   })
+  // Scalar fields' type errors are prefixed with `Message.field` (a message field's own errors name theirs).
+  const scalars = fields.map((f) => unwrapMapped(f.type)._tag === "Scalar")
   message.writeBody = boxed
     ? (w, v) => fields[0]!.write(w, v)
     : (w, v) => {
@@ -1358,7 +1348,13 @@ const compileMessage = (message: MessageType, all: Array<Field>): void => {
         if (fv === undefined && required[i]) {
           fail(`${message.name}.${f.name}: missing`)
         }
-        f.write(w, fv)
+        if (scalars[i]) {
+          try {
+            f.write(w, fv)
+          } catch (cause) {
+            inField(message.name, f.name, cause)
+          }
+        } else f.write(w, fv)
       }
     }
   message.readBody = (r, end) => {
@@ -1462,7 +1458,8 @@ const generate = (
       const tag = f.number * 8 + (f.type as ScalarType).wire
       w.push(
         `if (${inline.check}) { if (!(${inline.zero})) { w.uint32(${tag}); ${inline.write.replace("F[I]", `F[${i}]`)}; } }`,
-        `else if (x === undefined) fail(NAME + ".${f.name}: missing"); else F[${i}].write(w, x);`
+        `else if (x === undefined) fail(NAME + ".${f.name}: missing");`,
+        `else { try { F[${i}].write(w, x); } catch (e) { IN_FIELD(NAME, ${JSON.stringify(f.name)}, e); } }`
       )
       cases.push(`case ${tag}: v${i} = ${inline.read}; break;`)
       slow.push(`case ${f.number}: v${i} = F[${i}].read(r, tag & 7, v${i}); break;`)
@@ -1470,7 +1467,11 @@ const generate = (
       return
     }
     if (required[i]) w.push(`if (x === undefined) fail(NAME + ".${f.name}: missing");`)
-    w.push(`F[${i}].write(w, x);`)
+    w.push(
+      unwrapMapped(f.type)._tag === "Scalar"
+        ? `try { F[${i}].write(w, x); } catch (e) { IN_FIELD(NAME, ${JSON.stringify(f.name)}, e); }`
+        : `F[${i}].write(w, x);`
+    )
     if (f.number !== 0) slow.push(`case ${f.number}: v${i} = F[${i}].read(r, tag & 7, v${i}); break;`)
     const value = `(v${i} === undefined ? F[${i}].missing() : v${i})`
     const post = posts[i] !== undefined ? (e: string) => `P[${i}](${e} === ABSENT ? undefined : ${e})` : (e: string) => e
@@ -1510,8 +1511,8 @@ const generate = (
   ].join("\n")
   try {
     // eslint-disable-next-line no-new-func
-    const make = new Function("F", "P", "fail", "describe", "NAME", "ABSENT", source)
-    const generated = make(fields, posts, fail, describe, message.name, Absent)
+    const make = new Function("F", "P", "fail", "describe", "NAME", "ABSENT", "IN_FIELD", source)
+    const generated = make(fields, posts, fail, describe, message.name, Absent, inField)
     generated.writeBody.generated = true
     return generated
   } catch {
