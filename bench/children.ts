@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from "node:child_process"
 import { execFileSync, spawn } from "node:child_process"
-import { readdirSync, rmSync } from "node:fs"
+import { appendFileSync, readdirSync, rmSync } from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -116,7 +116,9 @@ export const startNode = (args: ReadonlyArray<string>, cpu?: number | undefined)
   const waiters: Array<{ prefix: string; resolve: (line: string) => void }> = []
   let stderr = ""
   let buffer = ""
+  const log = process.env.BENCH_CHILD_LOG
   child.stdout!.setEncoding("utf8").on("data", (data: string) => {
+    if (log) appendFileSync(`${log}-${child.pid}.log`, data)
     buffer += data
     let newline: number
     while ((newline = buffer.indexOf("\n")) !== -1) {

@@ -33,6 +33,7 @@
  *   BENCH_IDLE_MS            idle: settle time after READY before sampling RSS (default 2000)
  *   BENCH_SERVER_NODE_ARGS   extra node flags for rpc/stream server processes, e.g. "--cpu-prof --cpu-prof-dir=bench/profiles"
  *   BENCH_CLIENT_NODE_ARGS   the same for the load-generator (client) processes
+ *   BENCH_CHILD_LOG=prefix   append each child's stdout to <prefix>-<pid>.log (e.g. with "--trace-gc-nvp" above)
  *   BENCH_PIN=0              do not pin rpc/stream servers to CPU 0 and load generators to CPU 1 (taskset)
  *   BENCH_SAVE=0             do not write bench/results/<timestamp>.json
  *   BENCH_TSX=1              run the child processes with `node --import tsx` instead of transpiling first

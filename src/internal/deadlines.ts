@@ -44,10 +44,16 @@ export class DeadlineWheel {
     }
     set.add(entry)
     this.size++
-    if (bucket < this.wakeAt && this.wake !== undefined) {
-      const wake = this.wake
-      this.wake = undefined
-      wake()
+    if (bucket < this.wakeAt) {
+      // The driver will look at least this early, even if the entry is removed before it runs: otherwise
+      // a server whose only other timer is minutes away is woken by every short call (each one added and
+      // removed before the driver runs), and the wake-ups cost more than the calls (measured: +25 MB peak RSS).
+      this.wakeAt = bucket
+      if (this.wake !== undefined) {
+        const wake = this.wake
+        this.wake = undefined
+        wake()
+      }
     }
     return entry
   }
@@ -100,7 +106,8 @@ export class DeadlineWheel {
       this.wakeAt = now + this.tickMillis
     } else {
       this.emptyOnce = false
-      this.wakeAt = Math.max(this.nextBucket(), now + 1)
+      // `wakeAt` may still hold the bucket of an entry added (and maybe already removed) since the last look.
+      this.wakeAt = Math.max(Math.min(this.nextBucket(), this.wakeAt > now ? this.wakeAt : Infinity), now + 1)
     }
     return Effect.raceFirst(this.clock.sleep(Duration.millis(this.wakeAt - now)), this.woken)
   }).pipe(

@@ -1,5 +1,6 @@
 /** The timing wheel behind call and publish deadlines, on TestClock. */
 import { describe, expect, it } from "@effect/vitest"
+import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
 import { DeadlineWheel } from "../../src/internal/deadlines.js"
@@ -10,6 +11,9 @@ const wheel = Effect.gen(function*() {
   yield* Effect.yieldNow()
   return deadlines
 })
+
+/** Enough scheduler turns for a woken driver to look again and go back to sleep. */
+const settle = Effect.yieldNow().pipe(Effect.repeatN(10))
 
 describe("DeadlineWheel", () => {
   it.scoped("expires an entry within one tick after its deadline, not before", () =>
@@ -53,5 +57,37 @@ describe("DeadlineWheel", () => {
       deadlines.add(40, () => expired.push(2))
       yield* TestClock.adjust("80 millis")
       expect(expired).toEqual([1, 2])
+    }))
+
+  it.scoped("short entries added and removed between looks do not wake the driver each time", () =>
+    Effect.gen(function*() {
+      // A server: one idle timer minutes away, and calls with a 5 s deadline that finish in microseconds.
+      const clock = yield* Effect.clock
+      let sleeps = 0
+      const counting: Clock.Clock = Object.create(clock)
+      ;(counting as { sleep: Clock.Clock["sleep"] }).sleep = (duration) => {
+        sleeps++
+        return clock.sleep(duration)
+      }
+      const deadlines = new DeadlineWheel(counting, 20)
+      yield* Effect.forkScoped(deadlines.run)
+      yield* Effect.yieldNow()
+      const expired: Array<string> = []
+      deadlines.add(300_000, () => expired.push("idle"))
+      // Let the driver settle on the idle timer.
+      yield* TestClock.adjust("100 millis")
+      const before = sleeps
+      for (let i = 0; i < 1000; i++) {
+        // Done before the woken driver gets to run, as a fast call is.
+        deadlines.remove(deadlines.add(5_000, () => expired.push("call")))
+        yield* settle
+        if (i % 100 === 0) yield* TestClock.adjust("1 millis")
+      }
+      // Once to move the look from the idle timer to the first call's bucket (measured before the fix: 1000).
+      expect(sleeps - before).toBeLessThanOrEqual(2)
+      yield* TestClock.adjust("5 seconds")
+      deadlines.add(100, () => expired.push("late"))
+      yield* TestClock.adjust("200 millis")
+      expect(expired).toEqual(["late"])
     }))
 })
