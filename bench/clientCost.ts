@@ -62,6 +62,30 @@ const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n =
     for (let i = 0; i < inflight; i++) runFork(loop)
   })
 
+const runPromise = Runtime.runPromise(runtime)
+/** The same from Promise code: each call is `runtime.runPromise(call())`, `inflight` callers awaiting in a loop. */
+const measurePromise = (label: string, call: () => Effect.Effect<unknown, unknown>, n = 100_000, inflight = 64) =>
+  new Promise<void>((done) => {
+    let started = 0
+    let finished = 0
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    const next = (): void => {
+      if (started >= n) return
+      started++
+      runPromise(call()).catch(() => failures++).then(() => {
+        if (++finished === n) {
+          const cpu = process.cpuUsage(cpu0)
+          const ms = performance.now() - t0
+          console.log(`${label.padEnd(44)} ${((cpu.user + cpu.system) / n).toFixed(1).padStart(6)} µs/call CPU ${String(Math.round(n / ms * 1000)).padStart(7)} calls/s${failures > 0 ? ` (${failures} failures)` : ""}`)
+          failures = 0
+          done()
+        } else next()
+      })
+    }
+    for (let i = 0; i < inflight; i++) next()
+  })
+
 const direct = await managed.runPromise(Client.make(Bench, { service: serviceName, node: address }))
 const viaRegistry = await managed.runPromise(Client.make(Bench, { service: serviceName }))
 const lean = await managed.runPromise(Client.make(Bench, { service: serviceName, node: address, retry: false, timeout: 0 }))
@@ -91,6 +115,9 @@ for (let round = 0; round < 2; round++) {
   await measure("typed client, static registry + selector", () => viaRegistry.Echo(payload))
   await measure("typed client, no retry/deadline", () => lean.Echo(payload))
   await measure("floor: Effect.sync(encode+decode)", () => Effect.sync(() => codec.decode((codec.encode(payload) as any).right)))
+  await measurePromise("promise floor: runPromise(Effect.void)", () => Effect.void)
+  await measurePromise("promise: raw Effect.async + connection.open", rawCall(false))
+  await measurePromise("promise: typed client, static registry", () => viaRegistry.Echo(payload))
 }
 await managed.dispose()
 server.kill()

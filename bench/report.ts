@@ -65,7 +65,10 @@ export const rpcTable = (rows: ReadonlyArray<Measurement>): string =>
       "CPU vs raw",
       "CPU vs Moleculer",
       "server peak RSS MB",
+      "RSS vs Moleculer",
       "client CPU µs/req",
+      "client peak RSS MB",
+      "client RSS vs Moleculer",
       "errors"
     ],
     rows.map((row) => {
@@ -84,7 +87,10 @@ export const rpcTable = (rows: ReadonlyArray<Measurement>): string =>
         ratio(row.serverCpuUsPerReq, raw?.serverCpuUsPerReq),
         ratio(row.serverCpuUsPerReq, mol?.serverCpuUsPerReq),
         fmt(row.serverPeakRssMb, 1),
+        ratio(row.serverPeakRssMb, mol?.serverPeakRssMb),
         fmt(row.clientCpuUsPerReq, 1),
+        fmt(row.clientPeakRssMb, 1),
+        ratio(row.clientPeakRssMb, mol?.clientPeakRssMb),
         errorsCell(row)
       ]
     })
@@ -198,7 +204,8 @@ export const summary = (results: {
     for (const row of results.rpc.filter((r) => r.inflight === inflight && r.scenario.startsWith("effect-micro"))) {
       lines.push(
         `- ${row.scenario} @${inflight} in flight: ${ratio(row.reqPerSec, mol?.reqPerSec)} Moleculer req/s ` +
-          `(${ratio(row.reqPerSec, raw?.reqPerSec)} raw net), server CPU ${ratio(row.serverCpuUsPerReq, mol?.serverCpuUsPerReq)} Moleculer's`
+          `(${ratio(row.reqPerSec, raw?.reqPerSec)} raw net), server CPU ${ratio(row.serverCpuUsPerReq, mol?.serverCpuUsPerReq)} Moleculer's, ` +
+          `peak RSS server ${ratio(row.serverPeakRssMb, mol?.serverPeakRssMb)} / client ${ratio(row.clientPeakRssMb, mol?.clientPeakRssMb)} Moleculer's`
       )
     }
   }

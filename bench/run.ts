@@ -215,7 +215,7 @@ const runLoad = async (
           ? `  ${scenario.name} @${inflight}: FAILED\n    ${row.failure.replace(/\n/g, "\n    ")}`
           : `  ${scenario.name} @${inflight}: ${fmt(row.reqPerSec)} ${group === "stream" ? "msgs" : "req"}/s, ` +
             `p50 ${fmt(row.latencyUs.p50)} µs, p99 ${fmt(row.latencyUs.p99)} µs, server ${fmt(row.serverCpuUsPerReq, 1)} µs/op, ` +
-            `RSS ${fmt(row.serverPeakRssMb, 1)} MB${row.errors > 0 ? `, ${row.errors} errors: ${row.firstError}` : ""}`
+            `RSS ${fmt(row.serverPeakRssMb, 1)} MB (client ${fmt(row.clientPeakRssMb, 1)} MB)${row.errors > 0 ? `, ${row.errors} errors: ${row.firstError}` : ""}`
       )
     }
   }

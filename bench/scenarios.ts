@@ -78,11 +78,18 @@ export const scenarios: ReadonlyArray<Scenario> = [
     optional: true
   },
   {
+    name: "effect-micro-json-promise",
+    group: "rpc",
+    description: "as effect-micro-json, but each call made from Promise code: `runtime.runPromise(client.Echo(...))` per call",
+    server: ["bench/servers/effectMicro.ts"],
+    client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json", { caller: "promise" }))
+  },
+  {
     name: "effect-micro-json-fork",
     group: "rpc",
     description: "diagnostic (opt-in): as effect-micro-json but each call forked from callback code (runFork per call)",
     server: ["bench/servers/effectMicro.ts"],
-    client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json", { forkPerCall: true })),
+    client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json", { caller: "fork" })),
     optional: true
   },
   {

@@ -4,8 +4,9 @@
  * load balanced by the selector. Retries, deadlines (5 s, sent to the server) and metadata handling stay at
  * their defaults unless `options` overrides them (diagnostic scenarios).
  *
- * Calls come from long-lived worker fibers (`workers`), as in a service calling another; with
- * `forkPerCall`, each call is instead forked from callback code (`call`), as `Effect.runFork` per call does.
+ * Calls come from long-lived worker fibers (`workers`), as in a service calling another. With `caller`,
+ * each call is instead started from callback code (`call`): `"promise"` awaits `runtime.runPromise(...)`
+ * per call, as Promise code (an Express handler, a script) calls a service; `"fork"` is `runFork` per call.
  */
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -23,7 +24,7 @@ import type { LoadClient } from "./types.js"
 
 export const make = (
   contentType: string,
-  options?: Pick<Client.ClientOptions, "timeout" | "retry"> & { readonly forkPerCall?: boolean }
+  options?: Pick<Client.ClientOptions, "timeout" | "retry"> & { readonly caller?: "promise" | "fork" }
 ) =>
 async (address: string): Promise<LoadClient> => {
   const Live = Client.layer().pipe(
@@ -45,11 +46,16 @@ async (address: string): Promise<LoadClient> => {
   // Make sure the connection works before the load starts.
   await managed.runPromise(bench.Echo(payload))
   const runFork = Runtime.runFork(runtime)
+  const runPromise = Runtime.runPromise(runtime)
   return {
-    call: (done) => {
-      runFork(bench.Echo(payload)).addObserver((exit) => done(Exit.isSuccess(exit) ? undefined : exit.cause))
-    },
-    workers: options?.forkPerCall === true ? undefined : workers(runtime, () => bench.Echo(payload)),
+    call: options?.caller === "promise"
+      ? (done) => {
+        runPromise(bench.Echo(payload)).then(() => done(undefined), done)
+      }
+      : (done) => {
+        runFork(bench.Echo(payload)).addObserver((exit) => done(Exit.isSuccess(exit) ? undefined : exit.cause))
+      },
+    workers: options?.caller === undefined ? workers(runtime, () => bench.Echo(payload)) : undefined,
     close: () => managed.dispose()
   }
 }
