@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies and the engine packages (etcd, nats, redis, postgres) when
-# missing, typechecks, then runs vitest. Engines are started and stopped by the tests themselves.
+# missing, typechecks, checks the packed package, then runs vitest. Engines are started and stopped by the
+# tests themselves.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 bash scripts/engines.sh install
 npm run typecheck
+if [ "$#" -eq 0 ]; then
+  # The package as users install it (build, pack, install next to another effect patch, import, typecheck).
+  bash scripts/pack-check.sh
+fi
 if [ "$#" -gt 0 ]; then
   npx vitest run "$@"
 else
