@@ -27,6 +27,12 @@ export class DeadlineWheel {
   /** When the driver looks next (Infinity while parked); an entry due earlier wakes it. */
   private wakeAt = Infinity
   private wake: (() => void) | undefined = undefined
+  /**
+   * An entry came in earlier than `wakeAt` since the driver last looked. Between deciding how long to sleep
+   * and waiting to be woken the driver cannot be woken (its `wake` is not installed yet): this flag makes it
+   * look again at once instead of missing the entry.
+   */
+  private wakeRequested = false
   /** The driver found the wheel empty once: it parks if it still is after one more tick. */
   private emptyOnce = false
 
@@ -49,6 +55,7 @@ export class DeadlineWheel {
       // a server whose only other timer is minutes away is woken by every short call (each one added and
       // removed before the driver runs), and the wake-ups cost more than the calls (measured: +25 MB peak RSS).
       this.wakeAt = bucket
+      this.wakeRequested = true
       if (this.wake !== undefined) {
         const wake = this.wake
         this.wake = undefined
@@ -83,6 +90,7 @@ export class DeadlineWheel {
   }
 
   private readonly woken: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (this.wakeRequested) return resume(Effect.void)
     this.wake = () => resume(Effect.void)
     return Effect.sync(() => {
       this.wake = undefined
@@ -97,6 +105,7 @@ export class DeadlineWheel {
    */
   readonly run: Effect.Effect<never> = Effect.suspend((): Effect.Effect<void> => {
     const now = this.clock.unsafeCurrentTimeMillis()
+    this.wakeRequested = false
     if (this.size === 0) {
       if (this.emptyOnce) {
         this.wakeAt = Infinity

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
 import { DeadlineWheel } from "../../src/internal/deadlines.js"
 
@@ -89,5 +90,32 @@ describe("DeadlineWheel", () => {
       deadlines.add(100, () => expired.push("late"))
       yield* TestClock.adjust("200 millis")
       expect(expired).toEqual(["late"])
+    }))
+
+  it.scoped("an entry added while the driver is between looking and waiting is not missed", () =>
+    Effect.gen(function*() {
+      // Other code adds an entry right after the driver woke (a publish failing on its timeout and the caller
+      // publishing again): at some point the driver has already decided to sleep until `long` but is not yet
+      // waiting to be woken. Try every point of that window.
+      for (let turns = 0; turns < 24; turns++) {
+        const deadlines = new DeadlineWheel(yield* Effect.clock, 20)
+        const driver = yield* Effect.fork(deadlines.run)
+        const expired: Array<string> = []
+        deadlines.add(30_000, () => expired.push("long"))
+        yield* TestClock.adjust("100 millis")
+        const again = Effect.yieldNow().pipe(
+          Effect.repeatN(turns),
+          Effect.andThen(() => deadlines.add(100, () => expired.push("second")))
+        )
+        deadlines.add(100, () => {
+          expired.push("first")
+          Effect.runFork(again)
+        })
+        yield* TestClock.adjust("120 millis")
+        yield* settle
+        yield* TestClock.adjust("150 millis")
+        expect({ turns, expired }).toEqual({ turns, expired: ["first", "second"] })
+        yield* Fiber.interrupt(driver)
+      }
     }))
 })
