@@ -15,6 +15,7 @@ import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { Broker } from "./Broker.js"
+import type { EjectionOptions } from "./Client.js"
 import * as internal from "./internal/broker/http.js"
 import type { Registry } from "./Registry.js"
 
@@ -69,9 +70,18 @@ export interface HttpBrokerOptions {
   readonly keepAliveTimeout?: Duration.DurationInput | undefined
   /**
    * Publisher: longest a connection to a subscriber endpoint may take to open (then `Unreachable`, and the
-   * endpoint is ejected for a while, see docs/broker.md). Default 5 s.
+   * endpoint is ejected, see `ejection`). Default 5 s.
    */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * Publisher: outlier ejection of subscriber endpoints, the RPC client's circuit breaker with the same
+   * meaning and defaults (`EjectionOptions`: 5 failures in a row, 1 s doubling up to 30 s, panic threshold
+   * 0.5), one per endpoint address. A refused, reset or timed-out connection ejects at once; publish timeouts
+   * and 5xx replies are counted. Messages for an ejected endpoint fail at once with `Unreachable` (a queue
+   * group tries another member; a group with too few usable members ignores ejection); half-open, one trial
+   * batch goes out. `false`: no ejection (batches in flight still steer queue-group selection).
+   */
+  readonly ejection?: EjectionOptions | false | undefined
   /** Subscriber endpoint: connections beyond this many are dropped at once (Node's `maxConnections`). Default 10 000. */
   readonly maxConnections?: number | undefined
 }

@@ -48,7 +48,7 @@ brokerContract({
 })
 
 /** A hand-written subscriber endpoint (plain node:http) that answers batch POSTs as `reply` says; counts requests. */
-const fakeEndpoint = (reply: (request: http.IncomingMessage, response: http.ServerResponse) => void) =>
+const fakeEndpoint = (reply: (request: http.IncomingMessage, response: http.ServerResponse) => void, port = 0) =>
   Effect.acquireRelease(
     Effect.async<{ readonly address: string; readonly requests: () => number; readonly server: http.Server }>((resume) => {
       let requests = 0
@@ -57,7 +57,7 @@ const fakeEndpoint = (reply: (request: http.IncomingMessage, response: http.Serv
         request.resume()
         request.on("end", () => reply(request, response))
       })
-      server.listen(0, "127.0.0.1", () =>
+      server.listen(port, "127.0.0.1", () =>
         resume(Effect.succeed({
           address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
           requests: () => requests,
@@ -197,6 +197,156 @@ describe("HTTP broker: replies the publisher must map", () => {
       const error = yield* Fiber.join(fiber)
       expect(error.reason).toBe("Timeout")
     }).pipe(Effect.provide(HttpBroker.layer({ timeout: "5 seconds" }).pipe(Layer.provideMerge(Registry.layerMemory)))))
+})
+
+/** A fake endpoint whose answer can be switched: 204, 500, drop the connection, or hold the request. */
+const switchableEndpoint = (port = 0) =>
+  Effect.gen(function*() {
+    let mode: "ok" | "fail" | "drop" | "hold" = "ok"
+    const held: Array<http.ServerResponse> = []
+    const endpoint = yield* fakeEndpoint((request, response) => {
+      switch (mode) {
+        case "ok":
+          response.writeHead(204)
+          return response.end()
+        case "fail":
+          response.writeHead(500, { "content-type": "application/json" })
+          return response.end(JSON.stringify({ reason: "HandlerFailed", detail: "boom" }))
+        case "drop":
+          return request.socket.destroy()
+        case "hold":
+          held.push(response)
+      }
+    }, port)
+    return { ...endpoint, held, set: (next: typeof mode) => { mode = next } }
+  })
+
+/** A port nothing listens on (connections to it are refused). */
+const refusedPort = Effect.async<number>((resume) => {
+  const server = http.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const port = (server.address() as AddressInfo).port
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** Waits (real time, up to 5 s) for something the endpoint or the publisher does; TestClock does not move. */
+const waitFor = (condition: () => boolean) =>
+  Effect.promise(async () => {
+    const deadline = Date.now() + 5000
+    while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1))
+  }).pipe(Effect.andThen(() => expect(condition()).toBe(true)))
+
+const publishOnce = (topic: string) => Effect.either(Broker.publish(topic, new TextEncoder().encode("x")))
+const detailOf = (result: Either.Either<void, Broker.BrokerError>) =>
+  Either.isLeft(result) ? result.left.failures.map((f) => f.detail).join("; ") : "delivered"
+
+describe("HTTP broker publisher: the endpoint breaker (TestClock)", () => {
+  const withEjection = (ejection: HttpBroker.HttpBrokerOptions["ejection"], timeout: Duration.DurationInput = "10 seconds") =>
+    HttpBroker.layer({ ejection, timeout }).pipe(Layer.provideMerge(Registry.layerMemory))
+
+  it.scoped("a refused endpoint is ejected at once; after baseTime exactly one trial batch; a failed trial doubles the ejection; a successful one closes", () =>
+    Effect.gen(function*() {
+      const port = yield* refusedPort
+      yield* registerNodes("breaker.refused", [{ id: "a", address: `127.0.0.1:${port}` }])
+      expect(detailOf(yield* publishOnce("breaker.refused"))).toContain("ECONNREFUSED")
+      // Ejected at once: the next publish fails without a connection attempt.
+      expect(detailOf(yield* publishOnce("breaker.refused"))).toMatch(/ECONNREFUSED \(endpoint ejected for 1000 ms\)$/)
+      yield* TestClock.adjust("999 millis")
+      expect(detailOf(yield* publishOnce("breaker.refused"))).toContain("ejected for 1000 ms")
+
+      // The endpoint comes back (holding requests); at baseTime exactly one trial batch goes out.
+      const endpoint = yield* switchableEndpoint(port)
+      endpoint.set("hold")
+      yield* TestClock.adjust("1 millis")
+      const trial = yield* Effect.fork(publishOnce("breaker.refused"))
+      yield* waitFor(() => endpoint.requests() === 1)
+      for (let i = 0; i < 3; i++) expect(detailOf(yield* publishOnce("breaker.refused"))).toContain("ejected")
+      // The trial fails (connection dropped): ejected again, for twice as long.
+      endpoint.held[0]!.socket!.destroy()
+      expect(Either.isLeft(yield* Fiber.join(trial))).toBe(true)
+      expect(detailOf(yield* publishOnce("breaker.refused"))).toContain("ejected for 2000 ms")
+      yield* TestClock.adjust("1999 millis")
+      expect(detailOf(yield* publishOnce("breaker.refused"))).toContain("ejected for 2000 ms")
+      expect(endpoint.requests()).toBe(1)
+
+      // The next trial succeeds: closed, everything goes through again.
+      endpoint.set("ok")
+      yield* TestClock.adjust("1 millis")
+      expect(detailOf(yield* publishOnce("breaker.refused"))).toBe("delivered")
+      const after = yield* Effect.forEach([1, 2, 3, 4], () => publishOnce("breaker.refused"), { concurrency: "unbounded" })
+      expect(after.map(detailOf)).toEqual(["delivered", "delivered", "delivered", "delivered"])
+      expect(endpoint.requests()).toBeGreaterThanOrEqual(3)
+    }).pipe(Effect.provide(withEjection(undefined))))
+
+  it.scoped("5xx replies and publish timeouts count: consecutiveFailures in a row eject; an answer resets the count", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* switchableEndpoint()
+      yield* registerNodes("breaker.counted", [{ id: "a", address: endpoint.address }])
+      endpoint.set("fail")
+      expect(detailOf(yield* publishOnce("breaker.counted"))).toBe("500: boom")
+      expect(detailOf(yield* publishOnce("breaker.counted"))).toBe("500: boom")
+      endpoint.set("ok")
+      expect(detailOf(yield* publishOnce("breaker.counted"))).toBe("delivered")
+      endpoint.set("fail")
+      expect(detailOf(yield* publishOnce("breaker.counted"))).toBe("500: boom")
+      expect(detailOf(yield* publishOnce("breaker.counted"))).toBe("500: boom")
+      // The third failure in a row is a publish timeout.
+      endpoint.set("hold")
+      const timedOut = yield* Effect.fork(publishOnce("breaker.counted"))
+      yield* waitFor(() => endpoint.requests() === 6)
+      yield* TestClock.adjust("1100 millis")
+      expect(detailOf(yield* Fiber.join(timedOut))).toContain("no reply from")
+      expect(detailOf(yield* publishOnce("breaker.counted"))).toMatch(/no reply from .* \(endpoint ejected for 1000 ms\)$/)
+      expect(endpoint.requests()).toBe(6)
+    }).pipe(Effect.provide(withEjection({ consecutiveFailures: 3 }, "1 second"))))
+
+  it.scoped("ejection: false never ejects", () =>
+    Effect.gen(function*() {
+      const port = yield* refusedPort
+      yield* registerNodes("breaker.off", [{ id: "a", address: `127.0.0.1:${port}` }])
+      for (let i = 0; i < 3; i++) expect(detailOf(yield* publishOnce("breaker.off"))).toContain("ECONNREFUSED")
+      expect(detailOf(yield* publishOnce("breaker.off"))).not.toContain("ejected")
+    }).pipe(Effect.provide(withEjection(false))))
+
+  it.scoped("a queue group skips ejected members; with too few usable ones ejection is ignored (panic)", () =>
+    Effect.gen(function*() {
+      const refused = `127.0.0.1:${yield* refusedPort}`
+      const b = yield* switchableEndpoint()
+      yield* registerNodes("breaker.group", [{ id: "a", address: refused, queue: "g" }, { id: "b", address: b.address, queue: "g" }])
+      // `a` refuses (retried on `b`) and is ejected at once; every message reaches `b`.
+      for (let i = 0; i < 10; i++) expect(detailOf(yield* publishOnce("breaker.group"))).toBe("delivered")
+      expect(b.requests()).toBe(10)
+      // `b` drops its connection (not retried: the handler may have run) and is ejected too.
+      b.set("drop")
+      expect(detailOf(yield* publishOnce("breaker.group"))).toMatch(/UND_ERR_SOCKET$/)
+      // No member usable: panic, ejection is ignored and messages are sent (a real attempt, not "ejected").
+      const before = b.requests()
+      for (let i = 0; i < 4; i++) {
+        const detail = detailOf(yield* publishOnce("breaker.group"))
+        expect(detail).toMatch(/ECONNREFUSED|UND_ERR_SOCKET/)
+        expect(detail).not.toContain("ejected")
+      }
+      expect(b.requests()).toBeGreaterThan(before)
+      b.set("ok")
+      expect(detailOf(yield* publishOnce("breaker.group"))).toBe("delivered")
+    }).pipe(Effect.provide(withEjection(undefined))))
+
+  it.scoped("a queue group prefers the member with fewer batches in flight: a hung one gets one message, not half", () =>
+    Effect.gen(function*() {
+      const hung = yield* switchableEndpoint()
+      const live = yield* switchableEndpoint()
+      hung.set("hold")
+      yield* registerNodes("breaker.load", [{ id: "hung", address: hung.address, queue: "g" }, { id: "live", address: live.address, queue: "g" }])
+      let delivered = 0
+      // One at a time: each publish has reached the hung member or been delivered by the live one.
+      for (let i = 1; i <= 20; i++) {
+        yield* Effect.fork(Effect.tap(publishOnce("breaker.load"), (result) => Effect.sync(() => Either.isRight(result) && delivered++)))
+        yield* waitFor(() => hung.requests() + delivered === i)
+      }
+      expect(hung.requests()).toBeLessThanOrEqual(1)
+      expect(delivered).toBeGreaterThanOrEqual(19)
+    }).pipe(Effect.provide(withEjection(undefined))))
 })
 
 describe("HTTP broker (one process)", () => {

@@ -7,10 +7,11 @@
  * it locally (later POSTs get 404 and the publisher tries another member).
  *
  * Publisher side: looks the topic's service up in the Registry in context (use the cached one), sends to
- * every broadcast subscriber and to one member of each queue group. Sends go through one outbox per
- * subscription endpoint with at most `maxInFlight` batch requests pipelined on one connection: while they are
- * out, later messages queue and leave together as the next batch, so batches grow with load while order per
- * publisher is kept (TCP order + the endpoint's FIFO per subscription) and every message gets its own result.
+ * every broadcast subscriber and to one member of each queue group (the less loaded of two, skipping ejected
+ * endpoints: see the breaker below). Sends go through one outbox per subscription endpoint with at most
+ * `maxInFlight` batch requests pipelined on one connection: while they are out, later messages queue and
+ * leave together as the next batch, so batches grow with load while order per publisher is kept (TCP order +
+ * the endpoint's FIFO per subscription) and every message gets its own result.
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -32,6 +33,8 @@ import { BrokerError } from "../../Broker.js"
 import type { HttpBrokerOptions } from "../../HttpBroker.js"
 import type { DeadlineEntry } from "../deadlines.js"
 import { DeadlineWheel } from "../deadlines.js"
+import type { NodeState } from "../nodeHealth.js"
+import { NodeHealth, resolveEjection, Status } from "../nodeHealth.js"
 import type { Metadata } from "../../Metadata.js"
 import type { Node, Service as RegisteredService } from "../../Registry.js"
 import { Registry } from "../../Registry.js"
@@ -107,8 +110,12 @@ interface Outcome {
   readonly retry: boolean
   /** The endpoint answered that the subscription is gone or leaving (404/503): it no longer exists. */
   readonly left?: true | undefined
-  /** No HTTP exchange happened (connection refused, reset, unreachable): the endpoint is ejected for a while. */
-  readonly connection?: true | undefined
+  /**
+   * What the outcome says against the endpoint's process, for its breaker: `refused` (no HTTP exchange:
+   * refused, reset, unreachable; ejects at once), `failure` (publish timeout, 5xx, a malformed reply:
+   * counted), `unsent` (the batch never left: says nothing). Absent: the endpoint answered.
+   */
+  readonly fault?: "refused" | "failure" | "unsent" | undefined
 }
 
 /** A message as queued for the outboxes: prepared once per publish, shared by every target. */
@@ -540,7 +547,12 @@ export const make = (
       }
       readonly onTimeout = (): void => {
         if (this.finished) return
-        this.finish({ reason: "Timeout", detail: `no reply from ${this.url} within ${Duration.format(publishTimeout)}`, retry: false })
+        this.finish({
+          reason: "Timeout",
+          detail: `no reply from ${this.url} within ${Duration.format(publishTimeout)}`,
+          retry: false,
+          fault: "failure"
+        })
         this.controller?.abort(new Error("publish timeout"))
       }
       finish(result: BatchResult): void {
@@ -560,7 +572,7 @@ export const make = (
       onResponseData(controller: Undici.Dispatcher.DispatchController, chunk: Buffer): void {
         this.bytes += chunk.length
         if (this.bytes > maxBodySize) {
-          this.finish({ reason: "Unreachable", detail: `reply from ${this.url} exceeds ${maxBodySize} bytes`, retry: false })
+          this.finish({ reason: "Unreachable", detail: `reply from ${this.url} exceeds ${maxBodySize} bytes`, retry: false, fault: "failure" })
           return controller.abort(new Error("reply too large"))
         }
         ;(this.chunks ??= []).push(chunk)
@@ -580,7 +592,7 @@ export const make = (
           detail: `${this.url}: ${code ?? String(error)}`,
           // Refused or never connected: the message provably was not delivered.
           retry: code === "ECONNREFUSED" || code === "UND_ERR_CONNECT_TIMEOUT",
-          connection: true
+          fault: "refused"
         })
       }
     }
@@ -591,7 +603,7 @@ export const make = (
         body = encodeBatch(items)
       } catch (cause) {
         // Only a content-type over 65535 bytes: the batch is refused as a whole rather than left unresolved.
-        return done({ reason: "Rejected", detail: `cannot encode the batch: ${(cause as Error).message}`, retry: false })
+        return done({ reason: "Rejected", detail: `cannot encode the batch: ${(cause as Error).message}`, retry: false, fault: "unsent" })
       }
       // `idempotent` only so that undici pipelines the POSTs (it never retries by itself).
       dispatcher.dispatch(
@@ -601,36 +613,68 @@ export const make = (
     }
 
     /**
-     * The ejection of unreachable subscriber endpoints. After a connection-level failure (refused, reset,
-     * unreachable host) an endpoint is ejected for `ejectFor` (1 s, doubling per consecutive failure up to
-     * 30 s): what is queued for it and what is published to it meanwhile fails at once with `Unreachable`
-     * (`retry`, so a queue group tries another member; a broadcast subscriber is reported). When the time is
-     * up the next batch is the trial: a reply of any kind ends the ejection.
-     *
-     * Seam: the client's per-node ejection state (src/internal/nodeHealth.ts, issue 14) can replace
-     * `ejected` / `eject` / `readmit` below, keyed by the node's address, once it lands.
+     * The publisher's breaker: the RPC client's per-node health (internal/nodeHealth.ts), with its semantics
+     * and defaults (`ejection`), keyed by endpoint address (`host:port`: one subscriber process, whose
+     * subscriptions share its connection). A connection-level failure (refused, reset, no connection within
+     * `connectTimeout`) ejects the endpoint at once; publish timeouts, 503, 504 and other 5xx count towards
+     * `consecutiveFailures`. While it is ejected, what is queued for it and what is published to it fails at
+     * once with `Unreachable` (`retry`, so a queue group tries another member; a broadcast subscriber is
+     * reported). Half-open, the next batch is the single trial: its success closes the breaker, its failure
+     * ejects for twice as long. Batches in flight are counted per endpoint for queue-group selection.
+     * Entries live as long as the broker, as the outboxes do (no sweep).
      */
     const clock = deadlines.clock
-    const minEjectMillis = 1000
-    const maxEjectMillis = 30_000
+    const endpoints = new Map<string, Endpoint>()
+    const health = new NodeHealth(clock, resolveEjection(options?.ejection), (state) => endpoints.get(state.address)?.ejected(state))
+
+    /** One subscriber endpoint (process): its breaker state and the outboxes of its subscriptions. */
+    class Endpoint {
+      readonly outboxes: Array<Outbox> = []
+      /** HTTP answers received (NodeHealth counts batches sent since the endpoint last answered). */
+      answers = 0
+      /** Detail of the failure being reported, for the ejection's detail. */
+      lastFailure = ""
+      /** The outcome of what is sent here while ejected. */
+      ejection: Outcome
+      constructor(readonly state: NodeState) {
+        this.ejection = { reason: "Unreachable", detail: `${state.address} (endpoint ejected)`, retry: true }
+      }
+      ejected(state: NodeState): void {
+        const millis = state.ejectedUntil - clock.unsafeCurrentTimeMillis()
+        this.ejection = { reason: "Unreachable", detail: `${this.lastFailure} (endpoint ejected for ${millis} ms)`, retry: true }
+        for (const outbox of this.outboxes) outbox.drain(this.ejection)
+      }
+    }
+    const endpointOf = (address: string): Endpoint => {
+      let endpoint = endpoints.get(address)
+      if (endpoint === undefined) {
+        endpoint = new Endpoint(health.state(address))
+        endpoints.set(address, endpoint)
+      }
+      return endpoint
+    }
 
     class Outbox {
       pending: Array<Item> = []
       inFlight = 0
       scheduled = false
-      /** 0 when not ejected; else the time (Clock millis) the ejection ends. */
-      ejectedUntil = 0
-      ejectFor = 0
-      ejection: Outcome | undefined = undefined
+      /** Half-open: the trial this outbox claimed for its next batch (see `admit`). */
+      trial: object | undefined = undefined
+      readonly node: NodeState
       readonly origin: string
       readonly path: string
-      constructor(readonly url: string) {
+      constructor(readonly url: string, readonly endpoint: Endpoint) {
         const parsed = new URL(url)
         this.origin = parsed.origin
         this.path = parsed.pathname + parsed.search
+        this.node = endpoint.state
+        endpoint.outboxes.push(this)
       }
-      push(item: Item): void {
-        if (this.ejectedUntil !== 0 && this.ejected()) return item.resolve(this.ejection)
+      /** `force`: a queue group in panic (see `GroupItem.next`) sends to an ejected endpoint anyway. */
+      push(item: Item, force = false): void {
+        if (this.node.status !== Status.Closed && this.trial === undefined && !this.admit(force)) {
+          return item.resolve(this.endpoint.ejection)
+        }
         this.pending.push(item)
         // Idle: send at once (latency). Busy: gather what this turn of the event loop publishes into one
         // batch instead of spending a free slot on a single message (measured 16.5k → 42.8k events/s).
@@ -640,28 +684,24 @@ export const make = (
           setImmediate(this.flushScheduled)
         }
       }
-      ejected(): boolean {
-        if (clock.unsafeCurrentTimeMillis() < this.ejectedUntil) return true
-        // Half-open: the next batch is the trial (a failure ejects again, for twice as long).
-        this.ejectedUntil = 0
-        return false
+      /**
+       * The endpoint is not closed: claims its half-open trial for this outbox's next batch (what is pushed
+       * until that batch leaves joins it). Claimed at push rather than at flush so that, of several
+       * subscriptions on one endpoint, only one sends while the trial is out.
+       */
+      admit(force: boolean): boolean {
+        const trial = {}
+        if (!health.claimTrial(this.node, trial)) return force
+        this.trial = trial
+        return true
       }
-      eject(outcome: Outcome): void {
-        this.ejectFor = Math.min(maxEjectMillis, this.ejectFor === 0 ? minEjectMillis : this.ejectFor * 2)
-        this.ejectedUntil = clock.unsafeCurrentTimeMillis() + this.ejectFor
-        this.ejection = {
-          reason: "Unreachable",
-          detail: `${outcome.detail} (endpoint ejected for ${this.ejectFor} ms)`,
-          retry: true
-        }
+      /** The endpoint was ejected: what is queued fails with `ejection`. */
+      drain(ejection: Outcome): void {
+        this.trial = undefined
+        if (this.pending.length === 0) return
         const pending = this.pending
         this.pending = []
-        for (const item of pending) item.resolve(this.ejection)
-      }
-      readmit(): void {
-        this.ejectFor = 0
-        this.ejectedUntil = 0
-        this.ejection = undefined
+        for (const item of pending) item.resolve(ejection)
       }
       readonly flushScheduled = (): void => {
         this.scheduled = false
@@ -683,11 +723,25 @@ export const make = (
           batch = this.pending
           this.pending = []
         } else batch = this.pending.splice(0, count)
+        // The batch's identity for the breaker (the trial's, if this outbox holds it).
+        const owner: object = this.trial ?? batch
+        this.trial = undefined
+        const node = this.node
         this.inFlight++
+        health.begin(node, owner, this.endpoint.answers)
         post(this.origin, this.path, this.url, batch, (outcomes) => {
           this.inFlight--
-          if (outcomes !== undefined && (outcomes as Outcome).connection === true) this.eject(outcomes as Outcome)
-          else if (this.ejectFor !== 0) this.readmit()
+          health.end(node)
+          const fault = outcomes === undefined || Array.isArray(outcomes) ? undefined : (outcomes as Outcome).fault
+          if (fault === undefined) {
+            this.endpoint.answers++
+            health.succeed(node, owner)
+          } else if (fault === "unsent") health.release(node, owner)
+          else {
+            // May eject the endpoint, which fails what is queued for it (`Endpoint.ejected`).
+            this.endpoint.lastFailure = (outcomes as Outcome).detail
+            health.fail(node, owner, fault)
+          }
           if (Array.isArray(outcomes)) {
             for (let i = 0; i < batch.length; i++) {
               const result = outcomes[i] as { reason: FailureReason; detail: string } | null
@@ -706,7 +760,7 @@ export const make = (
       const url = `http://${node.address}${node.metadata.path ?? PATH_PREFIX + encodeURIComponent(node.id)}`
       let outbox = outboxes.get(url)
       if (outbox === undefined) {
-        outbox = new Outbox(url)
+        outbox = new Outbox(url, endpointOf(node.address))
         outboxes.set(url, outbox)
       }
       byNode.set(node, outbox)
@@ -815,8 +869,7 @@ export const make = (
         targets.broadcastOutboxes[i]!.push(new BroadcastItem(publication, targets.broadcast[i]!))
       }
       for (const group of targets.groups) {
-        // Start at a random member; on a refusal try the next one not yet tried.
-        new GroupItem(publication, group, Math.floor(Math.random() * group.members.length)).next()
+        new GroupItem(publication, group).next()
       }
     }
 
@@ -827,23 +880,62 @@ export const make = (
       }
     }
 
+    /** One message for one queue group: sent to one member; on a refusal, to another not yet tried. */
     class GroupItem implements Item {
-      tried = 0
-      constructor(readonly message: Publication, readonly group: Group, readonly start: number) {}
-      index(): number {
-        return (this.start + this.tried) % this.group.members.length
-      }
+      /** Members tried so far (indices), from the first retry on. */
+      tried: Array<number> | undefined = undefined
+      /** The member it was last sent to. */
+      index = 0
+      constructor(readonly message: Publication, readonly group: Group) {}
+      /**
+       * Sends to a member not tried yet: of two drawn at random, the one whose endpoint has fewer batches in
+       * flight (power of two choices on `NodeHealth.load`, as the RPC client's default selector), so a hung
+       * endpoint stops getting messages long before its timeouts fire; endpoints that are not ejected first.
+       * Panic, as the client's: when fewer than `panicThreshold` of the group's members (or none) are usable,
+       * ejection is ignored and the message goes to an ejected member rather than failing.
+       */
       next(): void {
-        this.group.outboxes[this.index()]!.push(this)
+        const members = this.group.members
+        const n = members.length
+        const tried = this.tried
+        if (tried === undefined && health.unhealthy === 0) {
+          this.index = n === 1 ? 0 : this.pickOfTwo(n, undefined)
+          return this.group.outboxes[this.index]!.push(this)
+        }
+        const now = clock.unsafeCurrentTimeMillis()
+        let usable = 0
+        const fresh: Array<number> = []
+        let freshUsable: Array<number> | undefined
+        for (let i = 0; i < n; i++) {
+          const ok = health.available(this.group.outboxes[i]!.node, now)
+          if (ok) usable++
+          if (tried !== undefined && tried.includes(i)) continue
+          fresh.push(i)
+          if (ok) (freshUsable ??= []).push(i)
+        }
+        const candidates = freshUsable ?? fresh
+        this.index = candidates.length === 1 ? candidates[0]! : this.pickOfTwo(candidates.length, candidates)
+        const panic = usable === 0 || usable < health.options.panicThreshold * n
+        this.group.outboxes[this.index]!.push(this, panic)
+      }
+      /** Two distinct candidates at random (indices into `candidates`, or members), the less loaded wins. */
+      pickOfTwo(count: number, candidates: ReadonlyArray<number> | undefined): number {
+        const first = Math.floor(Math.random() * count)
+        let second = Math.floor(Math.random() * (count - 1))
+        if (second >= first) second++
+        const a = candidates === undefined ? first : candidates[first]!
+        const b = candidates === undefined ? second : candidates[second]!
+        const members = this.group.members
+        return health.load(members[b]!) < health.load(members[a]!) ? b : a
       }
       resolve(outcome: Outcome | undefined): void {
         if (outcome === undefined) return this.message.settle(undefined)
-        if (outcome.retry && this.tried + 1 < this.group.members.length) {
-          this.tried++
+        if (outcome.retry && (this.tried?.length ?? 0) + 1 < this.group.members.length) {
+          ;(this.tried ??= []).push(this.index)
           return this.next()
         }
         this.message.settle({
-          subscriber: this.group.members[this.index()]!.id,
+          subscriber: this.group.members[this.index]!.id,
           queue: this.group.queue,
           reason: outcome.reason,
           detail: outcome.detail
@@ -949,7 +1041,7 @@ const resultOfReply = (url: string, count: number, status: number, text: string)
     } catch {
       // fall through
     }
-    return { reason: "Unreachable", detail: `malformed batch reply from ${url}`, retry: false }
+    return { reason: "Unreachable", detail: `malformed batch reply from ${url}`, retry: false, fault: "failure" }
   }
   let detail = text
   try {
@@ -957,11 +1049,13 @@ const resultOfReply = (url: string, count: number, status: number, text: string)
   } catch {
     // keep the text
   }
-  if (status === 404 || status === 503) return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: true, left: true }
+  // 404: this subscription is gone, but its process answered (not held against it); 503: it is shutting down.
+  if (status === 404) return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: true, left: true }
+  if (status === 503) return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: true, left: true, fault: "failure" }
   // The subscriber's handler deadline (see `handlerTimeout`).
-  if (status === 504) return { reason: "Timeout", detail: `${status}: ${detail}`, retry: false }
+  if (status === 504) return { reason: "Timeout", detail: `${status}: ${detail}`, retry: false, fault: "failure" }
   if (status >= 400 && status < 500) return { reason: "Rejected", detail: `${status}: ${detail}`, retry: false }
-  return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: false }
+  return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: false, fault: status >= 500 ? "failure" : undefined }
 }
 
 
