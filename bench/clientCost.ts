@@ -14,7 +14,7 @@ import * as Codec from "../src/Codec.js"
 import * as Registry from "../src/Registry.js"
 import * as Selector from "../src/Selector.js"
 import * as Transport from "../src/Transport.js"
-import { encodeCallHeader } from "../src/internal/wire.js"
+import { encodeCallHeader } from "../src/internal/rpc/wire.js"
 import { Bench, serviceName } from "./contract.js"
 import { payload } from "./payload.js"
 

@@ -11,7 +11,7 @@ import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as internal from "./internal/cachedRegistry.js"
+import * as internal from "./internal/registry/cached.js"
 import type { Registry } from "./Registry.js"
 
 /**

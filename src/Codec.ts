@@ -15,8 +15,8 @@ import type * as Schema from "effect/Schema"
 import { Packr } from "msgpackr"
 import { BadRequest, CodecError } from "./Errors.js"
 import * as Protobuf from "./Protobuf.js"
-import * as InputLimits from "./internal/inputLimits.js"
-import * as SchemaValidator from "./internal/schemaValidator.js"
+import * as InputLimits from "./internal/codec/inputLimits.js"
+import * as SchemaValidator from "./internal/codec/schemaValidator.js"
 
 /**
  * An encoder/decoder compiled for one Schema. Both directions are synchronous and never throw:

@@ -20,7 +20,7 @@ import * as RpcSchema from "@effect/rpc/RpcSchema"
 import * as Context from "effect/Context"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { endpointMessage } from "./internal/protobuf/names.js"
+import { endpointMessage } from "./internal/codec/protobuf/names.js"
 
 /**
  * The four call shapes.

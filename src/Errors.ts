@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
-import { MessageNameId } from "./internal/protobuf/names.js"
+import { MessageNameId } from "./internal/codec/protobuf/names.js"
 
 const fields = {
   /** Who raised it: usually the service name, or `effect-micro.client`. */

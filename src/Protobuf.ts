@@ -17,10 +17,11 @@ import type * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
 import type { Codec, SchemaCodec } from "./Codec.js"
 import { CodecError, MicroError } from "./Errors.js"
-import { emit, type RpcLine } from "./internal/protobuf/emit.js"
-import { rootName } from "./internal/protobuf/names.js"
-import { Builder, FieldNumberId, pascal, PlanError, type Root, type ScalarName, ScalarTypeId } from "./internal/protobuf/plan.js"
-import { Reader, Writer } from "./internal/protobuf/wire.js"
+import { emit, type RpcLine } from "./internal/codec/protobuf/emit.js"
+import { errorMessage } from "./internal/common/text.js"
+import { rootName } from "./internal/codec/protobuf/names.js"
+import { Builder, FieldNumberId, pascal, PlanError, type Root, type ScalarName, ScalarTypeId } from "./internal/codec/protobuf/plan.js"
+import { Reader, Writer } from "./internal/codec/protobuf/wire.js"
 
 /**
  * The content-type of this codec.
@@ -90,7 +91,6 @@ const toSchemaError = (cause: unknown): ProtobufSchemaError =>
     ? new ProtobufSchemaError({ reason: cause.reason, path: cause.path, message: cause.message })
     : new ProtobufSchemaError({ reason: "Unsupported", path: "", message: errorMessage(cause) })
 
-const errorMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
 const plans = new WeakMap<object, Either.Either<Root, ProtobufSchemaError>>()
 

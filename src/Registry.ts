@@ -15,7 +15,7 @@ import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Stream from "effect/Stream"
 import type { ServiceNotFound } from "./Errors.js"
-import * as internal from "./internal/memoryRegistry.js"
+import * as internal from "./internal/registry/memory.js"
 
 /**
  * One running instance of a service.

@@ -24,7 +24,7 @@
 import * as Layer from "effect/Layer"
 import type * as tls from "node:tls"
 import type * as Certificates from "./Certificates.js"
-import * as internal from "./internal/tlsTransport.js"
+import * as internal from "./internal/transport/tls.js"
 import { Transport } from "./Transport.js"
 
 /**

@@ -13,8 +13,8 @@ import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { TransportError } from "./Errors.js"
-import * as memory from "./internal/memoryTransport.js"
-import * as tcp from "./internal/tcpTransport.js"
+import * as memory from "./internal/transport/memory.js"
+import * as tcp from "./internal/transport/tcp.js"
 
 /**
  * A connected byte stream.

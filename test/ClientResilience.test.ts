@@ -14,7 +14,7 @@ import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import type { LayerOptions } from "../src/Client.js"
 import { Client, Codec, Contract, Registry, Selector, Server, Transport } from "../src/index.js"
-import { Status } from "../src/internal/nodeHealth.js"
+import { Status } from "../src/internal/rpc/nodeHealth.js"
 import type { Connection } from "../src/Transport.js"
 import { handlers, Testing } from "./support/contract.js"
 

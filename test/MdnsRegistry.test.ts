@@ -9,7 +9,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import makeMdns from "multicast-dns"
-import * as Records from "../src/internal/mdns/records.js"
+import * as Records from "../src/internal/registry/mdnsRecords.js"
 import * as MdnsRegistry from "../src/MdnsRegistry.js"
 import { makeService, registryContract, uniqueName } from "./support/registryContract.js"
 

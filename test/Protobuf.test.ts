@@ -7,9 +7,9 @@ import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
 import { BadRequest, CodecError, MicroError, TransportError } from "../src/Errors.js"
-import { MAX_NESTING_DEPTH } from "../src/internal/inputLimits.js"
-import { Builder, codegen } from "../src/internal/protobuf/plan.js"
-import { Reader, Writer } from "../src/internal/protobuf/wire.js"
+import { MAX_NESTING_DEPTH } from "../src/internal/codec/inputLimits.js"
+import { Builder, codegen } from "../src/internal/codec/protobuf/plan.js"
+import { Reader, Writer } from "../src/internal/codec/protobuf/wire.js"
 import { schemasOf } from "../src/Contract.js"
 import * as Protobuf from "../src/Protobuf.js"
 import { Account, Circle, Int64, Level, NotFound, Point, Shape, Square } from "./support/protobufSchemas.js"
@@ -137,6 +137,26 @@ describe("Protobuf codec", () => {
   })
 
   describe("values", () => {
+    it("hostile field names cannot inject code into the generated codec", () => {
+      // Each key closes the string literal it would have been pasted into and runs an expression.
+      const hostile = [
+        `x" + (globalThis.__pwned = "quote") + "`,
+        `y\\" + (globalThis.__pwned = "backslash") + "`,
+        `z\u2028" + (globalThis.__pwned = "separator") + "`
+      ]
+      const g = globalThis as { __pwned?: string }
+      for (const key of hostile) {
+        const schema = Schema.Struct({ [key]: Schema.String, n: Schema.Int })
+        const codec = Protobuf.compile(schema)
+        const value = { [key]: "v", n: 7 }
+        expect(Either.getOrThrow(codec.decode(Either.getOrThrow(codec.encode(value))))).toEqual(value)
+        // The missing-field path is where the name is part of the generated source.
+        const missing = codec.encode({ n: 7 } as never)
+        expect(Either.isLeft(missing) && missing.left.detail).toContain(`: missing`)
+        expect(g.__pwned).toBeUndefined()
+      }
+    })
+
     it("Void travels as an empty body", () => {
       const codec = Protobuf.compile(Schema.Void)
       const bytes = Either.getOrThrow(codec.encode(undefined))

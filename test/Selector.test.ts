@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
 import { Selector } from "../src/index.js"
-import { NodeHealth } from "../src/internal/nodeHealth.js"
+import { NodeHealth } from "../src/internal/rpc/nodeHealth.js"
 import type { Service } from "../src/Registry.js"
 
 /** The client runtime's health view, on the test's clock (ejection defaults: 1 s first, panic below 50 %). */

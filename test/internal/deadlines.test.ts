@@ -4,7 +4,7 @@ import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
-import { DeadlineWheel } from "../../src/internal/deadlines.js"
+import { DeadlineWheel } from "../../src/internal/rpc/deadlines.js"
 
 const wheel = Effect.gen(function*() {
   const deadlines = new DeadlineWheel(yield* Effect.clock, 20)

@@ -12,7 +12,7 @@ import {
   resolveEjection,
   resolveHungNode,
   Status
-} from "../../src/internal/nodeHealth.js"
+} from "../../src/internal/rpc/nodeHealth.js"
 
 const node = (id: string): Node => ({ id, address: `${id}:1`, metadata: {} })
 const [a, b, c] = [node("a"), node("b"), node("c")]

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
-import { RetryBudget } from "../../src/internal/retryBudget.js"
+import { RetryBudget } from "../../src/internal/rpc/retryBudget.js"
 
 const drain = (budget: RetryBudget): number => {
   let n = 0

@@ -7,7 +7,7 @@ import * as Schema from "effect/Schema"
 import { isDeepStrictEqual } from "node:util"
 import * as Codec from "../../src/Codec.js"
 import { CodecError } from "../../src/Errors.js"
-import * as SchemaValidator from "../../src/internal/schemaValidator.js"
+import * as SchemaValidator from "../../src/internal/codec/schemaValidator.js"
 
 // ---------------------------------------------------------------------------------------------------------
 // Supported schemas

@@ -7,7 +7,7 @@ import * as Layer from "effect/Layer"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { Client, Codec, Registry, Selector, Transport } from "../../src/index.js"
-import * as wire from "../../src/internal/wire.js"
+import * as wire from "../../src/internal/rpc/wire.js"
 
 export interface RawFrame {
   readonly type: number

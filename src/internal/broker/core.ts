@@ -15,8 +15,6 @@ export interface LocalFailure {
   readonly detail: string
 }
 
-export const randomId = (): string =>
-  Math.random().toString(36).slice(2, 10) + Math.random().toString(36).slice(2, 6)
 
 const isRejection = (error: unknown): boolean => {
   const tag = typeof error === "object" && error !== null ? (error as { _tag?: unknown })._tag : undefined

@@ -27,20 +27,21 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as http from "node:http"
 import type * as Net from "node:net"
-import * as os from "node:os"
 import type { Broker, DeliveryFailure, FailureReason, Handler, PublishOptions, SubscribeOptions, Subscription } from "../../Broker.js"
 import { BrokerError } from "../../Broker.js"
 import type { HttpBrokerOptions } from "../../HttpBroker.js"
-import type { DeadlineEntry } from "../deadlines.js"
-import { DeadlineWheel } from "../deadlines.js"
-import type { NodeState } from "../nodeHealth.js"
-import { NodeHealth, resolveEjection, Status } from "../nodeHealth.js"
+import type { DeadlineEntry } from "../rpc/deadlines.js"
+import { DeadlineWheel } from "../rpc/deadlines.js"
+import { advertisedAddress, formatAddress } from "../transport/address.js"
+import type { NodeState } from "../rpc/nodeHealth.js"
+import { NodeHealth, resolveEjection, Status } from "../rpc/nodeHealth.js"
 import type { Metadata } from "../../Metadata.js"
 import type { Node, Service as RegisteredService } from "../../Registry.js"
 import { Registry } from "../../Registry.js"
-import type { Peekable } from "../cachedRegistry.js"
-import { peekKey } from "../cachedRegistry.js"
-import { deliverLocal, deliveryFailed, normalizeHeaders, OCTET_STREAM, randomId, withContext } from "./core.js"
+import type { Peekable } from "../registry/cached.js"
+import { peekKey } from "../registry/cached.js"
+import { randomId } from "../common/text.js"
+import { deliverLocal, deliveryFailed, normalizeHeaders, OCTET_STREAM, withContext } from "./core.js"
 import type { WireMessage } from "./httpWire.js"
 import {
   allDelivered,
@@ -74,21 +75,6 @@ export const defaults = {
   maxConnections: 10_000,
   connectTimeout: Duration.seconds(5)
 } as const
-
-/**
- * The address publishers should dial: the bound one unless it is a wildcard (then a LAN IPv4). Same rule as
- * the Server's (not imported from internal/server.ts, which would make an import cycle through Server.ts).
- */
-const advertisedAddress = (hostname: string, port: number, advertise: string | undefined): string => {
-  if (advertise !== undefined) return advertise
-  if (hostname !== "0.0.0.0" && hostname !== "::") return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`
-  for (const addresses of Object.values(os.networkInterfaces())) {
-    for (const address of addresses ?? []) {
-      if (address.family === "IPv4" && !address.internal) return `${address.address}:${port}`
-    }
-  }
-  return `127.0.0.1:${port}`
-}
 
 interface LocalSubscription {
   readonly id: string
@@ -257,7 +243,7 @@ export const make = (
      * The handler deadline: past it the handler is interrupted, the request gets 504 `Timeout` (a batch: all
      * its messages, some of which may have been handled) and the subscription's next request runs once the
      * handler has stopped. On the timing wheel with one child fiber per request, not `Effect.timeoutTo`
-     * (which forks a sleeper fiber and a timer per request besides; see internal/deadlines.ts).
+     * (which forks a sleeper fiber and a timer per request besides; see internal/rpc/deadlines.ts).
      */
     const withHandlerDeadline = (
       effect: Effect.Effect<HttpServerResponse.HttpServerResponse>
@@ -433,7 +419,7 @@ export const make = (
         yield* server.serve(app)
         const address = server.address
         if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("HTTP broker: expected a TCP address")
-        return advertisedAddress(address.hostname, address.port, options?.advertise)
+        return advertisedAddress(formatAddress(address.hostname, address.port), options?.advertise)
       }).pipe(
         Effect.mapError((cause) =>
           new BrokerError({
@@ -613,7 +599,7 @@ export const make = (
     }
 
     /**
-     * The publisher's breaker: the RPC client's per-node health (internal/nodeHealth.ts), with its semantics
+     * The publisher's breaker: the RPC client's per-node health (internal/rpc/nodeHealth.ts), with its semantics
      * and defaults (`ejection`), keyed by endpoint address (`host:port`: one subscriber process, whose
      * subscriptions share its connection). A connection-level failure (refused, reset, no connection within
      * `connectTimeout`) ejects the endpoint at once; publish timeouts, 503, 504 and other 5xx count towards

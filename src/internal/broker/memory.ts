@@ -10,7 +10,8 @@ import * as Queue from "effect/Queue"
 import type { Broker, DeliveryFailure, Handler, PublishOptions, SubscribeOptions, Subscription } from "../../Broker.js"
 import type { Metadata } from "../../Metadata.js"
 import type { LocalFailure } from "./core.js"
-import { deliverLocal, deliveryFailed, normalizeHeaders, OCTET_STREAM, randomId } from "./core.js"
+import { randomId } from "../common/text.js"
+import { deliverLocal, deliveryFailed, normalizeHeaders, OCTET_STREAM } from "./core.js"
 
 interface Pending {
   readonly body: Uint8Array

@@ -25,4 +25,3 @@ export class DynamicConfigError extends Data.TaggedError("DynamicConfigError")<{
   }
 }
 
-export const errorMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)

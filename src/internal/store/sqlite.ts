@@ -39,6 +39,7 @@ import * as path from "node:path"
 import type { SqliteOptions, Store } from "../../Store.js"
 import { StoreError } from "../../Store.js"
 import type { Record as StoreRecord } from "../../Store.js"
+import { errorMessage } from "../common/text.js"
 import type { Backend, Metadata, Namespace, Query } from "./common.js"
 import {
   decodeMetadata,
@@ -147,7 +148,7 @@ const isBusy = (cause: unknown): boolean =>
 /** `sqlite: write failed (SQLITE_FULL: database or disk is full)`: the driver's code in the detail. */
 const failure = (what: string, cause: unknown): StoreError => {
   const code = typeof cause === "object" && cause !== null ? (cause as { code?: unknown }).code : undefined
-  const message = cause instanceof Error ? cause.message : String(cause)
+  const message = errorMessage(cause)
   return unavailable("sqlite", `${what} failed (${typeof code === "string" ? `${code}: ` : ""}${message})`, cause)
 }
 

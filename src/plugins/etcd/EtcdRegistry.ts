@@ -12,6 +12,8 @@
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -22,9 +24,10 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type IOptions, type Lease } from "etcd3"
 import { ServiceNotFound } from "../../Errors.js"
-import { matchesWatch, RegistryView } from "../../internal/memoryRegistry.js"
+import { matchesWatch, RegistryView } from "../../internal/registry/view.js"
 import type { Event, Service } from "../../Registry.js"
 import { Registry, RegistryError } from "../../Registry.js"
+import { errorMessage } from "../../internal/common/text.js"
 
 /**
  * @since 0.1.0
@@ -115,7 +118,7 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
       Effect.tryPromise({
         try: run,
         catch: (cause) =>
-          new RegistryError({ reason: "Unavailable", detail: `${what} failed (${where}): ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+          new RegistryError({ reason: "Unavailable", detail: `${what} failed (${where}): ${errorMessage(cause)}`, cause })
       }).pipe(
         // etcd3 retries recoverable errors itself; this bounds the whole thing
         Effect.timeoutFail({
@@ -284,3 +287,13 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
  * @category layers
  */
 export const layer = (options: Options): Layer.Layer<Registry, RegistryError> => Layer.scoped(Registry, make(options))
+
+/**
+ * `layer` with its options read from `Config`, e.g. `EtcdRegistry.layerConfig({ hosts: Config.array(Config.string(), "ETCD_HOSTS") })`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options>
+): Layer.Layer<Registry, RegistryError | ConfigError.ConfigError> =>
+  Layer.scoped(Registry, Effect.flatMap(Config.unwrap(config), make))

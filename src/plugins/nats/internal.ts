@@ -16,7 +16,8 @@ import type * as Scope from "effect/Scope"
 import type { Broker, Handler, PublishOptions, SubscribeOptions, Subscription } from "../../Broker.js"
 import { BrokerError } from "../../Broker.js"
 import type { LocalFailure } from "../../internal/broker/core.js"
-import { deliverLocal, failureOfCause, OCTET_STREAM, randomId } from "../../internal/broker/core.js"
+import { deliverLocal, failureOfCause, OCTET_STREAM } from "../../internal/broker/core.js"
+import { randomId } from "../../internal/common/text.js"
 import type { Metadata } from "../../Metadata.js"
 
 export interface NatsBrokerOptions {

@@ -1,5 +1,5 @@
 /**
- * The Postgres store: the shared SQL backend (src/internal/store/sql.ts) with the `"pg"` dialect, plus
+ * The Postgres store: the SQL backend (./backend.ts), plus
  * `watch` through LISTEN/NOTIFY: a row trigger (installed by the schema migration) notifies
  * `effect_micro_store` with {op, database, table, key} on every insert, update and delete; the expiry
  * sweep marks its deletes so they reach watchers as `expire`.
@@ -30,7 +30,7 @@ import {
   toUint8Array,
   unavailable
 } from "../../internal/store/common.js"
-import { CHANNEL, defaultSweepInterval, makeBackend, migrate, parseNotification } from "../../internal/store/sql.js"
+import { CHANNEL, defaultSweepInterval, makeBackend, migrate, parseNotification } from "./backend.js"
 import type { Change, Store, StoreError, StoreOptions } from "../../Store.js"
 
 /**
@@ -224,12 +224,11 @@ const fromClientWith = (
     const settings = yield* resolveSettings(options)
     const sql = yield* PgClient.PgClient
     // Two processes starting at once can race on creating the migrations table: retry (at most twice).
-    yield* migrate(sql, "pg").pipe(
+    yield* migrate(sql).pipe(
       Effect.retry({ times: 2 }),
       Effect.mapError((cause) => unavailable("postgres", "schema migration failed", cause))
     )
     const base = yield* makeBackend(sql, {
-      dialect: "pg",
       name: "postgres",
       sweepInterval: defaultSweepInterval(options.sweepInterval)
     })

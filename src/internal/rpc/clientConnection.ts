@@ -1,12 +1,12 @@
 /**
  * The client side of one multiplexed connection: allocates stream ids, writes OPEN/DATA/END/CANCEL/CREDIT
  * frames (batched per tick) and dispatches replies to per-call handlers. Callback-based: it is on every
- * call's hot path; the Effect API is built on top in internal/client.ts.
+ * call's hot path; the Effect API is built on top in internal/rpc/client.ts.
  */
-import { TransportError } from "../Errors.js"
-import type { Connection } from "../Transport.js"
+import { TransportError } from "../../Errors.js"
+import type { Connection } from "../../Transport.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
-import { describeUnknown } from "./inputLimits.js"
+import { describeUnknown } from "../codec/inputLimits.js"
 import {
   BatchWriter,
   decodeSettings,
@@ -50,7 +50,7 @@ export class ClientConnection {
   private probeToken: Buffer | undefined = undefined
   /** True after GOAWAY, a broken connection or id exhaustion: the pool must not hand it out again. */
   unusable = false
-  /** Frames received so far: the client's hung-node check watches it (internal/nodeHealth.ts). */
+  /** Frames received so far: the client's hung-node check watches it (internal/rpc/nodeHealth.ts). */
   received = 0
   private closed = false
   /** The server sent GOAWAY: no new call may be opened here. */

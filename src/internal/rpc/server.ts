@@ -8,15 +8,16 @@ import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import * as os from "node:os"
-import { Codecs } from "../Codec.js"
-import { schemasOf } from "../Contract.js"
-import type { TransportError } from "../Errors.js"
-import type { Service as RegisteredService, RegistryError } from "../Registry.js"
-import { Registry } from "../Registry.js"
-import type { ServerInfo, ServerOptions } from "../Server.js"
-import { ServerMiddleware } from "../Server.js"
-import { parseAddress, Transport } from "../Transport.js"
+import { Codecs } from "../../Codec.js"
+import { schemasOf } from "../../Contract.js"
+import type { TransportError } from "../../Errors.js"
+import type { Service as RegisteredService, RegistryError } from "../../Registry.js"
+import { Registry } from "../../Registry.js"
+import type { ServerInfo, ServerOptions } from "../../Server.js"
+import { ServerMiddleware } from "../../Server.js"
+import { Transport } from "../../Transport.js"
+import { randomId } from "../common/text.js"
+import { advertisedAddress } from "../transport/address.js"
 import { DeadlineWheel } from "./deadlines.js"
 import { EndpointCodecs } from "./endpoint.js"
 import type { ConnectionLimits, Route, ServerShared } from "./serverConnection.js"
@@ -58,21 +59,6 @@ const connectionLimits = (options: ServerOptions): ConnectionLimits => {
     goAwayGraceMillis: millis(limits.goAwayGrace, defaults.goAwayGrace)
   }
 }
-
-/** The address other hosts should dial: the bound one, unless it is a wildcard (then a LAN IPv4). */
-export const advertisedAddress = (bound: string, advertise: string | undefined): string => {
-  if (advertise !== undefined) return advertise
-  const { host, port } = parseAddress(bound)
-  if (host !== "0.0.0.0" && host !== "::") return bound
-  for (const addresses of Object.values(os.networkInterfaces())) {
-    for (const address of addresses ?? []) {
-      if (address.family === "IPv4" && !address.internal) return `${address.address}:${port}`
-    }
-  }
-  return `127.0.0.1:${port}`
-}
-
-const randomId = (): string => Math.random().toString(36).slice(2, 10) + Date.now().toString(36).slice(-4)
 
 export const make = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,

@@ -29,9 +29,9 @@
  */
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
-import type { EjectionOptions, HungNodeOptions } from "../Client.js"
-import type { Health } from "../Selector.js"
-import type { Node } from "../Registry.js"
+import type { EjectionOptions, HungNodeOptions } from "../../Client.js"
+import type { Health } from "../../Selector.js"
+import type { Node } from "../../Registry.js"
 
 /** Breaker status of a node. */
 export const Status = { Closed: 0, Open: 1, HalfOpen: 2 } as const

@@ -6,9 +6,9 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { ServiceNotFound } from "../Errors.js"
-import type { Event, RegistryError, Service } from "../Registry.js"
-import { Registry } from "../Registry.js"
+import type { ServiceNotFound } from "../../Errors.js"
+import type { Event, RegistryError, Service } from "../../Registry.js"
+import { Registry } from "../../Registry.js"
 
 export interface Options {
   readonly ttl?: Duration.DurationInput | undefined

@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
-import { TransportError } from "../Errors.js"
-import type { Connection, MemoryOptions } from "../Transport.js"
-import { Transport } from "../Transport.js"
+import { TransportError } from "../../Errors.js"
+import type { Connection, MemoryOptions } from "../../Transport.js"
+import { Transport } from "../../Transport.js"
 
 interface End {
   dataHandler: ((chunk: Buffer) => void) | undefined

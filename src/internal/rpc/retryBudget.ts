@@ -9,7 +9,7 @@
  * Cost on the call path: `deposit` is one compare and one add. The clock is read only on withdrawal.
  */
 import type * as Clock from "effect/Clock"
-import type { RetryBudgetOptions } from "../Client.js"
+import type { RetryBudgetOptions } from "../../Client.js"
 
 export const retryBudgetDefaults = { ratio: 0.2, minRetriesPerSecond: 10, burst: 100 } as const
 

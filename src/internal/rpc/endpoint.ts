@@ -1,11 +1,11 @@
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import type { Codec, SchemaCodec } from "../Codec.js"
-import { json } from "../Codec.js"
-import type { EndpointSchemas } from "../Contract.js"
-import type { MicroError } from "../Errors.js"
-import { CodecError, InternalServerError, isMicroError, MicroError as MicroErrorSchema } from "../Errors.js"
-import { describeUnknown } from "./inputLimits.js"
+import type { Codec, SchemaCodec } from "../../Codec.js"
+import { json } from "../../Codec.js"
+import type { EndpointSchemas } from "../../Contract.js"
+import type { MicroError } from "../../Errors.js"
+import { CodecError, InternalServerError, isMicroError, MicroError as MicroErrorSchema } from "../../Errors.js"
+import { describeUnknown } from "../codec/inputLimits.js"
 import { ErrorKind } from "./wire.js"
 
 /** An endpoint's encoders/decoders for one content-type, compiled once. */
@@ -90,7 +90,7 @@ export const encodeFramework = (
     : { kind: ErrorKind.Framework | ERROR_JSON, body: encodeFrameworkErrorJson(error) }
 }
 
-// Where a client-side error came from decides whether a retry is safe (internal/client.ts isRetryable):
+// Where a client-side error came from decides whether a retry is safe (internal/rpc/client.ts isRetryable):
 // an error a server sent back may come from a handler that already ran (even a 503 or a TransportError it
 // got from a service of its own), unless the server marked it "not started".
 const fromServer = new WeakSet<object>()

@@ -5,12 +5,12 @@
 import * as Effect from "effect/Effect"
 import type * as net from "node:net"
 import * as tls from "node:tls"
-import * as Certificates from "../Certificates.js"
-import { TransportError } from "../Errors.js"
-import type { TlsOptions } from "../TlsTransport.js"
-import type { Connection } from "../Transport.js"
-import { parseAddress, Transport } from "../Transport.js"
-import { configureSocket, formatAddress, fromSocket, listenServer } from "./tcpTransport.js"
+import * as Certificates from "../../Certificates.js"
+import { TransportError } from "../../Errors.js"
+import type { TlsOptions } from "../../TlsTransport.js"
+import type { Connection } from "../../Transport.js"
+import { parseAddress, Transport } from "../../Transport.js"
+import { configureSocket, formatAddress, fromSocket, listenServer } from "./tcp.js"
 
 const describeError = (error: NodeJS.ErrnoException): string =>
   error.code !== undefined && !error.message.includes(error.code) ? `${error.code}: ${error.message}` : error.message

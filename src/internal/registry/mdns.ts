@@ -28,8 +28,8 @@ import { ServiceNotFound } from "../../Errors.js"
 import type { Options } from "../../MdnsRegistry.js"
 import type { Event, RegisterOptions, Service } from "../../Registry.js"
 import { Registry, RegistryError } from "../../Registry.js"
-import { matchesWatch, RegistryView } from "../memoryRegistry.js"
-import * as Records from "./records.js"
+import { matchesWatch, RegistryView } from "./view.js"
+import * as Records from "./mdnsRecords.js"
 
 /** Options of the mdns registry (documented in MdnsRegistry.ts); defaults in `defaults` below. */
 export type { Options }

@@ -30,6 +30,7 @@ import {
 } from "./wire.js"
 import { identifierOf, pascal } from "./names.js"
 import { MAX_NESTING_DEPTH } from "../inputLimits.js"
+import { errorMessage } from "../../common/text.js"
 
 // ---------------------------------------------------------------------------------------------
 // annotations
@@ -1065,7 +1066,7 @@ const wireName = ["varint", "fixed64", "length-delimited", "start-group", "end-g
 
 /** Rethrows a scalar field's encode failure as `Message.field: ...` (what the emitted .proto calls them). */
 const inField = (message: string, field: string, cause: unknown): never =>
-  fail(`${message}.${field}: ${cause instanceof Error ? cause.message : String(cause)}`)
+  fail(`${message}.${field}: ${errorMessage(cause)}`)
 
 const wrongWire = (name: string, number: number, got: number, expected: number): never =>
   fail(`field ${name} (${number}): wire type ${wireName[got]}, expected ${wireName[expected]}`)
@@ -1451,14 +1452,16 @@ const generate = (
   const build: Array<string> = []
   const extra: Array<string> = []
   fields.forEach((f, i) => {
+    // Every name and key enters the source as a JSON string literal: a crafted field name cannot inject code.
     const key = JSON.stringify(f.key)
+    const missing = JSON.stringify(`.${f.name}: missing`)
     const inline = inlineOf(f)
     w.push(`x = v[${key}];`)
     if (inline !== undefined) {
       const tag = f.number * 8 + (f.type as ScalarType).wire
       w.push(
         `if (${inline.check}) { if (!(${inline.zero})) { w.uint32(${tag}); ${inline.write.replace("F[I]", `F[${i}]`)}; } }`,
-        `else if (x === undefined) fail(NAME + ".${f.name}: missing");`,
+        `else if (x === undefined) fail(NAME + ${missing});`,
         `else { try { F[${i}].write(w, x); } catch (e) { IN_FIELD(NAME, ${JSON.stringify(f.name)}, e); } }`
       )
       cases.push(`case ${tag}: v${i} = ${inline.read}; break;`)
@@ -1466,7 +1469,7 @@ const generate = (
       build.push(`${key}: v${i} === undefined ? ${inline.missing} : v${i}`)
       return
     }
-    if (required[i]) w.push(`if (x === undefined) fail(NAME + ".${f.name}: missing");`)
+    if (required[i]) w.push(`if (x === undefined) fail(NAME + ${missing});`)
     w.push(
       unwrapMapped(f.type)._tag === "Scalar"
         ? `try { F[${i}].write(w, x); } catch (e) { IN_FIELD(NAME, ${JSON.stringify(f.name)}, e); }`

@@ -1,8 +1,8 @@
 import * as Effect from "effect/Effect"
 import * as net from "node:net"
-import { TransportError } from "../Errors.js"
-import type { Connection, TcpOptions } from "../Transport.js"
-import { parseAddress, Transport } from "../Transport.js"
+import { TransportError } from "../../Errors.js"
+import type { Connection, TcpOptions } from "../../Transport.js"
+import { parseAddress, Transport } from "../../Transport.js"
 
 const EMPTY = Buffer.alloc(0)
 

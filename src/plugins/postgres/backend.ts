@@ -1,14 +1,14 @@
 /**
- * The store over `@effect/sql`, shared by the embedded SQLite store and the Postgres plugin.
+ * The Postgres store's backend over `@effect/sql` (the embedded SQLite store talks to better-sqlite3 directly,
+ * off the Effect SQL client, for its lock handling: see internal/store/sqlite.ts).
  *
  * One table holds every namespace: (db_name, table_name, key) is the primary key, so databases and tables
  * are isolated by construction and no identifier is ever built from user input. Time comes from `Clock`
  * (expires_at is epoch millis), so `TestClock` drives expiry here too; expired rows are filtered out of
  * every query and deleted by a periodic sweep.
  *
- * Keys sort in code point order: SQLite's BINARY collation compares UTF-8 bytes, and the Postgres column
- * is `COLLATE "C"` (byte order). Prefix filters are the range [prefix, upperBound(prefix)), which both
- * engines answer from the primary key index.
+ * Keys sort in code point order: the column is `COLLATE "C"` (byte order of UTF-8). Prefix filters are the
+ * range [prefix, upperBound(prefix)), answered from the primary key index.
  */
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -20,7 +20,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Change, StoreError } from "../../Store.js"
-import type { Backend, Namespace, Query } from "./common.js"
+import type { Backend, Namespace, Query } from "../../internal/store/common.js"
 import {
   decodeMetadata,
   defaultSweepInterval,
@@ -35,20 +35,18 @@ import {
   unavailable,
   unsupported,
   upperBound
-} from "./common.js"
+} from "../../internal/store/common.js"
 
-export type Dialect = "sqlite" | "pg"
 
 export { MIGRATIONS_TABLE, TABLE }
 /** The channel the Postgres trigger notifies on. */
 export const CHANNEL = "effect_micro_store"
 
-// `LIMIT` is mandatory before `OFFSET` in SQLite; this stands for "no limit" in both dialects.
+// `LIMIT ALL` cannot be a bound parameter: this stands for "no limit" when an offset is given.
 const NO_LIMIT = Number.MAX_SAFE_INTEGER
 
-const createTable = (sql: SqlClient.SqlClient, dialect: Dialect) =>
-  dialect === "pg"
-    ? sql.unsafe(`CREATE TABLE IF NOT EXISTS ${TABLE} (
+const createTable = (sql: SqlClient.SqlClient) =>
+  sql.unsafe(`CREATE TABLE IF NOT EXISTS ${TABLE} (
   db_name text NOT NULL,
   table_name text NOT NULL,
   key text COLLATE "C" NOT NULL,
@@ -57,15 +55,6 @@ const createTable = (sql: SqlClient.SqlClient, dialect: Dialect) =>
   expires_at bigint,
   PRIMARY KEY (db_name, table_name, key)
 )`)
-    : sql.unsafe(`CREATE TABLE IF NOT EXISTS ${TABLE} (
-  db_name TEXT NOT NULL,
-  table_name TEXT NOT NULL,
-  key TEXT NOT NULL,
-  value BLOB NOT NULL,
-  metadata TEXT NOT NULL DEFAULT '{}',
-  expires_at INTEGER,
-  PRIMARY KEY (db_name, table_name, key)
-) WITHOUT ROWID`)
 
 // Every change to a row notifies CHANNEL with {op, d, t, k}. The value is not in the payload (NOTIFY
 // payloads are limited to 8000 bytes); watchers read the key. A sweep marks its deletes as expiries
@@ -95,18 +84,18 @@ FOR EACH ROW EXECUTE FUNCTION ${TABLE}_notify()`)
   )
 
 /** Creates or upgrades the schema (idempotent; Postgres serialises concurrent runs with a table lock). */
-export const migrate = (sql: SqlClient.SqlClient, dialect: Dialect) => {
+export const migrate = (sql: SqlClient.SqlClient) => {
   const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
     "1_create_store": Effect.asVoid(
       Effect.zipRight(
-        createTable(sql, dialect),
+        createTable(sql),
         sql.unsafe(
           `CREATE INDEX IF NOT EXISTS ${TABLE}_expiry ON ${TABLE} (expires_at) WHERE expires_at IS NOT NULL`
         )
       )
-    )
+    ),
+    "2_notify_trigger": Effect.asVoid(createNotifyTrigger(sql))
   }
-  if (dialect === "pg") migrations["2_notify_trigger"] = Effect.asVoid(createNotifyTrigger(sql))
   return Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: MIGRATIONS_TABLE }).pipe(
     Effect.provideService(SqlClient.SqlClient, sql)
   )
@@ -123,7 +112,6 @@ const toMillis = (value: number | string | bigint | null): number | undefined =>
   value === null ? undefined : Number(value)
 
 export interface SqlBackendOptions {
-  readonly dialect: Dialect
   readonly name: string
   readonly sweepInterval: Duration.Duration
 }
@@ -134,7 +122,7 @@ export const makeBackend = (
   options: SqlBackendOptions
 ): Effect.Effect<Backend, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { dialect, name } = options
+    const { name } = options
     const failed = (what: string) => (cause: SqlError): StoreError => unavailable(name, `${what} failed`, cause)
 
     const toRecord = (row: Row, now: number) =>
@@ -168,9 +156,7 @@ export const makeBackend = (
 
     const sweep = Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const remove = sql`DELETE FROM ${sql(TABLE)} WHERE expires_at IS NOT NULL AND expires_at <= ${now}`
-      return dialect === "pg"
-        ? sql.withTransaction(Effect.zipRight(sql`SELECT set_config('effect_micro.reason', 'expire', true)`, remove))
-        : remove
+      return sql.withTransaction(Effect.zipRight(sql`SELECT set_config('effect_micro.reason', 'expire', true)`, remove))
     }).pipe(
       Effect.catchAllCause((cause) => Effect.logWarning(`${name} store: expiry sweep failed`, cause))
     )
