@@ -14,6 +14,8 @@
  */
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as ParseResult from "effect/ParseResult"
@@ -321,6 +323,17 @@ export const makeJwt = (options: JwtOptions): Effect.Effect<Auth.Service, AuthEr
  * @category layers
  */
 export const layerJwt = (options: JwtOptions): Layer.Layer<Auth, AuthError> => Layer.effect(Auth, makeJwt(options))
+
+/**
+ * `layerJwt` with its options read from `Config` (the key from the environment or a secrets file), e.g.
+ * `Auth.layerJwtConfig({ signingKey: Schema.Config("JWT_SIGNING_KEY", Schema.parseJson(Auth.SigningKey)), issuer: Config.string("JWT_ISSUER") })`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerJwtConfig = (
+  config: Config.Config.Wrap<JwtOptions>
+): Layer.Layer<Auth, AuthError | ConfigError.ConfigError> =>
+  Layer.effect(Auth, Effect.flatMap(Config.unwrap(config), makeJwt))
 
 /**
  * Inspects JWTs with public keys only; `generate` and `token` fail with `AuthError` "Unsupported".

@@ -1,7 +1,8 @@
 /**
  * The zero-configuration stack: multicast-DNS discovery behind a cache, TCP transport, the default
- * codecs, random selection, the HTTP broker, the embedded store (opened on first use) and the client runtime. A
- * service is `Server.layer(...)` on top of it; a caller needs only this.
+ * codecs, least-outstanding selection, the HTTP broker, the embedded store (opened on first use) and the client
+ * runtime. A service is `Server.layer(...)` on top of it; a caller needs only this. `layerTest` is the same
+ * stack in memory, for tests of whole systems in one process.
  *
  * ```ts
  * Server.layer(Greeter, { name: "greeter" }).pipe(Layer.provide(GreeterLive), Layer.provide(Defaults.layer))
@@ -10,6 +11,7 @@
  * @since 0.1.0
  */
 import * as Layer from "effect/Layer"
+import * as BrokerModule from "./Broker.js"
 import type { Broker } from "./Broker.js"
 import * as CachedRegistry from "./CachedRegistry.js"
 import type { ClientMiddleware, ClientOptions } from "./Client.js"
@@ -17,6 +19,7 @@ import * as Client from "./Client.js"
 import * as Codec from "./Codec.js"
 import * as HttpBroker from "./HttpBroker.js"
 import * as MdnsRegistry from "./MdnsRegistry.js"
+import * as RegistryModule from "./Registry.js"
 import type { Registry, RegistryError } from "./Registry.js"
 import * as Selector from "./Selector.js"
 import * as Store from "./Store.js"
@@ -26,25 +29,25 @@ import * as Transport from "./Transport.js"
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export interface Options<RE = never, BE = never, SE = never> {
   readonly mdns?: MdnsRegistry.Options | undefined
   readonly cache?: CachedRegistry.Options | undefined
   readonly tcp?: Transport.TcpOptions | undefined
   readonly client?: (ClientOptions & { readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined }) | undefined
-  /** Replace the selector (default random). */
+  /** Replace the selector (default: least outstanding calls of two random nodes). */
   readonly selector?: Layer.Layer<Selector.Selector> | undefined
   /** Replace discovery (default: mdns behind a cache), e.g. with the etcd plugin's layer. */
-  readonly registry?: Layer.Layer<Registry, RegistryError> | undefined
+  readonly registry?: Layer.Layer<Registry, RE> | undefined
   /**
    * HTTP broker options, or another broker layer (e.g. the NATS plugin's). The HTTP broker's endpoint
    * only starts on the first `subscribe`, so publish-only processes pay nothing for it.
    */
-  readonly broker?: HttpBroker.HttpBrokerOptions | Layer.Layer<Broker, unknown, Registry> | undefined
+  readonly broker?: HttpBroker.HttpBrokerOptions | Layer.Layer<Broker, BE, Registry> | undefined
   /**
    * Embedded store options, or another store layer (e.g. `RedisStore.layer(...)`). The embedded store opens
    * its file (default `.micro/store.db`) on first use, so processes that never use it create nothing.
    */
-  readonly store?: Store.SqliteOptions | Layer.Layer<Store.Store, unknown> | undefined
+  readonly store?: Store.SqliteOptions | Layer.Layer<Store.Store, SE> | undefined
 }
 
 /**
@@ -61,22 +64,28 @@ export type Services =
   | Broker
   | Store.Store
 
+/** A layer given in place of options (`Options.broker`, `Options.store`). */
+const isLayer = <L extends Layer.Layer<never, unknown, unknown>>(value: L | object | undefined): value is L =>
+  Layer.isLayer(value)
+
 /**
- * Everything a service or caller needs, with the given options.
+ * Everything a service or caller needs, with the given options. The error type is that of the layers used:
+ * discovery and the embedded store's options, plus whatever layers you pass in their place.
  * @since 0.1.0
  * @category layers
  */
-export const layerWith = (options?: Options): Layer.Layer<Services, unknown> => {
-  const registry = CachedRegistry.layer(options?.cache).pipe(
-    Layer.provide(options?.registry ?? MdnsRegistry.layer(options?.mdns))
-  )
+export const layerWith = <RE = never, BE = never, SE = never>(
+  options?: Options<RE, BE, SE>
+): Layer.Layer<Services, RegistryError | Store.StoreError | RE | BE | SE> => {
+  const discovery: Layer.Layer<Registry, RegistryError | RE> = options?.registry ?? MdnsRegistry.layer(options?.mdns)
+  const registry = CachedRegistry.layer(options?.cache).pipe(Layer.provide(discovery))
   const base = Layer.mergeAll(registry, Transport.layerTcp(options?.tcp), Codec.layer, options?.selector ?? Selector.layer)
-  const broker = Layer.isLayer(options?.broker)
-    ? options.broker as Layer.Layer<Broker, unknown, Registry>
-    : HttpBroker.layer(options?.broker as HttpBroker.HttpBrokerOptions | undefined)
-  const store: Layer.Layer<Store.Store, unknown> = Layer.isLayer(options?.store)
-    ? options.store as Layer.Layer<Store.Store, unknown>
-    : Store.layerSqliteLazy(options?.store as Store.SqliteOptions | undefined)
+  const broker: Layer.Layer<Broker, BE, Registry> = isLayer<Layer.Layer<Broker, BE, Registry>>(options?.broker)
+    ? options.broker
+    : HttpBroker.layer(options?.broker)
+  const store: Layer.Layer<Store.Store, Store.StoreError | SE> = isLayer<Layer.Layer<Store.Store, SE>>(options?.store)
+    ? options.store
+    : Store.layerSqliteLazy(options?.store)
   return Client.layer(options?.client).pipe(Layer.provideMerge(Layer.provideMerge(broker, base)), Layer.merge(store))
 }
 
@@ -96,9 +105,8 @@ export const layerWith = (options?: Options): Layer.Layer<Services, unknown> => 
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Services, RegistryError> = Layer.suspend(() =>
-  // Only a custom broker layer can add error types; the HTTP broker's cannot fail.
-  layerWith({ broker: { host: "0.0.0.0" } }) as Layer.Layer<Services, RegistryError>
+export const layer: Layer.Layer<Services, RegistryError | Store.StoreError> = Layer.suspend(() =>
+  layerWith({ broker: { host: "0.0.0.0" } })
 )
 
 /**
@@ -106,6 +114,26 @@ export const layer: Layer.Layer<Services, RegistryError> = Layer.suspend(() =>
  * @since 0.1.0
  * @category layers
  */
-export const layerLoopback: Layer.Layer<Services, RegistryError> = Layer.suspend(() =>
-  layerWith({ mdns: MdnsRegistry.loopback }) as Layer.Layer<Services, RegistryError>
+export const layerLoopback: Layer.Layer<Services, RegistryError | Store.StoreError> = Layer.suspend(() =>
+  layerWith({ mdns: MdnsRegistry.loopback })
 )
+
+/**
+ * The whole stack in memory, for tests: services and callers in one process find each other through the
+ * memory registry and talk over the memory transport; the memory broker and store; nothing touches the
+ * network or the disk. Everything runs on Effect's `Clock`, so `TestClock` drives TTLs, deadlines and
+ * retries. One layer per test gives each test its own isolated system:
+ *
+ * ```ts
+ * it.scoped("greets", () => Effect.gen(function*() { ... }).pipe(Effect.provide(Server.layer(Greeter, { name: "greeter", address: "memory:0" }).pipe(Layer.provide(GreeterLive), Layer.provideMerge(Defaults.layerTest)))))
+ * ```
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerTest: Layer.Layer<Services> = Layer.suspend(() => {
+  const base = Layer.mergeAll(RegistryModule.layerMemory, Transport.layerMemory, Codec.layer, Selector.layer)
+  return Client.layer().pipe(
+    Layer.provideMerge(Layer.merge(BrokerModule.layerMemory, base)),
+    Layer.merge(Store.layerMemory())
+  )
+})

@@ -11,7 +11,9 @@
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { Broker } from "./Broker.js"
@@ -102,3 +104,13 @@ export const make: (options?: HttpBrokerOptions) => Effect.Effect<Broker.Service
  */
 export const layer = (options?: HttpBrokerOptions): Layer.Layer<Broker, never, Registry> =>
   Layer.scoped(Broker, internal.make(options))
+
+/**
+ * `layer` with its options read from `Config`, e.g. `HttpBroker.layerConfig({ port: Config.integer("BROKER_PORT") })`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<HttpBrokerOptions>
+): Layer.Layer<Broker, ConfigError.ConfigError, Registry> =>
+  Layer.scoped(Broker, Effect.flatMap(Config.unwrap(config), internal.make))

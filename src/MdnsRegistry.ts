@@ -8,10 +8,12 @@
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as internal from "./internal/mdns/registry.js"
+import * as internal from "./internal/registry/mdns.js"
 import { Registry, type RegistryError } from "./Registry.js"
 
 /**
@@ -53,6 +55,14 @@ export const make: (options?: Options) => Effect.Effect<Registry.Service, Regist
  */
 export const layer = (options?: Options): Layer.Layer<Registry, RegistryError> =>
   Layer.scoped(Registry, internal.make(options))
+
+/**
+ * `layer` with its options read from `Config`, e.g. `MdnsRegistry.layerConfig({ domain: Config.string("MDNS_DOMAIN") })`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (config: Config.Config.Wrap<Options>): Layer.Layer<Registry, RegistryError | ConfigError.ConfigError> =>
+  Layer.scoped(Registry, Effect.flatMap(Config.unwrap(config), internal.make))
 
 /**
  * Socket options for several processes on one host, sending nothing off it (tests, CI).

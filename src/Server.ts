@@ -16,14 +16,16 @@ import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { Codecs } from "./Codec.js"
 import type { TransportError } from "./Errors.js"
 import type { IncomingCall } from "./Metadata.js"
 import type { Node, Registry, RegistryError, Service } from "./Registry.js"
-import * as internal from "./internal/server.js"
+import * as internal from "./internal/rpc/server.js"
 import type { Transport } from "./Transport.js"
 
 /**
@@ -158,3 +160,18 @@ export const layer = <Rpcs extends Rpc.Any>(
   options: ServerOptions
 ): Layer.Layer<Server, TransportError | RegistryError, Transport | Registry | Codecs | Rpc.ToHandler<Rpcs>> =>
   Layer.scoped(Server, internal.make(group, options))
+
+/**
+ * `layer` with its options read from `Config`, e.g.
+ * `Server.layerConfig(Greeter, { name: Config.succeed("greeter"), address: Config.string("GREETER_ADDRESS") })`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  config: Config.Config.Wrap<ServerOptions>
+): Layer.Layer<
+  Server,
+  TransportError | RegistryError | ConfigError.ConfigError,
+  Transport | Registry | Codecs | Rpc.ToHandler<Rpcs>
+> => Layer.scoped(Server, Effect.flatMap(Config.unwrap(config), (options) => internal.make(group, options)))

@@ -11,7 +11,9 @@
  *
  * @since 0.1.0
  */
-import type * as Effect from "effect/Effect"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { Broker, type BrokerError } from "../../Broker.js"
@@ -37,3 +39,13 @@ export const make: (options?: NatsBrokerOptions) => Effect.Effect<Broker.Service
  * @category layers
  */
 export const layer = (options?: NatsBrokerOptions): Layer.Layer<Broker, BrokerError> => Layer.scoped(Broker, internal.make(options))
+
+/**
+ * `layer` with its options read from `Config`, e.g. `NatsBroker.layerConfig({ servers: Config.string("NATS_URL") })`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<NatsBrokerOptions>
+): Layer.Layer<Broker, BrokerError | ConfigError.ConfigError> =>
+  Layer.scoped(Broker, Effect.flatMap(Config.unwrap(config), internal.make))
