@@ -32,6 +32,7 @@ import type * as Stream from "effect/Stream"
 import type { Codecs } from "./Codec.js"
 import type { CallError } from "./Errors.js"
 import * as internal from "./internal/rpc/client.js"
+import * as runtime from "./internal/rpc/clientService.js"
 import * as Topic from "./Topic.js"
 import type { Metadata } from "./Metadata.js"
 import type { Registry } from "./Registry.js"
@@ -168,7 +169,7 @@ export type ClientMiddleware = <A, E, R>(
  * @since 0.1.0
  * @category tags
  */
-export class Client extends Context.Tag("effect-micro/Client")<Client, internal.ClientService>() {}
+export class Client extends Context.Tag("effect-micro/Client")<Client, runtime.ClientService>() {}
 
 /**
  * A typed client for a contract: one method per endpoint, shaped by its call shape.
@@ -217,7 +218,7 @@ export const make: <Rpcs extends Rpc.Any>(
  */
 export const layer = (
   options?: LayerOptions
-): Layer.Layer<Client, never, Registry | Selector | Transport | Codecs> => Layer.scoped(Client, internal.makeService(options))
+): Layer.Layer<Client, never, Registry | Selector | Transport | Codecs> => Layer.scoped(Client, runtime.makeService(options))
 
 /**
  * Options of the client runtime: call defaults plus middleware and limits.

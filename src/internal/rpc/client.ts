@@ -1,49 +1,38 @@
+/**
+ * Typed clients: `Client.make(group, options)` builds one method per endpoint; `Caller` runs each call
+ * (resolve → select → pooled connection → exchange, retried per the call's rules) for the four call shapes.
+ * The runtime they share is clientService.ts; one unary call on the wire is unaryExchange.ts.
+ */
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
 import * as Mailbox from "effect/Mailbox"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { ClientMiddleware, ClientOptions, LayerOptions, OutgoingCall } from "../../Client.js"
+import type { ClientOptions, OutgoingCall } from "../../Client.js"
 import { Client } from "../../Client.js"
-import { Codecs } from "../../Codec.js"
 import type { CallShape } from "../../Contract.js"
 import { schemasOf } from "../../Contract.js"
 import type { CallError, MicroError } from "../../Errors.js"
-import {
-  BadRequest,
-  CodecError,
-  RetryBudgetExhausted,
-  ServiceUnavailable,
-  StreamClosed,
-  Timeout,
-  TransportError
-} from "../../Errors.js"
+import { BadRequest, ServiceUnavailable, StreamClosed, Timeout, TransportError } from "../../Errors.js"
 import type { Metadata } from "../../Metadata.js"
 import { empty as emptyMetadata, merge as mergeMetadata, outgoingRef } from "../../Metadata.js"
 import type { Node } from "../../Registry.js"
-import { Registry } from "../../Registry.js"
-import { Selector } from "../../Selector.js"
-import { Transport } from "../../Transport.js"
-import type { CallHandlers } from "./clientConnection.js"
-import { ClientConnection } from "./clientConnection.js"
-import type { DeadlineEntry } from "./deadlines.js"
-import { DeadlineWheel } from "./deadlines.js"
+import type { CallHandlers, ClientConnection } from "./clientConnection.js"
+import type { ClientService } from "./clientService.js"
 import type { CompiledEndpoint } from "./endpoint.js"
-import { decodeError, EndpointCodecs, isFromServer, isNotStarted } from "./endpoint.js"
-import type { NodeState, ResolvedHungNode } from "./nodeHealth.js"
-import { checkHungNodes, NodeHealth, resolveEjection, resolveHungNode } from "./nodeHealth.js"
-import { RetryBudget } from "./retryBudget.js"
-import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, FRAME_HEADER, tryEncodeCallHeader } from "./wire.js"
+import { decodeError, EndpointCodecs } from "./endpoint.js"
+import { budgetExhausted, isNodeFailure, isRetryable, neverReachedAServer } from "./retryRules.js"
+import { Sender } from "./streamSender.js"
+import { LatencyObserver, protocolError, UnaryExchange, waitingOf } from "./unaryExchange.js"
+import { DEFAULT_WINDOW, FRAME_HEADER, tryEncodeCallHeader } from "./wire.js"
 
 export const defaults = {
   timeout: Duration.seconds(5),
@@ -51,182 +40,6 @@ export const defaults = {
   /** 20 ms, 40 ms, 80 ms (jittered): enough to ride over a node dying, short enough not to pile up. */
   retrySchedule: Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.intersect(Schedule.recurs(3)))
 } as const
-
-/**
- * May this failure be retried on another node? Never for endpoint errors. Always when the request
- * provably did not run (refused/dial failures, 503 from a draining server). Otherwise — timeouts, resets —
- * only for idempotent endpoints, since the first node may have run it.
- */
-export const isRetryable = (error: unknown, idempotent: boolean): boolean => {
-  if (typeof error !== "object" || error === null || !("_tag" in error)) return false
-  if (isNotStarted(error)) return true
-  if (isFromServer(error)) {
-    // Sent back by a server whose handler may have run (a 503 or TransportError it got downstream).
-    const tag = (error as MicroError)._tag
-    return idempotent && (tag === "ServiceUnavailable" || tag === "Timeout" || tag === "TransportError")
-  }
-  switch ((error as MicroError)._tag) {
-    case "TransportError":
-      return (error as TransportError).notDelivered || idempotent
-    case "ServiceUnavailable":
-      return true
-    case "Timeout":
-      return idempotent
-    default:
-      return false
-  }
-}
-
-const isNodeFailure = (error: unknown): boolean => {
-  const tag = typeof error === "object" && error !== null ? (error as { _tag?: unknown })._tag : undefined
-  return tag === "TransportError" || tag === "Timeout" || tag === "ServiceUnavailable"
-}
-
-// ---------------------------------------------------------------------------------------------
-// Connection pool
-
-export class Pool {
-  private readonly connections = new Map<string, ClientConnection>()
-  private readonly dialing = new Map<string, Deferred.Deferred<ClientConnection, TransportError>>()
-  closed = false
-
-  constructor(
-    private readonly transport: Transport["Type"],
-    private readonly maxFrameSize: number,
-    private readonly deadlines: DeadlineWheel
-  ) {}
-
-  /** An open, usable connection to `address`, if the pool has one. */
-  peek(address: string): ClientConnection | undefined {
-    const existing = this.connections.get(address)
-    return existing !== undefined && !existing.unusable ? existing : undefined
-  }
-
-  get(address: string): Effect.Effect<ClientConnection, TransportError> {
-    const existing = this.connections.get(address)
-    if (existing !== undefined && !existing.unusable) return Effect.succeed(existing)
-    return Effect.suspend(() => {
-      if (this.closed) return Effect.fail(TransportError.of("closed", address, "client is closed"))
-      const pending = this.dialing.get(address)
-      if (pending !== undefined) return Deferred.await(pending)
-      const deferred = Deferred.unsafeMake<ClientConnection, TransportError>(FiberId.none)
-      this.dialing.set(address, deferred)
-      return this.transport.dial(address).pipe(
-        Effect.flatMap((connection) => {
-          if (this.closed) {
-            // The client closed while this dial was in flight: do not leak the connection.
-            connection.destroy()
-            return Effect.fail(TransportError.of("closed", address, "client is closed"))
-          }
-          const client = new ClientConnection(address, connection, this.maxFrameSize, this.deadlines, (gone) => {
-            if (this.connections.get(address) === gone) this.connections.delete(address)
-          })
-          this.connections.set(address, client)
-          return Effect.succeed(client)
-        }),
-        Effect.onExit((exit) => {
-          this.dialing.delete(address)
-          return Deferred.done(
-            deferred,
-            Exit.isInterrupted(exit)
-              ? Exit.fail(TransportError.of("dial", address, "dial interrupted"))
-              : exit
-          )
-        })
-      )
-    })
-  }
-
-  closeAll(): void {
-    this.closed = true
-    for (const connection of this.connections.values()) connection.close()
-    this.connections.clear()
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The Client service
-
-export interface ClientService {
-  readonly pool: Pool
-  readonly maxFrameSize: number
-  readonly deadlines: DeadlineWheel
-  readonly registry: Registry["Type"]
-  readonly selector: Selector["Type"]
-  readonly codecs: Codecs["Type"]
-  readonly defaults: ClientOptions
-  readonly middleware: ReadonlyArray<ClientMiddleware>
-  /** Per-node health (ejection, calls in flight) shared by every call of this runtime. */
-  readonly health: NodeHealth
-  /** Runs the hung-node check while calls are in flight; undefined when turned off. */
-  readonly hungWatch: HungWatch | undefined
-  /** Undefined when retries are not budgeted. */
-  readonly budget: RetryBudget | undefined
-}
-
-/**
- * Schedules the hung-node check on the client's timing wheel every `intervalMillis` while any unary call
- * is in flight (an idle client pays nothing). Every `sweepEvery` checks, forgotten nodes are swept.
- */
-export class HungWatch {
-  armed = false
-  private lastCheck = 0
-  private checks = 0
-  private readonly sweepEvery: number
-
-  constructor(
-    private readonly health: NodeHealth,
-    private readonly options: ResolvedHungNode,
-    private readonly pool: Pool,
-    private readonly deadlines: DeadlineWheel
-  ) {
-    // At least twice the longest ejection between sweeps (see NodeHealth.sweep).
-    this.sweepEvery = Math.max(100, Math.ceil((2 * health.options.maxMillis) / Math.max(1, options.intervalMillis)))
-  }
-
-  arm(): void {
-    this.armed = true
-    this.lastCheck = this.deadlines.clock.unsafeCurrentTimeMillis()
-    this.deadlines.add(this.options.intervalMillis, this.tick)
-  }
-
-  private readonly tick = (): void => {
-    const now = this.deadlines.clock.unsafeCurrentTimeMillis()
-    checkHungNodes(this.health, this.options, (address) => this.pool.peek(address), now, now - this.lastCheck)
-    this.lastCheck = now
-    if (++this.checks % this.sweepEvery === 0) this.health.sweep()
-    if (this.health.outstanding > 0 && !this.pool.closed) this.deadlines.add(this.options.intervalMillis, this.tick)
-    else this.armed = false
-  }
-}
-
-export const makeService = (
-  options?: LayerOptions
-): Effect.Effect<ClientService, never, Scope.Scope | Registry | Selector | Transport | Codecs> =>
-  Effect.gen(function*() {
-    const transport = yield* Transport
-    const maxFrameSize = options?.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
-    const deadlines = new DeadlineWheel(yield* Effect.clock)
-    yield* Effect.forkScoped(deadlines.run)
-    const pool = new Pool(transport, maxFrameSize, deadlines)
-    yield* Effect.addFinalizer(() => Effect.sync(() => pool.closeAll()))
-    const health = new NodeHealth(deadlines.clock, resolveEjection(options?.ejection))
-    return {
-      pool,
-      deadlines,
-      maxFrameSize,
-      health,
-      hungWatch: options?.hungNodes === false
-        ? undefined
-        : new HungWatch(health, resolveHungNode(options?.hungNodes), pool, deadlines),
-      budget: options?.retryBudget === false ? undefined : new RetryBudget(deadlines.clock, options?.retryBudget),
-      registry: yield* Registry,
-      selector: yield* Selector,
-      codecs: yield* Codecs,
-      defaults: options ?? {},
-      middleware: options?.middleware ?? []
-    }
-  })
 
 // ---------------------------------------------------------------------------------------------
 // Typed clients
@@ -714,209 +527,3 @@ class Caller {
   }
 }
 
-/**
- * The unary call a fiber is waiting on, so that the server hears CANCEL when that fiber is interrupted.
- *
- * Not `Effect.async`'s canceller: returning one wraps every call in `onInterrupt` (an uninterruptible
- * mask, a restore and a cause match), measured at ≈3 µs of CPU per call, a tenth of the client's whole
- * path. A fiber waits on at most one call at a time, and a fiber interrupted while waiting either exits
- * (its observer abandons the call) or, from a finalizer, goes on to make another call (which abandons the
- * one left behind first). So CANCEL is sent when the interrupted fiber exits or calls again.
- */
-class WaitingCall {
-  call: UnaryExchange | undefined = undefined
-  readonly onFiberExit = (): void => {
-    const call = this.call
-    this.call = undefined
-    call?.abandon()
-  }
-}
-
-const waitingByFiber = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, WaitingCall>()
-
-const waitingOf = (fiber: Fiber.RuntimeFiber<any, any>): WaitingCall => {
-  let waiting = waitingByFiber.get(fiber)
-  if (waiting === undefined) {
-    waiting = new WaitingCall()
-    fiber.addObserver(waiting.onFiberExit)
-    waitingByFiber.set(fiber, waiting)
-  }
-  return waiting
-}
-
-/** Reports a successful call's latency (from the Clock, sub-millisecond) to a latency-aware selector. */
-class LatencyObserver {
-  private readonly started: bigint
-  constructor(
-    private readonly observe: NonNullable<Selector["Type"]["observe"]>,
-    private readonly service: string,
-    private readonly node: Node,
-    private readonly clock: Clock.Clock
-  ) {
-    this.started = clock.unsafeCurrentTimeNanos()
-  }
-  done(): void {
-    this.observe(this.service, this.node, Number(this.clock.unsafeCurrentTimeNanos() - this.started) / 1e6)
-  }
-}
-
-/**
- * One unary call in flight: the connection's callbacks for it, settling the waiting Effect once, and
- * telling the node's health how it went (it is also the call's identity as a half-open trial).
- */
-class UnaryExchange implements CallHandlers {
-  id = 0
-  deadline: DeadlineEntry | undefined = undefined
-  settled = false
-  observe: LatencyObserver | undefined = undefined
-
-  constructor(
-    private readonly compiled: CompiledEndpoint,
-    private readonly connection: ClientConnection,
-    private readonly deadlines: DeadlineWheel,
-    private readonly waiting: WaitingCall,
-    private readonly resume: (result: Effect.Effect<unknown, unknown>) => void,
-    private readonly health: NodeHealth,
-    private readonly node: NodeState,
-    /** The logical call, for the node's health (its half-open trial is identified by it). */
-    private readonly owner: object,
-    watch: HungWatch | undefined
-  ) {
-    // Still set: the fiber was interrupted while waiting on that call and is now calling again.
-    waiting.call?.abandon()
-    waiting.call = this
-    health.begin(node, owner, connection.received)
-    if (watch !== undefined && !watch.armed) watch.arm()
-  }
-
-  /** Marks the call finished (once): no longer waited on, no deadline, not outstanding. False if it already was. */
-  private finish(): boolean {
-    if (this.settled) return false
-    this.settled = true
-    if (this.waiting.call === this) this.waiting.call = undefined
-    this.deadlines.remove(this.deadline)
-    this.health.end(this.node)
-    return true
-  }
-
-  /** Settles the call; `nodeFailed` says whether the outcome counts against the node (else: it answered). */
-  settle(result: Effect.Effect<unknown, unknown>, nodeFailed: boolean): void {
-    if (!this.finish()) return
-    if (nodeFailed) this.health.fail(this.node, this.owner, "failure")
-    else this.health.succeed(this.node, this.owner)
-    this.resume(result)
-  }
-
-  onReply(reply: Buffer): void {
-    const decoded = this.compiled.response.decode(reply)
-    if (Either.isRight(decoded)) {
-      this.observe?.done()
-      this.settle(Effect.succeed(decoded.right), false)
-    } else this.settle(Effect.fail(decoded.left), false)
-  }
-  onError(kind: number, payload: Buffer): void {
-    const error = decodeError(this.compiled, kind, payload)
-    this.settle(Effect.fail(error), isNodeFailure(error))
-  }
-  onClosed(error: TransportError): void {
-    this.settle(Effect.fail(error), true)
-  }
-  onData(): void {
-    this.connection.cancel(this.id)
-    this.settle(Effect.fail(protocolError(this.connection.address, "DATA frame on a unary call")), true)
-  }
-  onEnd(): void {
-    this.settle(Effect.fail(protocolError(this.connection.address, "END frame on a unary call")), true)
-  }
-  onCredit(): void {}
-  /** The waiting fiber was interrupted: forget the deadline and cancel on the server. */
-  abandon(): void {
-    if (!this.finish()) return
-    this.health.release(this.node, this.owner)
-    this.connection.cancel(this.id)
-  }
-}
-
-/** Sends a request Stream as DATA frames within the server's credit, then END (half-close). */
-class Sender {
-  id = 0
-  private credit = DEFAULT_WINDOW
-  private waiter: (() => void) | undefined
-
-  constructor(
-    private readonly connection: ClientConnection,
-    /** Largest DATA frame the peer accepts. */
-    private readonly maxFrameSize: number,
-    /** The call fails with this when a request message cannot be encoded or sent, or the input stream fails. */
-    private readonly onFail: (cause: Cause.Cause<unknown>) => void
-  ) {}
-
-  grant(credit: number): void {
-    this.credit += credit
-    const waiter = this.waiter
-    this.waiter = undefined
-    waiter?.()
-  }
-
-  run(input: Stream.Stream<unknown>, compiled: CompiledEndpoint): Effect.Effect<void, unknown> {
-    const waitForCredit = Effect.async<void>((resume) => {
-      if (this.credit > 0) return resume(Effect.void)
-      this.waiter = () => resume(Effect.void)
-    })
-    return Stream.runForEach(input, (item) => {
-      const send = Effect.suspend(() => {
-        const encoded = compiled.request.encode(item)
-        if (Either.isRight(encoded) && FRAME_HEADER - 4 + encoded.right.byteLength > this.maxFrameSize) {
-          this.connection.cancel(this.id)
-          this.onFail(Cause.fail(BadRequest.of(
-            `stream message of ${encoded.right.byteLength} bytes exceeds the frame limit of ${this.maxFrameSize}`,
-            "effect-micro.client"
-          )))
-          return Effect.interrupt
-        }
-        if (Either.isLeft(encoded)) {
-          this.connection.cancel(this.id)
-          this.onFail(Cause.fail(encoded.left))
-          return Effect.interrupt
-        }
-        this.credit--
-        this.connection.data(this.id, encoded.right)
-        return Effect.void
-      })
-      return this.credit > 0 ? send : Effect.zipRight(waitForCredit, send)
-    }).pipe(
-      Effect.zipRight(Effect.sync(() => this.connection.end(this.id))),
-      // The caller's input stream failed or died: cancel the call and fail it with that cause (the
-      // server would otherwise wait for DATA and the caller for a reply, forever).
-      Effect.catchAllCause((cause) =>
-        Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => {
-          this.connection.cancel(this.id)
-          this.onFail(cause)
-        })
-      )
-    )
-  }
-}
-
-/**
- * A refused or failed dial, or a call dropped before it was written, put no load on any server: retrying it
- * elsewhere cannot amplify a sick cluster's load, so it is not paid from the retry budget. (Otherwise a
- * registry still listing dead nodes — a static list, or the minutes before a TTL expires — turns every pick
- * of a dead node into a budget withdrawal, and callers get RetryBudgetExhausted although live nodes answer.)
- */
-const neverReachedAServer = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && (error as { readonly _tag?: unknown })._tag === "TransportError" &&
-  (error as TransportError).notDelivered
-
-const budgetExhausted = (error: unknown): RetryBudgetExhausted => {
-  const failure = error as Partial<MicroError>
-  return RetryBudgetExhausted.of(
-    `retry budget exhausted; not retrying ${failure._tag ?? "failure"}: ${failure.detail ?? String(error)}`
-  )
-}
-
-const protocolError = (address: string, detail: string) => TransportError.of("protocol", address, detail, false)
-
-export const layer = (options?: LayerOptions) => makeService(options)
-
-export type { CodecError }
