@@ -15,6 +15,7 @@ import * as Registry from "../src/Registry.js"
 import * as Selector from "../src/Selector.js"
 import * as Transport from "../src/Transport.js"
 import { encodeCallHeader } from "../src/internal/rpc/wire.js"
+import { runtimeOf } from "../src/internal/rpc/clientService.js"
 import { Bench, serviceName } from "./contract.js"
 import { payload } from "./payload.js"
 
@@ -91,7 +92,7 @@ const viaRegistry = await managed.runPromise(Client.make(Bench, { service: servi
 const lean = await managed.runPromise(Client.make(Bench, { service: serviceName, node: address, retry: false, timeout: 0 }))
 const codec = Codec.json.compile(Bench.requests.get("Echo")!.payloadSchema as any)
 await managed.runPromise(direct.Echo(payload))
-const service = await managed.runPromise(Client.Client)
+const service = runtimeOf(await managed.runPromise(Client.Client))
 const connection = service.pool.peek(address)!
 const header = encodeCallHeader({ service: serviceName, endpoint: "Echo", contentType: "application/json", metadata: {} })
 const body = (codec.encode(payload) as any).right as Uint8Array

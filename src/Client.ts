@@ -165,11 +165,47 @@ export type ClientMiddleware = <A, E, R>(
 ) => Effect.Effect<A, E | CallError, R>
 
 /**
+ * How one node looks to this client runtime (see docs/reliability.md for the breaker).
+ * @since 0.1.0
+ * @category models
+ */
+export interface NodeStatus {
+  readonly address: string
+  /** `closed`: in use; `open`: ejected until `ejectedUntil`; `half-open`: one trial call admitted. */
+  readonly status: "closed" | "open" | "half-open"
+  /** Calls sent to it and not answered yet. */
+  readonly outstanding: number
+  readonly consecutiveFailures: number
+  /** While open: when it turns half-open (epoch millis of the client's Clock). */
+  readonly ejectedUntil: number | undefined
+  /** Why it was last ejected. */
+  readonly reason: "refused" | "failure" | "hung" | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace Client {
+  /**
+   * What the client runtime shows of itself. Typed clients come from `Client.make`; connections, the
+   * timing wheel and the breaker state stay internal.
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    /** The call defaults of this runtime (`Client.layer(options)`). */
+    readonly defaults: ClientOptions
+    /** Every node this runtime has called recently, with its breaker state and calls in flight. */
+    readonly nodes: () => ReadonlyArray<NodeStatus>
+  }
+}
+
+/**
  * The client runtime: connection pool, registry, selector, codecs, defaults and middleware.
  * @since 0.1.0
  * @category tags
  */
-export class Client extends Context.Tag("effect-micro/Client")<Client, runtime.ClientService>() {}
+export class Client extends Context.Tag("effect-micro/Client")<Client, Client.Service>() {}
 
 /**
  * A typed client for a contract: one method per endpoint, shaped by its call shape.

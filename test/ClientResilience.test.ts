@@ -15,6 +15,7 @@ import * as TestClock from "effect/TestClock"
 import type { LayerOptions } from "../src/Client.js"
 import { Client, Codec, Contract, Registry, Selector, Server, Transport } from "../src/index.js"
 import { Status } from "../src/internal/rpc/nodeHealth.js"
+import { runtimeOf } from "../src/internal/rpc/clientService.js"
 import type { Connection } from "../src/Transport.js"
 import { handlers, Testing } from "./support/contract.js"
 
@@ -120,8 +121,13 @@ describe("Client resilience", () => {
       const dials = deadNetwork.dials.get("memory:ghost")!
       expect(dials).toBeGreaterThanOrEqual(5)
       expect(dials).toBeLessThanOrEqual(8)
-      const client = yield* Client.Client
+      const client = runtimeOf(yield* Client.Client)
       expect(client.health.peek("memory:ghost")!.status).not.toBe(Status.Closed)
+      // The same, as the public Client.Service shows it.
+      const nodes = (yield* Client.Client).nodes()
+      expect(nodes.find((n) => n.address === "memory:ghost")).toMatchObject({ reason: "refused", outstanding: 0 })
+      expect(nodes.find((n) => n.address === "memory:ghost")!.status).not.toBe("closed")
+      expect(nodes.find((n) => n.address === "memory:b-live")).toMatchObject({ status: "closed", ejectedUntil: undefined })
     }).pipe(Effect.provide(env(deadNetwork, [serve("b-live"), serve("c-live"), ghost("ghost")]))))
 
   const hungNetwork = new Network()
@@ -129,7 +135,7 @@ describe("Client resilience", () => {
     Effect.gen(function*() {
       const testing = yield* Client.make(Testing, { service: "testing" })
       const direct = yield* Client.make(Testing, { service: "testing", node: "memory:n1" })
-      const client = yield* Client.Client
+      const client = runtimeOf(yield* Client.Client)
       // Connections to every node.
       for (let i = 0; i < 30; i++) yield* testing.Echo({ text: "warm" })
       expect(client.pool.peek("memory:n1")).toBeDefined()
@@ -170,7 +176,7 @@ describe("Client resilience", () => {
       network.freeze("memory:n1")
       const call = yield* Effect.fork(Effect.exit(testing.Echo({ text: "stuck" }, { retry: false, timeout: "2 seconds" })))
       yield* advance(1500)
-      const client = yield* Client.Client
+      const client = runtimeOf(yield* Client.Client)
       expect(client.health.peek("memory:n1")!.status).toBe(Status.Closed)
       yield* advance(600)
       const exit = yield* Fiber.join(call)

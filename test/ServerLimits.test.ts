@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 import { Client, Codec, Registry, Selector, Server, Transport } from "../src/index.js"
+import { runtimeOf } from "../src/internal/rpc/clientService.js"
 import { handlers, Testing } from "./support/contract.js"
 
 const system = (limits: Server.ServerLimits, events: Array<string>) =>
@@ -53,7 +54,7 @@ describe("Server limits", () => {
   it.effect("an idle connection is sent GOAWAY after 1–2 idle timeouts; the next call dials afresh", () =>
     Effect.gen(function*() {
       const testing = yield* Client.make(Testing, { service: "testing" })
-      const client = yield* Client.Client
+      const client = runtimeOf(yield* Client.Client)
       yield* testing.Echo({ text: "a" })
       const first = client.pool.peek("memory:limits")
       expect(first).toBeDefined()

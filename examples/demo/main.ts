@@ -18,7 +18,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import { Client, Defaults } from "effect-micro"
+import { Client, Defaults, Registry } from "effect-micro"
 import { Greeter } from "../greeter/contract.js"
 import { Welcome } from "./welcome.js"
 
@@ -62,7 +62,7 @@ const program = Effect.gen(function*() {
   const greeter = yield* Client.make(Greeter, { service: "greeter" })
 
   // Processes take a moment to boot: wait (bounded) until every node is discoverable.
-  const registry = yield* Effect.map(Client.Client, (client) => client.registry)
+  const registry = yield* Registry.Registry
   const nodesOf = (service: string) =>
     registry.getService(service).pipe(
       Effect.map((versions) => versions.flatMap((version) => version.nodes).length),

@@ -24,6 +24,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as CachedRegistry from "../../src/CachedRegistry.js"
 import { Client, Codec, Registry, Transport } from "../../src/index.js"
+import { runtimeOf } from "../../src/internal/rpc/clientService.js"
 import { Status } from "../../src/internal/rpc/nodeHealth.js"
 import * as EtcdRegistry from "../../src/plugins/etcd/EtcdRegistry.js"
 import { Testing } from "../support/contract.js"
@@ -80,7 +81,7 @@ describe("chaos: a node dies or hangs under load", () => {
         const capacity = survivors.rate(killedAt, killedAt + 10_000)
         const perSecond = load.perSecond(killedAt, 10)
         const capacityPerSecond = survivors.perSecond(killedAt, 10)
-        const client = yield* Client.Client
+        const client = runtimeOf(yield* Client.Client)
         const killed = client.health.peek(addresses[0]!)
         return {
           beforeKill: Math.round(before),
@@ -126,7 +127,7 @@ describe("chaos: a node dies or hangs under load", () => {
       // speeds up when the frozen node stops using CPU (measured: +38 %), biasing the ratio the other way.
       const figures = yield* Effect.gen(function*() {
         const testing = yield* Client.make(Testing, { service: "testing" })
-        const client = yield* Client.Client
+        const client = runtimeOf(yield* Client.Client)
         const load = yield* startLoad(testing, CALLERS)
         yield* load.warmUp()
         const before = load.rate(Date.now() - 2000, Date.now())
@@ -241,7 +242,7 @@ const etcdClient = () =>
 
 /** The addresses the client currently resolves for the service (through its cached registry). */
 const listed = Effect.flatMap(Client.Client, (client) =>
-  client.registry.getService("testing").pipe(
+  runtimeOf(client).registry.getService("testing").pipe(
     Effect.map((versions) => new Set(versions.flatMap((v) => v.nodes.map((n) => n.address)))),
     Effect.orElseSucceed(() => new Set<string>())
   ))

@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { Client, Codec, Registry, Selector, Transport } from "../../src/index.js"
+import { runtimeOf } from "../../src/internal/rpc/clientService.js"
 import { Testing, UnknownName } from "../support/contract.js"
 import { spawnFixture } from "../support/processes.js"
 
@@ -143,7 +144,7 @@ describe("cross-process RPC over TCP", () => {
         const testing = yield* Client.make(Testing, { service: "testing", timeout: "300 millis" })
         // connect to both nodes first
         for (let i = 0; i < 4; i++) yield* testing.Echo({ text: "warm" })
-        const client = yield* Client.Client
+        const client = runtimeOf(yield* Client.Client)
         expect(client.pool.peek(frozen.ready)).toBeDefined()
         frozen.process.kill("SIGSTOP") // no FIN, no RST: the connection stays open and silent
         const nodes: Array<string> = []

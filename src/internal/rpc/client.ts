@@ -27,6 +27,7 @@ import { empty as emptyMetadata, merge as mergeMetadata, outgoingRef } from "../
 import type { Node } from "../../Registry.js"
 import type { CallHandlers, ClientConnection } from "./clientConnection.js"
 import type { ClientService } from "./clientService.js"
+import { runtimeOf } from "./clientService.js"
 import type { CompiledEndpoint } from "./endpoint.js"
 import { decodeError, EndpointCodecs } from "./endpoint.js"
 import { budgetExhausted, isNodeFailure, isRetryable, neverReachedAServer } from "./retryRules.js"
@@ -71,7 +72,8 @@ export const make = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,
   clientOptions: ClientOptions & { readonly service: string }
 ): Effect.Effect<any, never, Client> =>
-  Effect.map(Client, (client) => {
+  Effect.map(Client, (runtime) => {
+    const client = runtimeOf(runtime)
     const service = clientOptions.service
     const out: Record<string, unknown> = {}
     for (const rpc of group.requests.values() as Iterable<Rpc.AnyWithProps>) {

@@ -1,19 +1,20 @@
 /** The client runtime behind the `Client` Tag: pool, timing wheel, node health, retry budget, plugins. */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { ClientMiddleware, ClientOptions, LayerOptions } from "../../Client.js"
+import type { Client, ClientMiddleware, ClientOptions, LayerOptions, NodeStatus } from "../../Client.js"
 import { Codecs } from "../../Codec.js"
 import { Registry } from "../../Registry.js"
 import { Selector } from "../../Selector.js"
 import { Transport } from "../../Transport.js"
 import { DeadlineWheel } from "./deadlines.js"
-import type { ResolvedHungNode } from "./nodeHealth.js"
-import { checkHungNodes, NodeHealth, resolveEjection, resolveHungNode } from "./nodeHealth.js"
+import type { NodeState, ResolvedHungNode } from "./nodeHealth.js"
+import { checkHungNodes, NodeHealth, resolveEjection, resolveHungNode, Status } from "./nodeHealth.js"
 import { Pool } from "./pool.js"
 import { RetryBudget } from "./retryBudget.js"
 import { DEFAULT_MAX_FRAME_SIZE } from "./wire.js"
 
-export interface ClientService {
+/** The runtime behind the public `Client.Service` (the Tag's value is this object). */
+export interface ClientService extends Client.Service {
   readonly pool: Pool
   readonly maxFrameSize: number
   readonly deadlines: DeadlineWheel
@@ -90,6 +91,21 @@ export const makeService = (
       selector: yield* Selector,
       codecs: yield* Codecs,
       defaults: options ?? {},
+      nodes: () => Array.from(health.all(), statusOf),
       middleware: options?.middleware ?? []
     }
   })
+
+const statusNames = { [Status.Closed]: "closed", [Status.Open]: "open", [Status.HalfOpen]: "half-open" } as const
+
+const statusOf = (state: NodeState): NodeStatus => ({
+  address: state.address,
+  status: statusNames[state.status],
+  outstanding: state.outstanding,
+  consecutiveFailures: state.consecutiveFailures,
+  ejectedUntil: state.status === Status.Open ? state.ejectedUntil : undefined,
+  reason: state.reason
+})
+
+/** The runtime behind a `Client.Service` (every `Client.Service` value is made by `makeService`). */
+export const runtimeOf = (service: Client.Service): ClientService => service as ClientService
