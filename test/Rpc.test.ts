@@ -6,19 +6,28 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import { Client, Codec, Registry, Selector, Server, Transport } from "../src/index.js"
+import { Certificates, Client, Codec, Registry, Selector, Server, Transport } from "../src/index.js"
+import * as TlsTransport from "../src/TlsTransport.js"
 import { handlers, Testing, UnknownName } from "./support/contract.js"
 
-// Every case runs twice: writes delivered whole, and the byte stream re-cut at random boundaries (frames
-// split across chunks and chunks holding several frames, as over TCP).
-for (const [transportName, transport] of [
-  ["memory transport", Transport.layerMemory],
-  ["memory transport, split and coalesced chunks", Transport.layerMemoryWith({ fragment: { seed: 7, maxChunkBytes: 48 } })]
+// One certificate for both ends of the mutual-TLS runs (issued once: openssl takes a while).
+const issued = Effect.runPromise(Effect.flatMap(Certificates.makeCa(), (ca) => Certificates.issue(ca, { identity: "rpc-test" })))
+const tls = Layer.unwrapEffect(
+  Effect.map(Effect.promise(() => issued), (certificate) => TlsTransport.layer(TlsTransport.optionsFromIssued(certificate)))
+)
+
+// Every case runs over each transport: memory with writes delivered whole; memory with the byte stream re-cut at
+// random boundaries (frames split across chunks and chunks holding several frames); TCP and mutual TLS on loopback.
+for (const [transportName, transport, address] of [
+  ["memory transport", Transport.layerMemory, "memory:0"],
+  ["memory transport, split and coalesced chunks", Transport.layerMemoryWith({ fragment: { seed: 7, maxChunkBytes: 48 } }), "memory:0"],
+  ["TCP transport", Transport.layerTcp(), "127.0.0.1:0"],
+  ["mutual-TLS transport", tls, "127.0.0.1:0"]
 ] as const) {
   const Infra = Layer.mergeAll(transport, Registry.layerMemory, Codec.layer, Selector.layer)
 
   const serve = (node: string, events: Array<string> = []) =>
-    Server.layer(Testing, { name: "testing", address: "memory:0", id: node }).pipe(Layer.provide(handlers(node, events)))
+    Server.layer(Testing, { name: "testing", address, id: node }).pipe(Layer.provide(handlers(node, events)))
 
   const env = (events: Array<string> = []) =>
     Layer.mergeAll(serve("n1", events), Client.layer()).pipe(Layer.provideMerge(Infra))
