@@ -6,13 +6,12 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { Defaults, HttpBroker, Subscriber } from "effect-micro"
+import { Defaults, Subscriber } from "effect-micro"
 import { OrderPlaced } from "./contract.js"
 
 const Main = Subscriber.layerRaw(OrderPlaced.name, (message) =>
   Console.log(`auditor: ${message.contentType} ${new TextDecoder().decode(message.body)}`)
 ).pipe(
-  Layer.provideMerge(HttpBroker.layer()),
   Layer.provideMerge(process.env.MICRO_MDNS_LAN ? Defaults.layer : Defaults.layerLoopback)
 )
 

@@ -7,7 +7,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { Defaults, HttpBroker, Server, Subscriber } from "effect-micro"
+import { Defaults, Server, Subscriber } from "effect-micro"
 import { Billing, OrderPlaced } from "./contract.js"
 
 const node = process.env.NODE_NAME ?? `billing-${process.pid}`
@@ -32,8 +32,6 @@ const Main = Layer.mergeAll(
   Server.layer(Billing, { name: "billing", id: node, address: "127.0.0.1:0" }).pipe(Layer.provide(BillingLive)),
   OrdersSubscriber
 ).pipe(
-  // Until Defaults carries a broker, add the HTTP broker over the defaults' (cached) registry.
-  Layer.provideMerge(HttpBroker.layer()),
   Layer.provideMerge(process.env.MICRO_MDNS_LAN ? Defaults.layer : Defaults.layerLoopback)
 )
 

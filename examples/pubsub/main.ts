@@ -8,11 +8,10 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
-import { Client, Defaults, HttpBroker, Registry, Topic } from "effect-micro"
+import { Client, Defaults, Registry, Topic } from "effect-micro"
 import { Billing, type Order, OrderPlaced } from "./contract.js"
 
 const here = import.meta.dirname
@@ -89,6 +88,6 @@ const program = Effect.gen(function*() {
 
 program.pipe(
   Effect.scoped,
-  Effect.provide(HttpBroker.layer().pipe(Layer.provideMerge(Defaults.layerLoopback))),
+  Effect.provide(Defaults.layerLoopback),
   NodeRuntime.runMain
 )
