@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies and the engine packages (etcd, nats, redis, postgres) when
-# missing, typechecks, checks the packed package, then runs vitest. Engines are started and stopped by the
+# missing, typechecks (sources and the docs' code blocks), checks the packed package, then runs vitest. Engines are started and stopped by the
 # tests themselves.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -8,6 +8,8 @@ bash scripts/setup.sh
 bash scripts/engines.sh install
 npm run typecheck
 if [ "$#" -eq 0 ]; then
+  # Every TypeScript block of README.md and docs/ against the sources.
+  npx tsx scripts/check-docs.ts
   # The package as users install it (build, pack, install next to another effect patch, import, typecheck).
   bash scripts/pack-check.sh
 fi

@@ -139,7 +139,7 @@ export declare namespace DynamicConfig {
     readonly get: <A, I>(
       path: Path,
       schema: Schema.Schema<A, I, never>,
-      options?: GetOptions<A>
+      options?: GetOptions<NoInfer<A>>
     ) => Effect.Effect<A, DynamicConfigError>
     /**
      * The current decoded value, then each new one when it changes (structural equality). Fails if the
@@ -149,7 +149,7 @@ export declare namespace DynamicConfig {
     readonly watch: <A, I>(
       path: Path,
       schema: Schema.Schema<A, I, never>,
-      options?: GetOptions<A>
+      options?: GetOptions<NoInfer<A>>
     ) => Stream.Stream<A, DynamicConfigError>
     /** The merged tree now, then after each change. */
     readonly changes: Stream.Stream<Tree>
@@ -295,7 +295,7 @@ export const layerConfigProvider: Layer.Layer<never, never, DynamicConfig> = Lay
 export const get = <A, I>(
   path: Path,
   schema: Schema.Schema<A, I, never>,
-  options?: GetOptions<A>
+  options?: GetOptions<NoInfer<A>>
 ): Effect.Effect<A, DynamicConfigError, DynamicConfig> =>
   Effect.flatMap(DynamicConfig, (service) => service.get(path, schema, options))
 
@@ -307,6 +307,6 @@ export const get = <A, I>(
 export const watch = <A, I>(
   path: Path,
   schema: Schema.Schema<A, I, never>,
-  options?: GetOptions<A>
+  options?: GetOptions<NoInfer<A>>
 ): Stream.Stream<A, DynamicConfigError, DynamicConfig> =>
   Stream.unwrap(Effect.map(DynamicConfig, (service) => service.watch(path, schema, options)))
