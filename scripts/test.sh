@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies and the engine packages (etcd, nats, redis, postgres) when
-# missing, typechecks (sources and the docs' code blocks), checks the packed package, then runs vitest. Engines are started and stopped by the
-# tests themselves.
+# missing, typechecks (sources and the docs' code blocks), checks the packed package, then runs vitest.
+# Engines are started and stopped by the tests themselves.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
