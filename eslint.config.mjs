@@ -4,7 +4,17 @@ import effect from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "bench/.build/**", "bench/results/**", "node_modules/**", ".scratch/**", ".engines/**"] },
+  {
+    ignores: [
+      "**/dist/**",
+      "bench/.build/**",
+      "bench/results/**",
+      "node_modules/**",
+      ".scratch/**",
+      ".engines/**",
+      ".docs-check/**"
+    ]
+  },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts", "**/*.mjs"],
@@ -26,7 +36,11 @@ export default tseslint.config(
       "@typescript-eslint/no-namespace": "off",
       "@typescript-eslint/no-non-null-assertion": "off",
       "@typescript-eslint/no-unsafe-function-type": "off",
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
+      "@typescript-eslint/no-unused-vars": ["error", {
+        argsIgnorePattern: "^_",
+        varsIgnorePattern: "^_",
+        caughtErrors: "none"
+      }],
       "@typescript-eslint/no-this-alias": "off",
       "@effect/dprint": ["error", {
         config: {

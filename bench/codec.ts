@@ -97,13 +97,25 @@ const candidates = (): { readonly list: ReadonlyArray<Candidate>; readonly proto
   const theirBytes = Type.encode(Type.fromObject(message)).finish()
   const fromTheirs = getOrThrow(ours.decode(theirBytes))
   const fromOurs = Type.toObject(Type.decode(ourBytes), { defaults: true, arrays: true })
-  if (!isDeepStrictEqual(fromTheirs, message)) throw new Error(`ours cannot read protobufjs bytes: ${JSON.stringify(fromTheirs)}`)
-  if (canonical(fromOurs) !== canonical(message)) throw new Error(`protobufjs cannot read our bytes: ${JSON.stringify(fromOurs)}`)
+  if (!isDeepStrictEqual(fromTheirs, message)) {
+    throw new Error(`ours cannot read protobufjs bytes: ${JSON.stringify(fromTheirs)}`)
+  }
+  if (canonical(fromOurs) !== canonical(message)) {
+    throw new Error(`protobufjs cannot read our bytes: ${JSON.stringify(fromOurs)}`)
+  }
 
   const list: Array<Candidate> = [
-    { name: "effect-micro protobuf", encode: () => getOrThrow(ours.encode(message)), decode: (b) => getOrThrow(ours.decode(b)) },
+    {
+      name: "effect-micro protobuf",
+      encode: () => getOrThrow(ours.encode(message)),
+      decode: (b) => getOrThrow(ours.decode(b))
+    },
     { name: "protobufjs", encode: () => Type.encode(message).finish(), decode: (b) => Type.decode(b) },
-    { name: "effect-micro json", encode: () => getOrThrow(json.encode(message)), decode: (b) => getOrThrow(json.decode(b)) },
+    {
+      name: "effect-micro json",
+      encode: () => getOrThrow(json.encode(message)),
+      decode: (b) => getOrThrow(json.decode(b))
+    },
     {
       name: "effect-micro msgpack",
       encode: () => getOrThrow(msgpack.encode(message)),
@@ -118,7 +130,9 @@ const candidates = (): { readonly list: ReadonlyArray<Candidate>; readonly proto
   ]
   for (const candidate of list) {
     const decoded = candidate.decode(candidate.encode())
-    const plain = candidate.name === "protobufjs" ? Type.toObject(decoded as protobuf.Message, { arrays: true }) : decoded
+    const plain = candidate.name === "protobufjs"
+      ? Type.toObject(decoded as protobuf.Message, { arrays: true })
+      : decoded
     if (canonical(plain) !== canonical(message)) {
       throw new Error(`${candidate.name} does not round-trip: ${JSON.stringify(plain)}`)
     }

@@ -46,8 +46,14 @@ class Samples {
   }
   percentiles(): LoadResult["latencyUs"] {
     const sorted = this.data.slice(0, this.length).sort()
-    const at = (q: number) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 1000
-    return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length === 0 ? NaN : sorted[sorted.length - 1]! * 1000 }
+    const at = (q: number) =>
+      sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 1000
+    return {
+      p50: at(0.5),
+      p90: at(0.9),
+      p99: at(0.99),
+      max: sorted.length === 0 ? NaN : sorted[sorted.length - 1]! * 1000
+    }
   }
 }
 

@@ -8,7 +8,10 @@ import * as net from "node:net"
 const listen = net.Server.prototype.listen
 net.Server.prototype.listen = function(this: net.Server, ...args: Array<any>) {
   const first = args[0]
-  if (first !== null && typeof first === "object" && !Array.isArray(first) && first.host === undefined && first.path === undefined) {
+  if (
+    first !== null && typeof first === "object" && !Array.isArray(first) && first.host === undefined &&
+    first.path === undefined
+  ) {
     args[0] = { ...first, host: "127.0.0.1" }
   }
   return (listen as any).apply(this, args)

@@ -50,7 +50,9 @@ export const summarise = (profile: Profile, top = 10, lastMs?: number) => {
       .replace(`${root}/bench/.build/`, "")
       .replace(`${root}/`, "")
   const fnKey = (n: ProfileNode) =>
-    `${n.callFrame.functionName || "(anonymous)"} ${shortUrl(n.callFrame.url)}${n.callFrame.url ? `:${n.callFrame.lineNumber + 1}` : ""}`
+    `${n.callFrame.functionName || "(anonymous)"} ${shortUrl(n.callFrame.url)}${
+      n.callFrame.url ? `:${n.callFrame.lineNumber + 1}` : ""
+    }`
   const byFunction = new Map<string, number>()
   const byFile = new Map<string, number>()
   for (const [id, us] of selfUs) {
@@ -80,11 +82,17 @@ const main = () => {
     lastArg === undefined ? undefined : Number(lastArg)
   )
   console.log(
-    `sampled: ${result.totalMs.toFixed(0)} ms${lastArg === undefined ? "" : ` (last ${lastArg} ms)`}\n\ntop self time by function:`
+    `sampled: ${result.totalMs.toFixed(0)} ms${
+      lastArg === undefined ? "" : ` (last ${lastArg} ms)`
+    }\n\ntop self time by function:`
   )
-  for (const f of result.functions) console.log(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.ms.toFixed(0).padStart(6)} ms  ${f.name}`)
+  for (const f of result.functions) {
+    console.log(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.ms.toFixed(0).padStart(6)} ms  ${f.name}`)
+  }
   console.log("\nself time by file:")
-  for (const f of result.files) console.log(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.ms.toFixed(0).padStart(6)} ms  ${f.name}`)
+  for (const f of result.files) {
+    console.log(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.ms.toFixed(0).padStart(6)} ms  ${f.name}`)
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) main()

@@ -50,7 +50,9 @@ export const fmt = (n: number, digits = 0): string =>
   Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "—"
 
 export const ratio = (a: number | undefined, b: number | undefined): string =>
-  a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : "—"
+  a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0
+    ? `${(a / b).toFixed(2)}×`
+    : "—"
 
 const markdown = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>, leftColumns = 1): string =>
   [
@@ -180,7 +182,9 @@ export const storeTable = (rows: ReadonlyArray<StoreRow>, failures: ReadonlyArra
     4
   )
   const notes = [
-    ...rows.filter((r) => r.errors > 0).map((r) => `- ${r.backend} ${r.op} ${r.impl}: ${r.errors} errors (${r.firstError})`),
+    ...rows.filter((r) => r.errors > 0).map((r) =>
+      `- ${r.backend} ${r.op} ${r.impl}: ${r.errors} errors (${r.firstError})`
+    ),
     ...failures.map((f) => `- ${f.backend}: FAILED ${f.failure.split("\n")[0]}`)
   ]
   return notes.length === 0 ? table : `${table}\n\n${notes.join("\n")}`
@@ -231,8 +235,12 @@ export const summary = (results: {
     for (const row of results.rpc.filter((r) => r.inflight === inflight && r.scenario.startsWith("effect-micro"))) {
       lines.push(
         `- ${row.scenario} @${inflight} in flight: ${ratio(row.reqPerSec, mol?.reqPerSec)} Moleculer req/s ` +
-          `(${ratio(row.reqPerSec, raw?.reqPerSec)} raw net), server CPU ${ratio(row.serverCpuUsPerReq, mol?.serverCpuUsPerReq)} Moleculer's, ` +
-          `peak RSS server ${ratio(row.serverPeakRssMb, mol?.serverPeakRssMb)} / client ${ratio(row.clientPeakRssMb, mol?.clientPeakRssMb)} Moleculer's`
+          `(${ratio(row.reqPerSec, raw?.reqPerSec)} raw net), server CPU ${
+            ratio(row.serverCpuUsPerReq, mol?.serverCpuUsPerReq)
+          } Moleculer's, ` +
+          `peak RSS server ${ratio(row.serverPeakRssMb, mol?.serverPeakRssMb)} / client ${
+            ratio(row.clientPeakRssMb, mol?.clientPeakRssMb)
+          } Moleculer's`
       )
     }
   }
@@ -240,7 +248,9 @@ export const summary = (results: {
     const ref = results.stream.find((r) => r.scenario === streamReference && r.inflight === row.inflight)
     if (ref === undefined) continue
     lines.push(
-      `- ${row.scenario} (${row.inflight} msgs in flight): ${ratio(row.reqPerSec, ref?.reqPerSec)} grpc-js bidi msgs/s, ` +
+      `- ${row.scenario} (${row.inflight} msgs in flight): ${
+        ratio(row.reqPerSec, ref?.reqPerSec)
+      } grpc-js bidi msgs/s, ` +
         `server CPU ${ratio(row.serverCpuUsPerReq, ref?.serverCpuUsPerReq)} grpc-js's`
     )
   }
@@ -249,15 +259,19 @@ export const summary = (results: {
   if (greeter !== undefined && molStart !== undefined) {
     lines.push(
       `- start → serving: ${ratio(greeter.medianMillis, molStart.medianMillis)} Moleculer's time ` +
-        `(${fmt(greeter.medianMillis)} vs ${fmt(molStart.medianMillis)} ms, medians of ${greeter.runs}), RSS at READY ${fmt(greeter.rssMb, 1)} vs ${fmt(molStart.rssMb, 1)} MB`
+        `(${fmt(greeter.medianMillis)} vs ${fmt(molStart.medianMillis)} ms, medians of ${greeter.runs}), RSS at READY ${
+          fmt(greeter.rssMb, 1)
+        } vs ${fmt(molStart.rssMb, 1)} MB`
     )
   }
   const ours = results.codec.find((r) => r.codec === "effect-micro protobuf")
   const pbjs = results.codec.find((r) => r.codec === "protobufjs")
   if (ours !== undefined && pbjs !== undefined) {
-    lines.push(`- protobuf codec: ${ratio(ours.opsPerSec, pbjs.opsPerSec)} protobufjs (encode+decode, best round; median ${
-      ratio(median(ours.rounds), median(pbjs.rounds))
-    })`)
+    lines.push(
+      `- protobuf codec: ${ratio(ours.opsPerSec, pbjs.opsPerSec)} protobufjs (encode+decode, best round; median ${
+        ratio(median(ours.rounds), median(pbjs.rounds))
+      })`
+    )
   }
   for (const store of results.store.filter((r) => !r.raw)) {
     const raws = results.store.filter((r) =>

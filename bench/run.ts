@@ -51,13 +51,13 @@ import type { CodecRow } from "./codec.js"
 import type { LoadResult } from "./loadgen.js"
 import { payloadJsonBytes } from "./payload.js"
 import { clkTck, cpuTicks, statusKib } from "./proc.js"
+import type { PubsubRow } from "./pubsub/measure.js"
+import { pubsubSummary, pubsubTable, runPubsub } from "./pubsub/measure.js"
 import type { IdleRow, Measurement, StartupRow, StoreCellFailure } from "./report.js"
 import { codecTable, idleTable, rpcTable, startupTable, storeTable, streamTable, summary } from "./report.js"
 import type { Scenario } from "./scenarios.js"
 import { scenarios } from "./scenarios.js"
 import type { StoreRow } from "./store.js"
-import type { PubsubRow } from "./pubsub/measure.js"
-import { pubsubSummary, pubsubTable, runPubsub } from "./pubsub/measure.js"
 
 const hasTaskset = (): boolean => {
   try {
@@ -114,7 +114,9 @@ const config = {
   tsx: process.env.BENCH_TSX === "1"
 }
 for (const group of config.groups) {
-  if (!allGroups.includes(group)) throw new Error(`unknown group "${group}" in BENCH_GROUPS (known: ${allGroups.join(", ")})`)
+  if (!allGroups.includes(group)) {
+    throw new Error(`unknown group "${group}" in BENCH_GROUPS (known: ${allGroups.join(", ")})`)
+  }
 }
 
 const fmt = (n: number, digits = 0): string =>
@@ -140,7 +142,10 @@ const failedMeasurement = (scenario: Scenario, inflight: number, failure: string
 
 const measure = async (launcher: Launcher, scenario: Scenario, inflight: number): Promise<Measurement> => {
   const [script, ...scriptArgs] = scenario.server
-  const server = startNode([...config.serverNodeArgs, ...launcher.args(script!), ...scriptArgs], config.pin ? 0 : undefined)
+  const server = startNode(
+    [...config.serverNodeArgs, ...launcher.args(script!), ...scriptArgs],
+    config.pin ? 0 : undefined
+  )
   let client: Child | undefined
   try {
     const ready = await server.waitLine("READY ", 30_000)
@@ -218,8 +223,12 @@ const runLoad = async (
         row.failure !== undefined
           ? `  ${scenario.name} @${inflight}: FAILED\n    ${row.failure.replace(/\n/g, "\n    ")}`
           : `  ${scenario.name} @${inflight}: ${fmt(row.reqPerSec)} ${group === "stream" ? "msgs" : "req"}/s, ` +
-            `p50 ${fmt(row.latencyUs.p50)} µs, p99 ${fmt(row.latencyUs.p99)} µs, server ${fmt(row.serverCpuUsPerReq, 1)} µs/op, ` +
-            `RSS ${fmt(row.serverPeakRssMb, 1)} MB (client ${fmt(row.clientPeakRssMb, 1)} MB)${row.errors > 0 ? `, ${row.errors} errors: ${row.firstError}` : ""}`
+            `p50 ${fmt(row.latencyUs.p50)} µs, p99 ${fmt(row.latencyUs.p99)} µs, server ${
+              fmt(row.serverCpuUsPerReq, 1)
+            } µs/op, ` +
+            `RSS ${fmt(row.serverPeakRssMb, 1)} MB (client ${fmt(row.clientPeakRssMb, 1)} MB)${
+              row.errors > 0 ? `, ${row.errors} errors: ${row.firstError}` : ""
+            }`
       )
     }
   }
@@ -265,7 +274,9 @@ const runIdle = async (launcher: Launcher): Promise<Array<IdleRow>> => {
         }
       }
     }))
-    for (const row of rows) console.log(`  ${row.server}: ${fmt(row.idleRssMb, 1)} MB${row.failure ? ` FAILED ${row.failure}` : ""}`)
+    for (const row of rows) {
+      console.log(`  ${row.server}: ${fmt(row.idleRssMb, 1)} MB${row.failure ? ` FAILED ${row.failure}` : ""}`)
+    }
     return rows
   } finally {
     await Promise.all(started.map(({ child }) => stop(child)))
@@ -282,7 +293,11 @@ const startupServers = [
 
 const runStartup = async (launcher: Launcher): Promise<Array<StartupRow>> => {
   console.log(`[startup] ${startupServers.length} servers × ${config.startupRuns} starts, alternating`)
-  const samples = startupServers.map(() => ({ millis: [] as Array<number>, rssMb: [] as Array<number>, failure: undefined as string | undefined }))
+  const samples = startupServers.map(() => ({
+    millis: [] as Array<number>,
+    rssMb: [] as Array<number>,
+    failure: undefined as string | undefined
+  }))
   for (let run = 0; run < config.startupRuns; run++) {
     for (const [i, server] of startupServers.entries()) {
       const [script, ...args] = server.args
@@ -312,7 +327,11 @@ const runStartup = async (launcher: Launcher): Promise<Array<StartupRow>> => {
     }
   })
   for (const row of rows) {
-    console.log(`  ${row.server}: median ${fmt(row.medianMillis)} ms (${fmt(row.minMillis)}–${fmt(row.maxMillis)}), RSS ${fmt(row.rssMb, 1)} MB${row.failure ? ` FAILED ${row.failure}` : ""}`)
+    console.log(
+      `  ${row.server}: median ${fmt(row.medianMillis)} ms (${fmt(row.minMillis)}–${fmt(row.maxMillis)}), RSS ${
+        fmt(row.rssMb, 1)
+      } MB${row.failure ? ` FAILED ${row.failure}` : ""}`
+    )
   }
   return rows
 }
@@ -369,7 +388,7 @@ const runStore = async (launcher: Launcher): Promise<{ rows: Array<StoreRow>; fa
         [backend, JSON.stringify(options)],
         cells * (config.storeMs + 1000) + 60_000
       )
-      rows.push(...result)
+      for (const row of result) rows.push(row)
       for (const row of result) {
         console.log(
           `  ${backend} ${row.op} c=${row.concurrency} ${row.impl}: ${fmt(row.opsPerSec)} ops/s` +
@@ -407,9 +426,15 @@ const main = async () => {
   const launcher = await prepare(config.tsx)
   const loadBefore = os.loadavg()
   console.log(
-    `effect-micro bench: groups ${config.groups.join(", ")}; warm-up ${config.warmupMs} ms, window ${config.windowMs} ms, ` +
-      `payload ${payloadJsonBytes} B JSON; ${os.cpus().length} CPUs, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}; ` +
-      `children: ${launcher.mode}; rpc/stream processes ${config.pin ? "pinned (server CPU 0, client CPU 1)" : "not pinned"}`
+    `effect-micro bench: groups ${
+      config.groups.join(", ")
+    }; warm-up ${config.warmupMs} ms, window ${config.windowMs} ms, ` +
+      `payload ${payloadJsonBytes} B JSON; ${os.cpus().length} CPUs, load ${
+        loadBefore.map((l) => l.toFixed(2)).join(" ")
+      }; ` +
+      `children: ${launcher.mode}; rpc/stream processes ${
+        config.pin ? "pinned (server CPU 0, client CPU 1)" : "not pinned"
+      }`
   )
   const has = (group: Group) => config.groups.includes(group)
   const rpc = has("rpc") ? await runLoad(launcher, "rpc", config.inflight) : []
@@ -426,8 +451,12 @@ const main = async () => {
   const sections: Array<string> = []
   if (rpc.length > 0) sections.push(`### RPC (unary echo)\n\n${rpcTable(rpc)}`)
   if (stream.length > 0) sections.push(`### Bidi streaming (one stream, messages echoed)\n\n${streamTable(stream)}`)
-  if (codec !== undefined && codec.rows.length > 0) sections.push(`### Codecs (10-field message, encode+decode)\n\n${codecTable(codec.rows)}`)
-  if (store !== undefined && store.rows.length > 0) sections.push(`### Store\n\n${storeTable(store.rows, store.failures)}`)
+  if (codec !== undefined && codec.rows.length > 0) {
+    sections.push(`### Codecs (10-field message, encode+decode)\n\n${codecTable(codec.rows)}`)
+  }
+  if (store !== undefined && store.rows.length > 0) {
+    sections.push(`### Store\n\n${storeTable(store.rows, store.failures)}`)
+  }
   if (pubsub !== undefined && pubsub.rows.length > 0) {
     sections.push(`### Pub/sub (events delivered to a subscriber in another process)\n\n${pubsubTable(pubsub.rows)}`)
   }
@@ -440,7 +469,11 @@ const main = async () => {
   if (summaryText !== "") sections.push(`### Summary (same-run ratios)\n\n${summaryText}`)
   const markdown = sections.join("\n\n")
   console.log("\n" + markdown + "\n")
-  console.log(`load average before: ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, after: ${loadAfter.map((l) => l.toFixed(2)).join(" ")}`)
+  console.log(
+    `load average before: ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, after: ${
+      loadAfter.map((l) => l.toFixed(2)).join(" ")
+    }`
+  )
 
   if (config.save) {
     const dir = path.join(benchDir, "results")
@@ -459,7 +492,13 @@ const main = async () => {
           cpuModel: os.cpus()[0]?.model,
           loadavg: { before: loadBefore, after: loadAfter },
           config: { ...config, payloadJsonBytes, children: launcher.mode },
-          scenarios: scenarios.map(({ description, group, name, optional, server }) => ({ name, group, description, server, optional })),
+          scenarios: scenarios.map(({ description, group, name, optional, server }) => ({
+            name,
+            group,
+            description,
+            server,
+            optional
+          })),
           rpc,
           stream,
           codec,
@@ -478,7 +517,8 @@ const main = async () => {
     console.log(`saved ${path.relative(root, file)}`)
   }
   const failed = [...rpc, ...stream].some((r) => r.failure !== undefined) ||
-    [...idle, ...startup].some((r) => r.failure !== undefined) || codec?.failure !== undefined || (store?.failures.length ?? 0) > 0 ||
+    [...idle, ...startup].some((r) => r.failure !== undefined) || codec?.failure !== undefined ||
+    (store?.failures.length ?? 0) > 0 ||
     pubsub?.failure !== undefined || (pubsub?.rows.some((r) => r.failure !== undefined) ?? false)
   if (failed) process.exitCode = 1
 }

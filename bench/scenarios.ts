@@ -74,13 +74,15 @@ export const scenarios: ReadonlyArray<Scenario> = [
     group: "rpc",
     description: "diagnostic (opt-in): as effect-micro-json but timeout 0 (no deadline) and retry false",
     server: ["bench/servers/effectMicro.ts"],
-    client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json", { timeout: 0, retry: false })),
+    client: () =>
+      import("./clients/effectMicro.js").then((m) => m.make("application/json", { timeout: 0, retry: false })),
     optional: true
   },
   {
     name: "effect-micro-json-promise",
     group: "rpc",
-    description: "as effect-micro-json, but each call made from Promise code: `runtime.runPromise(client.Echo(...))` per call",
+    description:
+      "as effect-micro-json, but each call made from Promise code: `runtime.runPromise(client.Echo(...))` per call",
     server: ["bench/servers/effectMicro.ts"],
     client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json", { caller: "promise" }))
   },

@@ -99,7 +99,9 @@ const timeEffect = async (
       )
   )
   await Effect.runPromise(
-    concurrency === 1 ? loop : Effect.asVoid(Effect.all(Array.from({ length: concurrency }, () => loop), { concurrency: "unbounded" }))
+    concurrency === 1
+      ? loop
+      : Effect.asVoid(Effect.all(Array.from({ length: concurrency }, () => loop), { concurrency: "unbounded" }))
   )
   return { opsPerSec: done / ((performance.now() - start) / 1000), errors, firstError }
 }
@@ -143,7 +145,11 @@ interface Backend {
 }
 
 const storeImpls = (store: Store.Store.Service) => ({
-  write: { name: "effect-micro Store", kind: "effect", op: (i) => store.write({ key: keys[i % KEYS]!, value }) } as Impl,
+  write: {
+    name: "effect-micro Store",
+    kind: "effect",
+    op: (i) => store.write({ key: keys[i % KEYS]!, value })
+  } as Impl,
   read: { name: "effect-micro Store", kind: "effect", op: (i) => store.read(keys[i % KEYS]!) } as Impl
 })
 
@@ -188,7 +194,11 @@ const backends: Record<string, (options: StoreBenchOptions) => Promise<Backend>>
     const map = new Map<string, { value: Uint8Array; metadata: object; expiresAt: number | undefined }>()
     const impls = storeImpls(store)
     const raw = {
-      write: { name: "raw Map (reference, no I/O)", kind: "raw", op: (i) => map.set(keys[i % KEYS]!, { value, metadata: {}, expiresAt: undefined }) } as Impl,
+      write: {
+        name: "raw Map (reference, no I/O)",
+        kind: "raw",
+        op: (i) => map.set(keys[i % KEYS]!, { value, metadata: {}, expiresAt: undefined })
+      } as Impl,
       read: {
         name: "raw Map (reference, no I/O)",
         kind: "raw",
@@ -284,7 +294,11 @@ const backends: Record<string, (options: StoreBenchOptions) => Promise<Backend>>
       } as Impl
     }
     const bare = {
-      write: { name: "raw ioredis (bare SET/GET)", kind: "raw", op: (i) => client.set(`bare:${keys[i % KEYS]}`, Buffer.from(value)) } as Impl,
+      write: {
+        name: "raw ioredis (bare SET/GET)",
+        kind: "raw",
+        op: (i) => client.set(`bare:${keys[i % KEYS]}`, Buffer.from(value))
+      } as Impl,
       read: {
         name: "raw ioredis (bare SET/GET)",
         kind: "raw",
@@ -326,9 +340,11 @@ const backends: Record<string, (options: StoreBenchOptions) => Promise<Backend>>
         name: "raw pg.Pool (same SQL)",
         kind: "raw",
         op: (i) =>
-          client.query(SELECT_PG, ["raw", "micro", keys[i % KEYS], Date.now()]).then((result: { rows: Array<unknown> }) => {
-            if (result.rows.length === 0) throw new Error("missing")
-          })
+          client.query(SELECT_PG, ["raw", "micro", keys[i % KEYS], Date.now()]).then(
+            (result: { rows: Array<unknown> }) => {
+              if (result.rows.length === 0) throw new Error("missing")
+            }
+          )
       } as Impl
     }
     return {

@@ -20,8 +20,27 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const out = path.join(root, ".docs-check")
 
 const effectNames = [
-  "Cause", "Chunk", "Clock", "Config", "Console", "Context", "Data", "Duration", "Effect", "Either", "Exit", "Fiber",
-  "Layer", "Option", "Redacted", "Ref", "Schedule", "Schema", "Scope", "Stream", "TestClock"
+  "Cause",
+  "Chunk",
+  "Clock",
+  "Config",
+  "Console",
+  "Context",
+  "Data",
+  "Duration",
+  "Effect",
+  "Either",
+  "Exit",
+  "Fiber",
+  "Layer",
+  "Option",
+  "Redacted",
+  "Ref",
+  "Schedule",
+  "Schema",
+  "Scope",
+  "Stream",
+  "TestClock"
 ]
 /** Exported by scripts/docs-fixtures.ts. */
 const fixtureNames = ["AuthLive", "Greeter", "GreeterLive", "NameRejected"]
@@ -98,13 +117,16 @@ const tsconfig = {
 const compile = (): Map<string, Array<string>> => {
   let text = ""
   try {
-    execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", out], { encoding: "utf8" })
+    execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", out], {
+      encoding: "utf8"
+    })
   } catch (error) {
     text = String((error as { stdout?: string }).stdout ?? error)
   }
   const byFile = new Map<string, Array<string>>()
   for (const line of text.split("\n")) {
-    const match = line.match(/^\.docs-check\/(block-\d+\.ts)\((\d+),\d+\): (.*)$/) ?? line.match(/^(block-\d+\.ts)\((\d+),\d+\): (.*)$/)
+    const match = line.match(/^\.docs-check\/(block-\d+\.ts)\((\d+),\d+\): (.*)$/) ??
+      line.match(/^(block-\d+\.ts)\((\d+),\d+\): (.*)$/)
     if (match === null) continue
     const list = byFile.get(match[1]!) ?? []
     list.push(`${match[3]}`)
@@ -117,7 +139,8 @@ rmSync(out, { recursive: true, force: true })
 mkdirSync(out)
 writeFileSync(path.join(out, "tsconfig.json"), JSON.stringify(tsconfig, null, 2))
 const declared = blocks.map(() => new Set<string>())
-const write = () => blocks.forEach((block, i) => writeFileSync(path.join(out, `block-${i}.ts`), moduleOf(block, declared[i]!)))
+const write = () =>
+  blocks.forEach((block, i) => writeFileSync(path.join(out, `block-${i}.ts`), moduleOf(block, declared[i]!)))
 
 write()
 for (const [file, messages] of compile()) {

@@ -4,8 +4,10 @@
  */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
-import { Effect, Layer, Schema, Stream } from "effect"
-import { Auth, Contract } from "effect-micro"
+import type { Layer } from "effect"
+import { Effect, Schema, Stream } from "effect"
+import type { Auth } from "effect-micro"
+import { Contract } from "effect-micro"
 
 export class NameRejected extends Schema.TaggedError<NameRejected>()("NameRejected", { name: Schema.String }) {}
 

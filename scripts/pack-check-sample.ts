@@ -5,7 +5,8 @@
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import { Effect, Layer, Schema, Stream } from "effect"
-import { Client, Contract, Defaults, Errors, Registry, Server, Store, Transport } from "effect-micro"
+import type { Errors } from "effect-micro"
+import { Client, Contract, Defaults, Registry, Server, Store, Transport } from "effect-micro"
 import * as Codec from "effect-micro/Codec"
 import * as EtcdRegistry from "effect-micro/plugins/etcd/EtcdRegistry"
 

@@ -12,10 +12,10 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as ParseResult from "effect/ParseResult"
@@ -187,7 +187,11 @@ export const JsonWebKey = Schema.Record({ key: Schema.String, value: Schema.Unkn
  * @since 0.1.0
  * @category models
  */
-export const SigningKey = Schema.Struct({ kid: Schema.String, alg: Schema.optional(JwtAlgorithm), privateKey: JsonWebKey })
+export const SigningKey = Schema.Struct({
+  kid: Schema.String,
+  alg: Schema.optional(JwtAlgorithm),
+  privateKey: JsonWebKey
+})
 /**
  * @since 0.1.0
  * @category models
@@ -199,7 +203,11 @@ export interface SigningKey extends Schema.Schema.Type<typeof SigningKey> {}
  * @since 0.1.0
  * @category models
  */
-export const PublicKey = Schema.Struct({ kid: Schema.String, alg: Schema.optional(JwtAlgorithm), publicKey: JsonWebKey })
+export const PublicKey = Schema.Struct({
+  kid: Schema.String,
+  alg: Schema.optional(JwtAlgorithm),
+  publicKey: JsonWebKey
+})
 /**
  * @since 0.1.0
  * @category models
@@ -362,8 +370,7 @@ export const layerJwtVerifier = (options: JwtVerifierOptions): Layer.Layer<Auth,
  */
 export const generateSigningKey: (
   options?: { readonly alg?: JwtAlgorithm | undefined; readonly kid?: string | undefined }
-) => Effect.Effect<{ readonly signingKey: SigningKey; readonly publicKey: PublicKey }> =
-  internalJwt.generateSigningKey
+) => Effect.Effect<{ readonly signingKey: SigningKey; readonly publicKey: PublicKey }> = internalJwt.generateSigningKey
 
 /**
  * The public half of a signing key (what verifiers are configured with).
@@ -584,7 +591,9 @@ export const layerRules = (initial: ReadonlyArray<Rule> = []): Layer.Layer<Rules
  * @since 0.1.0
  * @category combinators
  */
-export const followRules = <E, R>(source: Stream.Stream<unknown, E, R>): Effect.Effect<void, never, Rules | R | Scope.Scope> =>
+export const followRules = <E, R>(
+  source: Stream.Stream<unknown, E, R>
+): Effect.Effect<void, never, Rules | R | Scope.Scope> =>
   Effect.flatMap(Rules, (rules) =>
     source.pipe(
       Stream.runForEach((json) =>
@@ -689,7 +698,9 @@ export class CurrentAccount extends Context.Reference<CurrentAccount>()("effect-
 export const requireAccount: Effect.Effect<Account, Unauthorized> = Effect.flatMap(
   CurrentAccount,
   (account) =>
-    account === undefined ? Effect.fail(Unauthorized.of("this call requires an account", ERROR_ID)) : Effect.succeed(account)
+    account === undefined
+      ? Effect.fail(Unauthorized.of("this call requires an account", ERROR_ID))
+      : Effect.succeed(account)
 )
 
 /**
@@ -802,6 +813,8 @@ export const outgoingMetadata = (
   if (metadata !== undefined && Object.keys(metadata).some((key) => key.toLowerCase() === "authorization")) {
     return Effect.succeed(metadata)
   }
-  return Effect.flatMap(ServiceIdentity, (identity) =>
-    Effect.map(identity.currentToken, (token) => ({ ...metadata, ...bearer(token) })))
+  return Effect.flatMap(
+    ServiceIdentity,
+    (identity) => Effect.map(identity.currentToken, (token) => ({ ...metadata, ...bearer(token) }))
+  )
 }

@@ -175,7 +175,10 @@ export const layerBroker: Layer.Layer<Broker, never, Broker | ServiceIdentity | 
  */
 export const layerBrokerPublisher: Layer.Layer<Broker, never, Broker | ServiceIdentity> = Layer.effect(
   Broker,
-  Effect.map(Effect.zip(Broker, ServiceIdentity), ([broker, identity]) => internalBroker.wrapBroker(broker, { identity }))
+  Effect.map(
+    Effect.zip(Broker, ServiceIdentity),
+    ([broker, identity]) => internalBroker.wrapBroker(broker, { identity })
+  )
 )
 
 /**

@@ -28,8 +28,10 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make: (underlying: Registry.Service, options?: Options) => Effect.Effect<Registry.Service, never, Scope.Scope> =
-  internal.make
+export const make: (
+  underlying: Registry.Service,
+  options?: Options
+) => Effect.Effect<Registry.Service, never, Scope.Scope> = internal.make
 
 /**
  * Provides a caching `Registry` on top of the `Registry` it is given.

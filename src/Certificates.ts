@@ -132,8 +132,7 @@ export const tlsClientOptions: (
  * @since 0.1.0
  * @category tls
  */
-export const peerIdentity: (socket: tls.TLSSocket, trustDomain?: string) => string | undefined =
-  internal.peerIdentity
+export const peerIdentity: (socket: tls.TLSSocket, trustDomain?: string) => string | undefined = internal.peerIdentity
 
 /**
  * The identity a PEM certificate carries (no trust check).

@@ -33,10 +33,10 @@ import type { Codecs } from "./Codec.js"
 import type { CallError } from "./Errors.js"
 import * as internal from "./internal/rpc/client.js"
 import * as runtime from "./internal/rpc/clientService.js"
-import * as Topic from "./Topic.js"
 import type { Metadata } from "./Metadata.js"
 import type { Registry } from "./Registry.js"
 import type { Filter, Selector } from "./Selector.js"
+import * as Topic from "./Topic.js"
 import type { Transport } from "./Transport.js"
 
 /**
@@ -254,7 +254,8 @@ export const make: <Rpcs extends Rpc.Any>(
  */
 export const layer = (
   options?: LayerOptions
-): Layer.Layer<Client, never, Registry | Selector | Transport | Codecs> => Layer.scoped(Client, runtime.makeService(options))
+): Layer.Layer<Client, never, Registry | Selector | Transport | Codecs> =>
+  Layer.scoped(Client, runtime.makeService(options))
 
 /**
  * Options of the client runtime: call defaults plus middleware and limits.

@@ -14,9 +14,9 @@ import * as ParseResult from "effect/ParseResult"
 import type * as Schema from "effect/Schema"
 import { Packr } from "msgpackr"
 import { BadRequest, CodecError } from "./Errors.js"
-import * as Protobuf from "./Protobuf.js"
 import * as InputLimits from "./internal/codec/inputLimits.js"
 import * as SchemaValidator from "./internal/codec/schemaValidator.js"
+import * as Protobuf from "./Protobuf.js"
 
 /**
  * An encoder/decoder compiled for one Schema. Both directions are synchronous and never throw:

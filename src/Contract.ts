@@ -84,7 +84,12 @@ export const bidi = <
   readonly payload: Payload
   readonly success: Success
   readonly error?: Error
-}): Rpc.Rpc<Tag, RpcSchema.Stream<Payload, typeof Schema.Never>, RpcSchema.Stream<Success, Error>, typeof Schema.Never> =>
+}): Rpc.Rpc<
+  Tag,
+  RpcSchema.Stream<Payload, typeof Schema.Never>,
+  RpcSchema.Stream<Success, Error>,
+  typeof Schema.Never
+> =>
   // As in clientStream; `stream: true` makes the success a stream (the type Rpc.make infers differently).
   Rpc.make(tag, {
     payload: streamOf(options.payload),

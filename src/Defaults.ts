@@ -79,7 +79,12 @@ export const layerWith = <RE = never, BE = never, SE = never>(
 ): Layer.Layer<Services, RegistryError | Store.StoreError | RE | BE | SE> => {
   const discovery: Layer.Layer<Registry, RegistryError | RE> = options?.registry ?? MdnsRegistry.layer(options?.mdns)
   const registry = CachedRegistry.layer(options?.cache).pipe(Layer.provide(discovery))
-  const base = Layer.mergeAll(registry, Transport.layerTcp(options?.tcp), Codec.layer, options?.selector ?? Selector.layer)
+  const base = Layer.mergeAll(
+    registry,
+    Transport.layerTcp(options?.tcp),
+    Codec.layer,
+    options?.selector ?? Selector.layer
+  )
   const broker: Layer.Layer<Broker, BE, Registry> = isLayer<Layer.Layer<Broker, BE, Registry>>(options?.broker)
     ? options.broker
     : HttpBroker.layer(options?.broker)

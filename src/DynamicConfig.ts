@@ -19,8 +19,8 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
 import type * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
@@ -257,8 +257,9 @@ export const argv: (options?: ArgvOptions) => Source = sources.argv
  * @since 0.1.0
  * @category constructors
  */
-export const make: (sources: ReadonlyArray<Source>) => Effect.Effect<DynamicConfig.Service, DynamicConfigError, Scope.Scope> =
-  internal.make
+export const make: (
+  sources: ReadonlyArray<Source>
+) => Effect.Effect<DynamicConfig.Service, DynamicConfigError, Scope.Scope> = internal.make
 
 /**
  * @since 0.1.0

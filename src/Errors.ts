@@ -260,4 +260,3 @@ export type CallError = MicroError
  * @category guards
  */
 export const isMicroError: (u: unknown) => u is MicroError = Schema.is(MicroError)
-

@@ -7,9 +7,9 @@
  *
  * @since 0.1.0
  */
-import type * as Duration from "effect/Duration"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
@@ -61,7 +61,9 @@ export const layer = (options?: Options): Layer.Layer<Registry, RegistryError> =
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (config: Config.Config.Wrap<Options>): Layer.Layer<Registry, RegistryError | ConfigError.ConfigError> =>
+export const layerConfig = (
+  config: Config.Config.Wrap<Options>
+): Layer.Layer<Registry, RegistryError | ConfigError.ConfigError> =>
   Layer.scoped(Registry, Effect.flatMap(Config.unwrap(config), internal.make))
 
 /**

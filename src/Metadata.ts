@@ -7,10 +7,10 @@
  *
  * @since 0.1.0
  */
+import { NoSuchElementException } from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
-import { NoSuchElementException } from "effect/Cause"
 
 /**
  * @since 0.1.0
@@ -47,7 +47,9 @@ export interface IncomingCall {
  */
 // A plain reference rather than an Option: fiber-ref writes compare old and new values, and comparing
 // Options hashes the fresh call object on every request (measured a few µs and GC churn per call).
-export const currentCallRef: FiberRef.FiberRef<IncomingCall | undefined> = FiberRef.unsafeMake<IncomingCall | undefined>(
+export const currentCallRef: FiberRef.FiberRef<IncomingCall | undefined> = FiberRef.unsafeMake<
+  IncomingCall | undefined
+>(
   undefined
 )
 
@@ -58,7 +60,8 @@ export const currentCallRef: FiberRef.FiberRef<IncomingCall | undefined> = Fiber
  */
 export const currentCall: Effect.Effect<IncomingCall, NoSuchElementException> = Effect.flatMap(
   FiberRef.get(currentCallRef),
-  (call) => call === undefined ? Effect.fail(new NoSuchElementException("not inside a call handler")) : Effect.succeed(call)
+  (call) =>
+    call === undefined ? Effect.fail(new NoSuchElementException("not inside a call handler")) : Effect.succeed(call)
 )
 
 /**

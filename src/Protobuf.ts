@@ -18,10 +18,18 @@ import * as AST from "effect/SchemaAST"
 import type { Codec, SchemaCodec } from "./Codec.js"
 import { CodecError, MicroError } from "./Errors.js"
 import { emit, type RpcLine } from "./internal/codec/protobuf/emit.js"
-import { errorMessage } from "./internal/common/text.js"
 import { rootName } from "./internal/codec/protobuf/names.js"
-import { Builder, FieldNumberId, pascal, PlanError, type Root, type ScalarName, ScalarTypeId } from "./internal/codec/protobuf/plan.js"
+import {
+  Builder,
+  FieldNumberId,
+  pascal,
+  PlanError,
+  type Root,
+  type ScalarName,
+  ScalarTypeId
+} from "./internal/codec/protobuf/plan.js"
 import { Reader, Writer } from "./internal/codec/protobuf/wire.js"
+import { errorMessage } from "./internal/common/text.js"
 
 /**
  * The content-type of this codec.
@@ -90,7 +98,6 @@ const toSchemaError = (cause: unknown): ProtobufSchemaError =>
   cause instanceof PlanError
     ? new ProtobufSchemaError({ reason: cause.reason, path: cause.path, message: cause.message })
     : new ProtobufSchemaError({ reason: "Unsupported", path: "", message: errorMessage(cause) })
-
 
 const plans = new WeakMap<object, Either.Either<Root, ProtobufSchemaError>>()
 
@@ -220,7 +227,10 @@ const isNever = (schema: Schema.Schema.All): boolean => AST.isNeverKeyword(schem
  * @since 0.1.0
  * @category constructors
  */
-export const toProto = <R extends Rpc.Any>(group: RpcGroup.RpcGroup<R>, options?: ToProtoOptions | undefined): string => {
+export const toProto = <R extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<R>,
+  options?: ToProtoOptions | undefined
+): string => {
   const builder = new Builder()
   const rpcs: Array<RpcLine> = []
   try {

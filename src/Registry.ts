@@ -13,6 +13,7 @@ import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { ServiceNotFound } from "./Errors.js"
 import * as internal from "./internal/registry/memory.js"
@@ -132,7 +133,7 @@ export declare namespace Registry {
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory: Effect.Effect<Registry.Service, never, import("effect/Scope").Scope> = internal.makeMemory
+export const makeMemory: Effect.Effect<Registry.Service, never, Scope.Scope> = internal.makeMemory
 
 /**
  * @since 0.1.0

@@ -14,18 +14,18 @@
  */
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
-import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { Codecs } from "./Codec.js"
 import type { TransportError } from "./Errors.js"
+import * as internal from "./internal/rpc/server.js"
 import type { IncomingCall } from "./Metadata.js"
 import type { Node, Registry, RegistryError, Service } from "./Registry.js"
-import * as internal from "./internal/rpc/server.js"
 import type { Transport } from "./Transport.js"
 
 /**

@@ -248,8 +248,7 @@ export interface MemoryOptions extends StoreOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory: (options?: MemoryOptions) => Effect.Effect<Store.Service, never, Scope.Scope> =
-  memory.make
+export const makeMemory: (options?: MemoryOptions) => Effect.Effect<Store.Service, never, Scope.Scope> = memory.make
 
 /**
  * @since 0.1.0

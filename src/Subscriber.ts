@@ -28,7 +28,8 @@ export const layer = <A, I, E, R>(
   topic: Topic<A, I>,
   handler: (value: A, message: Message) => Effect.Effect<void, E, R>,
   options?: SubscribeOptions
-): Layer.Layer<never, BrokerError, Broker.Broker | R> => Layer.scopedDiscard(TopicModule.subscribe(topic, handler, options))
+): Layer.Layer<never, BrokerError, Broker.Broker | R> =>
+  Layer.scopedDiscard(TopicModule.subscribe(topic, handler, options))
 
 /**
  * A raw (bytes) subscriber living as long as the layer.

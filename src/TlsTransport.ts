@@ -79,4 +79,5 @@ export const make: (options: TlsOptions) => Transport.Service = internal.make
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: TlsOptions): Layer.Layer<Transport> => Layer.sync(Transport, () => internal.make(options))
+export const layer = (options: TlsOptions): Layer.Layer<Transport> =>
+  Layer.sync(Transport, () => internal.make(options))

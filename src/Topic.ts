@@ -67,8 +67,7 @@ export const make = <A, I>(
  * @since 0.1.0
  * @category guards
  */
-export const isTopic = (u: unknown): u is Topic<unknown, unknown> =>
-  typeof u === "object" && u !== null && TypeId in u
+export const isTopic = (u: unknown): u is Topic<unknown, unknown> => typeof u === "object" && u !== null && TypeId in u
 
 const defaultCodecs: Codec.Codecs.Service = Codec.makeCodecs([
   Codec.json,
@@ -106,7 +105,14 @@ const publishCacheOf = <A, I>(
 ): PublishCache | CodecError | BadRequest => {
   let cache = publishCaches.get(topic)
   if (cache === undefined) {
-    cache = { codecs: undefined, requested: undefined, compiled: undefined, contentType: "", options: undefined, merged: undefined }
+    cache = {
+      codecs: undefined,
+      requested: undefined,
+      compiled: undefined,
+      contentType: "",
+      options: undefined,
+      merged: undefined
+    }
     publishCaches.set(topic, cache)
   }
   if (cache.compiled === undefined || cache.codecs !== codecs || cache.requested !== requested) {
@@ -135,12 +141,17 @@ export const encode = <A, I>(
   value: A,
   contentType?: string | undefined
 ): Effect.Effect<{ readonly body: Uint8Array; readonly contentType: string }, CodecError | BadRequest> =>
-  Effect.flatMap(codecs, (codecs): Effect.Effect<{ readonly body: Uint8Array; readonly contentType: string }, CodecError | BadRequest> => {
-    const cache = publishCacheOf(topic, contentType, codecs)
-    if (isFailure(cache)) return Effect.fail(cache)
-    const encoded = (cache.compiled as Codec.SchemaCodec<A>).encode(value)
-    return Either.isLeft(encoded) ? Effect.fail(encoded.left) : Effect.succeed({ body: encoded.right, contentType: cache.contentType })
-  })
+  Effect.flatMap(
+    codecs,
+    (codecs): Effect.Effect<{ readonly body: Uint8Array; readonly contentType: string }, CodecError | BadRequest> => {
+      const cache = publishCacheOf(topic, contentType, codecs)
+      if (isFailure(cache)) return Effect.fail(cache)
+      const encoded = (cache.compiled as Codec.SchemaCodec<A>).encode(value)
+      return Either.isLeft(encoded)
+        ? Effect.fail(encoded.left)
+        : Effect.succeed({ body: encoded.right, contentType: cache.contentType })
+    }
+  )
 
 /**
  * Decodes and validates a received message for a topic.
@@ -177,7 +188,9 @@ export const publish = <A, I>(
     const body = encoded.right
     let merged = cache.merged
     if (merged === undefined || cache.options !== options) {
-      merged = options === undefined ? { contentType: cache.contentType } : { ...options, contentType: cache.contentType }
+      merged = options === undefined
+        ? { contentType: cache.contentType }
+        : { ...options, contentType: cache.contentType }
       cache.options = options
       cache.merged = merged
     }
@@ -197,26 +210,26 @@ export const subscribe = <A, I, E, R>(
 ): Effect.Effect<Subscription, BrokerError, Broker | Scope.Scope | R> =>
   // Every broker runs handlers with the context of the fiber that subscribed (which has R).
   Effect.flatMap(codecs, (codecs) =>
-      Effect.flatMap(Broker, (broker) => {
-        // The codec compiled for the last content-type seen (a publisher's messages share one).
-        let lastContentType: string | undefined
-        let lastCodec: Codec.SchemaCodec<A> | undefined
-        return broker.subscribe(
-          topic.name,
-          (message) => {
-            let compiled = lastCodec
-            if (compiled === undefined || lastContentType !== message.contentType) {
-              const codec = codecs.get(message.contentType)
-              if (Either.isLeft(codec)) return Effect.fail(codec.left)
-              compiled = codec.right.compile(topic.schema)
-              lastContentType = message.contentType
-              lastCodec = compiled
-            }
-            const value = compiled.decode(message.body)
-            return Either.isLeft(value)
-              ? Effect.fail(value.left)
-              : handler(value.right, message) as Effect.Effect<void, E>
-          },
-          options
-        )
-      }))
+    Effect.flatMap(Broker, (broker) => {
+      // The codec compiled for the last content-type seen (a publisher's messages share one).
+      let lastContentType: string | undefined
+      let lastCodec: Codec.SchemaCodec<A> | undefined
+      return broker.subscribe(
+        topic.name,
+        (message) => {
+          let compiled = lastCodec
+          if (compiled === undefined || lastContentType !== message.contentType) {
+            const codec = codecs.get(message.contentType)
+            if (Either.isLeft(codec)) return Effect.fail(codec.left)
+            compiled = codec.right.compile(topic.schema)
+            lastContentType = message.contentType
+            lastCodec = compiled
+          }
+          const value = compiled.decode(message.body)
+          return Either.isLeft(value)
+            ? Effect.fail(value.left)
+            : handler(value.right, message) as Effect.Effect<void, E>
+        },
+        options
+      )
+    }))

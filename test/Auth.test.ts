@@ -8,9 +8,14 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Auth from "../src/Auth.js"
 
-const issuers: ReadonlyArray<readonly [string, (options: Auth.MemoryOptions) => Effect.Effect<Auth.Auth.Service, Auth.AuthError>]> = [
+const issuers: ReadonlyArray<
+  readonly [string, (options: Auth.MemoryOptions) => Effect.Effect<Auth.Auth.Service, Auth.AuthError>]
+> = [
   ["memory", (options) => Auth.makeMemory(options)],
-  ["jwt", (options) => Effect.flatMap(Auth.generateSigningKey(), ({ signingKey }) => Auth.makeJwt({ ...options, signingKey }))]
+  [
+    "jwt",
+    (options) => Effect.flatMap(Auth.generateSigningKey(), ({ signingKey }) => Auth.makeJwt({ ...options, signingKey }))
+  ]
 ]
 
 // ----- the contract every issuing layer keeps -----
@@ -150,10 +155,34 @@ describe("Auth.layerNoop", () => {
 // ----- server side: authorize -----
 describe("Auth.authorize", () => {
   const rules: ReadonlyArray<Auth.Rule> = [
-    { id: "public-hello", scope: "", resource: { type: "service", name: "greeter", endpoint: "Hello" }, access: "grant", priority: 0 },
-    { id: "admins", scope: "admin", resource: { type: "service", name: "greeter", endpoint: "Admin.*" }, access: "grant", priority: 10 },
-    { id: "no-admin", scope: "*", resource: { type: "service", name: "greeter", endpoint: "Admin.*" }, access: "deny", priority: 5 },
-    { id: "accounts", scope: "*", resource: { type: "service", name: "greeter", endpoint: "*" }, access: "grant", priority: 0 }
+    {
+      id: "public-hello",
+      scope: "",
+      resource: { type: "service", name: "greeter", endpoint: "Hello" },
+      access: "grant",
+      priority: 0
+    },
+    {
+      id: "admins",
+      scope: "admin",
+      resource: { type: "service", name: "greeter", endpoint: "Admin.*" },
+      access: "grant",
+      priority: 10
+    },
+    {
+      id: "no-admin",
+      scope: "*",
+      resource: { type: "service", name: "greeter", endpoint: "Admin.*" },
+      access: "deny",
+      priority: 5
+    },
+    {
+      id: "accounts",
+      scope: "*",
+      resource: { type: "service", name: "greeter", endpoint: "*" },
+      access: "grant",
+      priority: 0
+    }
   ]
   const env = Layer.merge(Auth.layerMemory({ accessTokenExpiry: "1 minute" }), Auth.layerRules(rules))
   const login = (id: string, scopes: Array<string>) =>

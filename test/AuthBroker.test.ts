@@ -87,7 +87,11 @@ const record = (broker: Broker.Broker.Service, topic: string, options?: Broker.S
     yield* broker.subscribe(topic, (message) =>
       Effect.flatMap(Auth.CurrentAccount, (account) =>
         Effect.sync(() => {
-          seen.push({ body: decode(message.body), account: account?.id, authorization: message.headers["authorization"] })
+          seen.push({
+            body: decode(message.body),
+            account: account?.id,
+            authorization: message.headers["authorization"]
+          })
         })), options)
     return seen
   })
@@ -109,9 +113,12 @@ const suite = (harness: Harness) =>
   describe(`AuthMiddleware broker: ${harness.name}`, () => {
     const test = (
       name: string,
-      body: () => Effect.Effect<void, unknown, Broker.Broker | Auth.ServiceIdentity | Auth.Auth | Auth.Rules | Registry.Registry | Scope.Scope>
-    ) =>
-      (harness.live ? it.scopedLive : it.scoped)(name, () => Effect.provide(body(), harness.layer), 20_000)
+      body: () => Effect.Effect<
+        void,
+        unknown,
+        Broker.Broker | Auth.ServiceIdentity | Auth.Auth | Auth.Rules | Registry.Registry | Scope.Scope
+      >
+    ) => (harness.live ? it.scopedLive : it.scoped)(name, () => Effect.provide(body(), harness.layer), 20_000)
 
     test("no token and no public rule: rejected before the handler, the publisher sees Unauthorized", () =>
       Effect.gen(function*() {
@@ -163,7 +170,9 @@ const suite = (harness: Harness) =>
         yield* harness.awaitSubscribers("orders.secret", 1)
         // No rule grants `intruder` (no scopes) anything.
         const foreign = yield* tokenOf(intruder)
-        const denied = failuresOf(yield* Effect.either(authed.publish(topic, text("x"), { headers: Auth.bearer(foreign) })))
+        const denied = failuresOf(
+          yield* Effect.either(authed.publish(topic, text("x"), { headers: Auth.bearer(foreign) }))
+        )
         expect(denied[0]).toMatchObject({ reason: "Forbidden" })
         expect(denied[0]!.detail).toContain("no rule grants access")
         // An explicit deny beats the `orders` grant, even for the service's own token.
@@ -255,7 +264,9 @@ describe("AuthMiddleware broker layers (memory, TestClock)", () => {
       const seen = yield* record(authed, topic)
       const user = yield* tokenOf(alice)
       yield* TestClock.adjust("16 minutes") // past the 15 minute access-token lifetime
-      const expired = failuresOf(yield* Effect.either(authed.publish(topic, text("late"), { headers: Auth.bearer(user) })))
+      const expired = failuresOf(
+        yield* Effect.either(authed.publish(topic, text("late"), { headers: Auth.bearer(user) }))
+      )
       expect(expired[0]).toMatchObject({ reason: "Unauthorized", detail: "token expired" })
       // The service's own token was refreshed in the background: its publishes still go through.
       yield* authed.publish(topic, text("fresh"))
@@ -265,17 +276,27 @@ describe("AuthMiddleware broker layers (memory, TestClock)", () => {
   it.scoped("layerBroker with typed topics and Subscriber.layer: the handler reads Auth.CurrentAccount", () =>
     Effect.gen(function*() {
       const seen: Array<[string, string | undefined]> = []
-      const subscriber = Subscriber.layer(Order, (order) =>
-        Effect.flatMap(Auth.CurrentAccount, (account) => Effect.sync(() => { seen.push([order.id, account?.id]) })))
+      const subscriber = Subscriber.layer(
+        Order,
+        (order) =>
+          Effect.flatMap(Auth.CurrentAccount, (account) =>
+            Effect.sync(() => {
+              seen.push([order.id, account?.id])
+            }))
+      )
       yield* Layer.build(subscriber)
       yield* Topic.publish(Order, { id: "o-1" })
       expect(seen).toEqual([["o-1", "orders"]])
       // Another account's token, per publish, through the typed API.
       const foreign = yield* tokenOf(intruder)
       const denied = yield* Effect.either(Topic.publish(Order, { id: "o-2" }, { headers: Auth.bearer(foreign) }))
-      expect(Either.isLeft(denied) && denied.left._tag === "BrokerError" && denied.left.failures[0]!.reason).toBe("Forbidden")
+      expect(Either.isLeft(denied) && denied.left._tag === "BrokerError" && denied.left.failures[0]!.reason).toBe(
+        "Forbidden"
+      )
       expect(seen).toHaveLength(1)
-    }).pipe(Effect.provide(AuthMiddleware.layerBroker.pipe(Layer.provide(Broker.layerMemory), Layer.provideMerge(Identity)))))
+    }).pipe(
+      Effect.provide(AuthMiddleware.layerBroker.pipe(Layer.provide(Broker.layerMemory), Layer.provideMerge(Identity)))
+    ))
 
   it.scoped("layerBrokerPublisher adds the token without checking; layerBrokerSubscriber checks without a token", () =>
     Effect.gen(function*() {
@@ -286,23 +307,35 @@ describe("AuthMiddleware broker layers (memory, TestClock)", () => {
       const subscriber = yield* Layer.build(AuthMiddleware.layerBrokerSubscriber).pipe(
         Effect.provide(Layer.succeed(Broker.Broker, inner)),
         // Without a ServiceIdentity in context its publishes are sent as given.
-        Effect.mapInputContext((context: Context.Context<Auth.Auth | Auth.Rules | Auth.ServiceIdentity | Scope.Scope>) =>
-          Context.omit(Auth.ServiceIdentity)(context) as Context.Context<Auth.Auth | Auth.Rules | Scope.Scope>)
+        Effect.mapInputContext((
+          context: Context.Context<Auth.Auth | Auth.Rules | Auth.ServiceIdentity | Scope.Scope>
+        ) => Context.omit(Auth.ServiceIdentity)(context) as Context.Context<Auth.Auth | Auth.Rules | Scope.Scope>)
       )
       const seen: Array<string | undefined> = []
-      yield* Broker.subscribe("orders.created", () =>
-        Effect.flatMap(Auth.CurrentAccount, (account) => Effect.sync(() => { seen.push(account?.id) }))).pipe(
-          Effect.provide(subscriber)
-        )
+      yield* Broker.subscribe(
+        "orders.created",
+        () =>
+          Effect.flatMap(Auth.CurrentAccount, (account) =>
+            Effect.sync(() => {
+              seen.push(account?.id)
+            }))
+      ).pipe(
+        Effect.provide(subscriber)
+      )
       yield* Broker.publish("orders.created", text("1")).pipe(Effect.provide(publisher))
       expect(seen).toEqual(["orders"])
-      const anonymous = yield* Effect.either(Broker.publish("orders.created", text("2")).pipe(Effect.provide(subscriber)))
+      const anonymous = yield* Effect.either(
+        Broker.publish("orders.created", text("2")).pipe(Effect.provide(subscriber))
+      )
       expect(failuresOf(anonymous)[0]).toMatchObject({ reason: "Unauthorized" })
       // The publisher-only wrapper does not check its own subscribers.
       const unchecked: Array<string> = []
-      yield* Broker.subscribe("orders.unchecked", (m) => Effect.sync(() => { unchecked.push(decode(m.body)) })).pipe(
-        Effect.provide(publisher)
-      )
+      yield* Broker.subscribe("orders.unchecked", (m) =>
+        Effect.sync(() => {
+          unchecked.push(decode(m.body))
+        })).pipe(
+          Effect.provide(publisher)
+        )
       yield* inner.publish("orders.unchecked", text("3"))
       expect(unchecked).toEqual(["3"])
     }).pipe(Effect.provide(Identity)))
@@ -314,13 +347,19 @@ describe("Auth on the HTTP broker's endpoint (raw POSTs, as anyone on the networ
   // publishing ServiceIdentity). Bound to loopback here (the docs bind "0.0.0.0").
   const stack = Defaults.layerWith({
     registry: Registry.layerMemory,
-    broker: AuthMiddleware.layerBroker.pipe(Layer.provide(HttpBroker.layer({ host: "127.0.0.1" })), Layer.provide(Identity))
+    broker: AuthMiddleware.layerBroker.pipe(
+      Layer.provide(HttpBroker.layer({ host: "127.0.0.1" })),
+      Layer.provide(Identity)
+    )
   })
 
   it.scopedLive("no token → 401 Unauthorized, a token without a grant → 403 Forbidden, a granted token → 204; publishes carry the identity's token", () =>
     Effect.gen(function*() {
       const seen: Array<string> = []
-      const subscription = yield* Broker.subscribe("orders.created", (m) => Effect.sync(() => { seen.push(decode(m.body)) }))
+      const subscription = yield* Broker.subscribe("orders.created", (m) =>
+        Effect.sync(() => {
+          seen.push(decode(m.body))
+        }))
       const post = (headers: Record<string, string>, body: string) =>
         Effect.promise(async () => {
           const response = await fetch(subscription.endpoint!, { method: "POST", headers, body })

@@ -46,7 +46,11 @@ describe("Auth.ServiceIdentity", () => {
     Effect.gen(function*() {
       const { auth, credentials } = yield* issuerWithAccount
       const source = recording((request) => auth.token(request))
-      const identity = yield* Auth.makeServiceIdentity({ credentials, issue: source.issue, refreshBefore: "10 seconds" })
+      const identity = yield* Auth.makeServiceIdentity({
+        credentials,
+        issue: source.issue,
+        refreshBefore: "10 seconds"
+      })
       const first = yield* identity.currentToken
       expect(source.calls).toEqual(["login"])
       expect((yield* identity.current).expiry).toBe(60_000)
@@ -78,7 +82,11 @@ describe("Auth.ServiceIdentity", () => {
       const source = recording((request) =>
         "refreshToken" in request ? Effect.fail(Unauthorized.of("refresh token revoked")) : auth.token(request)
       )
-      const identity = yield* Auth.makeServiceIdentity({ credentials, issue: source.issue, refreshBefore: "10 seconds" })
+      const identity = yield* Auth.makeServiceIdentity({
+        credentials,
+        issue: source.issue,
+        refreshBefore: "10 seconds"
+      })
       const first = yield* identity.currentToken
       yield* TestClock.adjust("50 seconds")
       yield* eventually(Effect.map(identity.currentToken, (t) => t !== first), "re-login")
@@ -94,7 +102,11 @@ describe("Auth.ServiceIdentity", () => {
           ? Effect.fail(TransportError.of("refused", "127.0.0.1:1", "connection refused"))
           : auth.token(request)
       )
-      const identity = yield* Auth.makeServiceIdentity({ credentials, issue: source.issue, refreshBefore: "10 seconds" })
+      const identity = yield* Auth.makeServiceIdentity({
+        credentials,
+        issue: source.issue,
+        refreshBefore: "10 seconds"
+      })
       const first = yield* identity.currentToken
       yield* TestClock.adjust("50 seconds")
       yield* eventually(Effect.sync(() => source.calls.length >= 3), "first refresh attempt")
@@ -140,10 +152,16 @@ describe("Auth.ServiceIdentity", () => {
       const { auth, credentials } = yield* issuerWithAccount
       const identity = yield* Auth.makeServiceIdentity({ credentials, issue: (r) => auth.token(r) })
       const first = yield* identity.currentToken
-      const metadata = yield* Effect.provideService(Auth.outgoingMetadata({ "x-trace": "1" }), Auth.ServiceIdentity, identity)
+      const metadata = yield* Effect.provideService(
+        Auth.outgoingMetadata({ "x-trace": "1" }),
+        Auth.ServiceIdentity,
+        identity
+      )
       expect(metadata).toEqual({ "x-trace": "1", authorization: `Bearer ${first}` })
       const override = { authorization: "Bearer other" }
-      expect(yield* Effect.provideService(Auth.outgoingMetadata(override), Auth.ServiceIdentity, identity)).toBe(override)
+      expect(yield* Effect.provideService(Auth.outgoingMetadata(override), Auth.ServiceIdentity, identity)).toBe(
+        override
+      )
       yield* identity.refresh
       const second = yield* identity.currentToken
       expect(second).not.toBe(first)
@@ -153,33 +171,43 @@ describe("Auth.ServiceIdentity", () => {
       expect(identity.id).toBe("greeter")
     }))
 
-  it.scoped("end to end: a JWT issuer, a verifier-only service, rules and a client identity", () =>
-    Effect.gen(function*() {
-      const keys = yield* Auth.generateSigningKey()
-      // The auth server knows the caller's account from configuration.
-      const issuer = Auth.layerJwt({
-        signingKey: keys.signingKey,
-        accessTokenExpiry: "1 minute",
-        accounts: [{ id: "frontend", secret: "s3cret", type: "service", scopes: ["greeter.call"] }]
-      })
-      const client = Auth.layerServiceIdentity({ credentials: { id: "frontend", secret: "s3cret" } }).pipe(
-        Layer.provide(issuer)
-      )
-      // The greeter service verifies with the public key only.
-      const server = Layer.merge(
-        Auth.layerJwtVerifier({ publicKeys: [keys.publicKey] }),
-        Auth.layerRules([
-          { id: "callers", scope: "greeter.call", resource: { type: "service", name: "greeter", endpoint: "*" }, access: "grant", priority: 0 }
-        ])
-      )
-      const metadata = yield* Auth.outgoingMetadata().pipe(Effect.provide(client))
-      const account = yield* Auth.authorize({ metadata, service: "greeter", endpoint: "Hello" }).pipe(
-        Effect.provide(server)
-      )
-      expect(account?.id).toBe("frontend")
-      const other = yield* Effect.flip(
-        Auth.authorize({ metadata, service: "billing", endpoint: "Pay" }).pipe(Effect.provide(server))
-      )
-      expect(other._tag).toBe("Forbidden")
-    }), 20_000)
+  it.scoped(
+    "end to end: a JWT issuer, a verifier-only service, rules and a client identity",
+    () =>
+      Effect.gen(function*() {
+        const keys = yield* Auth.generateSigningKey()
+        // The auth server knows the caller's account from configuration.
+        const issuer = Auth.layerJwt({
+          signingKey: keys.signingKey,
+          accessTokenExpiry: "1 minute",
+          accounts: [{ id: "frontend", secret: "s3cret", type: "service", scopes: ["greeter.call"] }]
+        })
+        const client = Auth.layerServiceIdentity({ credentials: { id: "frontend", secret: "s3cret" } }).pipe(
+          Layer.provide(issuer)
+        )
+        // The greeter service verifies with the public key only.
+        const server = Layer.merge(
+          Auth.layerJwtVerifier({ publicKeys: [keys.publicKey] }),
+          Auth.layerRules([
+            {
+              id: "callers",
+              scope: "greeter.call",
+              resource: { type: "service", name: "greeter", endpoint: "*" },
+              access: "grant",
+              priority: 0
+            }
+          ])
+        )
+        const metadata = yield* Auth.outgoingMetadata().pipe(Effect.provide(client))
+        const account = yield* Auth.authorize({ metadata, service: "greeter", endpoint: "Hello" }).pipe(
+          Effect.provide(server)
+        )
+        expect(account?.id).toBe("frontend")
+        const other = yield* Effect.flip(
+          Auth.authorize({ metadata, service: "billing", endpoint: "Pay" }).pipe(Effect.provide(server))
+        )
+        expect(other._tag).toBe("Forbidden")
+      }),
+    20_000
+  )
 })

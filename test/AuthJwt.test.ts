@@ -40,7 +40,9 @@ describe("Auth JWT", () => {
       })
       expect(token.expiry).toBe(1_700_000_060_000)
       // The default kid is the RFC 7638 thumbprint of the public key.
-      expect(keys.signingKey.kid).toBe(yield* Effect.promise(() => jose.calculateJwkThumbprint(keys.publicKey.publicKey)))
+      expect(keys.signingKey.kid).toBe(
+        yield* Effect.promise(() => jose.calculateJwkThumbprint(keys.publicKey.publicKey))
+      )
       expect(keys.publicKey.publicKey).not.toHaveProperty("d")
     }))
 

@@ -5,8 +5,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import { Auth, Client, Codec, Metadata, Registry, Selector, Server, Transport } from "../src/index.js"
 import * as AuthMiddleware from "../src/AuthMiddleware.js"
+import { Auth, Client, Codec, Metadata, Registry, Selector, Server, Transport } from "../src/index.js"
 import { handlers, rules, Secure } from "./process/fixtures/authContract.js"
 
 const caller = { id: "caller", secret: "caller-secret" }
@@ -59,7 +59,8 @@ const identity = (options?: { readonly lieAboutExpiry?: boolean }) =>
 const env = (
   client: Layer.Layer<Client.Client, never, any>,
   server: Layer.Layer<Server.Server, any, any> = serve()
-) => Layer.mergeAll(server, client).pipe(Layer.provideMerge(Infra)) as Layer.Layer<Client.Client | Auth.Auth | Auth.Rules>
+) =>
+  Layer.mergeAll(server, client).pipe(Layer.provideMerge(Infra)) as Layer.Layer<Client.Client | Auth.Auth | Auth.Rules>
 
 const anonymous = Client.layer()
 const withIdentity = (options?: Parameters<typeof AuthMiddleware.layerClient>[0], lieAboutExpiry = false) =>
@@ -131,17 +132,23 @@ describe("AuthMiddleware (server)", () => {
       expect((yield* client.WhoAmI()).account).toBe("caller")
       const rulesService = yield* Auth.Rules
       yield* rulesService.delete("accounts")
-      expect(yield* Effect.flip(client.WhoAmI())).toMatchObject({ _tag: "Forbidden", detail: expect.stringContaining("no rule grants access") })
+      expect(yield* Effect.flip(client.WhoAmI())).toMatchObject({
+        _tag: "Forbidden",
+        detail: expect.stringContaining("no rule grants access")
+      })
       yield* rulesService.set(Auth.allowAll)
       expect(yield* client.Ping()).toBe("pong")
     }).pipe(Effect.provide(env(withIdentity()))))
 
   it.scoped("before/then middleware: before sees rejected calls, then runs only for authorized ones", () => {
     const seen: Array<string> = []
-    const before: Server.Middleware = (call, next) => Effect.zipRight(Effect.sync(() => seen.push(`before:${call.endpoint}`)), next)
+    const before: Server.Middleware = (call, next) =>
+      Effect.zipRight(Effect.sync(() => seen.push(`before:${call.endpoint}`)), next)
     const then: Server.Middleware = (call, next) =>
-      Effect.flatMap(Auth.CurrentAccount, (account) =>
-        Effect.zipRight(Effect.sync(() => seen.push(`then:${call.endpoint}:${account?.id ?? "-"}`)), next))
+      Effect.flatMap(
+        Auth.CurrentAccount,
+        (account) => Effect.zipRight(Effect.sync(() => seen.push(`then:${call.endpoint}:${account?.id ?? "-"}`)), next)
+      )
     return Effect.gen(function*() {
       const client = yield* secure
       yield* client.WhoAmI()

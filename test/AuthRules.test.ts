@@ -78,7 +78,8 @@ describe("Auth rules", () => {
   })
 
   it("wildcards: '*', trailing 'prefix*' on type, name and endpoint", () => {
-    const at = (r: Partial<Auth.Resource>, target: Auth.Resource) => outcome([rule("r", "", "grant", 0, r)], undefined, target)
+    const at = (r: Partial<Auth.Resource>, target: Auth.Resource) =>
+      outcome([rule("r", "", "grant", 0, r)], undefined, target)
     expect(at({ endpoint: "Admin.*" }, res("g", "Admin.Reset"))).toBe("ok")
     expect(at({ endpoint: "Admin.*" }, res("g", "AdminReset"))).toBe("Unauthorized")
     expect(at({ endpoint: "Admin.*" }, res("g", "Admin"))).toBe("Unauthorized")

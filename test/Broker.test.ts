@@ -42,7 +42,9 @@ describe("Broker (memory) specifics", () => {
   it.scoped("timeout: a slow handler gives a Timeout error when publish has a timeout", () =>
     Effect.gen(function*() {
       yield* Broker.subscribe("slow", () => Effect.never)
-      const fiber = yield* Effect.fork(Effect.either(Broker.publish("slow", new Uint8Array([1]), { timeout: "1 second" })))
+      const fiber = yield* Effect.fork(
+        Effect.either(Broker.publish("slow", new Uint8Array([1]), { timeout: "1 second" }))
+      )
       yield* Effect.yieldNow()
       yield* TestClock.adjust("2 seconds")
       const result = yield* fiber.await.pipe(Effect.flatten)
@@ -54,10 +56,15 @@ describe("Broker (memory) specifics", () => {
       const seen: Array<number> = []
       const broker = yield* Broker.makeMemory
       const brokerLayer = Layer.succeed(Broker.Broker, broker)
-      const service = Subscriber.layer(Ping, ({ n }) => Effect.sync(() => { seen.push(n) }))
-      yield* Effect.scoped(Layer.build(service.pipe(Layer.provide(brokerLayer))).pipe(
-        Effect.zipRight(Topic.publish(Ping, { n: 1 }).pipe(Effect.provide(brokerLayer)))
-      ))
+      const service = Subscriber.layer(Ping, ({ n }) =>
+        Effect.sync(() => {
+          seen.push(n)
+        }))
+      yield* Effect.scoped(
+        Layer.build(service.pipe(Layer.provide(brokerLayer))).pipe(
+          Effect.zipRight(Topic.publish(Ping, { n: 1 }).pipe(Effect.provide(brokerLayer)))
+        )
+      )
       yield* Topic.publish(Ping, { n: 2 }).pipe(Effect.provide(brokerLayer))
       yield* eventually(Effect.sync(() => seen), (s) => s.length >= 1, "1 second")
       expect(seen).toEqual([1])
@@ -67,9 +74,12 @@ describe("Broker (memory) specifics", () => {
     Effect.gen(function*() {
       class Prefix extends Effect.Tag("test/Prefix")<Prefix, { readonly value: string }>() {}
       const got: Array<string> = []
-      yield* Broker.subscribe("ctx", (message) => Effect.map(Prefix, (p) => { got.push(`${p.value}:${message.headers["x-id"]}`) })).pipe(
-        Effect.provideService(Prefix, { value: "p" })
-      )
+      yield* Broker.subscribe("ctx", (message) =>
+        Effect.map(Prefix, (p) => {
+          got.push(`${p.value}:${message.headers["x-id"]}`)
+        })).pipe(
+          Effect.provideService(Prefix, { value: "p" })
+        )
       yield* Broker.publish("ctx", new Uint8Array(), { headers: { "X-Id": "A" } })
       expect(got).toEqual(["p:A"])
     }).pipe(Effect.provide(Broker.layerMemory)))
@@ -83,17 +93,28 @@ describe("Topic", () => {
   it.scoped("a topic's content-type is used to publish and the message's to decode; unknown content-types are BadRequest", () =>
     Effect.gen(function*() {
       const seen: Array<string> = []
-      yield* Topic.subscribe(Reading, (reading, message) => Effect.sync(() => { seen.push(`${message.contentType} ${reading.sensor}=${reading.value}`) }))
+      yield* Topic.subscribe(Reading, (reading, message) =>
+        Effect.sync(() => {
+          seen.push(`${message.contentType} ${reading.sensor}=${reading.value}`)
+        }))
       yield* Topic.publish(Reading, { sensor: "a", value: 1 })
       yield* Topic.publish(Reading, { sensor: "b", value: 2 }, { contentType: "application/json" })
       expect(seen).toEqual(["application/msgpack a=1", "application/json b=2"])
 
-      const unknown = yield* Effect.either(Topic.publish(Reading, { sensor: "c", value: 3 }, { contentType: "text/x-nope" }))
+      const unknown = yield* Effect.either(
+        Topic.publish(Reading, { sensor: "c", value: 3 }, { contentType: "text/x-nope" })
+      )
       expect(Either.isLeft(unknown) && unknown.left._tag).toBe("BadRequest")
 
       const encoded = yield* Topic.encode(Reading, { sensor: "d", value: 4 })
       expect(encoded.contentType).toBe("application/msgpack")
-      const decoded = yield* Topic.decode(Reading, { topic: "readings", body: encoded.body, contentType: encoded.contentType, headers: {}, ack: Effect.void })
+      const decoded = yield* Topic.decode(Reading, {
+        topic: "readings",
+        body: encoded.body,
+        contentType: encoded.contentType,
+        headers: {},
+        ack: Effect.void
+      })
       expect(decoded).toEqual({ sensor: "d", value: 4 })
       expect(Topic.isTopic(Reading)).toBe(true)
       expect(Topic.isTopic({ name: "x" })).toBe(false)
@@ -102,8 +123,13 @@ describe("Topic", () => {
   it.scoped("bytes of the wrong shape published raw are rejected before the handler; the publisher sees Rejected", () =>
     Effect.gen(function*() {
       let calls = 0
-      yield* Topic.subscribe(Reading, () => Effect.sync(() => { calls++ }))
-      const result = yield* Effect.either(Broker.publish("readings", new Uint8Array([0xc1]), { contentType: "application/msgpack" }))
+      yield* Topic.subscribe(Reading, () =>
+        Effect.sync(() => {
+          calls++
+        }))
+      const result = yield* Effect.either(
+        Broker.publish("readings", new Uint8Array([0xc1]), { contentType: "application/msgpack" })
+      )
       expect(Either.isLeft(result) && result.left.failures.map((f) => f.reason)).toEqual(["Rejected"])
       expect(calls).toBe(0)
     }).pipe(Effect.provide(Broker.layerMemory)))

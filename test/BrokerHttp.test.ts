@@ -5,11 +5,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as TestClock from "effect/TestClock"
-import * as Option from "effect/Option"
-import * as Fiber from "effect/Fiber"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Broker from "../src/Broker.js"
@@ -40,7 +40,9 @@ brokerContract({
 // The publisher reads the cached registry synchronously on its hot path: same contract through it.
 brokerContract({
   name: "http over the cached registry",
-  layer: HttpBroker.layer().pipe(Layer.provideMerge(CachedRegistry.layer().pipe(Layer.provideMerge(Registry.layerMemory)))),
+  layer: HttpBroker.layer().pipe(
+    Layer.provideMerge(CachedRegistry.layer().pipe(Layer.provideMerge(Registry.layerMemory)))
+  ),
   subscriber: localSubscriber,
   awaitSubscribers: (topic, count) => eventually(nodesOf(topic), (nodes) => nodes.length === count),
   reportsHandlerFailures: true,
@@ -50,20 +52,22 @@ brokerContract({
 /** A hand-written subscriber endpoint (plain node:http) that answers batch POSTs as `reply` says; counts requests. */
 const fakeEndpoint = (reply: (request: http.IncomingMessage, response: http.ServerResponse) => void, port = 0) =>
   Effect.acquireRelease(
-    Effect.async<{ readonly address: string; readonly requests: () => number; readonly server: http.Server }>((resume) => {
-      let requests = 0
-      const server = http.createServer((request, response) => {
-        requests++
-        request.resume()
-        request.on("end", () => reply(request, response))
-      })
-      server.listen(port, "127.0.0.1", () =>
-        resume(Effect.succeed({
-          address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-          requests: () => requests,
-          server
-        })))
-    }),
+    Effect.async<{ readonly address: string; readonly requests: () => number; readonly server: http.Server }>(
+      (resume) => {
+        let requests = 0
+        const server = http.createServer((request, response) => {
+          requests++
+          request.resume()
+          request.on("end", () => reply(request, response))
+        })
+        server.listen(port, "127.0.0.1", () =>
+          resume(Effect.succeed({
+            address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+            requests: () => requests,
+            server
+          })))
+      }
+    ),
     ({ server }) =>
       Effect.async<void>((resume) => {
         server.closeAllConnections()
@@ -87,7 +91,10 @@ const registerNodes = (topic: string, nodes: ReadonlyArray<{ id: string; address
 
 const failuresOf = (topic: string) =>
   Effect.flip(Broker.publish(topic, new TextEncoder().encode("x"))).pipe(
-    Effect.map((error) => ({ reason: error.reason, failures: error.failures.map((f) => ({ reason: f.reason, detail: f.detail })) }))
+    Effect.map((error) => ({
+      reason: error.reason,
+      failures: error.failures.map((f) => ({ reason: f.reason, detail: f.detail }))
+    }))
   )
 
 describe("HTTP broker: replies the publisher must map", () => {
@@ -110,21 +117,44 @@ describe("HTTP broker: replies the publisher must map", () => {
       yield* registerNodes("fail.oversized", [{ id: "a", address: oversized.address }])
       yield* registerNodes("fail.dropped", [{ id: "a", address: dropping.address }])
 
-      expect(yield* failuresOf("fail.500")).toEqual({ reason: "DeliveryFailed", failures: [{ reason: "Unreachable", detail: "500: boom" }] })
-      expect(yield* failuresOf("fail.400")).toEqual({ reason: "DeliveryFailed", failures: [{ reason: "Rejected", detail: "400: bad" }] })
+      expect(yield* failuresOf("fail.500")).toEqual({
+        reason: "DeliveryFailed",
+        failures: [{ reason: "Unreachable", detail: "500: boom" }]
+      })
+      expect(yield* failuresOf("fail.400")).toEqual({
+        reason: "DeliveryFailed",
+        failures: [{ reason: "Rejected", detail: "400: bad" }]
+      })
       const malformedReply = yield* failuresOf("fail.malformed")
-      expect(malformedReply.failures[0]).toMatchObject({ reason: "Unreachable", detail: expect.stringContaining("malformed batch reply") })
+      expect(malformedReply.failures[0]).toMatchObject({
+        reason: "Unreachable",
+        detail: expect.stringContaining("malformed batch reply")
+      })
       const wrongCountReply = yield* failuresOf("fail.count")
-      expect(wrongCountReply.failures[0]).toMatchObject({ reason: "Unreachable", detail: expect.stringContaining("malformed batch reply") })
+      expect(wrongCountReply.failures[0]).toMatchObject({
+        reason: "Unreachable",
+        detail: expect.stringContaining("malformed batch reply")
+      })
       const oversizedReply = yield* failuresOf("fail.oversized")
-      expect(oversizedReply.failures[0]).toMatchObject({ reason: "Unreachable", detail: expect.stringContaining("exceeds 1024 bytes") })
+      expect(oversizedReply.failures[0]).toMatchObject({
+        reason: "Unreachable",
+        detail: expect.stringContaining("exceeds 1024 bytes")
+      })
       const dropped = yield* failuresOf("fail.dropped")
       expect(dropped.failures[0]!.reason).toBe("Unreachable")
       // A batch that cannot be encoded (content-type over 65535 bytes) is refused, not left hanging.
-      const hugeType = yield* Effect.flip(Broker.publish("fail.500", new Uint8Array([1]), { contentType: "x".repeat(70_000) }))
-      expect(hugeType.failures[0]).toMatchObject({ reason: "Rejected", detail: expect.stringContaining("cannot encode") })
+      const hugeType = yield* Effect.flip(
+        Broker.publish("fail.500", new Uint8Array([1]), { contentType: "x".repeat(70_000) })
+      )
+      expect(hugeType.failures[0]).toMatchObject({
+        reason: "Rejected",
+        detail: expect.stringContaining("cannot encode")
+      })
       // The broker keeps working after all that (the dropped connection is replaced).
-      expect(yield* failuresOf("fail.500")).toEqual({ reason: "DeliveryFailed", failures: [{ reason: "Unreachable", detail: "500: boom" }] })
+      expect(yield* failuresOf("fail.500")).toEqual({
+        reason: "DeliveryFailed",
+        failures: [{ reason: "Unreachable", detail: "500: boom" }]
+      })
     }).pipe(Effect.provide(HttpBroker.layer({ maxBodySize: 1024 }).pipe(Layer.provideMerge(Registry.layerMemory)))))
 
   it.scopedLive("a queue member answering 404/503 is retried on another member; broadcast ones are skipped", () =>
@@ -161,7 +191,10 @@ describe("HTTP broker: replies the publisher must map", () => {
       expect(none.failures[0]!.reason).toBe("Unreachable")
 
       // Broadcast: a refusing subscriber no longer exists, so it is skipped (publish succeeds).
-      yield* registerNodes("retry.broadcast", [{ id: "gone", address: gone.address }, { id: "live", address: live.address }])
+      yield* registerNodes("retry.broadcast", [{ id: "gone", address: gone.address }, {
+        id: "live",
+        address: live.address
+      }])
       yield* Broker.publish("retry.broadcast", new Uint8Array([1]))
     }).pipe(Effect.provide(layer)))
 
@@ -177,7 +210,11 @@ describe("HTTP broker: replies the publisher must map", () => {
       )
       expect(results.every((error) => error.reason === "Timeout")).toBe(true)
       expect(Date.now() - started).toBeLessThan(5_000)
-    }).pipe(Effect.provide(HttpBroker.layer({ timeout: "300 millis", maxInFlight: 2 }).pipe(Layer.provideMerge(Registry.layerMemory)))))
+    }).pipe(
+      Effect.provide(
+        HttpBroker.layer({ timeout: "300 millis", maxInFlight: 2 }).pipe(Layer.provideMerge(Registry.layerMemory))
+      )
+    ))
 
   it.scoped("the publish timeout follows the Clock (TestClock): nothing fails before it, everything after", () =>
     Effect.gen(function*() {
@@ -218,7 +255,13 @@ const switchableEndpoint = (port = 0) =>
           held.push(response)
       }
     }, port)
-    return { ...endpoint, held, set: (next: typeof mode) => { mode = next } }
+    return {
+      ...endpoint,
+      held,
+      set: (next: typeof mode) => {
+        mode = next
+      }
+    }
   })
 
 /** A port nothing listens on (connections to it are refused). */
@@ -242,8 +285,10 @@ const detailOf = (result: Either.Either<void, Broker.BrokerError>) =>
   Either.isLeft(result) ? result.left.failures.map((f) => f.detail).join("; ") : "delivered"
 
 describe("HTTP broker publisher: the endpoint breaker (TestClock)", () => {
-  const withEjection = (ejection: HttpBroker.HttpBrokerOptions["ejection"], timeout: Duration.DurationInput = "10 seconds") =>
-    HttpBroker.layer({ ejection, timeout }).pipe(Layer.provideMerge(Registry.layerMemory))
+  const withEjection = (
+    ejection: HttpBroker.HttpBrokerOptions["ejection"],
+    timeout: Duration.DurationInput = "10 seconds"
+  ) => HttpBroker.layer({ ejection, timeout }).pipe(Layer.provideMerge(Registry.layerMemory))
 
   it.scoped("a refused endpoint is ejected at once; after baseTime exactly one trial batch; a failed trial doubles the ejection; a successful one closes", () =>
     Effect.gen(function*() {
@@ -274,7 +319,9 @@ describe("HTTP broker publisher: the endpoint breaker (TestClock)", () => {
       endpoint.set("ok")
       yield* TestClock.adjust("1 millis")
       expect(detailOf(yield* publishOnce("breaker.refused"))).toBe("delivered")
-      const after = yield* Effect.forEach([1, 2, 3, 4], () => publishOnce("breaker.refused"), { concurrency: "unbounded" })
+      const after = yield* Effect.forEach([1, 2, 3, 4], () => publishOnce("breaker.refused"), {
+        concurrency: "unbounded"
+      })
       expect(after.map(detailOf)).toEqual(["delivered", "delivered", "delivered", "delivered"])
       expect(endpoint.requests()).toBeGreaterThanOrEqual(3)
     }).pipe(Effect.provide(withEjection(undefined))))
@@ -297,7 +344,9 @@ describe("HTTP broker publisher: the endpoint breaker (TestClock)", () => {
       yield* waitFor(() => endpoint.requests() === 6)
       yield* TestClock.adjust("1100 millis")
       expect(detailOf(yield* Fiber.join(timedOut))).toContain("no reply from")
-      expect(detailOf(yield* publishOnce("breaker.counted"))).toMatch(/no reply from .* \(endpoint ejected for 1000 ms\)$/)
+      expect(detailOf(yield* publishOnce("breaker.counted"))).toMatch(
+        /no reply from .* \(endpoint ejected for 1000 ms\)$/
+      )
       expect(endpoint.requests()).toBe(6)
     }).pipe(Effect.provide(withEjection({ consecutiveFailures: 3 }, "1 second"))))
 
@@ -313,7 +362,11 @@ describe("HTTP broker publisher: the endpoint breaker (TestClock)", () => {
     Effect.gen(function*() {
       const refused = `127.0.0.1:${yield* refusedPort}`
       const b = yield* switchableEndpoint()
-      yield* registerNodes("breaker.group", [{ id: "a", address: refused, queue: "g" }, { id: "b", address: b.address, queue: "g" }])
+      yield* registerNodes("breaker.group", [{ id: "a", address: refused, queue: "g" }, {
+        id: "b",
+        address: b.address,
+        queue: "g"
+      }])
       // `a` refuses (retried on `b`) and is ejected at once; every message reaches `b`.
       for (let i = 0; i < 10; i++) expect(detailOf(yield* publishOnce("breaker.group"))).toBe("delivered")
       expect(b.requests()).toBe(10)
@@ -337,11 +390,17 @@ describe("HTTP broker publisher: the endpoint breaker (TestClock)", () => {
       const hung = yield* switchableEndpoint()
       const live = yield* switchableEndpoint()
       hung.set("hold")
-      yield* registerNodes("breaker.load", [{ id: "hung", address: hung.address, queue: "g" }, { id: "live", address: live.address, queue: "g" }])
+      yield* registerNodes("breaker.load", [{ id: "hung", address: hung.address, queue: "g" }, {
+        id: "live",
+        address: live.address,
+        queue: "g"
+      }])
       let delivered = 0
       // One at a time: each publish has reached the hung member or been delivered by the live one.
       for (let i = 1; i <= 20; i++) {
-        yield* Effect.fork(Effect.tap(publishOnce("breaker.load"), (result) => Effect.sync(() => Either.isRight(result) && delivered++)))
+        yield* Effect.fork(
+          Effect.tap(publishOnce("breaker.load"), (result) => Effect.sync(() => Either.isRight(result) && delivered++))
+        )
         yield* waitFor(() => hung.requests() + delivered === i)
       }
       expect(hung.requests()).toBeLessThanOrEqual(1)
@@ -354,13 +413,20 @@ describe("HTTP broker (one process)", () => {
     Effect.gen(function*() {
       const received: Array<string> = []
       const scoped = yield* Effect.scoped(Effect.gen(function*() {
-        yield* Broker.subscribe("reg.topic", (m) => Effect.sync(() => { received.push(new TextDecoder().decode(m.body)) }), { queue: "q1" })
+        yield* Broker.subscribe("reg.topic", (m) =>
+          Effect.sync(() => {
+            received.push(new TextDecoder().decode(m.body))
+          }), { queue: "q1" })
         const nodes = yield* nodesOf("reg.topic")
         expect(nodes.length).toBe(1)
         expect(nodes[0]!.metadata).toMatchObject({ broker: "http", topic: "reg.topic", queue: "q1" })
         expect(nodes[0]!.address).toMatch(/^127\.0\.0\.1:\d+$/)
         const response = yield* Effect.promise(() =>
-          fetch(`http://${nodes[0]!.address}${nodes[0]!.metadata.path}`, { method: "POST", body: "hello", headers: { "content-type": "text/plain" } })
+          fetch(`http://${nodes[0]!.address}${nodes[0]!.metadata.path}`, {
+            method: "POST",
+            body: "hello",
+            headers: { "content-type": "text/plain" }
+          })
         )
         expect(response.status).toBe(204)
         return nodes[0]!
@@ -369,7 +435,9 @@ describe("HTTP broker (one process)", () => {
       expect(yield* nodesOf("reg.topic")).toEqual([])
       // The endpoint no longer knows the subscription.
       const response = yield* Effect.promise(() =>
-        fetch(`http://${scoped.address}${scoped.metadata.path}`, { method: "POST", body: "late" }).catch(() => ({ status: 0 }))
+        fetch(`http://${scoped.address}${scoped.metadata.path}`, { method: "POST", body: "late" }).catch(() => ({
+          status: 0
+        }))
       )
       expect([0, 404]).toContain(response.status)
     }).pipe(Effect.provide(layer)))
@@ -383,10 +451,17 @@ describe("HTTP broker (one process)", () => {
         version: "1",
         metadata: {},
         endpoints: [],
-        nodes: [{ id: "dead", address: "127.0.0.1:1", metadata: { broker: "http", topic: "stale", queue: "g", path: "/broker/dead" } }]
+        nodes: [{
+          id: "dead",
+          address: "127.0.0.1:1",
+          metadata: { broker: "http", topic: "stale", queue: "g", path: "/broker/dead" }
+        }]
       })
       const got: Array<string> = []
-      yield* Broker.subscribe("stale", (m) => Effect.sync(() => { got.push(new TextDecoder().decode(m.body)) }), { queue: "g" })
+      yield* Broker.subscribe("stale", (m) =>
+        Effect.sync(() => {
+          got.push(new TextDecoder().decode(m.body))
+        }), { queue: "g" })
       for (let i = 0; i < 10; i++) yield* Broker.publish("stale", new TextEncoder().encode(String(i)))
       expect(got.length).toBe(10)
 
@@ -398,7 +473,11 @@ describe("HTTP broker (one process)", () => {
         endpoints: [],
         nodes: [
           { id: "b", address: "127.0.0.1:1", metadata: { broker: "http", topic: "dead", path: "/broker/b" } },
-          { id: "q", address: "127.0.0.1:1", metadata: { broker: "http", topic: "dead", queue: "only", path: "/broker/q" } }
+          {
+            id: "q",
+            address: "127.0.0.1:1",
+            metadata: { broker: "http", topic: "dead", queue: "only", path: "/broker/q" }
+          }
         ]
       })
       const result = yield* Effect.either(Broker.publish("dead", new Uint8Array([1])))
@@ -414,7 +493,9 @@ describe("HTTP broker (one process)", () => {
     Effect.gen(function*() {
       const got: Array<number> = []
       yield* Broker.subscribe("flood", (m) =>
-        Effect.sync(() => { got.push(new DataView(m.body.buffer, m.body.byteOffset).getUint32(0)) }))
+        Effect.sync(() => {
+          got.push(new DataView(m.body.buffer, m.body.byteOffset).getUint32(0))
+        }))
       const total = 20_000
       for (let i = 0; i < total; i++) {
         const body = new Uint8Array(4)
@@ -423,7 +504,11 @@ describe("HTTP broker (one process)", () => {
       }
       yield* eventually(Effect.sync(() => got.length), (n) => n === total, "20 seconds")
       expect(got.every((value, index) => value === index)).toBe(true)
-    }).pipe(Effect.provide(HttpBroker.layer({ maxPending: 500, maxBatchMessages: 200 }).pipe(Layer.provideMerge(Registry.layerMemory)))))
+    }).pipe(
+      Effect.provide(
+        HttpBroker.layer({ maxPending: 500, maxBatchMessages: 200 }).pipe(Layer.provideMerge(Registry.layerMemory))
+      )
+    ))
 
   it.scopedLive("a hanging handler: the request timeout gives a Timeout failure, the publish timeout a Timeout error", () =>
     Effect.gen(function*() {
@@ -438,7 +523,10 @@ describe("HTTP broker (one process)", () => {
   it.scopedLive("many publishes in flight are batched and each still gets its own result", () =>
     Effect.gen(function*() {
       let handled = 0
-      yield* Broker.subscribe("many", (m) => m.body[0] === 7 ? Effect.fail("seven") : Effect.sync(() => { handled++ }))
+      yield* Broker.subscribe("many", (m) =>
+        m.body[0] === 7 ? Effect.fail("seven") : Effect.sync(() => {
+          handled++
+        }))
       const results = yield* Effect.forEach(
         Array.from({ length: 2000 }, (_, i) => i),
         (i) => Effect.either(Broker.publish("many", new Uint8Array([i % 10]))),
@@ -464,12 +552,19 @@ describe("HTTP broker subscriber endpoint: limits and deadlines", () => {
       yield* Broker.subscribe("deadline", (m) => {
         const body = new TextDecoder().decode(m.body)
         return body === "hang"
-          ? Effect.onInterrupt(Effect.never, () => Effect.sync(() => { interrupted++ }))
-          : Effect.sync(() => { got.push(body) })
+          ? Effect.onInterrupt(Effect.never, () =>
+            Effect.sync(() => {
+              interrupted++
+            }))
+          : Effect.sync(() => {
+            got.push(body)
+          })
       })
       const hung = yield* Effect.flip(Broker.publish("deadline", new TextEncoder().encode("hang")))
       expect(hung.reason).toBe("Timeout")
-      expect(hung.failures).toEqual([expect.objectContaining({ reason: "Timeout", detail: expect.stringContaining("handler did not finish") })])
+      expect(hung.failures).toEqual([
+        expect.objectContaining({ reason: "Timeout", detail: expect.stringContaining("handler did not finish") })
+      ])
       expect(interrupted).toBe(1)
       const started = Date.now()
       yield* Broker.publish("deadline", new TextEncoder().encode("next"))
@@ -477,19 +572,34 @@ describe("HTTP broker subscriber endpoint: limits and deadlines", () => {
       expect(got).toEqual(["next"])
     }).pipe(Effect.provide(limited)))
 
-
   it.scopedLive("a client that disconnects during its handler: the handler is interrupted, the next request runs after its finalizers", () =>
     Effect.gen(function*() {
       const events: Array<string> = []
       let started!: () => void
-      const handlerStarted = new Promise<void>((resolve) => { started = resolve })
+      const handlerStarted = new Promise<void>((resolve) => {
+        started = resolve
+      })
       const subscription = yield* Broker.subscribe("disconnect", (m) => {
         const body = new TextDecoder().decode(m.body)
-        if (body !== "hang") return Effect.sync(() => { events.push(body) })
-        return Effect.sync(() => { events.push("hang started"); started() }).pipe(
+        if (body !== "hang") {
+          return Effect.sync(() => {
+            events.push(body)
+          })
+        }
+        return Effect.sync(() => {
+          events.push("hang started")
+          started()
+        }).pipe(
           Effect.zipRight(Effect.never),
           // A finalizer that takes a while: the subscription stays one-at-a-time through it.
-          Effect.onInterrupt(() => Effect.zipRight(Effect.sleep("300 millis"), Effect.sync(() => { events.push("hang finalized") })))
+          Effect.onInterrupt(() =>
+            Effect.zipRight(
+              Effect.sleep("300 millis"),
+              Effect.sync(() => {
+                events.push("hang finalized")
+              })
+            )
+          )
         )
       })
       const url = subscription.endpoint!
@@ -505,14 +615,19 @@ describe("HTTP broker subscriber endpoint: limits and deadlines", () => {
   it.scopedLive("infinite header, body and handler deadlines are accepted (no limit)", () =>
     Effect.gen(function*() {
       const got: Array<number> = []
-      yield* Broker.subscribe("unbounded", (m) => Effect.sync(() => { got.push(m.body[0]!) }))
+      yield* Broker.subscribe("unbounded", (m) =>
+        Effect.sync(() => {
+          got.push(m.body[0]!)
+        }))
       yield* Broker.publish("unbounded", new Uint8Array([1]))
       expect(got).toEqual([1])
-    }).pipe(Effect.provide(HttpBroker.layer({
-      headersTimeout: Duration.infinity,
-      bodyTimeout: Duration.infinity,
-      handlerTimeout: Duration.infinity
-    }).pipe(Layer.provideMerge(Registry.layerMemory)))))
+    }).pipe(Effect.provide(
+      HttpBroker.layer({
+        headersTimeout: Duration.infinity,
+        bodyTimeout: Duration.infinity,
+        handlerTimeout: Duration.infinity
+      }).pipe(Layer.provideMerge(Registry.layerMemory))
+    )))
 
   it.scopedLive("a bad %-escape in the path gets 400 with a JSON body", () =>
     Effect.gen(function*() {
@@ -549,12 +664,18 @@ describe("HTTP broker subscriber endpoint: limits and deadlines", () => {
   it.scopedLive("connections beyond maxConnections are dropped; the endpoint keeps serving", () =>
     Effect.gen(function*() {
       const got: Array<string> = []
-      const subscription = yield* Broker.subscribe("conns", (m) => Effect.sync(() => { got.push(new TextDecoder().decode(m.body)) }))
+      const subscription = yield* Broker.subscribe("conns", (m) =>
+        Effect.sync(() => {
+          got.push(new TextDecoder().decode(m.body))
+        }))
       const url = subscription.endpoint!
       const held = yield* Effect.forEach([1, 2, 3], () => connect(url))
       // Each of the three is served (so accepted) before the fourth arrives.
       for (const client of held) client.write(postHead(url, 1) + "h")
-      yield* eventually(Effect.sync(() => held.map((client) => statusOf(client.received()))), (statuses) => statuses.every((s) => s === 204))
+      yield* eventually(
+        Effect.sync(() => held.map((client) => statusOf(client.received()))),
+        (statuses) => statuses.every((s) => s === 204)
+      )
       const extra = yield* connect(url)
       extra.write(postHead(url, 1) + "x")
       const text = yield* Effect.promise(() => extra.closed).pipe(Effect.timeout("2 seconds"), Effect.orDie)

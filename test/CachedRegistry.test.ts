@@ -113,7 +113,10 @@ describe("CachedRegistry", () => {
       const slow: Registry.Registry.Service = {
         ...memory,
         getService: (name) =>
-          Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Effect.sleep("1 second")), Effect.zipRight(memory.getService(name)))
+          Ref.update(calls, (n) => n + 1).pipe(
+            Effect.zipRight(Effect.sleep("1 second")),
+            Effect.zipRight(memory.getService(name))
+          )
       }
       const cached = yield* CachedRegistry.make(slow)
       yield* memory.register(makeService("greeter", [{ id: "g1", port: 1 }]))

@@ -25,7 +25,9 @@ const server = (issued: Certificates.Issued) =>
     }),
     ({ server }) =>
       Effect.async<void>((resume) => {
-        server.close(() => resume(Effect.void))
+        server.close(() =>
+          resume(Effect.void)
+        )
       })
   )
 
@@ -46,9 +48,10 @@ const connect = (port: number, options: tls.ConnectionOptions) =>
     socket.on("error", (error) => finish(Effect.fail(error)))
     socket.on("close", () =>
       finish(data.length > 0 ? Effect.succeed(data) : Effect.fail(new Error("closed without a reply"))))
-    return Effect.sync(() => socket.destroy())
+    return Effect.sync(() =>
+      socket.destroy()
+    )
   }).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("timeout") }))
-
 
 // Server-side events may trail the client seeing the close by a tick.
 const waitForServer = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
@@ -64,7 +67,9 @@ describe("Certificates", () => {
     return { ca, serverCert, clientCert, otherCa, foreign }
   })
   let fixtures: Effect.Effect.Success<typeof setup> | undefined
-  const get = Effect.suspend(() => fixtures === undefined ? Effect.tap(setup, (f) => (fixtures = f)) : Effect.succeed(fixtures))
+  const get = Effect.suspend(() =>
+    fixtures === undefined ? Effect.tap(setup, (f) => (fixtures = f)) : Effect.succeed(fixtures)
+  )
 
   it.effect("issues a certificate carrying the identity in SAN and CN, signed by the CA", () =>
     Effect.gen(function*() {
@@ -91,7 +96,10 @@ describe("Certificates", () => {
       expect(reply).toBe("identity=caller")
       expect(srv.rejected).toEqual([])
       // The client can also pin the server's identity instead of its host name.
-      const pinned = yield* connect(srv.port, Certificates.tlsClientOptions(clientCert, { expectedIdentity: "greeter" }))
+      const pinned = yield* connect(
+        srv.port,
+        Certificates.tlsClientOptions(clientCert, { expectedIdentity: "greeter" })
+      )
       expect(pinned).toBe("identity=caller")
       const wrong = yield* Effect.either(
         connect(srv.port, Certificates.tlsClientOptions(clientCert, { expectedIdentity: "billing" }))

@@ -196,7 +196,8 @@ describe("Client", () => {
               Server.layerMiddleware((call, next) =>
                 call.metadata["x-pass"] === "yes"
                   ? next
-                  : Effect.fail(Errors.Forbidden.of("no pass", "testing")))
+                  : Effect.fail(Errors.Forbidden.of("no pass", "testing"))
+              )
             )
           )
         ).pipe(Layer.provideMerge(Layer.merge(Infra, Selector.layer)))
@@ -210,9 +211,11 @@ describe("Client", () => {
       const error = yield* Effect.flip(testing.Bytes(big, { contentType: "application/octet-stream" }))
       expect(error).toMatchObject({ _tag: "BadRequest" })
       expect((error as Errors.BadRequest).detail).toContain("exceeds the frame limit of 1024")
-      const streamError = yield* Effect.flip(testing.Sum(Stream.make(1, 2, 3)).pipe(Effect.zipRight(
-        testing.Chat(Stream.make("x".repeat(2000))).pipe(Stream.runDrain)
-      )))
+      const streamError = yield* Effect.flip(
+        testing.Sum(Stream.make(1, 2, 3)).pipe(Effect.zipRight(
+          testing.Chat(Stream.make("x".repeat(2000))).pipe(Stream.runDrain)
+        ))
+      )
       expect(streamError).toMatchObject({ _tag: "BadRequest" })
       // the connection is still fine
       expect(yield* testing.Hello({ name: "small" })).toBe("Hello, small!")
@@ -238,7 +241,9 @@ describe("Client", () => {
         Layer.mergeAll(
           Client.layer(),
           serve("n1").pipe(
-            Layer.provide(Server.layerMiddleware(() => Effect.fail(Errors.ServiceUnavailable.of("downstream down", "testing"))))
+            Layer.provide(
+              Server.layerMiddleware(() => Effect.fail(Errors.ServiceUnavailable.of("downstream down", "testing")))
+            )
           )
         ).pipe(Layer.provideMerge(Layer.merge(Infra, countingSelector)))
       )
@@ -250,7 +255,9 @@ describe("Client", () => {
       const broken = Stream.concat(Stream.make(1, 2), Stream.die(new Error("input broke")))
       const sum = yield* Effect.exit(testing.Sum(broken))
       expect(sum._tag).toBe("Failure")
-      const chat = yield* Effect.exit(Stream.runCollect(testing.Chat(Stream.concat(Stream.make("a"), Stream.die("input broke")))))
+      const chat = yield* Effect.exit(
+        Stream.runCollect(testing.Chat(Stream.concat(Stream.make("a"), Stream.die("input broke"))))
+      )
       expect(chat._tag).toBe("Failure")
       expect(yield* testing.Hello({ name: "after" })).toBe("Hello, after!")
     }).pipe(Effect.provide(env([serve("n1")]))))

@@ -14,8 +14,8 @@ import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import type { LayerOptions } from "../src/Client.js"
 import { Client, Codec, Contract, Registry, Selector, Server, Transport } from "../src/index.js"
-import { Status } from "../src/internal/rpc/nodeHealth.js"
 import { runtimeOf } from "../src/internal/rpc/clientService.js"
+import { Status } from "../src/internal/rpc/nodeHealth.js"
 import type { Connection } from "../src/Transport.js"
 import { handlers, Testing } from "./support/contract.js"
 
@@ -127,7 +127,10 @@ describe("Client resilience", () => {
       const nodes = (yield* Client.Client).nodes()
       expect(nodes.find((n) => n.address === "memory:ghost")).toMatchObject({ reason: "refused", outstanding: 0 })
       expect(nodes.find((n) => n.address === "memory:ghost")!.status).not.toBe("closed")
-      expect(nodes.find((n) => n.address === "memory:b-live")).toMatchObject({ status: "closed", ejectedUntil: undefined })
+      expect(nodes.find((n) => n.address === "memory:b-live")).toMatchObject({
+        status: "closed",
+        ejectedUntil: undefined
+      })
     }).pipe(Effect.provide(env(deadNetwork, [serve("b-live"), serve("c-live"), ghost("ghost")]))))
 
   const hungNetwork = new Network()
@@ -174,7 +177,9 @@ describe("Client resilience", () => {
       const testing = yield* Client.make(Testing, { service: "testing", node: "memory:n1" })
       yield* testing.Echo({ text: "warm" })
       network.freeze("memory:n1")
-      const call = yield* Effect.fork(Effect.exit(testing.Echo({ text: "stuck" }, { retry: false, timeout: "2 seconds" })))
+      const call = yield* Effect.fork(
+        Effect.exit(testing.Echo({ text: "stuck" }, { retry: false, timeout: "2 seconds" }))
+      )
       yield* advance(1500)
       const client = runtimeOf(yield* Client.Client)
       expect(client.health.peek("memory:n1")!.status).toBe(Status.Closed)
@@ -196,7 +201,12 @@ describe("Client resilience", () => {
       // Without retries the budget is not consulted: the call's own error.
       expect((yield* Effect.flip(testing.Hello({ name: "x" }, { retry: false })))._tag).toBe("ServiceUnavailable")
     }).pipe(Effect.provide(env(budgetNetwork, [
-      Server.layer(Testing, { name: "testing", address: "memory:full", id: "full", limits: { maxConcurrentStreams: 0 } })
+      Server.layer(Testing, {
+        name: "testing",
+        address: "memory:full",
+        id: "full",
+        limits: { maxConcurrentStreams: 0 }
+      })
         .pipe(Layer.provide(handlers("full")))
     ], {
       ejection: false,
@@ -222,7 +232,9 @@ describe("Client resilience", () => {
       const fiber = yield* Effect.fork(Effect.forEach(Array.from({ length: 50 }), () => testing.Hello({ name: "x" })))
       yield* advance(1000)
       expect(yield* Fiber.join(fiber)).toHaveLength(50)
-    }).pipe(Effect.provide(env(defaultBudget, [serve("b-live"), ghost("a-ghost")], undefined, Selector.layerRoundRobin()))))
+    }).pipe(
+      Effect.provide(env(defaultBudget, [serve("b-live"), ghost("a-ghost")], undefined, Selector.layerRoundRobin()))
+    ))
 })
 
 const hungOff = new Network()
@@ -254,7 +266,10 @@ const slowOrFast = (node: string, what: string, events: Array<string>) =>
 const order = { first: "a-slow" }
 const inOrder = Layer.succeed(Selector.Selector, {
   select: (request) => {
-    const nodes = [...Selector.candidates(request)].sort((a, b) => (a.id === order.first ? -1 : b.id === order.first ? 1 : 0))
+    const nodes = [...Selector.candidates(request)].sort((
+      a,
+      b
+    ) => (a.id === order.first ? -1 : b.id === order.first ? 1 : 0))
     return Effect.succeed(nodes[0]!)
   },
   mark: () => Effect.void
@@ -307,7 +322,9 @@ describe("Client hedging", () => {
       yield* advance(200)
       expect(yield* Fiber.join(first)).toBe("b-fast")
       events.length = 0
-      const second = yield* Effect.fork(Effect.flip(hedging.Lookup({ key: "2" }, { timeout: "1 second", retry: false })))
+      const second = yield* Effect.fork(
+        Effect.flip(hedging.Lookup({ key: "2" }, { timeout: "1 second", retry: false }))
+      )
       yield* advance(1100)
       expect((yield* Fiber.join(second))._tag).toBe("Timeout")
       expect(events.filter((e) => !e.endsWith("cancelled"))).toEqual(["a-slow lookup 2"])

@@ -44,7 +44,9 @@ describe("Codec", () => {
 
     it(`${codec.contentType}: garbage and schema mismatches are CodecErrors`, () => {
       const compiled = codec.compile(Person)
-      for (const bytes of [new Uint8Array([0xc1, 0xff, 0x00]), Buffer.from("{\"id\": \"nope\"}"), new Uint8Array([0x93])]) {
+      for (
+        const bytes of [new Uint8Array([0xc1, 0xff, 0x00]), Buffer.from("{\"id\": \"nope\"}"), new Uint8Array([0x93])]
+      ) {
         const result = compiled.decode(bytes)
         expect(Either.isLeft(result)).toBe(true)
         if (Either.isLeft(result)) expect(result.left).toBeInstanceOf(Errors.CodecError)

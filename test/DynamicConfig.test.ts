@@ -67,7 +67,9 @@ describe("DynamicConfig get", () => {
 
   it.scoped("schema failures name the path and the failing field", () =>
     Effect.gen(function*() {
-      const config = yield* DynamicConfig.make([DynamicConfig.memory({ db: { host: ["not", "a", "string"], port: 1 } })])
+      const config = yield* DynamicConfig.make([
+        DynamicConfig.memory({ db: { host: ["not", "a", "string"], port: 1 } })
+      ])
       const error = yield* Effect.flip(config.get("db", Db))
       expect(error.reason).toBe("InvalidValue")
       expect(error.path).toBe("db")
@@ -89,7 +91,10 @@ describe("DynamicConfig get", () => {
       expect(yield* config.get("ratio", Schema.Number)).toBe(0.5)
       expect(yield* config.get("port", Schema.Union(Schema.Number, Schema.Literal("auto")))).toBe(5432)
       expect((yield* Effect.flip(config.get("bad", Schema.Number))).reason).toBe("InvalidValue")
-      const all = yield* config.get("", Schema.Struct({ port: Schema.Number, debug: Schema.Boolean, password: Schema.String }))
+      const all = yield* config.get(
+        "",
+        Schema.Struct({ port: Schema.Number, debug: Schema.Boolean, password: Schema.String })
+      )
       expect(all).toEqual({ port: 5432, debug: true, password: "1234" })
     }))
 
@@ -150,9 +155,16 @@ describe("DynamicConfig env and argv", () => {
     }))
 
   it("parses flags", () => {
-    expect(argvTree(["--db.host=x", "--db-port", "5", "pos", "--verbose", "--name", "a", "--name=b", "--", "--after=1"]))
+    expect(
+      argvTree(["--db.host=x", "--db-port", "5", "pos", "--verbose", "--name", "a", "--name=b", "--", "--after=1"])
+    )
       .toEqual({ db: { host: "x", port: "5" }, verbose: true, name: "b" })
-    expect(argvTree(["--a.b=", "--c=d=e", "--flag", "--other"])).toEqual({ a: { b: "" }, c: "d=e", flag: true, other: true })
+    expect(argvTree(["--a.b=", "--c=d=e", "--flag", "--other"])).toEqual({
+      a: { b: "" },
+      c: "d=e",
+      flag: true,
+      other: true
+    })
   })
 
   it.scoped("argv source goes last and wins", () =>
@@ -173,7 +185,9 @@ const setAndAwait = (
   tree: DynamicConfig.Tree
 ) =>
   SubscriptionRef.set(ref, tree).pipe(
-    Effect.zipRight(config.changes.pipe(Stream.filter((t) => deepEqual(t, tree)), Stream.runHead, Effect.timeout("3 seconds")))
+    Effect.zipRight(
+      config.changes.pipe(Stream.filter((t) => deepEqual(t, tree)), Stream.runHead, Effect.timeout("3 seconds"))
+    )
   )
 
 describe("DynamicConfig watch", () => {
@@ -194,7 +208,10 @@ describe("DynamicConfig watch", () => {
 
   it.scopedLive("decoded classes holding arrays compare structurally", () =>
     Effect.gen(function*() {
-      class Pool extends Schema.Class<Pool>("Pool")({ hosts: Schema.Array(Schema.String), size: Schema.OptionFromNullOr(Schema.Number) }) {}
+      class Pool extends Schema.Class<Pool>("Pool")({
+        hosts: Schema.Array(Schema.String),
+        size: Schema.OptionFromNullOr(Schema.Number)
+      }) {}
       const ref = yield* SubscriptionRef.make<DynamicConfig.Tree>({ pool: { hosts: ["a"], size: null } })
       const config = yield* DynamicConfig.make([DynamicConfig.memoryRef(ref)])
       const pool = yield* reader(config.watch("pool", Pool), "3 seconds")
@@ -218,7 +235,12 @@ describe("DynamicConfig watch", () => {
       expect(yield* port.next).toBe(2)
       const first = yield* errors.next
       const second = yield* errors.next
-      expect([first.reason, first.path, second.reason, second.path]).toEqual(["InvalidValue", "port", "Missing", "port"])
+      expect([first.reason, first.path, second.reason, second.path]).toEqual([
+        "InvalidValue",
+        "port",
+        "Missing",
+        "port"
+      ])
       // get reports the current (invalid) value as it is: watch is what keeps the last good one
       yield* setAndAwait(config, ref, { port: "oops" })
       expect((yield* Effect.flip(config.get("port", Schema.Number))).reason).toBe("InvalidValue")
@@ -247,9 +269,13 @@ describe("DynamicConfig watch", () => {
 describe("DynamicConfig sources at start", () => {
   it.scoped("a required source that cannot be read fails the config with a typed error", () =>
     Effect.gen(function*() {
-      const exit = yield* Effect.exit(DynamicConfig.make([DynamicConfig.file("/nonexistent/dir/config.yaml", { watch: false })]))
+      const exit = yield* Effect.exit(
+        DynamicConfig.make([DynamicConfig.file("/nonexistent/dir/config.yaml", { watch: false })])
+      )
       expect(Exit.isFailure(exit)).toBe(true)
-      const error = yield* Effect.flip(DynamicConfig.make([DynamicConfig.file("/nonexistent/dir/config.yaml", { watch: false })]))
+      const error = yield* Effect.flip(
+        DynamicConfig.make([DynamicConfig.file("/nonexistent/dir/config.yaml", { watch: false })])
+      )
       expect(error.reason).toBe("Unavailable")
       expect(error.source).toContain("/nonexistent/dir/config.yaml")
     }))
@@ -271,8 +297,10 @@ describe("DynamicConfig sources at start", () => {
 describe("DynamicConfig ConfigProvider bridge", () => {
   const Live = DynamicConfig.layerConfigProvider.pipe(Layer.provideMerge(Layer.scoped(
     DynamicConfig.DynamicConfig,
-    Effect.flatMap(SubscriptionRef.make<DynamicConfig.Tree>({ db: { host: "h1", port: 5432, tags: ["a", "b"] }, debug: true }), (ref) =>
-      Effect.map(DynamicConfig.make([DynamicConfig.memoryRef(ref)]), (service) => ({ ...service, ref })))
+    Effect.flatMap(
+      SubscriptionRef.make<DynamicConfig.Tree>({ db: { host: "h1", port: 5432, tags: ["a", "b"] }, debug: true }),
+      (ref) => Effect.map(DynamicConfig.make([DynamicConfig.memoryRef(ref)]), (service) => ({ ...service, ref }))
+    )
   )))
 
   it.scopedLive("Config reads see the current merged tree", () =>

@@ -35,11 +35,12 @@ describe("layerConfig", () => {
   it.scoped("Server: name and address from config; the node registers under the configured name", () =>
     Effect.gen(function*() {
       const env = yield* Layer.build(
-        Server.layerConfig(Testing, { name: Config.string("SERVICE_NAME"), address: Config.string("SERVICE_ADDRESS") }).pipe(
-          Layer.provide(handlers("n1")),
-          Layer.provideMerge(Layer.mergeAll(Transport.layerMemory, Registry.layerMemory, Codec.layer)),
-          Layer.provide(fromMap({ SERVICE_NAME: "from-config", SERVICE_ADDRESS: "memory:0" }))
-        )
+        Server.layerConfig(Testing, { name: Config.string("SERVICE_NAME"), address: Config.string("SERVICE_ADDRESS") })
+          .pipe(
+            Layer.provide(handlers("n1")),
+            Layer.provideMerge(Layer.mergeAll(Transport.layerMemory, Registry.layerMemory, Codec.layer)),
+            Layer.provide(fromMap({ SERVICE_NAME: "from-config", SERVICE_ADDRESS: "memory:0" }))
+          )
       )
       const services = yield* Effect.flatMap(Registry.Registry, (r) => r.getService("from-config")).pipe(
         Effect.provide(Layer.succeedContext(env))
@@ -62,10 +63,11 @@ describe("layerConfig", () => {
   it.scoped("HttpBroker: host and port from config; a publish reaches the subscriber", () =>
     Effect.gen(function*() {
       const got: Array<number> = []
-      const broker = HttpBroker.layerConfig({ host: Config.string("BROKER_HOST"), port: Config.integer("BROKER_PORT") }).pipe(
-        Layer.provideMerge(Registry.layerMemory),
-        Layer.provide(fromMap({ BROKER_HOST: "127.0.0.1", BROKER_PORT: "0" }))
-      )
+      const broker = HttpBroker.layerConfig({ host: Config.string("BROKER_HOST"), port: Config.integer("BROKER_PORT") })
+        .pipe(
+          Layer.provideMerge(Registry.layerMemory),
+          Layer.provide(fromMap({ BROKER_HOST: "127.0.0.1", BROKER_PORT: "0" }))
+        )
       yield* Effect.gen(function*() {
         yield* Broker.subscribe("configured", (message) => Effect.sync(() => got.push(message.body[0]!)))
         yield* Broker.publish("configured", new Uint8Array([42]))
@@ -103,14 +105,20 @@ describe("layerConfig", () => {
   it.effect("engine plugins and mdns: missing options fail with ConfigError before touching the network", () =>
     Effect.gen(function*() {
       const empty = fromMap({})
-      expect(yield* buildOutcome(
-        EtcdRegistry.layerConfig({ hosts: Config.array(Config.string(), "ETCD_HOSTS") }).pipe(Layer.provide(empty))
-      )).toBe("MissingData")
-      expect(yield* buildOutcome(
-        NatsBroker.layerConfig({ servers: Config.string("NATS_URL") }).pipe(Layer.provide(empty))
-      )).toBe("MissingData")
-      expect(yield* buildOutcome(
-        MdnsRegistry.layerConfig({ domain: Config.string("MDNS_DOMAIN") }).pipe(Layer.provide(empty))
-      )).toBe("MissingData")
+      expect(
+        yield* buildOutcome(
+          EtcdRegistry.layerConfig({ hosts: Config.array(Config.string(), "ETCD_HOSTS") }).pipe(Layer.provide(empty))
+        )
+      ).toBe("MissingData")
+      expect(
+        yield* buildOutcome(
+          NatsBroker.layerConfig({ servers: Config.string("NATS_URL") }).pipe(Layer.provide(empty))
+        )
+      ).toBe("MissingData")
+      expect(
+        yield* buildOutcome(
+          MdnsRegistry.layerConfig({ domain: Config.string("MDNS_DOMAIN") }).pipe(Layer.provide(empty))
+        )
+      ).toBe("MissingData")
     }))
 })

@@ -53,11 +53,13 @@ describe("MdnsRegistry", () => {
       const name = uniqueName("dnssd")
       yield* registry.register(makeService(name, [{ id: `${name}-1`, port: 4321 }]), { ttl: "30 seconds" })
       const raw = yield* rawSocket
-      const waiting = yield* Effect.fork(firstResponse(raw, (all) =>
-        all.some((a) => a.type === "PTR" && a.name.startsWith(`_${name}`))
-      ))
+      const waiting = yield* Effect.fork(
+        firstResponse(raw, (all) => all.some((a) => a.type === "PTR" && a.name.startsWith(`_${name}`)))
+      )
       raw.query({ questions: [{ name: `_${name}._sub._micro._tcp.local`, type: "PTR" }] })
-      const answers = yield* Fiber.join(waiting).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("no answer") }))
+      const answers = yield* Fiber.join(waiting).pipe(
+        Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("no answer") })
+      )
       const instance = `${name}-1._micro._tcp.local`
       const srv = answers.find((a): a is SrvAnswer => a.type === "SRV" && a.name === instance)
       expect(srv?.data).toMatchObject({ port: 4321, target: "micro-127-0-0-1.local" })
@@ -77,10 +79,17 @@ describe("MdnsRegistry", () => {
       })
 
       // service type enumeration (what `avahi-browse -a` relies on)
-      const enumerated = yield* Effect.fork(firstResponse(raw, (all) => all.some((r) => r.name === Records.ENUMERATION)))
+      const enumerated = yield* Effect.fork(
+        firstResponse(raw, (all) => all.some((r) => r.name === Records.ENUMERATION))
+      )
       raw.query({ questions: [{ name: Records.ENUMERATION, type: "PTR" }] })
-      const services = yield* Fiber.join(enumerated).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("no answer") }))
-      expect(services.find((r) => r.name === Records.ENUMERATION)).toMatchObject({ type: "PTR", data: "_micro._tcp.local" })
+      const services = yield* Fiber.join(enumerated).pipe(
+        Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("no answer") })
+      )
+      expect(services.find((r) => r.name === Records.ENUMERATION)).toMatchObject({
+        type: "PTR",
+        data: "_micro._tcp.local"
+      })
     }))
 
   it.scopedLive("large metadata and endpoint lists are chunked across TXT strings and round-trip", () =>
@@ -88,8 +97,15 @@ describe("MdnsRegistry", () => {
       const writer = yield* MdnsRegistry.make(options)
       const reader = yield* MdnsRegistry.make(options)
       const name = uniqueName("big")
-      const endpoints = Array.from({ length: 40 }, (_, i) => ({ name: `Service.Endpoint${i}`, metadata: { stream: String(i % 2 === 0), "ü": "ß".repeat(10) } }))
-      const service = { ...makeService(name, [{ id: `${name}-1`, port: 4000 }]), endpoints, metadata: { description: "x".repeat(600) } }
+      const endpoints = Array.from(
+        { length: 40 },
+        (_, i) => ({ name: `Service.Endpoint${i}`, metadata: { stream: String(i % 2 === 0), "ü": "ß".repeat(10) } })
+      )
+      const service = {
+        ...makeService(name, [{ id: `${name}-1`, port: 4000 }]),
+        endpoints,
+        metadata: { description: "x".repeat(600) }
+      }
       yield* writer.register(service, { ttl: "30 seconds" })
       const [found] = yield* reader.getService(name)
       expect(found!.endpoints).toEqual(endpoints)
@@ -101,7 +117,10 @@ describe("MdnsRegistry", () => {
       const writer = yield* MdnsRegistry.make(options)
       const reader = yield* MdnsRegistry.make(options)
       const name = uniqueName("many")
-      const nodes = Array.from({ length: 40 }, (_, i) => ({ id: `${name}-${i}`, port: 5000 + i, metadata: { note: "n".repeat(300) } }))
+      const nodes = Array.from(
+        { length: 40 },
+        (_, i) => ({ id: `${name}-${i}`, port: 5000 + i, metadata: { note: "n".repeat(300) } })
+      )
       yield* writer.register(makeService(name, nodes), { ttl: "30 seconds" })
       // Wait for the real signal (all 40 nodes seen), bounded, instead of a fixed sleep.
       const found = yield* reader.getService(name).pipe(
@@ -128,7 +147,9 @@ describe("MdnsRegistry", () => {
       yield* Effect.sleep("100 millis")
       const closedAt = Date.now()
       yield* Scope.close(scope, Exit.void)
-      yield* Fiber.join(deleted).pipe(Effect.timeoutFail({ duration: "1 second", onTimeout: () => new Error("no goodbye seen") }))
+      yield* Fiber.join(deleted).pipe(
+        Effect.timeoutFail({ duration: "1 second", onTimeout: () => new Error("no goodbye seen") })
+      )
       expect(Date.now() - closedAt).toBeLessThan(1000)
       expect((yield* Effect.flip(reader.getService(name)))._tag).toBe("ServiceNotFound")
     }))
@@ -153,10 +174,15 @@ describe("MdnsRegistry", () => {
   it.scopedLive("bad input: unparsable address and too small TTL are RegistryError Malformed", () =>
     Effect.gen(function*() {
       const registry = yield* MdnsRegistry.make(options)
-      const bad = { ...makeService("bad", [{ id: "bad-1", port: 1 }]), nodes: [{ id: "bad-1", address: "no-port", metadata: {} }] }
+      const bad = {
+        ...makeService("bad", [{ id: "bad-1", port: 1 }]),
+        nodes: [{ id: "bad-1", address: "no-port", metadata: {} }]
+      }
       const e1 = yield* Effect.flip(registry.register(bad))
       expect(e1).toMatchObject({ _tag: "RegistryError", reason: "Malformed" })
-      const e2 = yield* Effect.flip(registry.register(makeService("bad", [{ id: "bad-1", port: 1 }]), { ttl: "10 millis" }))
+      const e2 = yield* Effect.flip(
+        registry.register(makeService("bad", [{ id: "bad-1", port: 1 }]), { ttl: "10 millis" })
+      )
       expect(e2).toMatchObject({ _tag: "RegistryError", reason: "Malformed" })
       const huge = { ...makeService("huge", [{ id: "huge-1", port: 1 }]), metadata: { blob: "x".repeat(20_000) } }
       const e3 = yield* Effect.flip(registry.register(huge))

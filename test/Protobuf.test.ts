@@ -1,16 +1,16 @@
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
 import { describe, expect, it } from "@effect/vitest"
 import * as Arbitrary from "effect/Arbitrary"
 import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
 import * as Option from "effect/Option"
-import * as Rpc from "@effect/rpc/Rpc"
-import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
+import { schemasOf } from "../src/Contract.js"
 import { BadRequest, CodecError, MicroError, TransportError } from "../src/Errors.js"
 import { MAX_NESTING_DEPTH } from "../src/internal/codec/inputLimits.js"
 import { Builder, codegen } from "../src/internal/codec/protobuf/plan.js"
 import { Reader, Writer } from "../src/internal/codec/protobuf/wire.js"
-import { schemasOf } from "../src/Contract.js"
 import * as Protobuf from "../src/Protobuf.js"
 import { Account, Circle, Int64, Level, NotFound, Point, Shape, Square } from "./support/protobufSchemas.js"
 
@@ -61,7 +61,10 @@ describe("Protobuf codec", () => {
       ["sint32", Schema.Int.pipe(Schema.between(-(2 ** 31), 2 ** 31 - 1)).annotations(Protobuf.scalarType("sint32"))],
       ["uint32", Schema.Int.pipe(Schema.between(0, 2 ** 32 - 1)).annotations(Protobuf.scalarType("uint32"))],
       ["fixed32", Schema.Int.pipe(Schema.between(0, 2 ** 32 - 1)).annotations(Protobuf.scalarType("fixed32"))],
-      ["sfixed32", Schema.Int.pipe(Schema.between(-(2 ** 31), 2 ** 31 - 1)).annotations(Protobuf.scalarType("sfixed32"))],
+      [
+        "sfixed32",
+        Schema.Int.pipe(Schema.between(-(2 ** 31), 2 ** 31 - 1)).annotations(Protobuf.scalarType("sfixed32"))
+      ],
       ["sint64 number", Schema.Int.annotations(Protobuf.scalarType("sint64"))],
       ["uint64 number", Schema.NonNegativeInt.annotations(Protobuf.scalarType("uint64"))],
       ["fixed64 number", Schema.NonNegativeInt.annotations(Protobuf.scalarType("fixed64"))],
@@ -78,7 +81,14 @@ describe("Protobuf codec", () => {
       ],
       ["struct", Schema.Struct({ a: Schema.String, b: Schema.Number, c: Schema.Boolean })],
       ["nested struct", Schema.Struct({ inner: Schema.Struct({ deep: Schema.Struct({ v: Schema.String }) }) })],
-      ["arrays", Schema.Struct({ s: Schema.Array(Schema.String), n: Schema.Array(Schema.Number), b: Schema.Array(Schema.Boolean) })],
+      [
+        "arrays",
+        Schema.Struct({
+          s: Schema.Array(Schema.String),
+          n: Schema.Array(Schema.Number),
+          b: Schema.Array(Schema.Boolean)
+        })
+      ],
       ["array of arrays", Schema.Array(Schema.Array(Schema.Int))],
       ["array of structs", Schema.Array(Schema.Struct({ k: Schema.String }))],
       ["record", Schema.Record({ key: Schema.String, value: Schema.Number })],
@@ -92,7 +102,10 @@ describe("Protobuf codec", () => {
           c: Schema.optional(Schema.Struct({ x: Schema.Number }))
         })
       ],
-      ["NullOr", Schema.Struct({ a: Schema.NullOr(Schema.String), b: Schema.NullOr(Schema.Struct({ x: Schema.Int })) })],
+      [
+        "NullOr",
+        Schema.Struct({ a: Schema.NullOr(Schema.String), b: Schema.NullOr(Schema.Struct({ x: Schema.Int })) })
+      ],
       ["top-level NullOr", Schema.NullOr(Schema.Number)],
       ["Option", Schema.Struct({ a: Schema.Option(Schema.String), b: Schema.OptionFromNullOr(Schema.Date) })],
       ["array of NullOr", Schema.Array(Schema.NullOr(Schema.String))],
@@ -186,7 +199,13 @@ describe("Protobuf codec", () => {
       expect(shape).toBeInstanceOf(Circle)
       expect((shape as Circle).center).toBeInstanceOf(Point)
       expect(roundTrip(Shape, new Square({ corner: new Point({ x: 0, y: 0 }), side: 1 }))).toBeInstanceOf(Square)
-      for (const error of [BadRequest.of("bad"), TransportError.of("reset", "127.0.0.1:1", "boom"), CodecError.of("x", "y")]) {
+      for (
+        const error of [
+          BadRequest.of("bad"),
+          TransportError.of("reset", "127.0.0.1:1", "boom"),
+          CodecError.of("x", "y")
+        ]
+      ) {
         const decoded = roundTrip(MicroError, error)
         expect(decoded).toBeInstanceOf(error.constructor)
         expect(decoded).toEqual(error)
@@ -230,7 +249,10 @@ describe("Protobuf codec", () => {
         value: Schema.Number,
         children: Schema.Array(Schema.suspend((): Schema.Schema<Tree> => Tree))
       }).annotations({ identifier: "Tree" })
-      const tree: Tree = { value: 1, children: [{ value: 2, children: [] }, { value: 3, children: [{ value: 4, children: [] }] }] }
+      const tree: Tree = {
+        value: 1,
+        children: [{ value: 2, children: [] }, { value: 3, children: [{ value: 4, children: [] }] }]
+      }
       expect(roundTrip(Tree, tree)).toEqual(tree)
     })
 
@@ -338,7 +360,9 @@ describe("Protobuf codec", () => {
       )
     })
     it("wrong wire type for a known field", () => {
-      expect(decodeError(S, [13, 0, 0, 0, 0]).detail).toMatch(/field name \(1\): wire type fixed32, expected length-delimited/)
+      expect(decodeError(S, [13, 0, 0, 0, 0]).detail).toMatch(
+        /field name \(1\): wire type fixed32, expected length-delimited/
+      )
     })
     it("oversized length", () => {
       expect(decodeError(S, [10, 5, 97]).detail).toMatch(/exceeds/)
@@ -397,7 +421,7 @@ describe("Protobuf codec", () => {
         let bytes = new Uint8Array(0)
         for (let i = 0; i < levels; i++) {
           const prefix = [10]
-          for (let len = bytes.length; ; len >>>= 7) {
+          for (let len = bytes.length;; len >>>= 7) {
             if (len < 128) {
               prefix.push(len)
               break
@@ -480,9 +504,17 @@ describe("Protobuf codec", () => {
     const cases: ReadonlyArray<[string, Schema.Schema<any, any, never>, RegExp]> = [
       ["Unknown", Schema.Unknown, /UnknownKeyword.*no protobuf mapping/],
       ["Any", Schema.Struct({ a: Schema.Any }), /a: AnyKeyword/],
-      ["primitive | struct", Schema.Union(Schema.String, Schema.Struct({ a: Schema.String })), /union member string is not a struct/],
+      [
+        "primitive | struct",
+        Schema.Union(Schema.String, Schema.Struct({ a: Schema.String })),
+        /union member string is not a struct/
+      ],
       ["tuple", Schema.Tuple(Schema.String, Schema.Number), /tuples have no protobuf mapping/],
-      ["symbol-keyed record", Schema.Record({ key: Schema.SymbolFromSelf, value: Schema.String }), /map keys must be strings/],
+      [
+        "symbol-keyed record",
+        Schema.Record({ key: Schema.SymbolFromSelf, value: Schema.String }),
+        /map keys must be strings/
+      ],
       ["Never", Schema.Never as unknown as Schema.Schema<any, any, never>, /Schema.Never/],
       ["scalar type mismatch", Schema.String.annotations(Protobuf.scalarType("int32")), /cannot carry a string/],
       ["optional array", Schema.Struct({ a: Schema.NullOr(Schema.Array(Schema.String)) }), /optional array/]
@@ -573,14 +605,23 @@ describe("Protobuf error details and framework error codes", () => {
     const missing = request.encode({ mood: "happy" } as any)
     expect(Either.isLeft(missing) && missing.left.detail).toBe("encode: SetMoodRequest.inner: missing")
     const mood = request.encode({ mood: "angry", inner: { s: "" } } as any)
-    expect(Either.isLeft(mood) && mood.left.detail).toBe("encode: string angry is not one of SetMoodRequestMood's values")
+    expect(Either.isLeft(mood) && mood.left.detail).toBe(
+      "encode: string angry is not one of SetMoodRequestMood's values"
+    )
     const response = Protobuf.compile(schemas.response).encode({ ok: "yes" } as any)
-    expect(Either.isLeft(response) && response.left.detail).toBe("encode: SetMoodResponse.ok: expected bool, got string yes")
+    expect(Either.isLeft(response) && response.left.detail).toBe(
+      "encode: SetMoodResponse.ok: expected bool, got string yes"
+    )
     // The closure plan (no code generation) says the same.
     codegen.enabled = false
     try {
-      const closures = new Builder().root(Schema.Struct({ ok: Schema.Boolean, n: Schema.Number }).ast, "SetMoodResponse")
-      expect(() => closures.writeBody(new Writer(16), { ok: true, n: "1" })).toThrow("SetMoodResponse.n: expected double (number), got string 1")
+      const closures = new Builder().root(
+        Schema.Struct({ ok: Schema.Boolean, n: Schema.Number }).ast,
+        "SetMoodResponse"
+      )
+      expect(() => closures.writeBody(new Writer(16), { ok: true, n: "1" })).toThrow(
+        "SetMoodResponse.n: expected double (number), got string 1"
+      )
     } finally {
       codegen.enabled = true
     }
@@ -589,7 +630,10 @@ describe("Protobuf error details and framework error codes", () => {
     const framework = Protobuf.compile(MicroError).decode(new Uint8Array(0))
     expect(Either.isLeft(framework) && framework.left.detail).toBe("decode: MicroError: no member of the union is set")
     // Only the protobuf name is recorded: the JSON codec and Schema see the same Schema as before.
-    expect(Schema.decodeUnknownSync(schemas.request)({ mood: "sad", inner: { s: "x" } })).toEqual({ mood: "sad", inner: { s: "x" } })
+    expect(Schema.decodeUnknownSync(schemas.request)({ mood: "sad", inner: { s: "x" } })).toEqual({
+      mood: "sad",
+      inner: { s: "x" }
+    })
     // A Schema with an identifier keeps its name (as in toProto).
     const classy = schemasOf(Rpc.make("Save", { payload: User }) as unknown as Rpc.AnyWithProps)
     expect(classy.request).toBe(User)
@@ -606,7 +650,9 @@ describe("Protobuf error details and framework error codes", () => {
     // go-micro's errors.proto: int32, so a code outside int32 (or not an integer) is refused, typed.
     const bad = Protobuf.compile(BadRequest).encode(Object.assign(BadRequest.of("x"), { code: 2 ** 31 }))
     expect(Either.isLeft(bad) && bad.left).toBeInstanceOf(CodecError)
-    expect(Either.isLeft(bad) && bad.left.detail).toMatch(/BadRequest\.code: Expected a number between -2147483648 and 2147483647/)
+    expect(Either.isLeft(bad) && bad.left.detail).toMatch(
+      /BadRequest\.code: Expected a number between -2147483648 and 2147483647/
+    )
     // A code written as a double by an older peer is a typed error, not a crash.
     const old = Protobuf.compile(BadRequest).decode(Uint8Array.from([0x11, 0, 0, 0, 0, 0, 0, 0x79, 0x40]))
     expect(Either.isLeft(old) && old.left.detail).toMatch(/field code \(2\): wire type fixed64, expected varint/)

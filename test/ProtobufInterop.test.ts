@@ -170,8 +170,12 @@ describe("Protobuf interop with protobufjs (emitted .proto)", () => {
   it("error unions: an endpoint's errors and MicroError", () => {
     const SaveError = Schema.Union(NotFound, BadRequest)
     const T = type("SaveError")
-    expect(T.toObject(T.decode(ours(SaveError).encode(new NotFound({ name: "x" }))))).toEqual({ notFound: { name: "x" } })
-    const fromJs = ours(SaveError).decode(T.encode(T.fromObject({ badRequest: { id: "svc", code: 400, detail: "d", status: "s" } })).finish())
+    expect(T.toObject(T.decode(ours(SaveError).encode(new NotFound({ name: "x" }))))).toEqual({
+      notFound: { name: "x" }
+    })
+    const fromJs = ours(SaveError).decode(
+      T.encode(T.fromObject({ badRequest: { id: "svc", code: 400, detail: "d", status: "s" } })).finish()
+    )
     expect(fromJs).toEqual(new BadRequest({ id: "svc", code: 400, detail: "d", status: "s" }))
     expect(fromJs).toBeInstanceOf(BadRequest)
 
@@ -233,7 +237,8 @@ describe("Protobuf interop with protobufjs (emitted .proto)", () => {
   })
 
   it("unpacked repeated scalars from other encoders are accepted", () => {
-    const text = `syntax = "proto3"; message L { repeated int64 v = 1 [packed = false]; repeated double d = 2 [packed = false]; }`
+    const text =
+      `syntax = "proto3"; message L { repeated int64 v = 1 [packed = false]; repeated double d = 2 [packed = false]; }`
     const L = protobuf.parse(text, { keepCase: true }).root.lookupType("L")
     const bytes = L.encode(L.fromObject({ v: [1, -2, 3], d: [0.5] })).finish()
     expect(ours(Schema.Struct({ v: Schema.Array(Schema.Int), d: Schema.Array(Schema.Number) })).decode(bytes)).toEqual({
@@ -262,7 +267,7 @@ describe("Protobuf interop with protobufjs (emitted .proto)", () => {
       const text = decoded.stdout.toString()
       expect(text).toContain("id: -9007199254740993")
       expect(text).toContain("unsigned: 18446744073709551615")
-      expect(text).toContain('homes {\n  key: "main"')
+      expect(text).toContain("homes {\n  key: \"main\"")
       expect(text).toMatch(/shape \{\n\s+square \{/)
       const encoded = protoc(["--encode=interop.SaveRequest"], text)
       expect(encoded.status, encoded.stderr.toString()).toBe(0)

@@ -11,19 +11,30 @@ import * as TlsTransport from "../src/TlsTransport.js"
 import { handlers, Testing, UnknownName } from "./support/contract.js"
 
 // One certificate for both ends of the mutual-TLS runs (issued once: openssl takes a while).
-const issued = Effect.runPromise(Effect.flatMap(Certificates.makeCa(), (ca) => Certificates.issue(ca, { identity: "rpc-test" })))
+const issued = Effect.runPromise(
+  Effect.flatMap(Certificates.makeCa(), (ca) => Certificates.issue(ca, { identity: "rpc-test" }))
+)
 const tls = Layer.unwrapEffect(
-  Effect.map(Effect.promise(() => issued), (certificate) => TlsTransport.layer(TlsTransport.optionsFromIssued(certificate)))
+  Effect.map(
+    Effect.promise(() => issued),
+    (certificate) => TlsTransport.layer(TlsTransport.optionsFromIssued(certificate))
+  )
 )
 
 // Every case runs over each transport: memory with writes delivered whole; memory with the byte stream re-cut at
 // random boundaries (frames split across chunks and chunks holding several frames); TCP and mutual TLS on loopback.
-for (const [transportName, transport, address] of [
-  ["memory transport", Transport.layerMemory, "memory:0"],
-  ["memory transport, split and coalesced chunks", Transport.layerMemoryWith({ fragment: { seed: 7, maxChunkBytes: 48 } }), "memory:0"],
-  ["TCP transport", Transport.layerTcp(), "127.0.0.1:0"],
-  ["mutual-TLS transport", tls, "127.0.0.1:0"]
-] as const) {
+for (
+  const [transportName, transport, address] of [
+    ["memory transport", Transport.layerMemory, "memory:0"],
+    [
+      "memory transport, split and coalesced chunks",
+      Transport.layerMemoryWith({ fragment: { seed: 7, maxChunkBytes: 48 } }),
+      "memory:0"
+    ],
+    ["TCP transport", Transport.layerTcp(), "127.0.0.1:0"],
+    ["mutual-TLS transport", tls, "127.0.0.1:0"]
+  ] as const
+) {
   const Infra = Layer.mergeAll(transport, Registry.layerMemory, Codec.layer, Selector.layer)
 
   const serve = (node: string, events: Array<string> = []) =>

@@ -21,7 +21,9 @@ describe("Selector", () => {
     Effect.gen(function*() {
       const selector = Selector.makeRoundRobin()
       const picks = []
-      for (let i = 0; i < 6; i++) picks.push((yield* selector.select({ service: "svc", versions: [service("1", ["c", "a", "b"])] })).id)
+      for (let i = 0; i < 6; i++) {
+        picks.push((yield* selector.select({ service: "svc", versions: [service("1", ["c", "a", "b"])] })).id)
+      }
       expect(picks).toEqual(["a", "b", "c", "a", "b", "c"])
     }))
 
@@ -29,7 +31,9 @@ describe("Selector", () => {
     Effect.gen(function*() {
       const selector = Selector.makeRandom()
       const seen = new Set<string>()
-      for (let i = 0; i < 200; i++) seen.add((yield* selector.select({ service: "svc", versions: [service("1", ["a", "b", "c"])] })).id)
+      for (let i = 0; i < 200; i++) {
+        seen.add((yield* selector.select({ service: "svc", versions: [service("1", ["a", "b", "c"])] })).id)
+      }
       expect(seen).toEqual(new Set(["a", "b", "c"]))
     }))
 
@@ -51,7 +55,9 @@ describe("Selector", () => {
         expect((yield* selector.select({ service: "svc", versions, tried: new Set(["a"]) })).id).toBe("b")
       }
       // all tried: fall back to every node rather than failing
-      expect(["a", "b"]).toContain((yield* selector.select({ service: "svc", versions, tried: new Set(["a", "b"]) })).id)
+      expect(["a", "b"]).toContain(
+        (yield* selector.select({ service: "svc", versions, tried: new Set(["a", "b"]) })).id
+      )
     }))
 
   it.effect("an ejected node is avoided until its ejection ends, then gets exactly one trial call", () =>
@@ -206,7 +212,11 @@ describe("Selector", () => {
     Effect.gen(function*() {
       const selector = Selector.makeLeastLatency({ smoothing: 0.5 })
       const versions = [service("1", ["a", "b", "c"])]
-      const [a, b, c] = versions[0]!.nodes as [Service["nodes"][number], Service["nodes"][number], Service["nodes"][number]]
+      const [a, b, c] = versions[0]!.nodes as [
+        Service["nodes"][number],
+        Service["nodes"][number],
+        Service["nodes"][number]
+      ]
       selector.observe!("svc", a, 10)
       selector.observe!("svc", b, 1)
       // "c" has no samples yet: it counts as fastest.
@@ -232,7 +242,11 @@ describe("Selector", () => {
   it.effect("prefers versions that advertise the endpoint; falls back when none does", () =>
     Effect.gen(function*() {
       const selector = Selector.makeRandom()
-      const withEndpoints = (version: string, ids: ReadonlyArray<string>, endpoints: ReadonlyArray<string>): Service => ({
+      const withEndpoints = (
+        version: string,
+        ids: ReadonlyArray<string>,
+        endpoints: ReadonlyArray<string>
+      ): Service => ({
         ...service(version, ids),
         endpoints: endpoints.map((name) => ({ name, metadata: {} }))
       })

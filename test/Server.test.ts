@@ -16,7 +16,10 @@ const recording = (log: Array<string>) =>
     Effect.map(Registry.makeMemory, (memory) => ({
       ...memory,
       register: (service, options) =>
-        Effect.zipRight(Effect.sync(() => log.push(`register ttl=${String(options?.ttl)}`)), memory.register(service, options)),
+        Effect.zipRight(
+          Effect.sync(() => log.push(`register ttl=${String(options?.ttl)}`)),
+          memory.register(service, options)
+        ),
       deregister: (service) => Effect.zipRight(Effect.sync(() => log.push("deregister")), memory.deregister(service))
     }))
   )
@@ -27,14 +30,21 @@ describe("Server lifecycle", () => {
       const log: Array<string> = []
       const scope = yield* Scope.make()
       const env = yield* Layer.buildWithScope(
-        Server.layer(Testing, { name: "testing", address: "memory:0", registerTtl: "9 seconds", registerInterval: "3 seconds" }).pipe(
+        Server.layer(Testing, {
+          name: "testing",
+          address: "memory:0",
+          registerTtl: "9 seconds",
+          registerInterval: "3 seconds"
+        }).pipe(
           Layer.provide(handlers("n1")),
           Layer.provideMerge(Layer.mergeAll(Transport.layerMemory, recording(log), Codec.layer))
         ),
         scope
       )
       const info = Layer.succeedContext(env)
-      const services = yield* Effect.flatMap(Registry.Registry, (r) => r.getService("testing")).pipe(Effect.provide(info))
+      const services = yield* Effect.flatMap(Registry.Registry, (r) => r.getService("testing")).pipe(
+        Effect.provide(info)
+      )
       expect(services[0]!.nodes.map((n) => n.address)).toEqual([(yield* Effect.provide(Server.Server, info)).address])
       expect(services[0]!.endpoints.map((e) => e.name)).toContain("Countdown")
       expect(log).toEqual(["register ttl=9 seconds"])
@@ -42,7 +52,9 @@ describe("Server lifecycle", () => {
       yield* TestClock.adjust("10 seconds")
       expect(log.filter((l) => l.startsWith("register")).length).toBe(4) // start + 3 re-registrations
       // still there after the TTL because it was renewed
-      expect((yield* Effect.flatMap(Registry.Registry, (r) => r.getService("testing")).pipe(Effect.provide(info))).length).toBe(1)
+      expect(
+        (yield* Effect.flatMap(Registry.Registry, (r) => r.getService("testing")).pipe(Effect.provide(info))).length
+      ).toBe(1)
 
       yield* Scope.close(scope, Exit.void)
       expect(log.at(-1)).toBe("deregister")

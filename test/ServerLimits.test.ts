@@ -18,7 +18,9 @@ const system = (limits: Server.ServerLimits, events: Array<string>) =>
     ),
     Client.layer().pipe(Layer.provide(Selector.layer))
   ).pipe(
-    Layer.provideMerge(Layer.mergeAll(Transport.layerMemory, Codec.layer, Registry.layerStatic({ testing: ["memory:limits"] })))
+    Layer.provideMerge(
+      Layer.mergeAll(Transport.layerMemory, Codec.layer, Registry.layerStatic({ testing: ["memory:limits"] }))
+    )
   )
 
 describe("Server limits", () => {
@@ -78,7 +80,9 @@ describe("Server limits", () => {
       const token = `Bearer ${"x".repeat(1_000_000)}`
       const error = yield* Effect.flip(testing.Sleep({ millis: 1 }, { metadata: { authorization: token } }))
       expect(error).toMatchObject({ _tag: "BadRequest", code: 400 })
-      expect((error as { readonly detail: string }).detail).toContain(`metadata "authorization" is ${token.length} bytes`)
+      expect((error as { readonly detail: string }).detail).toContain(
+        `metadata "authorization" is ${token.length} bytes`
+      )
       // Many small fields that add up past the limit: the same.
       const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`x-${i}`, "v".repeat(1000)]))
       expect(yield* Effect.flip(testing.Sleep({ millis: 1 }, { metadata: many }))).toMatchObject({ _tag: "BadRequest" })

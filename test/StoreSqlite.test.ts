@@ -1,10 +1,10 @@
-import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as Reactivity from "@effect/experimental/Reactivity"
-import type * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as Config from "effect/Config"
-import * as Context from "effect/Context"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -64,7 +64,9 @@ describe("Store.layerSqliteLazy", () => {
         )
         expect(fs.existsSync(file)).toBe(true)
       }))
-      const keys = yield* Effect.scoped(Effect.flatMap(Layer.build(layer), (context) => Context.get(context, Store.Store).list()))
+      const keys = yield* Effect.scoped(
+        Effect.flatMap(Layer.build(layer), (context) => Context.get(context, Store.Store).list())
+      )
       expect([...keys].sort()).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`).sort())
     }))
 
@@ -131,8 +133,10 @@ describe("Store (sqlite specifics)", () => {
       yield* store.write({ key: "gone", value: new Uint8Array([1]) }, { ttl: "10 seconds" })
       yield* store.write({ key: "stays", value: new Uint8Array([1]) })
       const rows = inspect(file, (sql) =>
-        Effect.map(sql<{ key: string }>`SELECT key FROM effect_micro_store ORDER BY key`, (rows) => rows.map((r) => r.key))
-      )
+        Effect.map(sql<{ key: string }>`SELECT key FROM effect_micro_store ORDER BY key`, (rows) =>
+          rows.map((r) =>
+            r.key
+          )))
       expect(yield* rows).toEqual(["gone", "stays"])
       yield* TestClock.adjust("61 seconds")
       expect(yield* rows).toEqual(["stays"])
@@ -142,11 +146,15 @@ describe("Store (sqlite specifics)", () => {
     Effect.gen(function*() {
       const notADir = path.join(dir, "plain-file")
       fs.writeFileSync(notADir, "x")
-      const underFile = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: path.join(notADir, "db.sqlite") })))
+      const underFile = yield* Effect.flip(
+        Effect.scoped(Store.makeSqlite({ filename: path.join(notADir, "db.sqlite") }))
+      )
       expect(underFile.reason).toBe("Unavailable")
       const isDir = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: dir })))
       expect(isDir.reason).toBe("Unavailable")
-      const bad = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: ":memory:", synchronous: "OFF" as any })))
+      const bad = yield* Effect.flip(
+        Effect.scoped(Store.makeSqlite({ filename: ":memory:", synchronous: "OFF" as any }))
+      )
       expect(bad.reason).toBe("Invalid")
     }))
 
@@ -190,10 +198,12 @@ describe("Store (sqlite specifics)", () => {
           filename: Config.string("STORE_FILE"),
           database: Config.string("STORE_DATABASE")
         }).pipe(
-          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
-            ["STORE_FILE", path.join(dir, "from-config.db")],
-            ["STORE_DATABASE", "configured"]
-          ]))))
+          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
+            new Map([
+              ["STORE_FILE", path.join(dir, "from-config.db")],
+              ["STORE_DATABASE", "configured"]
+            ])
+          )))
         )
       )
     ))
@@ -324,9 +334,13 @@ describe("Store (sqlite) while another connection holds the write lock", () => {
 
   it.effect("busyTimeout must be a finite duration (reason Invalid)", () =>
     Effect.gen(function*() {
-      const infinite = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: ":memory:", busyTimeout: Duration.infinity })))
+      const infinite = yield* Effect.flip(
+        Effect.scoped(Store.makeSqlite({ filename: ":memory:", busyTimeout: Duration.infinity }))
+      )
       expect(infinite.reason).toBe("Invalid")
-      const garbage = yield* Effect.flip(Effect.scoped(Store.makeSqlite({ filename: ":memory:", busyTimeout: "soon" as any })))
+      const garbage = yield* Effect.flip(
+        Effect.scoped(Store.makeSqlite({ filename: ":memory:", busyTimeout: "soon" as any }))
+      )
       expect(garbage.reason).toBe("Invalid")
     }))
 })

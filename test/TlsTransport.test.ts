@@ -6,7 +6,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as net from "node:net"
-import { Certificates, Client, Codec, Metadata, Registry, Selector, Server, Transport } from "../src/index.js"
+import type { Transport } from "../src/index.js"
+import { Certificates, Client, Codec, Metadata, Registry, Selector, Server } from "../src/index.js"
 import * as TlsTransport from "../src/TlsTransport.js"
 
 interface Certs {
@@ -46,7 +47,9 @@ const serve = (issued: Certificates.Issued, seen?: Array<string | undefined>) =>
       Server.layer(Peer, { name: "peer", address: "127.0.0.1:0", register: false }).pipe(
         Layer.provide(PeerLive),
         Layer.provide(Server.layerMiddleware(middleware)),
-        Layer.provide(Layer.mergeAll(TlsTransport.layer(TlsTransport.optionsFromIssued(issued)), Registry.layerMemory, Codec.layer))
+        Layer.provide(
+          Layer.mergeAll(TlsTransport.layer(TlsTransport.optionsFromIssued(issued)), Registry.layerMemory, Codec.layer)
+        )
       )
     )
     return (yield* Effect.provide(Server.Server, context)).address
@@ -77,7 +80,9 @@ describe("TlsTransport", () => {
       const serverTransport = TlsTransport.make(TlsTransport.optionsFromIssued(server))
       const accepted: Array<Transport.Connection> = []
       const listener = yield* serverTransport.listen("127.0.0.1:0", (connection) => accepted.push(connection))
-      const clientTransport = TlsTransport.make(TlsTransport.optionsFromIssued(client, { verifyServer: () => "peer-server" }))
+      const clientTransport = TlsTransport.make(
+        TlsTransport.optionsFromIssued(client, { verifyServer: () => "peer-server" })
+      )
       const connection = yield* clientTransport.dial(listener.address)
       expect(connection.peerIdentity).toBe("peer-server")
       const received = yield* Effect.async<string>((resume) => {
@@ -99,7 +104,9 @@ describe("TlsTransport", () => {
     Effect.gen(function*() {
       const { client, foreignClient, server } = yield* getCerts
       const address = yield* serve(server)
-      const foreign = yield* Effect.flip(call(address, TlsTransport.optionsFromIssued({ ...foreignClient, caPem: client.caPem })))
+      const foreign = yield* Effect.flip(
+        call(address, TlsTransport.optionsFromIssued({ ...foreignClient, caPem: client.caPem }))
+      )
       expect(foreign).toMatchObject({ _tag: "TransportError", reason: "dial", notDelivered: true })
       const none = yield* Effect.flip(call(address, { ca: client.caPem }))
       expect(none).toMatchObject({ _tag: "TransportError", reason: "dial" })
@@ -121,13 +128,17 @@ describe("TlsTransport", () => {
     Effect.gen(function*() {
       const { client, server } = yield* getCerts
       const address = yield* serve(server)
-      const wrong = yield* Effect.flip(call(address, TlsTransport.optionsFromIssued(client, { verifyServer: () => "billing" })))
+      const wrong = yield* Effect.flip(
+        call(address, TlsTransport.optionsFromIssued(client, { verifyServer: () => "billing" }))
+      )
       expect(wrong).toMatchObject({ _tag: "TransportError", reason: "dial" })
       expect(wrong.detail).toContain("expected billing")
       // "localhost:port" is in the certificate; an address it does not list needs "ca" (or an identity)
       const port = address.split(":")[1]
       expect(yield* call(`localhost:${port}`, TlsTransport.optionsFromIssued(client))).toEqual({ peer: "peer-client" })
-      expect(yield* call(address, TlsTransport.optionsFromIssued(client, { verifyServer: "ca" }))).toEqual({ peer: "peer-client" })
+      expect(yield* call(address, TlsTransport.optionsFromIssued(client, { verifyServer: "ca" }))).toEqual({
+        peer: "peer-client"
+      })
     }))
 
   it.scopedLive("a plain-TCP client or a stalled handshake does not disturb the server", () =>
@@ -156,7 +167,10 @@ describe("TlsTransport", () => {
           })
         })
       )
-      expect(yield* Effect.flip(transport.dial(`127.0.0.1:${free}`))).toMatchObject({ _tag: "TransportError", reason: "refused" })
+      expect(yield* Effect.flip(transport.dial(`127.0.0.1:${free}`))).toMatchObject({
+        _tag: "TransportError",
+        reason: "refused"
+      })
       // a TCP server that never answers the handshake
       const silent = net.createServer((socket) => socket.on("error", () => {}))
       yield* Effect.acquireRelease(
@@ -168,7 +182,9 @@ describe("TlsTransport", () => {
       expect(timedOut).toMatchObject({ _tag: "TransportError", reason: "dial" })
       expect(timedOut.detail).toContain("timed out")
       // a server without a certificate cannot listen
-      const noCert = yield* Effect.flip(Effect.scoped(TlsTransport.make({ ca: client.caPem }).listen("127.0.0.1:0", () => {})))
+      const noCert = yield* Effect.flip(
+        Effect.scoped(TlsTransport.make({ ca: client.caPem }).listen("127.0.0.1:0", () => {}))
+      )
       expect(noCert).toMatchObject({ _tag: "TransportError" })
     }))
 })

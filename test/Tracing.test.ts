@@ -14,9 +14,19 @@ describe("Tracing", () => {
       spanId: "00f067aa0ba902b7",
       sampled: true
     })
-    expect(Tracing.formatTraceparent(Option.getOrThrow(parsed))).toBe("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-    for (const bad of [undefined, "", "garbage", "00-0000-11-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-      "00-00000000000000000000000000000000-00f067aa0ba902b7-01"]) {
+    expect(Tracing.formatTraceparent(Option.getOrThrow(parsed))).toBe(
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    )
+    for (
+      const bad of [
+        undefined,
+        "",
+        "garbage",
+        "00-0000-11-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+      ]
+    ) {
       expect(Option.isNone(Tracing.parseTraceparent(bad))).toBe(true)
     }
   })

@@ -51,7 +51,9 @@ export const make = (contentType: string) => async (address: string): Promise<Lo
     inFlight.push(done)
     requests.unsafeOffer(payload)
   }
-  await new Promise<unknown>((resolve, reject) => send((error) => error === undefined ? resolve(undefined) : reject(error)))
+  await new Promise<unknown>((resolve, reject) =>
+    send((error) => error === undefined ? resolve(undefined) : reject(error))
+  )
   return {
     call: send,
     close: async () => {

@@ -26,7 +26,9 @@ export const make = async (address: string): Promise<LoadClient> => {
     inFlight.push(done)
     call.write(payload)
   }
-  await new Promise<unknown>((resolve, reject) => send((error) => error === undefined ? resolve(undefined) : reject(error)))
+  await new Promise<unknown>((resolve, reject) =>
+    send((error) => error === undefined ? resolve(undefined) : reject(error))
+  )
   return {
     call: send,
     close: async () => {

@@ -24,7 +24,7 @@ export const make = (address: string): Promise<LoadClient> =>
       for (const done of waiting) done(error)
     }
     socket.on("data", (chunk: Buffer) => {
-      let buf = pending === undefined ? chunk : Buffer.concat([pending, chunk])
+      const buf = pending === undefined ? chunk : Buffer.concat([pending, chunk])
       pending = undefined
       let offset = 0
       socket.cork()

@@ -65,7 +65,13 @@ const measureOne = async (
       ...config.publisherNodeArgs,
       ...launcher.args("bench/pubsub/publisher.ts"),
       scenario.name,
-      JSON.stringify({ ...common, inflight: config.inflight, maxLag: config.maxLag, burst: config.burst, subscriber: ready })
+      JSON.stringify({
+        ...common,
+        inflight: config.inflight,
+        maxLag: config.maxLag,
+        burst: config.burst,
+        subscriber: ready
+      })
     ])
     await publisher.waitLine("READY", 30_000)
     await sleep(config.warmupMs)
@@ -128,7 +134,9 @@ export const runPubsub = async (
   const selected = pubsubScenarios.filter((s) => config.scenarios === undefined || config.scenarios.includes(s.name))
   if (selected.length === 0) return { rows: [] }
   console.log(
-    `[pubsub] ${selected.map((s) => s.name).join(", ")}; warm-up ${config.warmupMs} ms, window ${config.windowMs} ms, ` +
+    `[pubsub] ${
+      selected.map((s) => s.name).join(", ")
+    }; warm-up ${config.warmupMs} ms, window ${config.windowMs} ms, ` +
       `${config.inflight} in flight (results), max lag ${config.maxLag} (fire-and-forget)`
   )
   let engine: Engine | undefined
@@ -151,8 +159,12 @@ export const runPubsub = async (
       console.log(
         row.failure !== undefined
           ? `  ${scenario.name}: FAILED\n    ${row.failure.replace(/\n/g, "\n    ")}`
-          : `  ${scenario.name}: ${fmt(row.eventsPerSec)} events/s (published ${fmt(row.published)}, delivered ${fmt(row.delivered)}), ` +
-            `publisher ${fmt(row.publisherCpuUsPerEvent, 1)} µs/event, subscriber ${fmt(row.subscriberCpuUsPerEvent, 1)} µs/event` +
+          : `  ${scenario.name}: ${fmt(row.eventsPerSec)} events/s (published ${fmt(row.published)}, delivered ${
+            fmt(row.delivered)
+          }), ` +
+            `publisher ${fmt(row.publisherCpuUsPerEvent, 1)} µs/event, subscriber ${
+              fmt(row.subscriberCpuUsPerEvent, 1)
+            } µs/event` +
             (row.errors > 0 ? `, ${row.errors} errors: ${row.firstError}` : "")
       )
     }
@@ -228,14 +240,22 @@ export const pubsubSummary = (rows: ReadonlyArray<PubsubRow>): Array<string> => 
   for (const name of ["effect-micro-http", "effect-micro-http-ff"]) {
     const row = find(name)
     if (row !== undefined && tcp !== undefined) {
-      lines.push(`- ${name}: ${ratio(row.eventsPerSec, tcp.eventsPerSec)} Moleculer TCP events/s (target ≥ 1.0×), ` +
-        `publisher CPU ${ratio(row.publisherCpuUsPerEvent, tcp.publisherCpuUsPerEvent)}, subscriber CPU ${ratio(row.subscriberCpuUsPerEvent, tcp.subscriberCpuUsPerEvent)} Moleculer's`)
+      lines.push(
+        `- ${name}: ${ratio(row.eventsPerSec, tcp.eventsPerSec)} Moleculer TCP events/s (target ≥ 1.0×), ` +
+          `publisher CPU ${ratio(row.publisherCpuUsPerEvent, tcp.publisherCpuUsPerEvent)}, subscriber CPU ${
+            ratio(row.subscriberCpuUsPerEvent, tcp.subscriberCpuUsPerEvent)
+          } Moleculer's`
+      )
     }
   }
   const nats = find("effect-micro-nats")
   if (nats !== undefined && (mnats !== undefined || raw !== undefined)) {
-    lines.push(`- effect-micro-nats: ${ratio(nats.eventsPerSec, mnats?.eventsPerSec)} Moleculer NATS events/s (target ≥ 1.0×), ` +
-      `${ratio(nats.eventsPerSec, raw?.eventsPerSec)} raw NATS (target ≥ 0.5×)`)
+    lines.push(
+      `- effect-micro-nats: ${
+        ratio(nats.eventsPerSec, mnats?.eventsPerSec)
+      } Moleculer NATS events/s (target ≥ 1.0×), ` +
+        `${ratio(nats.eventsPerSec, raw?.eventsPerSec)} raw NATS (target ≥ 0.5×)`
+    )
   }
   return lines
 }

@@ -15,9 +15,11 @@
  *
  * stdout: `READY` once publishing started; on SIGUSR2 `MARK <published> <errors> <first error json>`.
  */
+import type * as Layer from "effect/Layer"
 import * as dgram from "node:dgram"
-import { pubsubScenarios, topic } from "./scenarios.js"
+import type { Broker } from "../../src/Broker.js"
 import { payload } from "../payload.js"
+import { pubsubScenarios, topic } from "./scenarios.js"
 
 const [name, configArg] = process.argv.slice(2)
 const scenario = pubsubScenarios.find((s) => s.name === name)
@@ -30,7 +32,13 @@ interface Config {
   readonly inflight: number
   readonly maxLag: number
   readonly burst: number
-  readonly subscriber: { readonly credit: number; readonly nodeID?: string; readonly port?: number; readonly endpoint?: string; readonly id?: string }
+  readonly subscriber: {
+    readonly credit: number
+    readonly nodeID?: string
+    readonly port?: number
+    readonly endpoint?: string
+    readonly id?: string
+  }
 }
 const config = JSON.parse(configArg!) as Config
 
@@ -124,7 +132,7 @@ const effectMicro = async (kind: "http" | "http-ff" | "nats") => {
   const Topic = await import("../../src/Topic.js")
   const { Item } = await import("../contract.js")
   const ItemTopic = Topic.make(topic, Item)
-  let broker: import("effect/Layer").Layer<import("../../src/Broker.js").Broker>
+  let broker: Layer.Layer<Broker>
   if (kind === "nats") {
     const NatsBroker = await import("../../src/plugins/nats/NatsBroker.js")
     broker = NatsBroker.layer({ servers: config.nats! }).pipe(Layer.orDie)
@@ -140,9 +148,13 @@ const effectMicro = async (kind: "http" | "http-ff" | "nats") => {
       address: url.host,
       metadata: { broker: "http", topic, path: url.pathname }
     }
-    const registry = Layer.effectDiscard(Effect.flatMap(Registry.Registry, (registry) =>
-      registry.register({ name: `micro.broker.${topic}`, version: "1", metadata: {}, endpoints: [], nodes: [node] })
-    )).pipe(Layer.provideMerge(Registry.layerMemory))
+    const registry = Layer.effectDiscard(
+      Effect.flatMap(
+        Registry.Registry,
+        (registry) =>
+          registry.register({ name: `micro.broker.${topic}`, version: "1", metadata: {}, endpoints: [], nodes: [node] })
+      )
+    ).pipe(Layer.provideMerge(Registry.layerMemory))
     broker = HttpBroker.layer().pipe(Layer.provide(CachedRegistry.layer()), Layer.provide(registry), Layer.orDie)
   }
   const fireAndForget = kind !== "http"
@@ -153,7 +165,10 @@ const effectMicro = async (kind: "http" | "http-ff" | "nats") => {
     if (!fireAndForget) {
       const loop = Effect.forever(Effect.zipRight(Effect.sync(() => published++), publishOne))
       yield* Effect.sync(() => process.stdout.write("READY\n"))
-      yield* Effect.forEach(Array.from({ length: config.inflight }), () => loop, { concurrency: "unbounded", discard: true })
+      yield* Effect.forEach(Array.from({ length: config.inflight }), () => loop, {
+        concurrency: "unbounded",
+        discard: true
+      })
       return
     }
     // Same credit rule as `pump`, written as an Effect loop (what user code would do).

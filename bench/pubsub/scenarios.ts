@@ -19,13 +19,15 @@ export const topic = "bench.events"
 export const pubsubScenarios: ReadonlyArray<PubsubScenario> = [
   {
     name: "raw-nats",
-    description: "@nats-io/transport-node 3.4: `nc.publish(subject, JSON bytes)` → `nc.subscribe(subject, { callback })`, `JSON.parse` per event (baseline)",
+    description:
+      "@nats-io/transport-node 3.4: `nc.publish(subject, JSON bytes)` → `nc.subscribe(subject, { callback })`, `JSON.parse` per event (baseline)",
     nats: true,
     flow: "credit"
   },
   {
     name: "moleculer-tcp",
-    description: "Moleculer 0.15 `broker.emit(\"bench.event\", payload)` → service event handler, TCP transporter (static urls, no UDP), JSON, logger/metrics/tracing off (reference)",
+    description:
+      "Moleculer 0.15 `broker.emit(\"bench.event\", payload)` → service event handler, TCP transporter (static urls, no UDP), JSON, logger/metrics/tracing off (reference)",
     nats: false,
     flow: "credit"
   },
@@ -37,7 +39,8 @@ export const pubsubScenarios: ReadonlyArray<PubsubScenario> = [
   },
   {
     name: "effect-micro-http",
-    description: "`Topic.publish` (Item Schema, JSON) over `HttpBroker.layer()`, waiting for every delivery result, 1000 publishes in flight → `Topic.subscribe` in the subscriber",
+    description:
+      "`Topic.publish` (Item Schema, JSON) over `HttpBroker.layer()`, waiting for every delivery result, 1000 publishes in flight → `Topic.subscribe` in the subscriber",
     nats: false,
     flow: "results"
   },

@@ -12,15 +12,17 @@ import { Defaults, Server } from "../../src/index.js"
 const Greeter = RpcGroup.make(Rpc.make("Hello", { payload: { name: Schema.String }, success: Schema.String }))
 const GreeterLive = Greeter.toLayer({ Hello: ({ name }) => Effect.succeed(`Hello, ${name}!`) })
 
-const main = Effect.flatMap(Server.Server, (info) =>
-  Effect.zipRight(Effect.sync(() => process.stdout.write(`READY ${info.address}\n`)), Effect.never)).pipe(
-    Effect.provide(
-      Server.layer(Greeter, { name: `greeter-${process.pid}`, address: "127.0.0.1:0" }).pipe(
-        Layer.provide(GreeterLive),
-        Layer.provide(Defaults.layerLoopback)
-      )
+const main = Effect.flatMap(
+  Server.Server,
+  (info) => Effect.zipRight(Effect.sync(() => process.stdout.write(`READY ${info.address}\n`)), Effect.never)
+).pipe(
+  Effect.provide(
+    Server.layer(Greeter, { name: `greeter-${process.pid}`, address: "127.0.0.1:0" }).pipe(
+      Layer.provide(GreeterLive),
+      Layer.provide(Defaults.layerLoopback)
     )
   )
+)
 
 Effect.runFork(main).addObserver((exit) => {
   process.stderr.write(`greeter exited: ${String(exit)}\n`)

@@ -11,7 +11,7 @@ const server = net.createServer((socket) => {
   socket.setNoDelay(true)
   let pending: Buffer | undefined
   socket.on("data", (chunk: Buffer) => {
-    let buf = pending === undefined ? chunk : Buffer.concat([pending, chunk])
+    const buf = pending === undefined ? chunk : Buffer.concat([pending, chunk])
     pending = undefined
     let offset = 0
     socket.cork()

@@ -1,8 +1,8 @@
 /** The contracts of the auth example: the auth service (issues tokens) and a protected billing service. */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
-import * as Schema from "effect/Schema"
 import { Auth, Errors } from "effect-micro"
+import * as Schema from "effect/Schema"
 
 /** The auth service: log in with credentials or renew with a refresh token. */
 export const Issuer = RpcGroup.make(

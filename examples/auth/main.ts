@@ -5,9 +5,6 @@
  *   npx tsx examples/auth/main.ts
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as Console from "effect/Console"
-import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import {
   Auth,
   AuthMiddleware,
@@ -20,6 +17,9 @@ import {
   Server,
   TlsTransport
 } from "effect-micro"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { Billing, Issuer } from "./contract.js"
 
 // Service accounts and users the auth service knows (normally from configuration).
@@ -32,11 +32,29 @@ const accounts: ReadonlyArray<Auth.AccountSeed> = [
 
 // Who may call what. Anything not granted is denied.
 const authRules: ReadonlyArray<Auth.Rule> = [
-  { id: "login", scope: Auth.ScopePublic, resource: { type: "service", name: "auth", endpoint: "Token" }, access: "grant", priority: 0 }
+  {
+    id: "login",
+    scope: Auth.ScopePublic,
+    resource: { type: "service", name: "auth", endpoint: "Token" },
+    access: "grant",
+    priority: 0
+  }
 ]
 const billingRules: ReadonlyArray<Auth.Rule> = [
-  { id: "read", scope: "billing.read", resource: { type: "service", name: "billing", endpoint: "Balance" }, access: "grant", priority: 0 },
-  { id: "admin", scope: "billing.admin", resource: { type: "service", name: "billing", endpoint: "*" }, access: "grant", priority: 0 }
+  {
+    id: "read",
+    scope: "billing.read",
+    resource: { type: "service", name: "billing", endpoint: "Balance" },
+    access: "grant",
+    priority: 0
+  },
+  {
+    id: "admin",
+    scope: "billing.admin",
+    resource: { type: "service", name: "billing", endpoint: "*" },
+    access: "grant",
+    priority: 0
+  }
 ]
 
 const main = Effect.gen(function*() {
@@ -87,7 +105,10 @@ const main = Effect.gen(function*() {
   const reportsInfra = Layer.mergeAll(tls(yield* certificate("reports")), Codec.layer, Selector.layer, registry)
   const plainClient = yield* Layer.build(Client.layer().pipe(Layer.provide(reportsInfra)))
   const authService = yield* Effect.provide(Client.make(Issuer, { service: "auth" }), plainClient)
-  const identity = Auth.layerServiceIdentityWith({ credentials: reports, issue: (request) => authService.Token(request) })
+  const identity = Auth.layerServiceIdentityWith({
+    credentials: reports,
+    issue: (request) => authService.Token(request)
+  })
   const billing = yield* Effect.provide(
     Client.make(Billing, { service: "billing" }),
     yield* Layer.build(AuthMiddleware.layerClient().pipe(Layer.provide(identity), Layer.provide(reportsInfra)))
@@ -101,7 +122,9 @@ const main = Effect.gen(function*() {
 
   // A user's token, passed per call, replaces the service token (e.g. forwarded from an API gateway).
   const aliceToken = yield* authService.Token(alice)
-  const refunded = yield* billing.Refund({ customer: "acme", amount: 10 }, { metadata: Auth.bearer(aliceToken.accessToken) })
+  const refunded = yield* billing.Refund({ customer: "acme", amount: 10 }, {
+    metadata: Auth.bearer(aliceToken.accessToken)
+  })
   yield* Console.log(`reports, for alice → Refund: ${refunded}`)
 
   const anonymous = yield* Effect.provide(Client.make(Billing, { service: "billing" }), plainClient)
@@ -113,15 +136,19 @@ const main = Effect.gen(function*() {
   const intruderCert = yield* Certificates.issue(intruderCa, { identity: "reports" })
   const intruder = yield* Effect.provide(
     Client.make(Billing, { service: "billing", retry: false }),
-    yield* Layer.build(Client.layer().pipe(Layer.provide(Layer.mergeAll(
-      TlsTransport.layer({ ...TlsTransport.optionsFromIssued(intruderCert), ca: ca.certPem }),
-      Codec.layer,
-      Selector.layer,
-      registry
-    ))))
+    yield* Layer.build(
+      Client.layer().pipe(Layer.provide(Layer.mergeAll(
+        TlsTransport.layer({ ...TlsTransport.optionsFromIssued(intruderCert), ca: ca.certPem }),
+        Codec.layer,
+        Selector.layer,
+        registry
+      )))
+    )
   )
   const rejected = yield* Effect.flip(intruder.Balance({ customer: "acme" }))
-  yield* Console.log(`intruder (foreign CA) → Balance: ${rejected._tag}${"reason" in rejected ? ` (${rejected.reason})` : ""}`)
+  yield* Console.log(
+    `intruder (foreign CA) → Balance: ${rejected._tag}${"reason" in rejected ? ` (${rejected.reason})` : ""}`
+  )
 })
 
 main.pipe(Effect.scoped, NodeRuntime.runMain)

@@ -11,14 +11,14 @@
  *    and the dead node ages out of discovery;
  * 4. everything shuts down gracefully (deregister, drain).
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import * as path from "node:path"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Client, Defaults, Registry } from "effect-micro"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import { Client, Defaults, Registry } from "effect-micro"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as path from "node:path"
 import { Greeter } from "../greeter/contract.js"
 import { Welcome } from "./welcome.js"
 
@@ -69,7 +69,10 @@ const program = Effect.gen(function*() {
       Effect.orElseSucceed(() => 0)
     )
   yield* Effect.all([nodesOf("greeter"), nodesOf("welcome")]).pipe(
-    Effect.repeat({ until: ([greeters, welcomes]) => greeters >= 2 && welcomes >= 1, schedule: Schedule.spaced("200 millis") }),
+    Effect.repeat({
+      until: ([greeters, welcomes]) => greeters >= 2 && welcomes >= 1,
+      schedule: Schedule.spaced("200 millis")
+    }),
     Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("services did not come up in 30 s") })
   )
 

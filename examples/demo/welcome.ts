@@ -5,10 +5,10 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
+import { Client, Defaults, Errors, Server } from "effect-micro"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { Client, Defaults, Errors, Server } from "effect-micro"
 import { Greeter, NameRejected } from "../greeter/contract.js"
 
 export const Welcome = RpcGroup.make(

@@ -3,10 +3,10 @@
  *   npx tsx examples/greeter/client.ts Ada
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Client, Defaults } from "effect-micro"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { Client, Defaults } from "effect-micro"
 import { Greeter } from "./contract.js"
 
 const program = Effect.gen(function*() {

@@ -1,8 +1,8 @@
 /** The greeter contract, shared by server and client. */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
-import * as Schema from "effect/Schema"
 import { Contract } from "effect-micro"
+import * as Schema from "effect/Schema"
 
 export class NameRejected extends Schema.TaggedError<NameRejected>()("NameRejected", {
   name: Schema.String,

@@ -3,10 +3,10 @@
  *   npx tsx examples/greeter/server.ts
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Defaults, Server } from "effect-micro"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { Defaults, Server } from "effect-micro"
 import { Greeter, NameRejected } from "./contract.js"
 
 const node = process.env.NODE_NAME ?? `greeter-${process.pid}`
@@ -17,7 +17,8 @@ const GreeterLive = Greeter.toLayer({
       ? Effect.fail(new NameRejected({ name, reason: "empty" }))
       : Effect.succeed({ message: `Hello, ${name}!`, node }),
   Countdown: ({ from }) => Stream.iterate(from, (n) => n - 1).pipe(Stream.take(from + 1)),
-  GreetAll: (names) => Stream.runCollect(Stream.map(names, (name) => `Hello, ${name}!`)).pipe(Effect.map((c) => [...c])),
+  GreetAll: (names) =>
+    Stream.runCollect(Stream.map(names, (name) => `Hello, ${name}!`)).pipe(Effect.map((c) => [...c])),
   Chat: (lines) => Stream.map(lines, (line) => `${node} heard "${line}"`)
 })
 

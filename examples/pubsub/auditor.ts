@@ -3,14 +3,15 @@
  *   npx tsx examples/pubsub/auditor.ts
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Defaults, Subscriber } from "effect-micro"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { Defaults, Subscriber } from "effect-micro"
 import { OrderPlaced } from "./contract.js"
 
-const Main = Subscriber.layerRaw(OrderPlaced.name, (message) =>
-  Console.log(`auditor: ${message.contentType} ${new TextDecoder().decode(message.body)}`)
+const Main = Subscriber.layerRaw(
+  OrderPlaced.name,
+  (message) => Console.log(`auditor: ${message.contentType} ${new TextDecoder().decode(message.body)}`)
 ).pipe(
   Layer.provideMerge(process.env.MICRO_MDNS_LAN ? Defaults.layer : Defaults.layerLoopback)
 )

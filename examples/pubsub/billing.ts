@@ -4,10 +4,10 @@
  *   NODE_NAME=billing-1 npx tsx examples/pubsub/billing.ts
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Defaults, Server, Subscriber } from "effect-micro"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { Defaults, Server, Subscriber } from "effect-micro"
 import { Billing, OrderPlaced } from "./contract.js"
 
 const node = process.env.NODE_NAME ?? `billing-${process.pid}`
@@ -25,7 +25,11 @@ const OrdersSubscriber = Subscriber.layer(OrderPlaced, (order, message) =>
     ? Effect.fail(new OutOfStock(`order ${order.id}: nothing to bill`))
     : Effect.zipRight(
       Effect.sync(() => invoiced.push(order.id)),
-      Console.log(`${node}: billed ${order.id} (${order.quantity} × ${order.item}, ${order.total} €) trace=${message.headers["trace-id"] ?? "-"}`)
+      Console.log(
+        `${node}: billed ${order.id} (${order.quantity} × ${order.item}, ${order.total} €) trace=${
+          message.headers["trace-id"] ?? "-"
+        }`
+      )
     ), { queue: "billing" })
 
 const Main = Layer.mergeAll(

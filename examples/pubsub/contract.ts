@@ -1,8 +1,8 @@
 /** What the pubsub example's processes share: a typed topic and the billing service's RPC contract. */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
-import * as Schema from "effect/Schema"
 import { Topic } from "effect-micro"
+import * as Schema from "effect/Schema"
 
 export const Order = Schema.Struct({
   id: Schema.String,

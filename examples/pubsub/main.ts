@@ -6,12 +6,12 @@
  *   npx tsx examples/pubsub/main.ts
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Client, Defaults, Registry, Topic } from "effect-micro"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
-import { Client, Defaults, Registry, Topic } from "effect-micro"
 import { Billing, type Order, OrderPlaced } from "./contract.js"
 
 const here = import.meta.dirname
@@ -24,24 +24,31 @@ const start = (script: string, env: Record<string, string> = {}) =>
         env: { ...process.env, ...env },
         stdio: ["pipe", "pipe", "inherit"]
       })
-      child.stdout!.on("data", (data: Buffer) => process.stdout.write(`  | ${data.toString().replace(/\n(?=.)/g, "\n  | ")}`))
+      child.stdout!.on("data", (data: Buffer) =>
+        process.stdout.write(`  | ${data.toString().replace(/\n(?=.)/g, "\n  | ")}`))
       return child
     }),
     (child: ChildProcess) =>
       Effect.async<void>((resume) => {
-        if (child.exitCode !== null) return resume(Effect.void)
-        child.once("exit", () => resume(Effect.void))
+        if (child.exitCode !== null) {
+          return resume(Effect.void)
+        }
+        child.once("exit", () =>
+          resume(Effect.void))
         child.stdin!.end() // the child exits when its stdin closes (SIGTERM: graceful, it deregisters)
         const timer = setTimeout(() => child.kill("SIGKILL"), 5000)
         child.once("exit", () => clearTimeout(timer))
       })
   )
 
-const subscribers = Effect.flatMap(Registry.Registry, (registry) =>
-  registry.getService(`micro.broker.${OrderPlaced.name}`).pipe(
-    Effect.map((services) => services.flatMap((service) => service.nodes).length),
-    Effect.orElseSucceed(() => 0)
-  ))
+const subscribers = Effect.flatMap(
+  Registry.Registry,
+  (registry) =>
+    registry.getService(`micro.broker.${OrderPlaced.name}`).pipe(
+      Effect.map((services) => services.flatMap((service) => service.nodes).length),
+      Effect.orElseSucceed(() => 0)
+    )
+)
 
 const program = Effect.gen(function*() {
   yield* Console.log("starting billing-1, billing-2 (queue group \"billing\") and an auditor ...")
@@ -59,13 +66,19 @@ const program = Effect.gen(function*() {
     yield* Topic.publish(OrderPlaced, order, { headers: { "trace-id": `t-${i}` } })
   }
 
-  const invalid = yield* Effect.flip(Topic.publish(OrderPlaced, { id: "o-bad", item: "widget", quantity: -1, total: 0 }))
+  const invalid = yield* Effect.flip(
+    Topic.publish(OrderPlaced, { id: "o-bad", item: "widget", quantity: -1, total: 0 })
+  )
   yield* Console.log(`publish of an invalid order → ${invalid._tag}: nothing was sent`)
 
-  const failed = yield* Effect.flip(Topic.publish(OrderPlaced, { id: "o-empty", item: "widget", quantity: 0, total: 0 }))
+  const failed = yield* Effect.flip(
+    Topic.publish(OrderPlaced, { id: "o-empty", item: "widget", quantity: 0, total: 0 })
+  )
   yield* Console.log(
     `publish of an order billing cannot handle → ${failed._tag}` +
-      (failed._tag === "BrokerError" ? ` ${failed.reason}: ${failed.failures.map((f) => `${f.queue} ${f.reason}`).join(", ")}` : "")
+      (failed._tag === "BrokerError"
+        ? ` ${failed.reason}: ${failed.failures.map((f) => `${f.queue} ${f.reason}`).join(", ")}`
+        : "")
   )
 
   // Fire-and-forget: returns at once, no delivery result.

@@ -32,7 +32,10 @@ const program = Effect.gen(function*() {
   const users = yield* Store.table(User, { table: "users" })
   yield* users.set("ada", new User({ name: "Ada Lovelace", email: "ada@example.com", joined: new Date("1843-07-01") }))
   yield* users.set("alan", new User({ name: "Alan Turing", email: "alan@example.com", joined: new Date("1936-11-12") }))
-  yield* users.set("grace", new User({ name: "Grace Hopper", email: "grace@example.com", joined: new Date("1952-05-01") }))
+  yield* users.set(
+    "grace",
+    new User({ name: "Grace Hopper", email: "grace@example.com", joined: new Date("1952-05-01") })
+  )
 
   const ada = yield* users.get("ada")
   console.log(`users.get("ada") -> ${ada.name}, joined ${ada.joined.getUTCFullYear()}`)
@@ -51,10 +54,16 @@ const program = Effect.gen(function*() {
     { table: "sessions", ttl: "30 minutes" }
   )
   const [session] = yield* store.read("session/", { table: "sessions", prefix: true })
-  console.log(`${session!.key} (user ${session!.metadata.user}) expires in ${Math.round(Duration.toMinutes(session!.expiry!))} minutes`)
+  console.log(
+    `${session!.key} (user ${session!.metadata.user}) expires in ${
+      Math.round(Duration.toMinutes(session!.expiry!))
+    } minutes`
+  )
 
   // Values are bounded by the layer's `maxValueSize` (default 16 MiB), checked before the backend.
-  const huge = yield* Effect.either(store.write({ key: "blob", value: new Uint8Array(17 * 1024 * 1024) }, { table: "blobs" }))
+  const huge = yield* Effect.either(
+    store.write({ key: "blob", value: new Uint8Array(17 * 1024 * 1024) }, { table: "blobs" })
+  )
   if (huge._tag === "Left") console.log(`a 17 MiB value fails with StoreError reason ${huge.left.reason}`)
 
   // State that outlives the process (with a durable backend).
@@ -81,9 +90,11 @@ const storeLayer: Layer.Layer<Store.Store, Store.StoreError> = process.env.REDIS
 
 program.pipe(
   Effect.provide(Layer.merge(storeLayer, Codec.layer)),
-  Effect.catchAll((error) => Effect.sync(() => {
-    console.error(`store error: ${error.message}`)
-    process.exitCode = 1
-  })),
+  Effect.catchAll((error) =>
+    Effect.sync(() => {
+      console.error(`store error: ${error.message}`)
+      process.exitCode = 1
+    })
+  ),
   Effect.runPromise
 )

@@ -4,12 +4,12 @@
  * and resets) and `Hello` (not idempotent: retried only when it provably never ran). Every completion is
  * counted in 100 ms buckets; every failure is kept with its endpoint, tag and time.
  */
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import type { TypedClient } from "../../src/Client.js"
 import { Selector } from "../../src/index.js"
 import type { Testing } from "../support/contract.js"
@@ -163,7 +163,8 @@ export const spawnNode = (id: string, env: Record<string, string> = {}): Effect.
 export const spawnNodes = (
   ids: ReadonlyArray<string>,
   env: Record<string, string> = {}
-): Effect.Effect<Array<Child>, Error, Scope.Scope> => Effect.all(ids.map((id) => spawnNode(id, env)), { concurrency: "unbounded" })
+): Effect.Effect<Array<Child>, Error, Scope.Scope> =>
+  Effect.all(ids.map((id) => spawnNode(id, env)), { concurrency: "unbounded" })
 
 /** One line per scenario with its figures, for docs/reliability.md. */
 export const report = (scenario: string, figures: Record<string, unknown>): void => {

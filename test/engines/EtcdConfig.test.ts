@@ -3,8 +3,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Schedule from "effect/Schedule"
 import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { Etcd3 } from "etcd3"
 import { execFileSync } from "node:child_process"
@@ -127,49 +127,59 @@ describe("EtcdConfigSource", () => {
       expect((yield* errors.next).reason).toBe("Unavailable")
     }))
 
-  it.scopedLive("etcd down mid-run: reported, last good value kept, picked up again when it is back", () =>
-    Effect.gen(function*() {
-      // A private etcd, so stopping it does not disturb the other tests.
-      const own = yield* Effect.acquireRelease(Effect.sync(() => startEngine("etcd")), (e) => Effect.sync(() => e.stop()))
-      const ownClient = yield* Effect.acquireRelease(
-        Effect.sync(() => new Etcd3({ hosts: `http://${own.address}` })),
-        (c) => Effect.sync(() => c.close())
-      )
-      yield* Effect.promise(() => ownClient.put("/app/db").value(JSON.stringify({ host: "h1", port: 1 })).exec())
-      const config = yield* DynamicConfig.make([
-        EtcdConfigSource.make({ hosts: own.address, prefix: "/app/", timeout: "1 second" })
-      ])
-      const db = yield* reader(config.watch("db", Db), "10 seconds")
-      const errors = yield* reader(config.errors, "10 seconds")
-      expect(yield* db.next).toEqual({ host: "h1", port: 1 })
+  it.scopedLive(
+    "etcd down mid-run: reported, last good value kept, picked up again when it is back",
+    () =>
+      Effect.gen(function*() {
+        // A private etcd, so stopping it does not disturb the other tests.
+        const own = yield* Effect.acquireRelease(
+          Effect.sync(() => startEngine("etcd")),
+          (e) => Effect.sync(() => e.stop())
+        )
+        const ownClient = yield* Effect.acquireRelease(
+          Effect.sync(() => new Etcd3({ hosts: `http://${own.address}` })),
+          (c) => Effect.sync(() => c.close())
+        )
+        yield* Effect.promise(() => ownClient.put("/app/db").value(JSON.stringify({ host: "h1", port: 1 })).exec())
+        const config = yield* DynamicConfig.make([
+          EtcdConfigSource.make({ hosts: own.address, prefix: "/app/", timeout: "1 second" })
+        ])
+        const db = yield* reader(config.watch("db", Db), "10 seconds")
+        const errors = yield* reader(config.errors, "10 seconds")
+        expect(yield* db.next).toEqual({ host: "h1", port: 1 })
 
-      own.stop()
-      const lost = yield* errors.next
-      expect([lost.reason, lost.source]).toEqual(["Unavailable", "etcd:/app/"])
-      expect(yield* config.get("db", Db)).toEqual({ host: "h1", port: 1 })
-      const reload = yield* Effect.flip(config.reload)
-      expect(reload.reason).toBe("Unavailable")
-      expect(yield* config.get("db", Db)).toEqual({ host: "h1", port: 1 })
+        own.stop()
+        const lost = yield* errors.next
+        expect([lost.reason, lost.source]).toEqual(["Unavailable", "etcd:/app/"])
+        expect(yield* config.get("db", Db)).toEqual({ host: "h1", port: 1 })
+        const reload = yield* Effect.flip(config.reload)
+        expect(reload.reason).toBe("Unavailable")
+        expect(yield* config.get("db", Db)).toEqual({ host: "h1", port: 1 })
 
-      // Back on the same port (with an empty data dir): the watch reconnects and the prefix is re-read.
-      const script = path.resolve(import.meta.dirname, "../../scripts/engines.sh")
-      const again = yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          const out = execFileSync("bash", [script, "start", "etcd", String(own.port)], { encoding: "utf8", timeout: 60_000 })
-          return out.match(/ETCD_DIR=(\S+)/)![1]!
-        }),
-        (dir) => Effect.sync(() => execFileSync("bash", [script, "stop", dir], { encoding: "utf8", timeout: 60_000 }))
-      )
-      expect(again).toBeTruthy()
-      const fresh = yield* Effect.acquireRelease(
-        Effect.sync(() => new Etcd3({ hosts: `http://${own.address}` })),
-        (c) => Effect.sync(() => c.close())
-      )
-      // A client's first request right after etcd restarts can meet "no connection established": retry (bounded).
-      yield* Effect.tryPromise(() => fresh.put("/app/db").value(JSON.stringify({ host: "h2", port: 2 })).exec()).pipe(
-        Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 25 }),
-        Effect.orDie
-      )
-      expect(yield* db.next.pipe(Effect.timeout("20 seconds"))).toEqual({ host: "h2", port: 2 })
-    }), { timeout: 40_000 })
+        // Back on the same port (with an empty data dir): the watch reconnects and the prefix is re-read.
+        const script = path.resolve(import.meta.dirname, "../../scripts/engines.sh")
+        const again = yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const out = execFileSync("bash", [script, "start", "etcd", String(own.port)], {
+              encoding: "utf8",
+              timeout: 60_000
+            })
+            return out.match(/ETCD_DIR=(\S+)/)![1]!
+          }),
+          (dir) => Effect.sync(() => execFileSync("bash", [script, "stop", dir], { encoding: "utf8", timeout: 60_000 }))
+        )
+        expect(again).toBeTruthy()
+        const fresh = yield* Effect.acquireRelease(
+          Effect.sync(() => new Etcd3({ hosts: `http://${own.address}` })),
+          (c) => Effect.sync(() => c.close())
+        )
+        // A client's first request right after etcd restarts can meet "no connection established": retry (bounded).
+        yield* Effect.tryPromise(() => fresh.put("/app/db").value(JSON.stringify({ host: "h2", port: 2 })).exec()).pipe(
+          Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 25 }),
+          Effect.orDie
+        )
+        expect(yield* db.next.pipe(Effect.timeout("20 seconds"))).toEqual({ host: "h2", port: 2 })
+      }),
+    { timeout: 40_000 }
+  )
 })

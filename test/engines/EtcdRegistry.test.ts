@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { execFileSync } from "node:child_process"
 import * as CachedRegistry from "../../src/CachedRegistry.js"
 import * as EtcdRegistry from "../../src/plugins/etcd/EtcdRegistry.js"
 import { engine, type RunningEngine, startEngine } from "../support/engines.js"
@@ -27,7 +27,11 @@ registryContract("etcd (two clients)", {
 })
 
 const etcdctl = (...args: Array<string>) =>
-  execFileSync("etcdctl", [`--endpoints=${etcd.address}`, ...args], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" }, timeout: 10_000 })
+  execFileSync("etcdctl", [`--endpoints=${etcd.address}`, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ETCDCTL_API: "3" },
+    timeout: 10_000
+  })
 
 describe("EtcdRegistry", () => {
   it.scopedLive("one key per node under /micro/registry/<service>/<node>, JSON of the single-node service", () =>
@@ -70,10 +74,16 @@ describe("EtcdRegistry", () => {
       const writer = yield* make().pipe(Scope.extend(scope))
       const name = uniqueName("revoke")
       yield* writer.register(makeService(name, [{ id: `${name}-1`, port: 4001 }]), { ttl: "60 seconds" })
-      const deleted = yield* reader.watch({ service: name }).pipe(Stream.filter((e) => e.type === "delete"), Stream.runHead, Effect.fork)
+      const deleted = yield* reader.watch({ service: name }).pipe(
+        Stream.filter((e) => e.type === "delete"),
+        Stream.runHead,
+        Effect.fork
+      )
       yield* Effect.sleep("300 millis")
       yield* Scope.close(scope, Exit.void)
-      yield* Fiber.join(deleted).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error("no delete") }))
+      yield* Fiber.join(deleted).pipe(
+        Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error("no delete") })
+      )
       expect((yield* Effect.flip(reader.getService(name)))._tag).toBe("ServiceNotFound")
     }))
 
@@ -101,23 +111,29 @@ describe("EtcdRegistry", () => {
       expect(Date.now() - started).toBeLessThan(8000)
     }), 20_000)
 
-  it.scopedLive("etcd stopped mid-run → RegistryError, and the cached registry keeps serving", () =>
-    Effect.gen(function*() {
-      const own = yield* engine("etcd")
-      const registry = yield* EtcdRegistry.make({ hosts: own.address, timeout: "1 second" })
-      const cached = yield* CachedRegistry.make(registry, { ttl: "1 millis" })
-      const name = uniqueName("down")
-      yield* registry.register(makeService(name, [{ id: `${name}-1`, port: 4001 }]), { ttl: "30 seconds" })
-      yield* cached.getService(name)
-      own.stop()
-      const started = Date.now()
-      const error = yield* Effect.flip(registry.getService(name))
-      expect(error).toMatchObject({ _tag: "RegistryError", reason: "Unavailable" })
-      expect(Date.now() - started).toBeLessThan(5000)
-      // stale but served
-      const [stale] = yield* cached.getService(name)
-      expect(stale!.nodes.map((n) => n.id)).toEqual([`${name}-1`])
-      const e2 = yield* Effect.flip(registry.register(makeService(name, [{ id: `${name}-1`, port: 4001 }]), { ttl: "30 seconds" }))
-      expect(e2).toMatchObject({ _tag: "RegistryError", reason: "Unavailable" })
-    }), 30_000)
+  it.scopedLive(
+    "etcd stopped mid-run → RegistryError, and the cached registry keeps serving",
+    () =>
+      Effect.gen(function*() {
+        const own = yield* engine("etcd")
+        const registry = yield* EtcdRegistry.make({ hosts: own.address, timeout: "1 second" })
+        const cached = yield* CachedRegistry.make(registry, { ttl: "1 millis" })
+        const name = uniqueName("down")
+        yield* registry.register(makeService(name, [{ id: `${name}-1`, port: 4001 }]), { ttl: "30 seconds" })
+        yield* cached.getService(name)
+        own.stop()
+        const started = Date.now()
+        const error = yield* Effect.flip(registry.getService(name))
+        expect(error).toMatchObject({ _tag: "RegistryError", reason: "Unavailable" })
+        expect(Date.now() - started).toBeLessThan(5000)
+        // stale but served
+        const [stale] = yield* cached.getService(name)
+        expect(stale!.nodes.map((n) => n.id)).toEqual([`${name}-1`])
+        const e2 = yield* Effect.flip(
+          registry.register(makeService(name, [{ id: `${name}-1`, port: 4001 }]), { ttl: "30 seconds" })
+        )
+        expect(e2).toMatchObject({ _tag: "RegistryError", reason: "Unavailable" })
+      }),
+    30_000
+  )
 })

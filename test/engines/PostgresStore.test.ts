@@ -45,14 +45,19 @@ const postgresControl = (engine: RunningEngine) => {
   const bin = "/usr/lib/postgresql/15/bin"
   const data = path.join(engine.dir, "data")
   const asPostgres = (command: string) =>
-    Effect.try(() => execFileSync("su", ["postgres", "-s", "/bin/sh", "-c", command], { stdio: "pipe", timeout: 30_000 }))
+    Effect.try(() =>
+      execFileSync("su", ["postgres", "-s", "/bin/sh", "-c", command], { stdio: "pipe", timeout: 30_000 })
+    )
   const kill = asPostgres(`${bin}/pg_ctl -D '${data}' -m immediate stop`)
   const start = Effect.zipRight(
     asPostgres(
       `${bin}/pg_ctl -D '${data}' -l '${engine.dir}/log' -o "-c listen_addresses=127.0.0.1 -p ${engine.port} -k ${engine.dir}" -w start`
     ),
     Effect.sync(() =>
-      fs.writeFileSync(path.join(engine.dir, "pid"), fs.readFileSync(path.join(data, "postmaster.pid"), "utf8").split("\n")[0]!)
+      fs.writeFileSync(
+        path.join(engine.dir, "pid"),
+        fs.readFileSync(path.join(data, "postmaster.pid"), "utf8").split("\n")[0]!
+      )
     )
   )
   return { kill, start }
@@ -85,19 +90,31 @@ describe("PostgresStore specifics", () => {
       yield* store.write({ key: "x", value: new Uint8Array([1]) })
       expect(yield* store.list()).toEqual(["x"])
     }).pipe(
-      Effect.provide(PostgresStore.layerFromClient({ table: "shared" }).pipe(Layer.provide(PgClient.layer(connection()))))
+      Effect.provide(
+        PostgresStore.layerFromClient({ table: "shared" }).pipe(Layer.provide(PgClient.layer(connection())))
+      )
     ))
 
-  it.live("Postgres restarting: operations fail with Unavailable in bounded time, then the same store recovers", () =>
-    Effect.gen(function*() {
-      const own = yield* engine("postgres")
-      const control = postgresControl(own)
-      const store = yield* PostgresStore.make({
-        connection: { host: own.host, port: own.port, username: "postgres", database: "postgres", connectTimeout: "1 second" },
-        watchHeartbeat: "300 millis"
-      })
-      yield* engineRestartScenario(store, control, { downBoundMillis: 5_000, persistent: true })
-    }).pipe(Effect.scoped), 30_000)
+  it.live(
+    "Postgres restarting: operations fail with Unavailable in bounded time, then the same store recovers",
+    () =>
+      Effect.gen(function*() {
+        const own = yield* engine("postgres")
+        const control = postgresControl(own)
+        const store = yield* PostgresStore.make({
+          connection: {
+            host: own.host,
+            port: own.port,
+            username: "postgres",
+            database: "postgres",
+            connectTimeout: "1 second"
+          },
+          watchHeartbeat: "300 millis"
+        })
+        yield* engineRestartScenario(store, control, { downBoundMillis: 5_000, persistent: true })
+      }).pipe(Effect.scoped),
+    30_000
+  )
 
   it.live("an unreachable Postgres fails with reason Unavailable, in bounded time", () =>
     Effect.gen(function*() {

@@ -80,12 +80,24 @@ const redisControl = (engine: RunningEngine) => {
   const start = Effect.gen(function*() {
     const log = fs.openSync(path.join(engine.dir, "log"), "a")
     child = spawn("redis-server", [
-      "--bind", "127.0.0.1", "--port", String(engine.port), "--dir", engine.dir,
-      "--save", "", "--appendonly", "no", "--notify-keyspace-events", "KEA"
+      "--bind",
+      "127.0.0.1",
+      "--port",
+      String(engine.port),
+      "--dir",
+      engine.dir,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--notify-keyspace-events",
+      "KEA"
     ], { stdio: ["ignore", log, log] })
     fs.closeSync(log)
     fs.writeFileSync(pidFile, String(child.pid))
-    yield* Effect.try(() => execFileSync("redis-cli", ["-p", String(engine.port), "ping"], { encoding: "utf8", stdio: "pipe" }))
+    yield* Effect.try(() =>
+      execFileSync("redis-cli", ["-p", String(engine.port), "ping"], { encoding: "utf8", stdio: "pipe" })
+    )
       .pipe(
         Effect.filterOrFail((out) => out.includes("PONG")),
         Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 200 })
@@ -159,11 +171,13 @@ describe("RedisStore specifics", () => {
         host: Config.string("REDIS_HOST"),
         port: Config.integer("REDIS_PORT"),
         keyPrefix: Config.string("REDIS_PREFIX")
-      }).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
-        ["REDIS_HOST", redis.host],
-        ["REDIS_PORT", String(redis.port)],
-        ["REDIS_PREFIX", "other:"]
-      ])))))
+      }).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
+        new Map([
+          ["REDIS_HOST", redis.host],
+          ["REDIS_PORT", String(redis.port)],
+          ["REDIS_PREFIX", "other:"]
+        ])
+      ))))
       // Another key prefix: a separate keyspace.
       expect(yield* Effect.provide(use, configured)).toEqual(["via-layer"])
       const client = yield* raw
@@ -190,29 +204,37 @@ describe("RedisStore specifics", () => {
       expect(Date.now() - start).toBeLessThan(5_000)
     }))
 
-  it.live("Redis restarting: operations fail with Unavailable in bounded time, then the same store recovers", () =>
-    Effect.gen(function*() {
-      const own = yield* engine("redis")
-      const control = redisControl(own)
-      yield* Effect.addFinalizer(() => control.release)
-      const store = yield* RedisStore.make({ host: own.host, port: own.port, connectTimeout: "1 second" })
-      yield* engineRestartScenario(store, control, { downBoundMillis: 6_000, persistent: false })
-    }).pipe(Effect.scoped), 30_000)
+  it.live(
+    "Redis restarting: operations fail with Unavailable in bounded time, then the same store recovers",
+    () =>
+      Effect.gen(function*() {
+        const own = yield* engine("redis")
+        const control = redisControl(own)
+        yield* Effect.addFinalizer(() => control.release)
+        const store = yield* RedisStore.make({ host: own.host, port: own.port, connectTimeout: "1 second" })
+        yield* engineRestartScenario(store, control, { downBoundMillis: 6_000, persistent: false })
+      }).pipe(Effect.scoped),
+    30_000
+  )
 
-  it.live("Redis going away mid-run: operations fail with reason Unavailable, not a hang", () =>
-    Effect.gen(function*() {
-      const own = yield* engine("redis")
-      const store = yield* RedisStore.make({
-        host: own.host,
-        port: own.port,
-        commandTimeout: "1 second",
-        redis: { retryStrategy: () => 100 }
-      })
-      yield* store.write({ key: "k", value: new Uint8Array([1]) })
-      own.stop()
-      const start = Date.now()
-      expect(yield* failureReason(store.read("k"))).toBe("Unavailable")
-      expect(yield* failureReason(store.list())).toBe("Unavailable")
-      expect(Date.now() - start).toBeLessThan(10_000)
-    }).pipe(Effect.scoped), 30_000)
+  it.live(
+    "Redis going away mid-run: operations fail with reason Unavailable, not a hang",
+    () =>
+      Effect.gen(function*() {
+        const own = yield* engine("redis")
+        const store = yield* RedisStore.make({
+          host: own.host,
+          port: own.port,
+          commandTimeout: "1 second",
+          redis: { retryStrategy: () => 100 }
+        })
+        yield* store.write({ key: "k", value: new Uint8Array([1]) })
+        own.stop()
+        const start = Date.now()
+        expect(yield* failureReason(store.read("k"))).toBe("Unavailable")
+        expect(yield* failureReason(store.list())).toBe("Unavailable")
+        expect(Date.now() - start).toBeLessThan(10_000)
+      }).pipe(Effect.scoped),
+    30_000
+  )
 })

@@ -3,7 +3,6 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
 import type { EjectionOptions } from "../../src/Client.js"
-import type { Node } from "../../src/Registry.js"
 import {
   checkHungNodes,
   NodeHealth,
@@ -13,6 +12,7 @@ import {
   resolveHungNode,
   Status
 } from "../../src/internal/rpc/nodeHealth.js"
+import type { Node } from "../../src/Registry.js"
 
 const node = (id: string): Node => ({ id, address: `${id}:1`, metadata: {} })
 const [a, b, c] = [node("a"), node("b"), node("c")]
@@ -314,7 +314,13 @@ describe("NodeHealth: hung-node check", () => {
     let last = now()
     const check = Effect.gen(function*() {
       yield* TestClock.adjust("50 millis")
-      checkHungNodes(health, options, (address) => (address === a.address ? connection : undefined), now(), now() - last)
+      checkHungNodes(
+        health,
+        options,
+        (address) => (address === a.address ? connection : undefined),
+        now(),
+        now() - last
+      )
       last = now()
     })
     return { health, connection, state, check }

@@ -79,7 +79,10 @@ const supported = {
   ),
   record: Schema.Record({ key: Schema.String, value: Schema.Number }),
   recordOfStructs: Schema.Record({ key: Schema.String, value: Schema.Struct({ x: Schema.Number }) }),
-  structWithRecord: Schema.Struct({ kind: Schema.Literal("k") }, Schema.Record({ key: Schema.String, value: Schema.String })),
+  structWithRecord: Schema.Struct(
+    { kind: Schema.Literal("k") },
+    Schema.Record({ key: Schema.String, value: Schema.String })
+  ),
   literalRecord: Schema.Record({ key: Schema.Literal("x", "y"), value: Schema.Boolean }),
   optionals: Schema.Struct({
     a: Schema.optional(Schema.Number),
@@ -200,15 +203,20 @@ describe("schemaValidator", () => {
 
       it("never accepts what Schema rejects or would change (mutations)", () => {
         FastCheck.assert(
-          FastCheck.property(mutated(Arbitrary.make(schema as Schema.Schema<unknown>)), (u) => checkSound(schema, fast!, u)),
+          FastCheck.property(
+            mutated(Arbitrary.make(schema as Schema.Schema<unknown>)),
+            (u) => checkSound(schema, fast!, u)
+          ),
           { numRuns: 300 }
         )
       })
 
       it("never accepts what Schema rejects or would change (anything)", () => {
         FastCheck.assert(
-          FastCheck.property(FastCheck.anything({ withNullPrototype: true, withObjectString: true }), (u) =>
-            checkSound(schema, fast!, u)),
+          FastCheck.property(
+            FastCheck.anything({ withNullPrototype: true, withObjectString: true }),
+            (u) => checkSound(schema, fast!, u)
+          ),
           { numRuns: 200 }
         )
       })
@@ -326,7 +334,9 @@ describe("Codec fast path", () => {
   for (const codec of [Codec.json, Codec.msgpack]) {
     describe(codec.contentType, () => {
       it("round-trips supported schemas", () => {
-        for (const schema of [Item, Shape, supported.nested, supported.optionals, supported.recursive, supported.tupleRest]) {
+        for (
+          const schema of [Item, Shape, supported.nested, supported.optionals, supported.recursive, supported.tupleRest]
+        ) {
           const compiled = codec.compile(schema as Schema.Schema<unknown>)
           FastCheck.assert(
             FastCheck.property(Arbitrary.make(schema as Schema.Schema<unknown>).filter(jsonSafe), (value) => {
@@ -351,7 +361,9 @@ describe("Codec fast path", () => {
       it("error messages are the ParseResult messages", () => {
         const compiled = codec.compile(Shape)
         const serialize = (u: unknown) =>
-          codec === Codec.json ? Buffer.from(JSON.stringify(u)) : Either.getOrThrow(Codec.msgpack.compile(Schema.Unknown).encode(u))
+          codec === Codec.json
+            ? Buffer.from(JSON.stringify(u))
+            : Either.getOrThrow(Codec.msgpack.compile(Schema.Unknown).encode(u))
         for (const bad of [{ _tag: "Square", side: 1.5 }, { _tag: "Nope" }, [1], "x", { _tag: "Text", text: "" }]) {
           const decodeIssue = ParseResult.decodeUnknownEither(Shape)(bad)
           expect(Either.isLeft(decodeIssue)).toBe(true)

@@ -11,8 +11,8 @@ import * as Layer from "effect/Layer"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Auth, Certificates, Client, Codec, Registry, Selector } from "../../src/index.js"
 import * as AuthMiddleware from "../../src/AuthMiddleware.js"
+import { Auth, Certificates, Client, Codec, Registry, Selector } from "../../src/index.js"
 import * as TlsTransport from "../../src/TlsTransport.js"
 import { type Child, spawnFixture } from "../support/processes.js"
 import { Secure } from "./fixtures/authContract.js"
@@ -89,7 +89,12 @@ const withClient = <A, E>(
 ) =>
   Effect.gen(function*() {
     const { issuer } = yield* Fixture
-    const infra = Layer.mergeAll(TlsTransport.layer(tls), Registry.layerStatic({ secure: [address] }), Codec.layer, Selector.layer)
+    const infra = Layer.mergeAll(
+      TlsTransport.layer(tls),
+      Registry.layerStatic({ secure: [address] }),
+      Codec.layer,
+      Selector.layer
+    )
     const client = as === undefined
       ? Client.layer({ retry: false })
       : AuthMiddleware.layerClient({ retry: false }).pipe(
@@ -101,17 +106,25 @@ const withClient = <A, E>(
   })
 
 const tokenOf = (credentials: Auth.Credentials) =>
-  Effect.flatMap(Fixture, ({ issuer }) =>
-    Effect.flatMap(Auth.Auth, (auth) => Effect.map(Effect.orDie(auth.token(credentials)), (t) => t.accessToken)).pipe(
-      Effect.provide(issuer)
-    ))
+  Effect.flatMap(
+    Fixture,
+    ({ issuer }) =>
+      Effect.flatMap(Auth.Auth, (auth) => Effect.map(Effect.orDie(auth.token(credentials)), (t) => t.accessToken)).pipe(
+        Effect.provide(issuer)
+      )
+  )
 
 describe("cross-process auth over mTLS", () => {
   layer(FixtureLive, { excludeTestServices: true, timeout: "30 seconds" })((it) => {
     it.effect("a CA-issued client with a service token: handler and middleware see account and peer identity", () =>
       Effect.gen(function*() {
         const { certs, plain } = yield* Fixture
-        const who = yield* withClient(plain.ready, TlsTransport.optionsFromIssued(certs.caller), caller, (c) => c.WhoAmI())
+        const who = yield* withClient(
+          plain.ready,
+          TlsTransport.optionsFromIssued(certs.caller),
+          caller,
+          (c) => c.WhoAmI()
+        )
         expect(who).toEqual({ account: "caller", peer: "caller" })
         yield* Effect.promise(() => plain.waitForLine((line) => line === "SEEN WhoAmI caller", 5000))
       }))
@@ -120,17 +133,30 @@ describe("cross-process auth over mTLS", () => {
       Effect.gen(function*() {
         const { certs, plain } = yield* Fixture
         const tls = TlsTransport.optionsFromIssued(certs.caller)
-        const anonymous = yield* withClient(plain.ready, tls, undefined, (c) =>
-          Effect.all([c.Ping(), Effect.flip(c.WhoAmI())]))
+        const anonymous = yield* withClient(
+          plain.ready,
+          tls,
+          undefined,
+          (c) => Effect.all([c.Ping(), Effect.flip(c.WhoAmI())])
+        )
         expect(anonymous[0]).toBe("pong")
         expect(anonymous[1]).toMatchObject({ _tag: "Unauthorized", code: 401 })
         const rootToken = yield* tokenOf(root)
-        const [denied, allowed] = yield* withClient(plain.ready, tls, caller, (c) =>
-          Effect.all([Effect.flip(c.AdminReset()), c.AdminReset(undefined, { metadata: Auth.bearer(rootToken) })]))
+        const [denied, allowed] = yield* withClient(
+          plain.ready,
+          tls,
+          caller,
+          (c) =>
+            Effect.all([Effect.flip(c.AdminReset()), c.AdminReset(undefined, { metadata: Auth.bearer(rootToken) })])
+        )
         expect(denied).toMatchObject({ _tag: "Forbidden", code: 403 })
         expect(allowed).toBe("reset by root")
-        const forged = yield* withClient(plain.ready, tls, undefined, (c) =>
-          Effect.flip(c.WhoAmI(undefined, { metadata: Auth.bearer(rootToken.slice(0, -4) + "AAAA") })))
+        const forged = yield* withClient(
+          plain.ready,
+          tls,
+          undefined,
+          (c) => Effect.flip(c.WhoAmI(undefined, { metadata: Auth.bearer(rootToken.slice(0, -4) + "AAAA") }))
+        )
         expect(forged).toMatchObject({ _tag: "Unauthorized" })
       }))
 
@@ -148,19 +174,33 @@ describe("cross-process auth over mTLS", () => {
         expect(none).toMatchObject({ _tag: "TransportError", reason: "dial" })
         // the server never saw a call from them, and still serves
         expect(plain.lines.filter((line) => line.startsWith("SEEN") && !line.endsWith(" caller"))).toEqual([])
-        const who = yield* withClient(plain.ready, TlsTransport.optionsFromIssued(certs.caller), caller, (c) => c.WhoAmI())
+        const who = yield* withClient(
+          plain.ready,
+          TlsTransport.optionsFromIssued(certs.caller),
+          caller,
+          (c) => c.WhoAmI()
+        )
         expect(who.peer).toBe("caller")
       }))
 
     it.effect("matchPeerIdentity: a service token is only honoured over its own certificate", () =>
       Effect.gen(function*() {
         const { bound, certs } = yield* Fixture
-        const own = yield* withClient(bound.ready, TlsTransport.optionsFromIssued(certs.caller), caller, (c) => c.WhoAmI())
+        const own = yield* withClient(
+          bound.ready,
+          TlsTransport.optionsFromIssued(certs.caller),
+          caller,
+          (c) => c.WhoAmI()
+        )
         expect(own).toEqual({ account: "caller", peer: "caller" })
         // the intruder holds a valid CA certificate, and caller's (stolen) token
         const stolen = yield* tokenOf(caller)
-        const error = yield* withClient(bound.ready, TlsTransport.optionsFromIssued(certs.intruder), intruder, (c) =>
-          Effect.flip(c.WhoAmI(undefined, { metadata: Auth.bearer(stolen) })))
+        const error = yield* withClient(
+          bound.ready,
+          TlsTransport.optionsFromIssued(certs.intruder),
+          intruder,
+          (c) => Effect.flip(c.WhoAmI(undefined, { metadata: Auth.bearer(stolen) }))
+        )
         expect(error).toMatchObject({ _tag: "Forbidden", code: 403 })
         expect(error.detail).toContain("authenticated as intruder")
       }))

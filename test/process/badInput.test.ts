@@ -108,7 +108,9 @@ describe("bad input on the wire", () => {
       peer.socket.write(wire.PREFACE)
       peer.socket.write(wire.encodeOpen(1, 0, 0, 32, header("Sum"), undefined))
       // Far beyond the window, in one write.
-      const burst = Buffer.concat(Array.from({ length: 5000 }, () => wire.encodeBody(wire.FrameType.Data, 1, Buffer.from("1"))))
+      const burst = Buffer.concat(
+        Array.from({ length: 5000 }, () => wire.encodeBody(wire.FrameType.Data, 1, Buffer.from("1")))
+      )
       peer.socket.write(burst)
       const frame = yield* waitFor(() => peer.frames.find((f) => f.streamId === 1))
       // The burst is parsed before the handler consumes anything, so the window (32) is exceeded.
@@ -130,14 +132,24 @@ describe("bad input on the wire", () => {
           // Once the preface and the OPEN frame are in (they may come in separate writes).
           const before = received
           received += chunk.byteLength
-          if (before > wire.PREFACE.byteLength + wire.FRAME_HEADER || received <= wire.PREFACE.byteLength + wire.FRAME_HEADER) return
-          const burst = Array.from({ length: 500 }, (_, i) => wire.encodeBody(wire.FrameType.Data, 1, Buffer.from(String(i))))
+          if (
+            before > wire.PREFACE.byteLength + wire.FRAME_HEADER ||
+            received <= wire.PREFACE.byteLength + wire.FRAME_HEADER
+          ) return
+          const burst = Array.from(
+            { length: 500 },
+            (_, i) => wire.encodeBody(wire.FrameType.Data, 1, Buffer.from(String(i)))
+          )
           socket.write(Buffer.concat(burst))
         })
       })
       yield* Effect.acquireRelease(
         Effect.async<void>((resume) => void fake.listen(0, "127.0.0.1", () => resume(Effect.void))),
-        () => Effect.sync(() => { for (const socket of sockets) socket.destroy(); fake.close() })
+        () =>
+          Effect.sync(() => {
+            for (const socket of sockets) socket.destroy()
+            fake.close()
+          })
       )
       const address = `127.0.0.1:${(fake.address() as net.AddressInfo).port}`
       const error = yield* Effect.gen(function*() {
@@ -153,7 +165,9 @@ describe("bad input on the wire", () => {
       const server = yield* spawnFixture(fixture, { NODE_ID: "hangup" })
       const peer = yield* rawPeer(server.ready)
       peer.socket.write(wire.PREFACE)
-      peer.socket.write(wire.encodeOpen(1, wire.OpenFlag.Unary, 0, 32, header("Sleep"), Buffer.from(`{"millis":60000}`)))
+      peer.socket.write(
+        wire.encodeOpen(1, wire.OpenFlag.Unary, 0, 32, header("Sleep"), Buffer.from(`{"millis":60000}`))
+      )
       yield* Effect.promise(() => server.waitForLine((line) => line === "EVENT sleep-started:60000"))
       peer.socket.destroy()
       yield* Effect.promise(() => server.waitForLine((line) => line === "EVENT sleep-interrupted:60000", 5000))

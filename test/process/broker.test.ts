@@ -22,7 +22,9 @@ const mdnsPort = 20000 + Math.floor(Math.random() * 20000)
 
 const layer = HttpBroker.layer().pipe(
   Layer.provideMerge(CachedRegistry.layer()),
-  Layer.provide(MdnsRegistry.layer({ ...MdnsRegistry.loopback, port: mdnsPort, queryTimeout: "100 millis", queryRetries: 1 }))
+  Layer.provide(
+    MdnsRegistry.layer({ ...MdnsRegistry.loopback, port: mdnsPort, queryTimeout: "100 millis", queryRetries: 1 })
+  )
 )
 
 const nodesOf = (topic: string) =>
@@ -70,86 +72,119 @@ brokerContract({
 
 const post = (url: string, init: RequestInit) =>
   Effect.promise(async () => {
-    const response = await fetch(url, init).catch((error) => { throw new Error(`${init.method} ${JSON.stringify(init.headers)} ${typeof init.body === "string" ? init.body.length : String(init.body)}: ${error.cause?.code}`) })
+    const response = await fetch(url, init).catch((error) => {
+      throw new Error(
+        `${init.method} ${JSON.stringify(init.headers)} ${
+          typeof init.body === "string" ? init.body.length : String(init.body)
+        }: ${error.cause?.code}`
+      )
+    })
     return { status: response.status, text: await response.text() }
   })
 
 describe("HTTP broker endpoint: raw requests", () => {
-  it.scopedLive("a plain POST (as curl sends) is delivered; bad input gets 4xx and the subscriber keeps running", () =>
-    Effect.gen(function*() {
-      const sub = yield* spawnSubscriber({ topic: "raw.orders", mode: "typed" }, { MAX_BODY_SIZE: "2048" })
-      const json = { "content-type": "application/json" }
+  it.scopedLive(
+    "a plain POST (as curl sends) is delivered; bad input gets 4xx and the subscriber keeps running",
+    () =>
+      Effect.gen(function*() {
+        const sub = yield* spawnSubscriber({ topic: "raw.orders", mode: "typed" }, { MAX_BODY_SIZE: "2048" })
+        const json = { "content-type": "application/json" }
 
-      // curl -X POST -H 'content-type: application/json' -H 'micro-header-trace: t1' -d '{"id":"o-1","n":1}' <endpoint>
-      const ok = yield* post(sub.endpoint, { method: "POST", headers: { ...json, "micro-header-trace": "t1" }, body: `{"id":"o-1","n":1}` })
-      expect(ok.status).toBe(204)
-      const first = yield* eventually(sub.received, (r) => r.length === 1)
-      expect(JSON.parse(first[0]!.body)).toEqual({ id: "o-1", n: 1 })
-      expect(first[0]!.headers).toEqual({ trace: "t1" })
+        // curl -X POST -H 'content-type: application/json' -H 'micro-header-trace: t1' -d '{"id":"o-1","n":1}' <endpoint>
+        const ok = yield* post(sub.endpoint, {
+          method: "POST",
+          headers: { ...json, "micro-header-trace": "t1" },
+          body: `{"id":"o-1","n":1}`
+        })
+        expect(ok.status).toBe(204)
+        const first = yield* eventually(sub.received, (r) => r.length === 1)
+        expect(JSON.parse(first[0]!.body)).toEqual({ id: "o-1", n: 1 })
+        expect(first[0]!.headers).toEqual({ trace: "t1" })
 
-      const invalidJson = yield* post(sub.endpoint, { method: "POST", headers: json, body: `{"id":` })
-      expect(invalidJson.status).toBe(400)
-      expect(JSON.parse(invalidJson.text).reason).toBe("Rejected")
+        const invalidJson = yield* post(sub.endpoint, { method: "POST", headers: json, body: `{"id":` })
+        expect(invalidJson.status).toBe(400)
+        expect(JSON.parse(invalidJson.text).reason).toBe("Rejected")
 
-      const wrongSchema = yield* post(sub.endpoint, { method: "POST", headers: json, body: `{"id":7,"n":"x"}` })
-      expect(wrongSchema.status).toBe(400)
-      expect(JSON.parse(wrongSchema.text).detail).toContain("Expected string")
+        const wrongSchema = yield* post(sub.endpoint, { method: "POST", headers: json, body: `{"id":7,"n":"x"}` })
+        expect(wrongSchema.status).toBe(400)
+        expect(JSON.parse(wrongSchema.text).detail).toContain("Expected string")
 
-      const unknownType = yield* post(sub.endpoint, { method: "POST", headers: { "content-type": "text/x-nope" }, body: "x" })
-      expect(unknownType.status).toBe(400)
+        const unknownType = yield* post(sub.endpoint, {
+          method: "POST",
+          headers: { "content-type": "text/x-nope" },
+          body: "x"
+        })
+        expect(unknownType.status).toBe(400)
 
-      const oversized = yield* post(sub.endpoint, { method: "POST", headers: json, body: JSON.stringify({ id: "x".repeat(5000), n: 1 }) })
-      expect(oversized.status).toBe(413)
+        const oversized = yield* post(sub.endpoint, {
+          method: "POST",
+          headers: json,
+          body: JSON.stringify({ id: "x".repeat(5000), n: 1 })
+        })
+        expect(oversized.status).toBe(413)
 
-      // Chunked (no content-length) and oversized: the limit still holds. The endpoint stops reading at the
-      // limit, so the client sees the 413 or, if it is still sending, a closed connection.
-      const chunked = yield* post(sub.endpoint, {
-        method: "POST",
-        headers: json,
-        body: new ReadableStream({
-          start(controller) {
-            for (let i = 0; i < 10; i++) controller.enqueue(new TextEncoder().encode("x".repeat(1000)))
-            controller.close()
-          }
-        }),
-        duplex: "half"
-      } as RequestInit).pipe(Effect.catchAllDefect(() => Effect.succeed({ status: 0, text: "connection closed" })))
-      expect([0, 413]).toContain(chunked.status)
+        // Chunked (no content-length) and oversized: the limit still holds. The endpoint stops reading at the
+        // limit, so the client sees the 413 or, if it is still sending, a closed connection.
+        const chunked = yield* post(sub.endpoint, {
+          method: "POST",
+          headers: json,
+          body: new ReadableStream({
+            start(controller) {
+              for (let i = 0; i < 10; i++) controller.enqueue(new TextEncoder().encode("x".repeat(1000)))
+              controller.close()
+            }
+          }),
+          duplex: "half"
+        } as RequestInit).pipe(Effect.catchAllDefect(() => Effect.succeed({ status: 0, text: "connection closed" })))
+        expect([0, 413]).toContain(chunked.status)
 
-      const malformedBatch = yield* post(sub.endpoint, {
-        method: "POST",
-        headers: { "content-type": "application/x-micro-batch" },
-        body: new Uint8Array([0, 200, 1, 2])
-      })
-      expect(malformedBatch.status).toBe(400)
+        const malformedBatch = yield* post(sub.endpoint, {
+          method: "POST",
+          headers: { "content-type": "application/x-micro-batch" },
+          body: new Uint8Array([0, 200, 1, 2])
+        })
+        expect(malformedBatch.status).toBe(400)
 
-      const wrongTopic = yield* post(sub.endpoint, { method: "POST", headers: { ...json, "micro-topic": "other" }, body: `{"id":"o","n":1}` })
-      expect(wrongTopic.status).toBe(400)
+        const wrongTopic = yield* post(sub.endpoint, {
+          method: "POST",
+          headers: { ...json, "micro-topic": "other" },
+          body: `{"id":"o","n":1}`
+        })
+        expect(wrongTopic.status).toBe(400)
 
-      const unknownPath = yield* post(sub.endpoint.replace(/\/broker\/.*$/, "/broker/nope"), { method: "POST", body: "x" })
-      expect(unknownPath.status).toBe(404)
-      const get = yield* post(sub.endpoint, { method: "GET" })
-      expect(get.status).toBe(405)
+        const unknownPath = yield* post(sub.endpoint.replace(/\/broker\/.*$/, "/broker/nope"), {
+          method: "POST",
+          body: "x"
+        })
+        expect(unknownPath.status).toBe(404)
+        const get = yield* post(sub.endpoint, { method: "GET" })
+        expect(get.status).toBe(405)
 
-      // Still alive and delivering; none of the bad requests reached the handler.
-      const after = yield* post(sub.endpoint, { method: "POST", headers: json, body: `{"id":"o-2","n":2}` })
-      expect(after.status).toBe(204)
-      const all = yield* eventually(sub.received, (r) => r.length === 2)
-      expect(all.map((r) => JSON.parse(r.body).id)).toEqual(["o-1", "o-2"])
-      expect(sub.child.process.exitCode).toBe(null)
-    }), 60_000)
+        // Still alive and delivering; none of the bad requests reached the handler.
+        const after = yield* post(sub.endpoint, { method: "POST", headers: json, body: `{"id":"o-2","n":2}` })
+        expect(after.status).toBe(204)
+        const all = yield* eventually(sub.received, (r) => r.length === 2)
+        expect(all.map((r) => JSON.parse(r.body).id)).toEqual(["o-1", "o-2"])
+        expect(sub.child.process.exitCode).toBe(null)
+      }),
+    60_000
+  )
 
-  it.scopedLive("a SIGKILLed queue member (still in the registry) is skipped: the other member gets every message", () =>
-    Effect.gen(function*() {
-      const topic = `kill.${process.pid}`
-      const a = yield* spawnSubscriber({ topic, queue: "g" })
-      const b = yield* spawnSubscriber({ topic, queue: "g" })
-      yield* eventually(nodesOf(topic), (nodes) => nodes.length === 2, "15 seconds")
-      b.child.kill("SIGKILL")
-      yield* Effect.promise(() => b.child.exited)
-      expect((yield* nodesOf(topic)).length).toBe(2)
-      for (let i = 0; i < 20; i++) yield* Broker.publish(topic, new TextEncoder().encode(String(i)))
-      const got = yield* eventually(a.received, (r) => r.length === 20)
-      expect(got.map((r) => r.body)).toEqual(Array.from({ length: 20 }, (_, i) => String(i)))
-    }).pipe(Effect.provide(layer)), 60_000)
+  it.scopedLive(
+    "a SIGKILLed queue member (still in the registry) is skipped: the other member gets every message",
+    () =>
+      Effect.gen(function*() {
+        const topic = `kill.${process.pid}`
+        const a = yield* spawnSubscriber({ topic, queue: "g" })
+        const b = yield* spawnSubscriber({ topic, queue: "g" })
+        yield* eventually(nodesOf(topic), (nodes) => nodes.length === 2, "15 seconds")
+        b.child.kill("SIGKILL")
+        yield* Effect.promise(() => b.child.exited)
+        expect((yield* nodesOf(topic)).length).toBe(2)
+        for (let i = 0; i < 20; i++) yield* Broker.publish(topic, new TextEncoder().encode(String(i)))
+        const got = yield* eventually(a.received, (r) => r.length === 20)
+        expect(got.map((r) => r.body)).toEqual(Array.from({ length: 20 }, (_, i) => String(i)))
+      }).pipe(Effect.provide(layer)),
+    60_000
+  )
 })

@@ -48,51 +48,57 @@ const waitUntil = (predicate: (ids: Set<string>) => boolean, timeout: Duration.D
   )
 
 describe("discovery across processes (mdns)", () => {
-  it.scopedLive("three servers discovered by name; calls spread; SIGKILL and SIGTERM churn fail no call", () =>
-    Effect.gen(function*() {
-      const a = yield* spawnFixture(fixture, serverEnv("a"))
-      const readyAt = Date.now()
-      yield* waitUntil((ids) => ids.has("a"))
-      const timeToDiscovery = Date.now() - readyAt
+  it.scopedLive(
+    "three servers discovered by name; calls spread; SIGKILL and SIGTERM churn fail no call",
+    () =>
+      Effect.gen(function*() {
+        const a = yield* spawnFixture(fixture, serverEnv("a"))
+        const readyAt = Date.now()
+        yield* waitUntil((ids) => ids.has("a"))
+        const timeToDiscovery = Date.now() - readyAt
 
-      const b = yield* spawnFixture(fixture, serverEnv("b"))
-      const c = yield* spawnFixture(fixture, serverEnv("c"))
-      yield* waitUntil((ids) => ids.has("b") && ids.has("c"))
+        const b = yield* spawnFixture(fixture, serverEnv("b"))
+        const c = yield* spawnFixture(fixture, serverEnv("c"))
+        yield* waitUntil((ids) => ids.has("b") && ids.has("c"))
 
-      const testing = yield* Client.make(Testing, { service: "testing" })
-      const seen: Record<string, number> = {}
-      yield* Effect.forEach(Array.from({ length: 30 }), () =>
-        Effect.map(testing.Echo({ text: "x" }), ({ node }) => {
-          seen[node] = (seen[node] ?? 0) + 1
-        }), { discard: true })
-      expect(Object.keys(seen).sort()).toEqual(["a", "b", "c"])
+        const testing = yield* Client.make(Testing, { service: "testing" })
+        const seen: Record<string, number> = {}
+        yield* Effect.forEach(Array.from({ length: 30 }), () =>
+          Effect.map(testing.Echo({ text: "x" }), ({ node }) => {
+            seen[node] = (seen[node] ?? 0) + 1
+          }), { discard: true })
+        expect(Object.keys(seen).sort()).toEqual(["a", "b", "c"])
 
-      // Churn under load: b dies without deregistering, c leaves gracefully; no call fails.
-      let completed = 0
-      let killedAt = 0
-      const load = Effect.forEach(
-        Array.from({ length: 1500 }, (_, i) => i),
-        (i) =>
-          Effect.map(testing.Echo({ text: `m${i}` }), ({ text }) => {
-            expect(text).toBe(`m${i}`)
-            completed++
-            if (completed === 300) {
-              killedAt = Date.now()
-              b.kill("SIGKILL")
-            }
-            if (completed === 600) c.kill("SIGTERM")
-          }),
-        { concurrency: 16, discard: true }
-      )
-      yield* load
-      expect(completed).toBe(1500)
+        // Churn under load: b dies without deregistering, c leaves gracefully; no call fails.
+        let completed = 0
+        let killedAt = 0
+        const load = Effect.forEach(
+          Array.from({ length: 1500 }, (_, i) => i),
+          (i) =>
+            Effect.map(testing.Echo({ text: `m${i}` }), ({ text }) => {
+              expect(text).toBe(`m${i}`)
+              completed++
+              if (completed === 300) {
+                killedAt = Date.now()
+                b.kill("SIGKILL")
+              }
+              if (completed === 600) c.kill("SIGTERM")
+            }),
+          { concurrency: 16, discard: true }
+        )
+        yield* load
+        expect(completed).toBe(1500)
 
-      // c said goodbye; b is forgotten when its TTL runs out.
-      yield* waitUntil((ids) => !ids.has("c"))
-      yield* waitUntil((ids) => !ids.has("b"), Duration.millis(ttlMillis + 5000))
-      const timeToForget = Date.now() - killedAt
-      expect(yield* nodeIds).toEqual(new Set(["a"]))
-      yield* Effect.log(`mdns time-to-discovery ${timeToDiscovery} ms; SIGKILLed node forgotten ${timeToForget} ms after SIGKILL (TTL ${ttlMillis} ms)`)
-      expect(a.process.exitCode).toBe(null)
-    }).pipe(Effect.provide(clientLayer)), 90_000)
+        // c said goodbye; b is forgotten when its TTL runs out.
+        yield* waitUntil((ids) => !ids.has("c"))
+        yield* waitUntil((ids) => !ids.has("b"), Duration.millis(ttlMillis + 5000))
+        const timeToForget = Date.now() - killedAt
+        expect(yield* nodeIds).toEqual(new Set(["a"]))
+        yield* Effect.log(
+          `mdns time-to-discovery ${timeToDiscovery} ms; SIGKILLed node forgotten ${timeToForget} ms after SIGKILL (TTL ${ttlMillis} ms)`
+        )
+        expect(a.process.exitCode).toBe(null)
+      }).pipe(Effect.provide(clientLayer)),
+    90_000
+  )
 })

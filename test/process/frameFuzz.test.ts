@@ -29,7 +29,14 @@ const prng = (seed: number) => () => {
 }
 
 const endpoints = ["Hello", "Echo", "Countdown", "Sum", "Chat", "Sleep", "Boom", "WhoAmI", "Bytes", "Nope", ""]
-const contentTypes = ["application/json", "application/msgpack", "application/protobuf", "application/octet-stream", "text/x", ""]
+const contentTypes = [
+  "application/json",
+  "application/msgpack",
+  "application/protobuf",
+  "application/octet-stream",
+  "text/x",
+  ""
+]
 
 const frameGenerator = (random: () => number) => {
   const pick = <A>(items: ReadonlyArray<A>): A => items[Math.floor(random() * items.length)]!
@@ -64,8 +71,20 @@ const frameGenerator = (random: () => number) => {
     for (let i = int(3); i > 0; i--) metadata[pick(["authorization", "x-a", "traceparent", ""])] = "v".repeat(int(300))
     const id = nextStream
     nextStream += 2
-    const header = wire.encodeCallHeader({ service: pick(["testing", "", "other"]), endpoint, contentType: pick(contentTypes), metadata })
-    return wire.encodeOpen(id, pick([0, 1, 1, 1, int(256)]), pick([0, 0, 100, 5000, 0xffffffff]), u32(), header, body(endpoint))
+    const header = wire.encodeCallHeader({
+      service: pick(["testing", "", "other"]),
+      endpoint,
+      contentType: pick(contentTypes),
+      metadata
+    })
+    return wire.encodeOpen(
+      id,
+      pick([0, 1, 1, 1, int(256)]),
+      pick([0, 0, 100, 5000, 0xffffffff]),
+      u32(),
+      header,
+      body(endpoint)
+    )
   }
   const generate = (): Buffer => {
     switch (int(10)) {
@@ -116,64 +135,73 @@ const frameGenerator = (random: () => number) => {
 }
 
 describe("frame fuzzing", () => {
-  it.scopedLive(`${CONNECTIONS * FRAMES_PER_CONNECTION} structure-aware frames: the server survives, stays bounded, keeps serving`, () =>
-    Effect.gen(function*() {
-      const server = yield* spawnFixture("test/process/fixtures/rpcServer.ts", {
-        NODE_ID: "fuzzed",
-        LIMITS: JSON.stringify({ streamIdleTimeout: 1000, frameTimeout: 1000, handshakeTimeout: 1000 })
-      })
-      const pid = server.process.pid!
-      const rssBefore = rssMb(pid)
-      const fdsBefore = openFds(pid)
-      const seed = Number(process.env.FUZZ_SEED ?? 20261205)
-      const [host, port] = server.ready.split(":")
-      let peakRss = rssBefore
-      yield* Effect.promise(async () => {
-        for (let c = 0; c < CONNECTIONS; c += 20) {
-          // 20 connections at a time, each with its own seeded stream of frames.
-          await Promise.all(Array.from({ length: 20 }, (_, k) =>
-            new Promise<void>((resolve) => {
-              const fuzz = frameGenerator(prng(seed + c + k))
-              const socket = net.connect({ host: host!, port: Number(port) })
-              socket.on("error", () => resolve())
-              socket.on("data", () => {})
-              socket.on("close", () => resolve())
-              socket.on("connect", () => {
-                const frames: Array<Buffer> = [fuzz.random() < 0.95 ? wire.PREFACE : fuzz.mutate(wire.PREFACE)]
-                for (let i = 0; i < FRAMES_PER_CONNECTION; i++) {
-                  const frame = fuzz.generate()
-                  frames.push(fuzz.random() < 0.25 ? fuzz.mutate(frame) : frame)
-                }
-                const stream = Buffer.concat(frames)
-                for (let offset = 0; offset < stream.byteLength;) {
-                  const length = 1 + fuzz.int(4096)
-                  socket.write(stream.subarray(offset, offset + length))
-                  offset += length
-                }
-                // Leave the connection open briefly (streams run, timers fire), then hang up.
-                setTimeout(() => socket.destroy(), 200 + fuzz.int(300))
-              })
-            })))
-          peakRss = Math.max(peakRss, rssMb(pid))
+  it.scopedLive(
+    `${CONNECTIONS * FRAMES_PER_CONNECTION} structure-aware frames: the server survives, stays bounded, keeps serving`,
+    () =>
+      Effect.gen(function*() {
+        const server = yield* spawnFixture("test/process/fixtures/rpcServer.ts", {
+          NODE_ID: "fuzzed",
+          LIMITS: JSON.stringify({ streamIdleTimeout: 1000, frameTimeout: 1000, handshakeTimeout: 1000 })
+        })
+        const pid = server.process.pid!
+        const rssBefore = rssMb(pid)
+        const fdsBefore = openFds(pid)
+        const seed = Number(process.env.FUZZ_SEED ?? 20261205)
+        const [host, port] = server.ready.split(":")
+        let peakRss = rssBefore
+        yield* Effect.promise(async () => {
+          for (let c = 0; c < CONNECTIONS; c += 20) {
+            // 20 connections at a time, each with its own seeded stream of frames.
+            await Promise.all(Array.from({ length: 20 }, (_, k) =>
+              new Promise<void>((resolve) => {
+                const fuzz = frameGenerator(prng(seed + c + k))
+                const socket = net.connect({ host: host!, port: Number(port) })
+                socket.on("error", () => resolve())
+                socket.on("data", () => {})
+                socket.on("close", () => resolve())
+                socket.on("connect", () => {
+                  const frames: Array<Buffer> = [fuzz.random() < 0.95 ? wire.PREFACE : fuzz.mutate(wire.PREFACE)]
+                  for (let i = 0; i < FRAMES_PER_CONNECTION; i++) {
+                    const frame = fuzz.generate()
+                    frames.push(fuzz.random() < 0.25 ? fuzz.mutate(frame) : frame)
+                  }
+                  const stream = Buffer.concat(frames)
+                  for (let offset = 0; offset < stream.byteLength;) {
+                    const length = 1 + fuzz.int(4096)
+                    socket.write(stream.subarray(offset, offset + length))
+                    offset += length
+                  }
+                  // Leave the connection open briefly (streams run, timers fire), then hang up.
+                  setTimeout(() => socket.destroy(), 200 + fuzz.int(300))
+                })
+              })))
+            peakRss = Math.max(peakRss, rssMb(pid))
+          }
+        })
+        expect(server.process.exitCode).toBeNull()
+        // Every connection is gone: descriptors return to where they were.
+        yield* Effect.promise(async () => {
+          const deadline = Date.now() + 5000
+          while (openFds(pid) > fdsBefore + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+        })
+        expect(openFds(pid)).toBeLessThanOrEqual(fdsBefore + 2)
+        expect(peakRss - rssBefore).toBeLessThan(200)
+        // A defect caught on the socket path is logged: none may have happened.
+        expect(server.lines.filter((line) => line.includes("failed to handle") || line.includes("decoder failed")))
+          .toEqual([])
+        const reply = yield* Effect.gen(function*() {
+          const testing = yield* Client.make(Testing, { service: "testing" })
+          return yield* testing.Hello({ name: "after the storm" })
+        }).pipe(Effect.provide(clientLayer(server.ready)))
+        expect(reply).toBe("Hello, after the storm!")
+        if (process.env.FIGURES === "1") {
+          process.stdout.write(
+            `FIGURES fuzz: frames=${CONNECTIONS * FRAMES_PER_CONNECTION} peakRssGrowthMb=${
+              Math.round(peakRss - rssBefore)
+            }\n`
+          )
         }
-      })
-      expect(server.process.exitCode).toBeNull()
-      // Every connection is gone: descriptors return to where they were.
-      yield* Effect.promise(async () => {
-        const deadline = Date.now() + 5000
-        while (openFds(pid) > fdsBefore + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-      })
-      expect(openFds(pid)).toBeLessThanOrEqual(fdsBefore + 2)
-      expect(peakRss - rssBefore).toBeLessThan(200)
-      // A defect caught on the socket path is logged: none may have happened.
-      expect(server.lines.filter((line) => line.includes("failed to handle") || line.includes("decoder failed"))).toEqual([])
-      const reply = yield* Effect.gen(function*() {
-        const testing = yield* Client.make(Testing, { service: "testing" })
-        return yield* testing.Hello({ name: "after the storm" })
-      }).pipe(Effect.provide(clientLayer(server.ready)))
-      expect(reply).toBe("Hello, after the storm!")
-      if (process.env.FIGURES === "1") {
-        process.stdout.write(`FIGURES fuzz: frames=${CONNECTIONS * FRAMES_PER_CONNECTION} peakRssGrowthMb=${Math.round(peakRss - rssBefore)}\n`)
-      }
-    }), 90_000)
+      }),
+    90_000
+  )
 })

@@ -3,11 +3,11 @@
  * resolves it by name. SIGKILL → it disappears within its TTL; SIGTERM → goodbye, it disappears at once.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
-import * as path from "node:path"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as path from "node:path"
 import * as MdnsRegistry from "../../src/MdnsRegistry.js"
 import { uniqueName } from "../support/registryContract.js"
 
@@ -20,7 +20,13 @@ const child = (service: string, ttlMillis: number, nodePort: number) =>
   Effect.acquireRelease(
     Effect.async<ChildProcess, Error>((resume) => {
       const proc = spawn(process.execPath, ["--import", "tsx", fixture], {
-        env: { ...process.env, MDNS_PORT: String(port), SERVICE: service, TTL_MS: String(ttlMillis), NODE_PORT: String(nodePort) },
+        env: {
+          ...process.env,
+          MDNS_PORT: String(port),
+          SERVICE: service,
+          TTL_MS: String(ttlMillis),
+          NODE_PORT: String(nodePort)
+        },
         stdio: ["ignore", "pipe", "pipe"]
       })
       let stderr = ""
@@ -41,31 +47,41 @@ const exited = (proc: ChildProcess) =>
   })
 
 describe("mdns across processes", () => {
-  it.scopedLive("resolves a service registered by another process; SIGKILL → gone within its TTL", () =>
-    Effect.gen(function*() {
-      const registry = yield* MdnsRegistry.make(options)
-      const name = uniqueName("proc")
-      const ttl = 2000
-      const proc = yield* child(name, ttl, 4555)
-      const [service] = yield* registry.getService(name)
-      expect(service!.nodes.map((n) => n.address)).toEqual(["127.0.0.1:4555"])
-      expect(service!.metadata.pid).toBe(String(proc.pid))
-      expect(service!.endpoints).toEqual([{ name: "Echo.Call", metadata: {} }])
+  it.scopedLive(
+    "resolves a service registered by another process; SIGKILL → gone within its TTL",
+    () =>
+      Effect.gen(function*() {
+        const registry = yield* MdnsRegistry.make(options)
+        const name = uniqueName("proc")
+        const ttl = 2000
+        const proc = yield* child(name, ttl, 4555)
+        const [service] = yield* registry.getService(name)
+        expect(service!.nodes.map((n) => n.address)).toEqual(["127.0.0.1:4555"])
+        expect(service!.metadata.pid).toBe(String(proc.pid))
+        expect(service!.endpoints).toEqual([{ name: "Echo.Call", metadata: {} }])
 
-      // survives past its TTL while the child keeps renewing
-      yield* Effect.sleep(ttl + 500)
-      expect((yield* registry.getService(name))[0]!.nodes).toHaveLength(1)
+        // survives past its TTL while the child keeps renewing
+        yield* Effect.sleep(ttl + 500)
+        expect((yield* registry.getService(name))[0]!.nodes).toHaveLength(1)
 
-      const deleted = yield* registry.watch({ service: name }).pipe(Stream.filter((e) => e.type === "delete"), Stream.runHead, Effect.fork)
-      yield* Effect.sleep("100 millis")
-      const killedAt = Date.now()
-      proc.kill("SIGKILL")
-      yield* exited(proc)
-      yield* Fiber.join(deleted).pipe(Effect.timeoutFail({ duration: ttl + 1500, onTimeout: () => new Error("not expired") }))
-      const after = Date.now() - killedAt
-      expect(after).toBeLessThanOrEqual(ttl + 1500)
-      expect((yield* Effect.flip(registry.getService(name)))._tag).toBe("ServiceNotFound")
-    }), 40_000)
+        const deleted = yield* registry.watch({ service: name }).pipe(
+          Stream.filter((e) => e.type === "delete"),
+          Stream.runHead,
+          Effect.fork
+        )
+        yield* Effect.sleep("100 millis")
+        const killedAt = Date.now()
+        proc.kill("SIGKILL")
+        yield* exited(proc)
+        yield* Fiber.join(deleted).pipe(
+          Effect.timeoutFail({ duration: ttl + 1500, onTimeout: () => new Error("not expired") })
+        )
+        const after = Date.now() - killedAt
+        expect(after).toBeLessThanOrEqual(ttl + 1500)
+        expect((yield* Effect.flip(registry.getService(name)))._tag).toBe("ServiceNotFound")
+      }),
+    40_000
+  )
 
   it.scopedLive("a graceful exit (SIGTERM) sends goodbye: gone at once", () =>
     Effect.gen(function*() {
@@ -73,11 +89,17 @@ describe("mdns across processes", () => {
       const name = uniqueName("graceful")
       const proc = yield* child(name, 60_000, 4556)
       yield* registry.getService(name)
-      const deleted = yield* registry.watch({ service: name }).pipe(Stream.filter((e) => e.type === "delete"), Stream.runHead, Effect.fork)
+      const deleted = yield* registry.watch({ service: name }).pipe(
+        Stream.filter((e) => e.type === "delete"),
+        Stream.runHead,
+        Effect.fork
+      )
       yield* Effect.sleep("100 millis")
       const stoppedAt = Date.now()
       proc.kill("SIGTERM")
-      yield* Fiber.join(deleted).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("no goodbye") }))
+      yield* Fiber.join(deleted).pipe(
+        Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("no goodbye") })
+      )
       expect(Date.now() - stoppedAt).toBeLessThan(3000)
       yield* exited(proc).pipe(Effect.timeout("5 seconds"))
       expect((yield* Effect.flip(registry.getService(name)))._tag).toBe("ServiceNotFound")

@@ -15,7 +15,9 @@ const fixture = "test/process/fixtures/rpcServer.ts"
 
 const clientLayer = (addresses: ReadonlyArray<string>, selector = Selector.layerRandom()) =>
   Client.layer().pipe(
-    Layer.provide(Layer.mergeAll(Transport.layerTcp(), Registry.layerStatic({ testing: addresses }), Codec.layer, selector))
+    Layer.provide(
+      Layer.mergeAll(Transport.layerTcp(), Registry.layerStatic({ testing: addresses }), Codec.layer, selector)
+    )
   )
 
 describe("cross-process RPC over TCP", () => {
@@ -39,7 +41,11 @@ describe("cross-process RPC over TCP", () => {
         expect(yield* testing.Hello({ name: "Pb" }, proto)).toBe("Hello, Pb!")
         expect(yield* testing.Echo({ text: "pb" }, proto)).toEqual({ text: "pb", node: "solo" })
         expect(yield* Effect.flip(testing.Hello({ name: "nobody" }, proto))).toBeInstanceOf(UnknownName)
-        expect(Chunk.toReadonlyArray(yield* Stream.runCollect(testing.Countdown({ from: 2 }, proto)))).toEqual([2, 1, 0])
+        expect(Chunk.toReadonlyArray(yield* Stream.runCollect(testing.Countdown({ from: 2 }, proto)))).toEqual([
+          2,
+          1,
+          0
+        ])
         expect(yield* testing.Sum(Stream.range(1, 10), proto)).toBe(55)
         expect((yield* Effect.flip(testing.Boom({ message: "pb" }, proto)))._tag).toBe("InternalServerError")
         const defect = yield* Effect.flip(testing.Boom({ message: "bad" }))
@@ -136,41 +142,49 @@ describe("cross-process RPC over TCP", () => {
       expect(yield* Effect.promise(() => server.exited)).toBe(0)
     }))
 
-  it.scopedLive("a frozen node (half-open connection) is probed, dropped from the pool, and calls carry on", () =>
-    Effect.gen(function*() {
-      const frozen = yield* spawnFixture(fixture, { NODE_ID: "frozen" })
-      const alive = yield* spawnFixture(fixture, { NODE_ID: "alive" })
-      const result = yield* Effect.gen(function*() {
-        const testing = yield* Client.make(Testing, { service: "testing", timeout: "300 millis" })
-        // connect to both nodes first
-        for (let i = 0; i < 4; i++) yield* testing.Echo({ text: "warm" })
-        const client = runtimeOf(yield* Client.Client)
-        expect(client.pool.peek(frozen.ready)).toBeDefined()
-        frozen.process.kill("SIGSTOP") // no FIN, no RST: the connection stays open and silent
-        const nodes: Array<string> = []
-        for (let i = 0; i < 10; i++) nodes.push((yield* testing.Echo({ text: `m${i}` })).node)
-        yield* Effect.sleep("2500 millis")
-        return { nodes, pooled: client.pool.peek(frozen.ready) }
-      }).pipe(Effect.provide(clientLayer([frozen.ready, alive.ready], Selector.layerRoundRobin())))
-      frozen.process.kill("SIGCONT")
-      expect(result.nodes).toEqual(Array(10).fill("alive")) // Echo is idempotent: the timed-out call moved on
-      expect(result.pooled).toBeUndefined() // the PING got no PONG: connection destroyed
-    }), 30_000)
+  it.scopedLive(
+    "a frozen node (half-open connection) is probed, dropped from the pool, and calls carry on",
+    () =>
+      Effect.gen(function*() {
+        const frozen = yield* spawnFixture(fixture, { NODE_ID: "frozen" })
+        const alive = yield* spawnFixture(fixture, { NODE_ID: "alive" })
+        const result = yield* Effect.gen(function*() {
+          const testing = yield* Client.make(Testing, { service: "testing", timeout: "300 millis" })
+          // connect to both nodes first
+          for (let i = 0; i < 4; i++) yield* testing.Echo({ text: "warm" })
+          const client = runtimeOf(yield* Client.Client)
+          expect(client.pool.peek(frozen.ready)).toBeDefined()
+          frozen.process.kill("SIGSTOP") // no FIN, no RST: the connection stays open and silent
+          const nodes: Array<string> = []
+          for (let i = 0; i < 10; i++) nodes.push((yield* testing.Echo({ text: `m${i}` })).node)
+          yield* Effect.sleep("2500 millis")
+          return { nodes, pooled: client.pool.peek(frozen.ready) }
+        }).pipe(Effect.provide(clientLayer([frozen.ready, alive.ready], Selector.layerRoundRobin())))
+        frozen.process.kill("SIGCONT")
+        expect(result.nodes).toEqual(Array(10).fill("alive")) // Echo is idempotent: the timed-out call moved on
+        expect(result.pooled).toBeUndefined() // the PING got no PONG: connection destroyed
+      }),
+    30_000
+  )
 
-  it.scopedLive("graceful stop is bounded by drainTimeout: a stuck call is cut off with a 503", () =>
-    Effect.gen(function*() {
-      const server = yield* spawnFixture(fixture, { NODE_ID: "stuck", DRAIN_MS: "300" })
-      const startedAt = Date.now()
-      const error = yield* Effect.gen(function*() {
-        const testing = yield* Client.make(Testing, { service: "testing" })
-        const call = yield* Effect.fork(Effect.flip(testing.Sleep({ millis: 60_000 }, { timeout: "1 minute" })))
-        yield* Effect.promise(() => server.waitForLine((line) => line === "EVENT sleep-started:60000"))
-        server.kill("SIGTERM")
-        return yield* call
-      }).pipe(Effect.provide(clientLayer([server.ready])))
-      // Sleep is not idempotent and it had started: the 503 reaches the caller, it is not retried.
-      expect(error._tag).toBe("ServiceUnavailable")
-      expect(yield* Effect.promise(() => server.exited)).toBe(0)
-      expect(Date.now() - startedAt).toBeLessThan(15_000)
-    }), 30_000)
+  it.scopedLive(
+    "graceful stop is bounded by drainTimeout: a stuck call is cut off with a 503",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* spawnFixture(fixture, { NODE_ID: "stuck", DRAIN_MS: "300" })
+        const startedAt = Date.now()
+        const error = yield* Effect.gen(function*() {
+          const testing = yield* Client.make(Testing, { service: "testing" })
+          const call = yield* Effect.fork(Effect.flip(testing.Sleep({ millis: 60_000 }, { timeout: "1 minute" })))
+          yield* Effect.promise(() => server.waitForLine((line) => line === "EVENT sleep-started:60000"))
+          server.kill("SIGTERM")
+          return yield* call
+        }).pipe(Effect.provide(clientLayer([server.ready])))
+        // Sleep is not idempotent and it had started: the 503 reaches the caller, it is not retried.
+        expect(error._tag).toBe("ServiceUnavailable")
+        expect(yield* Effect.promise(() => server.exited)).toBe(0)
+        expect(Date.now() - startedAt).toBeLessThan(15_000)
+      }),
+    30_000
+  )
 })

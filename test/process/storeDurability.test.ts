@@ -3,14 +3,14 @@
  * prints each acknowledged key, is killed mid-stream, and every acknowledged key must be in the file
  * when it is reopened (and the file must pass SQLite's integrity check).
  */
-import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as Effect from "effect/Effect"
 import * as Store from "../../src/Store.js"
 
 const fixture = path.resolve(import.meta.dirname, "fixtures/storeWriter.ts")
@@ -89,10 +89,12 @@ describe("embedded store durability (SIGKILL)", () => {
         const filename = path.join(dir, `store-${synchronous}.db`)
         const acked: Array<string> = []
         for (const round of [0, 1]) {
-          const run = yield* Effect.promise(() => writeAndKill(filename, synchronous, minAcks[synchronous] + round * 50))
+          const run = yield* Effect.promise(() =>
+            writeAndKill(filename, synchronous, minAcks[synchronous] + round * 50)
+          )
           expect(run.signal).toBe("SIGKILL")
           expect(run.acked.length).toBeGreaterThanOrEqual(minAcks[synchronous])
-          acked.push(...run.acked)
+          for (const key of run.acked) acked.push(key)
         }
         const integrity = yield* Effect.scoped(
           Effect.flatMap(

@@ -67,74 +67,78 @@ const millis = (histogram: IntervalHistogram) => ({
 })
 
 describe("embedded store under another process' write lock", () => {
-  it.live("waits without blocking the event loop; succeeds after a short hold, fails typed after busyTimeout", () =>
-    Effect.gen(function*() {
-      const filename = path.join(dir, "store.db")
-      const store = yield* Store.makeSqlite({ filename, synchronous: "NORMAL" })
-      yield* store.write({ key: "before", value: new Uint8Array([1]) })
+  it.live(
+    "waits without blocking the event loop; succeeds after a short hold, fails typed after busyTimeout",
+    () =>
+      Effect.gen(function*() {
+        const filename = path.join(dir, "store.db")
+        const store = yield* Store.makeSqlite({ filename, synchronous: "NORMAL" })
+        yield* store.write({ key: "before", value: new Uint8Array([1]) })
 
-      // Other work of the process: reads of the same file every 2 ms, counted.
-      let served = 0
-      yield* store.read("before").pipe(
-        Effect.tap(() => {
-          served++
-        }),
-        Effect.zipRight(Effect.sleep("2 millis")),
-        Effect.forever,
-        Effect.forkScoped
-      )
+        // Other work of the process: reads of the same file every 2 ms, counted.
+        let served = 0
+        yield* store.read("before").pipe(
+          Effect.tap(() => {
+            served++
+          }),
+          Effect.zipRight(Effect.sleep("2 millis")),
+          Effect.forever,
+          Effect.forkScoped
+        )
 
-      // Short hold: the write waits for the lock and succeeds once it is released.
-      const short = yield* holdLock(filename, SHORT_HOLD_MS)
-      const servedBeforeShort = served
-      const shortStart = yield* Clock.currentTimeMillis
-      const shortRun = yield* measured(store.write({ key: "short", value: new Uint8Array([2]) }))
-      const shortElapsed = (yield* Clock.currentTimeMillis) - shortStart
-      const shortServed = served - servedBeforeShort
-      expect(Exit.isSuccess(shortRun.exit)).toBe(true)
-      yield* Effect.promise(() => short.waitForLine((line) => line === "RELEASED", 5_000))
-      // It did wait for the lock (the hold started before the write and lasted SHORT_HOLD_MS).
-      expect(shortElapsed).toBeGreaterThan(SHORT_HOLD_MS / 2)
-      expect(shortElapsed).toBeLessThan(SHORT_HOLD_MS + 3_000)
-      expect((yield* store.read("short"))[0]!.value).toEqual(new Uint8Array([2]))
+        // Short hold: the write waits for the lock and succeeds once it is released.
+        const short = yield* holdLock(filename, SHORT_HOLD_MS)
+        const servedBeforeShort = served
+        const shortStart = yield* Clock.currentTimeMillis
+        const shortRun = yield* measured(store.write({ key: "short", value: new Uint8Array([2]) }))
+        const shortElapsed = (yield* Clock.currentTimeMillis) - shortStart
+        const shortServed = served - servedBeforeShort
+        expect(Exit.isSuccess(shortRun.exit)).toBe(true)
+        yield* Effect.promise(() => short.waitForLine((line) => line === "RELEASED", 5_000))
+        // It did wait for the lock (the hold started before the write and lasted SHORT_HOLD_MS).
+        expect(shortElapsed).toBeGreaterThan(SHORT_HOLD_MS / 2)
+        expect(shortElapsed).toBeLessThan(SHORT_HOLD_MS + 3_000)
+        expect((yield* store.read("short"))[0]!.value).toEqual(new Uint8Array([2]))
 
-      // Long hold: the write gives up after busyTimeout, typed, with SQLITE_BUSY in the detail.
-      const long = yield* holdLock(filename, LONG_HOLD_MS)
-      const servedBeforeLong = served
-      const longStart = yield* Clock.currentTimeMillis
-      const longRun = yield* measured(Effect.flip(store.write({ key: "long", value: new Uint8Array([3]) })))
-      const longElapsed = (yield* Clock.currentTimeMillis) - longStart
-      const longServed = served - servedBeforeLong
-      expect(Exit.isSuccess(longRun.exit)).toBe(true)
-      const error = Exit.isSuccess(longRun.exit) ? longRun.exit.value : undefined
-      expect(error?._tag).toBe("StoreError")
-      expect(error?.reason).toBe("Unavailable")
-      expect(error?.detail).toContain("SQLITE_BUSY")
-      expect(error?.detail).toContain(`busyTimeout (${BUSY_TIMEOUT_MS} ms)`)
-      expect(longElapsed).toBeGreaterThanOrEqual(BUSY_TIMEOUT_MS)
-      // At most one retry interval (25 ms, jittered) over the bound, plus scheduling noise.
-      expect(longElapsed).toBeLessThan(BUSY_TIMEOUT_MS + 1_000)
-      // The lock was still held when the write gave up.
-      expect(long.lines).not.toContain("RELEASED")
-      yield* Effect.promise(() => long.waitForLine((line) => line === "RELEASED", LONG_HOLD_MS))
-      // Once released, the same store writes again.
-      yield* store.write({ key: "after", value: new Uint8Array([4]) })
-      expect(yield* store.list()).toEqual(["after", "before", "short"])
+        // Long hold: the write gives up after busyTimeout, typed, with SQLITE_BUSY in the detail.
+        const long = yield* holdLock(filename, LONG_HOLD_MS)
+        const servedBeforeLong = served
+        const longStart = yield* Clock.currentTimeMillis
+        const longRun = yield* measured(Effect.flip(store.write({ key: "long", value: new Uint8Array([3]) })))
+        const longElapsed = (yield* Clock.currentTimeMillis) - longStart
+        const longServed = served - servedBeforeLong
+        expect(Exit.isSuccess(longRun.exit)).toBe(true)
+        const error = Exit.isSuccess(longRun.exit) ? longRun.exit.value : undefined
+        expect(error?._tag).toBe("StoreError")
+        expect(error?.reason).toBe("Unavailable")
+        expect(error?.detail).toContain("SQLITE_BUSY")
+        expect(error?.detail).toContain(`busyTimeout (${BUSY_TIMEOUT_MS} ms)`)
+        expect(longElapsed).toBeGreaterThanOrEqual(BUSY_TIMEOUT_MS)
+        // At most one retry interval (25 ms, jittered) over the bound, plus scheduling noise.
+        expect(longElapsed).toBeLessThan(BUSY_TIMEOUT_MS + 1_000)
+        // The lock was still held when the write gave up.
+        expect(long.lines).not.toContain("RELEASED")
+        yield* Effect.promise(() => long.waitForLine((line) => line === "RELEASED", LONG_HOLD_MS))
+        // Once released, the same store writes again.
+        yield* store.write({ key: "after", value: new Uint8Array([4]) })
+        expect(yield* store.list()).toEqual(["after", "before", "short"])
 
-      const shortDelay = millis(shortRun.histogram)
-      const longDelay = millis(longRun.histogram)
-      console.log(
-        `event-loop delay under a held lock: short hold (${SHORT_HOLD_MS} ms, write took ${shortElapsed} ms, ` +
-          `${shortServed} reads served) max ${shortDelay.max.toFixed(1)} ms, p99 ${shortDelay.p99.toFixed(1)} ms; ` +
-          `long hold (${LONG_HOLD_MS} ms, write failed after ${longElapsed} ms, ${longServed} reads served) ` +
-          `max ${longDelay.max.toFixed(1)} ms, p99 ${longDelay.p99.toFixed(1)} ms`
-      )
-      // Other work went on: a read every ~2 ms (bounded below generously for a loaded machine).
-      expect(shortServed).toBeGreaterThan(SHORT_HOLD_MS / 2 / 20)
-      expect(longServed).toBeGreaterThan(BUSY_TIMEOUT_MS / 20)
-      for (const delay of [shortDelay, longDelay]) {
-        expect(delay.p99).toBeLessThan(P99_LOOP_DELAY_MS)
-        expect(delay.max).toBeLessThan(MAX_LOOP_DELAY_MS)
-      }
-    }).pipe(Effect.scoped), 40_000)
+        const shortDelay = millis(shortRun.histogram)
+        const longDelay = millis(longRun.histogram)
+        console.log(
+          `event-loop delay under a held lock: short hold (${SHORT_HOLD_MS} ms, write took ${shortElapsed} ms, ` +
+            `${shortServed} reads served) max ${shortDelay.max.toFixed(1)} ms, p99 ${shortDelay.p99.toFixed(1)} ms; ` +
+            `long hold (${LONG_HOLD_MS} ms, write failed after ${longElapsed} ms, ${longServed} reads served) ` +
+            `max ${longDelay.max.toFixed(1)} ms, p99 ${longDelay.p99.toFixed(1)} ms`
+        )
+        // Other work went on: a read every ~2 ms (bounded below generously for a loaded machine).
+        expect(shortServed).toBeGreaterThan(SHORT_HOLD_MS / 2 / 20)
+        expect(longServed).toBeGreaterThan(BUSY_TIMEOUT_MS / 20)
+        for (const delay of [shortDelay, longDelay]) {
+          expect(delay.p99).toBeLessThan(P99_LOOP_DELAY_MS)
+          expect(delay.max).toBeLessThan(MAX_LOOP_DELAY_MS)
+        }
+      }).pipe(Effect.scoped),
+    40_000
+  )
 })

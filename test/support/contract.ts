@@ -10,7 +10,10 @@ export class UnknownName extends Schema.TaggedError<UnknownName>()("UnknownName"
 
 export const Testing = RpcGroup.make(
   Rpc.make("Hello", { payload: { name: Schema.String }, success: Schema.String, error: UnknownName }),
-  Rpc.make("Echo", { payload: { text: Schema.String }, success: Schema.Struct({ text: Schema.String, node: Schema.String }) })
+  Rpc.make("Echo", {
+    payload: { text: Schema.String },
+    success: Schema.Struct({ text: Schema.String, node: Schema.String })
+  })
     .annotate(Contract.Idempotent, true),
   Rpc.make("Countdown", { payload: { from: Schema.Number }, success: Schema.Number, stream: true }),
   Contract.clientStream("Sum", { payload: Schema.Number, success: Schema.Number }),
@@ -31,7 +34,9 @@ export const handlers = (node: string, events: Array<string> = []) =>
     Chat: (lines) =>
       lines.pipe(
         Stream.takeWhile((line) => line !== "bye"),
-        Stream.mapEffect((line) => line === "nobody" ? Effect.fail(new UnknownName({ name: line })) : Effect.succeed(`echo: ${line}`)),
+        Stream.mapEffect((line) =>
+          line === "nobody" ? Effect.fail(new UnknownName({ name: line })) : Effect.succeed(`echo: ${line}`)
+        ),
         Stream.concat(Stream.make("goodbye"))
       ),
     Sleep: ({ millis }) =>
@@ -42,6 +47,7 @@ export const handlers = (node: string, events: Array<string> = []) =>
         Effect.onInterrupt(() => Effect.sync(() => events.push(`sleep-interrupted:${millis}`)))
       ),
     Boom: ({ message }) => Effect.die(new Error(message)),
-    WhoAmI: (_, { headers }) => Effect.map(Metadata.currentCall, (call) => ({ ...headers, endpoint: call.endpoint })).pipe(Effect.orDie),
+    WhoAmI: (_, { headers }) =>
+      Effect.map(Metadata.currentCall, (call) => ({ ...headers, endpoint: call.endpoint })).pipe(Effect.orDie),
     Bytes: (bytes) => Effect.succeed(bytes.map((b) => 255 - b))
   })

@@ -2,10 +2,10 @@
  * Starts a real engine (etcd, nats, redis, postgres) on loopback for one test file, through
  * scripts/engines.sh, and stops it when the scope closes. Tests never assume an engine is running.
  */
-import { execFileSync } from "node:child_process"
-import * as path from "node:path"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { execFileSync } from "node:child_process"
+import * as path from "node:path"
 
 const script = path.resolve(import.meta.dirname, "../../scripts/engines.sh")
 

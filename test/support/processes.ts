@@ -1,8 +1,8 @@
 /** Spawns fixture processes (TypeScript via tsx) and always kills them when the scope closes. */
-import { type ChildProcess, spawn } from "node:child_process"
-import * as path from "node:path"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as path from "node:path"
 
 const root = path.resolve(import.meta.dirname, "../..")
 
@@ -29,12 +29,13 @@ export const spawnFixture = (
       try: () => start(fixture, env, readyTimeoutMillis),
       catch: (error) => error as Error
     }),
-    (child) => Effect.promise(async () => {
-      if (child.process.exitCode === null && child.process.signalCode === null) {
-        child.kill("SIGKILL")
-        await child.exited
-      }
-    })
+    (child) =>
+      Effect.promise(async () => {
+        if (child.process.exitCode === null && child.process.signalCode === null) {
+          child.kill("SIGKILL")
+          await child.exited
+        }
+      })
   )
 
 const start = (fixture: string, env: Record<string, string>, readyTimeoutMillis: number): Promise<Child> =>
@@ -49,7 +50,9 @@ const start = (fixture: string, env: Record<string, string>, readyTimeoutMillis:
     let buffered = ""
     let stderr = ""
     const exited = new Promise<number | null>((done) => proc.once("exit", (code) => done(code)))
-    proc.stderr!.on("data", (data) => { stderr += data })
+    proc.stderr!.on("data", (data) => {
+      stderr += data
+    })
     proc.stdout!.on("data", (data) => {
       buffered += data
       let newline: number
@@ -76,7 +79,9 @@ const start = (fixture: string, env: Record<string, string>, readyTimeoutMillis:
         }
         listeners.add(listener)
       })
-    const kill = (signal: NodeJS.Signals = "SIGTERM") => { proc.kill(signal) }
+    const kill = (signal: NodeJS.Signals = "SIGTERM") => {
+      proc.kill(signal)
+    }
     const timer = setTimeout(() => {
       proc.kill("SIGKILL")
       reject(new Error(`${fixture} not ready within ${readyTimeoutMillis} ms; stderr: ${stderr}`))

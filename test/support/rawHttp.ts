@@ -20,11 +20,20 @@ export const connect = (url: string): Effect.Effect<RawClient, never, Scope.Scop
       const socket = net.connect({ host: hostname, port: Number(port) })
       let data = ""
       socket.setEncoding("utf8")
-      socket.on("data", (chunk: string) => { data += chunk })
+      socket.on("data", (chunk: string) => {
+        data += chunk
+      })
       socket.on("error", () => {})
       const closed = new Promise<string>((resolve) => socket.once("close", () => resolve(data)))
       socket.once("connect", () =>
-        resume(Effect.succeed({ socket, received: () => data, closed, write: (chunk) => { socket.write(chunk) } })))
+        resume(Effect.succeed({
+          socket,
+          received: () => data,
+          closed,
+          write: (chunk) => {
+            socket.write(chunk)
+          }
+        })))
     }),
     (client) => Effect.sync(() => client.socket.destroy())
   )
@@ -38,10 +47,19 @@ export const postHead = (url: string, length: number, headers: Record<string, st
 }
 
 /** Writes one byte of `body` every `intervalMillis` (in a fiber of the scope) until it is all sent or the socket closes. */
-export const dribble = (client: RawClient, body: string, intervalMillis: number): Effect.Effect<void, never, Scope.Scope> =>
+export const dribble = (
+  client: RawClient,
+  body: string,
+  intervalMillis: number
+): Effect.Effect<void, never, Scope.Scope> =>
   Effect.forkScoped(
     Effect.forEach(body.split(""), (byte) =>
-      client.socket.destroyed ? Effect.void : Effect.zipRight(Effect.sleep(intervalMillis), Effect.sync(() => client.write(byte))), {
+      client.socket.destroyed
+        ? Effect.void
+        : Effect.zipRight(
+          Effect.sleep(intervalMillis),
+          Effect.sync(() => client.write(byte))
+        ), {
       discard: true
     })
   ).pipe(Effect.asVoid)

@@ -28,12 +28,16 @@ export const rawPeer = (address: string) =>
       const [host, port] = address.split(":")
       const socket = net.connect({ host: host!, port: Number(port) }, () => {
         const frames: Array<RawFrame> = []
-        const decoder = new wire.FrameDecoder({
-          onFrame: (type, streamId, payload) => frames.push({ type, streamId, payload: Buffer.from(payload) }),
-          onOversized: () => {},
-          onProtocolError: () => {},
-          onFrameDefect: () => {}
-        }, 16 * 1024 * 1024, false)
+        const decoder = new wire.FrameDecoder(
+          {
+            onFrame: (type, streamId, payload) => frames.push({ type, streamId, payload: Buffer.from(payload) }),
+            onOversized: () => {},
+            onProtocolError: () => {},
+            onFrameDefect: () => {}
+          },
+          16 * 1024 * 1024,
+          false
+        )
         socket.on("data", (chunk) => decoder.push(chunk))
         const closed = new Promise<void>((done) => socket.once("close", () => done()))
         socket.on("error", () => {})

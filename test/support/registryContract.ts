@@ -64,13 +64,14 @@ export const registryContract = (label: string, harness: RegistryHarness): void 
   const ttlMillis = Duration.toMillis(Duration.decode(harness.ttl))
 
   /** Lets time pass: TestClock moves, or a real sleep. */
-  const advance = (millis: number) => live ? Effect.sleep(Duration.millis(millis)) : TestClock.adjust(Duration.millis(millis))
+  const advance = (millis: number) =>
+    live ? Effect.sleep(Duration.millis(millis)) : TestClock.adjust(Duration.millis(millis))
 
   /** Retries `check` (which fails while the expectation does not hold) for at most `settle`. */
   const eventually = <A, E, R>(check: Effect.Effect<A, E, R>, within = settle): Effect.Effect<A, E, R> =>
     Effect.gen(function*() {
       const attempts = Math.max(1, Math.ceil(within / step))
-      for (let i = 1; ; i++) {
+      for (let i = 1;; i++) {
         const result = yield* Effect.either(check)
         if (Either.isRight(result)) return result.right
         if (i >= attempts) return yield* Effect.fail(result.left)
@@ -78,8 +79,7 @@ export const registryContract = (label: string, harness: RegistryHarness): void 
       }
     })
 
-  const expectThat = (condition: boolean, message: string) =>
-    condition ? Effect.void : Effect.fail(new Error(message))
+  const expectThat = (condition: boolean, message: string) => condition ? Effect.void : Effect.fail(new Error(message))
 
   /** Starts a watch collecting into a Ref, and waits until it is live. */
   const collect = (registry: Registry.Service, service: string) =>
@@ -189,14 +189,21 @@ export const registryContract = (label: string, harness: RegistryHarness): void 
         yield* eventually(Ref.get(events).pipe(Effect.flatMap((e) => expectThat(Chunk.size(e) >= 1, "no create"))))
         yield* writer.register(makeService(other, [{ id: `${other}-a`, port: 4009 }]), { ttl: "1 minute" })
         yield* writer.register(b, { ttl: "1 minute" })
-        yield* eventually(Ref.get(events).pipe(Effect.flatMap((e) =>
-          expectThat(Chunk.some(e, (ev) => ev.type === "update" && ev.service.nodes.length === 2), "no update")
-        )))
+        yield* eventually(
+          Ref.get(events).pipe(Effect.flatMap((e) =>
+            expectThat(Chunk.some(e, (ev) => ev.type === "update" && ev.service.nodes.length === 2), "no update")
+          ))
+        )
         yield* writer.deregister(a)
         yield* writer.deregister(b)
-        const seen = yield* eventually(Ref.get(events).pipe(Effect.flatMap((e) =>
-          Chunk.some(e, (ev) => ev.type === "delete") ? Effect.succeed(Chunk.toReadonlyArray(e)) : Effect.fail(new Error("no delete"))
-        )))
+        const seen = yield* eventually(
+          Ref.get(events).pipe(Effect.flatMap((e) =>
+            Chunk.some(e, (ev) =>
+                ev.type === "delete")
+              ? Effect.succeed(Chunk.toReadonlyArray(e))
+              : Effect.fail(new Error("no delete"))
+          ))
+        )
         expect(seen.every((ev) => ev.service.name === name)).toBe(true)
         expect(seen[0]!.type).toBe("create")
         expect(nodeIds([seen[0]!.service])).toEqual([`${name}-a`])
@@ -227,7 +234,9 @@ export const registryContract = (label: string, harness: RegistryHarness): void 
           yield* writer.register(kept, { ttl: harness.ttl })
         }
         const left = yield* eventually(
-          reader.getService(name).pipe(Effect.filterOrFail((s) => nodeIds(s).length === 1, (s) => new Error(`nodes ${nodeIds(s)}`))),
+          reader.getService(name).pipe(
+            Effect.filterOrFail((s) => nodeIds(s).length === 1, (s) => new Error(`nodes ${nodeIds(s)}`))
+          ),
           ttlMillis + settle
         )
         expect(nodeIds(left)).toEqual([`${name}-kept`])
@@ -238,9 +247,13 @@ export const registryContract = (label: string, harness: RegistryHarness): void 
           ttlMillis + settle
         )
         expect(error._tag).toBe("ServiceNotFound")
-        const seen = yield* eventually(Ref.get(events).pipe(Effect.flatMap((e) =>
-          Chunk.some(e, (ev) => ev.type === "delete") ? Effect.succeed(Chunk.toReadonlyArray(e)) : Effect.fail(new Error("no delete"))
-        )))
+        const seen = yield* eventually(
+          Ref.get(events).pipe(Effect.flatMap((e) =>
+            Chunk.some(e, (ev) => ev.type === "delete")
+              ? Effect.succeed(Chunk.toReadonlyArray(e))
+              : Effect.fail(new Error("no delete"))
+          ))
+        )
         expect(seen.some((ev) => ev.type === "update" && nodeIds([ev.service]).join() === `${name}-kept`)).toBe(true)
       }), timeout)
   })

@@ -61,7 +61,9 @@ export const storeContract = (options: StoreContractOptions): void => {
   const timed = options.clock === "test" ? it.scoped : it.scopedLive
 
   /** A store and a fresh namespace in it. */
-  const setup = Effect.suspend(() => Effect.map(make(), (store) => ({ store, ns: { database: "contract", table: freshTable() } })))
+  const setup = Effect.suspend(() =>
+    Effect.map(make(), (store) => ({ store, ns: { database: "contract", table: freshTable() } }))
+  )
 
   describe(`Store contract: ${options.name}`, () => {
     it.scoped("write, read, overwrite, delete", () =>
@@ -114,7 +116,10 @@ export const storeContract = (options: StoreContractOptions): void => {
         yield* store.write({ key: "abcab", value: text("x") }, ns)
         yield* store.write({ key: "ab", value: text("x") }, ns)
         yield* store.write({ key: "abc", value: text("x") }, ns)
-        expect((yield* store.read("ab", { ...ns, prefix: true, suffix: true })).map((r) => r.key)).toEqual(["ab", "abcab"])
+        expect((yield* store.read("ab", { ...ns, prefix: true, suffix: true })).map((r) => r.key)).toEqual([
+          "ab",
+          "abcab"
+        ])
 
         const all = yield* store.read("", { ...ns, prefix: true })
         expect(all.map((r) => r.key)).toEqual([...keys, "abcab", "ab", "abc"].sort())
@@ -131,7 +136,7 @@ export const storeContract = (options: StoreContractOptions): void => {
         // Pattern characters of SQL LIKE / globs are literal.
         yield* store.write({ key: "p%_*?[x]", value: text("x") }, ns)
         expect(yield* store.list({ ...ns, prefix: "p%_*?[" })).toEqual(["p%_*?[x]"])
-        expect(yield* store.list({ ...ns, prefix: "p%" , suffix: "]" })).toEqual(["p%_*?[x]"])
+        expect(yield* store.list({ ...ns, prefix: "p%", suffix: "]" })).toEqual(["p%_*?[x]"])
         expect(yield* store.list({ ...ns, prefix: "p_" })).toEqual([])
         // Case-sensitive.
         expect(yield* store.list({ ...ns, prefix: "USER" })).toEqual([])
@@ -274,7 +279,10 @@ export const storeContract = (options: StoreContractOptions): void => {
         yield* store.write({ key: "view", value: new Uint8Array(8192).subarray(0, 1024) }, ns)
         // Typed tables: the encoded value is what is checked.
         class Blob extends Schema.Class<Blob>("Blob")({ text: Schema.String }) {}
-        const blobs = yield* Store.table(Blob, ns).pipe(Effect.provideService(Store.Store, store), Effect.provide(Codec.layer))
+        const blobs = yield* Store.table(Blob, ns).pipe(
+          Effect.provideService(Store.Store, store),
+          Effect.provide(Codec.layer)
+        )
         expect(yield* failureReason(blobs.set("typed", new Blob({ text: "x".repeat(2000) })))).toBe("TooLarge")
         expect(yield* store.list(ns)).toEqual(["fits", "view"])
 
@@ -350,7 +358,17 @@ export const storeContract = (options: StoreContractOptions): void => {
     it.scoped("metadata round-trips (JSON scalars)", () =>
       Effect.gen(function*() {
         const { ns, store } = yield* setup
-        const metadata = { s: "text", unicode: "ü😀", n: 1.5, negative: -3, zero: 0, t: true, f: false, nil: null, "": "empty name" }
+        const metadata = {
+          s: "text",
+          unicode: "ü😀",
+          n: 1.5,
+          negative: -3,
+          zero: 0,
+          t: true,
+          f: false,
+          nil: null,
+          "": "empty name"
+        }
         yield* store.write({ key: "m", value: bytes(1), metadata }, ns)
         expect((yield* store.read("m", ns))[0]!.metadata).toEqual(metadata)
         expect((yield* store.read("m", { ...ns, prefix: true }))[0]!.metadata).toEqual(metadata)
@@ -411,7 +429,10 @@ export const storeContract = (options: StoreContractOptions): void => {
         )
         yield* packed.set("grace", new User({ name: "Grace", age: 45 }), { metadata: { team: "navy" } })
         expect((yield* users.get("grace")).name).toBe("Grace")
-        expect((yield* store.read("grace", ns))[0]!.metadata).toEqual({ team: "navy", "content-type": "application/msgpack" })
+        expect((yield* store.read("grace", ns))[0]!.metadata).toEqual({
+          team: "navy",
+          "content-type": "application/msgpack"
+        })
         expect((yield* users.entries()).map(([key, user]) => [key, user.age])).toEqual([["ada", 36], ["grace", 45]])
         expect((yield* users.entries({ prefix: "g" })).map(([key]) => key)).toEqual(["grace"])
         expect(yield* users.list({ offset: 1 })).toEqual(["grace"])

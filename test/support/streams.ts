@@ -12,7 +12,7 @@ export const reader = <A, E>(stream: Stream.Stream<A, E>, timeout: Duration.Dura
       buffer.length > 0
         ? Effect.succeed(buffer.shift()!)
         : Effect.flatMap(pull, (chunk) => {
-          buffer.push(...chunk)
+          for (const item of chunk) buffer.push(item)
           return next
         })
     )

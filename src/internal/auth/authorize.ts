@@ -3,7 +3,7 @@
  * middleware can call it with services it already holds.
  */
 import * as Effect from "effect/Effect"
-import type { Account, AuthorizeRequest, Auth, Resource, Rule } from "../../Auth.js"
+import type { Account, Auth, AuthorizeRequest, Resource, Rule } from "../../Auth.js"
 import { Forbidden, Unauthorized } from "../../Errors.js"
 import { decide, describe } from "./rules.js"
 
@@ -30,7 +30,9 @@ export const verify = (
   if (decision._tag === "Granted") return Effect.void
   const target = describe(resource)
   if (account === undefined) {
-    return Effect.fail(Unauthorized.of(why === undefined ? `authentication required for ${target}` : why, resource.name))
+    return Effect.fail(
+      Unauthorized.of(why === undefined ? `authentication required for ${target}` : why, resource.name)
+    )
   }
   const because = decision.rule === undefined ? "no rule grants access" : `denied by rule ${decision.rule.id}`
   return Effect.fail(Forbidden.of(`account ${account.id} may not call ${target}: ${because}`, resource.name))
@@ -41,7 +43,11 @@ export const authorize = (
   rules: ReadonlyArray<Rule>,
   request: AuthorizeRequest
 ): Effect.Effect<Account | undefined, Unauthorized | Forbidden> =>
-  authorizeResource(auth, rules, request.metadata, { type: "service", name: request.service, endpoint: request.endpoint })
+  authorizeResource(auth, rules, request.metadata, {
+    type: "service",
+    name: request.service,
+    endpoint: request.endpoint
+  })
 
 /** The same check for any resource (topics: `{ type: "topic", name: <topic>, endpoint: "publish" }`). */
 export const authorizeResource = (

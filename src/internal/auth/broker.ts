@@ -38,10 +38,14 @@ export const wrapBroker = (broker: Broker.Service, options: WrapOptions): Broker
       hasAuthorization(publishOptions?.headers)
         ? broker.publish(topic, body, publishOptions)
         : Effect.flatMap(identity.currentToken, (token) =>
-          broker.publish(topic, body, {
-            ...publishOptions,
-            headers: { ...publishOptions?.headers, ...bearer(token) }
-          } satisfies PublishOptions))
+          broker.publish(
+            topic,
+            body,
+            {
+              ...publishOptions,
+              headers: { ...publishOptions?.headers, ...bearer(token) }
+            } satisfies PublishOptions
+          ))
   const subscribe: Broker.Service["subscribe"] = authorize === undefined
     ? broker.subscribe
     : (topic, handler, subscribeOptions) => {

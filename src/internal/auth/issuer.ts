@@ -15,8 +15,8 @@ import type {
   AccountSeed,
   Auth,
   Credentials,
-  GenerateOptions,
   Generated,
+  GenerateOptions,
   Token,
   TokenOptions,
   TokenRequest

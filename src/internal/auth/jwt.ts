@@ -61,16 +61,20 @@ export const publicKeyOf = (key: SigningKey): PublicKey => {
 export const generateSigningKey = (
   options?: { readonly alg?: JwtAlgorithm | undefined; readonly kid?: string | undefined }
 ): Effect.Effect<{ readonly signingKey: SigningKey; readonly publicKey: PublicKey }> =>
-  Effect.flatMap(loadJose, (jose) => Effect.promise(async () => {
-    const alg = options?.alg ?? "EdDSA"
-    const pair = await jose.generateKeyPair(alg, alg === "EdDSA" ? { crv: "Ed25519", extractable: true } : {
-      extractable: true
-    })
-    const privateKey = await jose.exportJWK(pair.privateKey)
-    const publicJwk = await jose.exportJWK(pair.publicKey)
-    const kid = options?.kid ?? (await jose.calculateJwkThumbprint(publicJwk))
-    return { signingKey: { kid, alg, privateKey }, publicKey: { kid, alg, publicKey: publicJwk } }
-  }))
+  Effect.flatMap(loadJose, (jose) =>
+    Effect.promise(async () => {
+      const alg = options?.alg ?? "EdDSA"
+      const pair = await jose.generateKeyPair(
+        alg,
+        alg === "EdDSA" ? { crv: "Ed25519", extractable: true } : {
+          extractable: true
+        }
+      )
+      const privateKey = await jose.exportJWK(pair.privateKey)
+      const publicJwk = await jose.exportJWK(pair.publicKey)
+      const kid = options?.kid ?? (await jose.calculateJwkThumbprint(publicJwk))
+      return { signingKey: { kid, alg, privateKey }, publicKey: { kid, alg, publicKey: publicJwk } }
+    }))
 
 /** Only called after a verification, so jose is loaded. */
 const verificationDetail = (cause: unknown): string => {

@@ -65,4 +65,5 @@ export const decide = (rules: ReadonlyArray<Rule>, account: Account | undefined,
   return { _tag: "Denied", rule: undefined }
 }
 
-export const describe = (resource: Resource): string => `${resource.type} ${resource.name} endpoint ${resource.endpoint}`
+export const describe = (resource: Resource): string =>
+  `${resource.type} ${resource.name} endpoint ${resource.endpoint}`

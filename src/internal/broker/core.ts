@@ -15,7 +15,6 @@ export interface LocalFailure {
   readonly detail: string
 }
 
-
 const isRejection = (error: unknown): boolean => {
   const tag = typeof error === "object" && error !== null ? (error as { _tag?: unknown })._tag : undefined
   return tag === "BadRequest" || tag === "CodecError"
@@ -76,7 +75,15 @@ export const deliverLocal = (
   }
   return Effect.suspend(() => {
     let acked = false
-    const message: Message = { topic, body, contentType, headers, ack: Effect.sync(() => { acked = true }) }
+    const message: Message = {
+      topic,
+      body,
+      contentType,
+      headers,
+      ack: Effect.sync(() => {
+        acked = true
+      })
+    }
     return Effect.matchCauseEffect(Effect.suspend(() => handler(message)), {
       onFailure: (cause) =>
         acked
@@ -84,7 +91,9 @@ export const deliverLocal = (
           : Effect.succeed(failureOfCause(cause)),
       onSuccess: () =>
         Effect.succeed(
-          acked ? undefined : { reason: "NotAcknowledged", detail: "handler returned without calling ack" } as LocalFailure
+          acked
+            ? undefined
+            : { reason: "NotAcknowledged", detail: "handler returned without calling ack" } as LocalFailure
         )
     })
   })
@@ -95,7 +104,9 @@ export const deliveryFailed = (topic: string, failures: ReadonlyArray<DeliveryFa
   new BrokerError({
     reason: failures.every((failure) => failure.reason === "Timeout") ? "Timeout" : "DeliveryFailed",
     topic,
-    detail: failures.map((f) => `${f.subscriber}${f.queue !== undefined ? ` (queue ${f.queue})` : ""}: ${f.reason}: ${f.detail}`)
+    detail: failures.map((f) =>
+      `${f.subscriber}${f.queue !== undefined ? ` (queue ${f.queue})` : ""}: ${f.reason}: ${f.detail}`
+    )
       .join("; "),
     failures
   })
@@ -120,5 +131,8 @@ export const emptyHeaders: Metadata = Object.freeze({})
  * Runs a handler with the subscriber's context. Replacing the context (a FiberRef set and restored) is much
  * cheaper per message than `Effect.provide`, which merges two contexts every time.
  */
-export const withContext = <A, E, R>(effect: Effect.Effect<A, E, R>, context: Context.Context<R>): Effect.Effect<A, E> =>
+export const withContext = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  context: Context.Context<R>
+): Effect.Effect<A, E> =>
   Effect.locally(effect as Effect.Effect<A, E>, FiberRef.currentContext, context as Context.Context<never>)

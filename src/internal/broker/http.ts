@@ -13,10 +13,10 @@
  * leave together as the next batch, so batches grow with load while order per publisher is kept (TCP order +
  * the endpoint's FIFO per subscription) and every message gets its own result.
  */
+import type * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import type * as Undici from "@effect/platform-node/Undici"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import type * as Undici from "@effect/platform-node/Undici"
-import type * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -26,20 +26,28 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as http from "node:http"
 import type * as Net from "node:net"
-import type { Broker, DeliveryFailure, FailureReason, Handler, PublishOptions, SubscribeOptions, Subscription } from "../../Broker.js"
+import type {
+  Broker,
+  DeliveryFailure,
+  FailureReason,
+  Handler,
+  PublishOptions,
+  SubscribeOptions,
+  Subscription
+} from "../../Broker.js"
 import { BrokerError } from "../../Broker.js"
 import type { HttpBrokerOptions } from "../../HttpBroker.js"
-import type { DeadlineEntry } from "../rpc/deadlines.js"
-import { DeadlineWheel } from "../rpc/deadlines.js"
-import { advertisedAddress, formatAddress } from "../transport/address.js"
-import type { NodeState } from "../rpc/nodeHealth.js"
-import { NodeHealth, resolveEjection, Status } from "../rpc/nodeHealth.js"
 import type { Metadata } from "../../Metadata.js"
 import type { Node, Service as RegisteredService } from "../../Registry.js"
 import { Registry } from "../../Registry.js"
+import { randomId } from "../common/text.js"
 import type { Peekable } from "../registry/cached.js"
 import { peekKey } from "../registry/cached.js"
-import { randomId } from "../common/text.js"
+import type { DeadlineEntry } from "../rpc/deadlines.js"
+import { DeadlineWheel } from "../rpc/deadlines.js"
+import type { NodeState } from "../rpc/nodeHealth.js"
+import { NodeHealth, resolveEjection, Status } from "../rpc/nodeHealth.js"
+import { advertisedAddress, formatAddress } from "../transport/address.js"
 import { deliverLocal, deliveryFailed, normalizeHeaders, OCTET_STREAM, withContext } from "./core.js"
 import type { WireMessage } from "./httpWire.js"
 import {
@@ -161,15 +169,30 @@ export const make = (
     // ---------------------------------------------------------------- subscriber side
     const subscriptions = new Map<string, LocalSubscription>()
     let draining = false
-    yield* Effect.addFinalizer(() => Effect.sync(() => { draining = true }))
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        draining = true
+      })
+    )
 
     const deliverOne = (subscription: LocalSubscription, message: WireMessage) =>
-      deliverLocal(subscription.handler, subscription.autoAck, subscription.topic, message.body, message.contentType, message.headers)
+      deliverLocal(
+        subscription.handler,
+        subscription.autoAck,
+        subscription.topic,
+        message.body,
+        message.contentType,
+        message.headers
+      )
 
-    const handle = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+    const handle = (
+      request: HttpServerRequest.HttpServerRequest
+    ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
       const query = request.url.indexOf("?")
       const path = query === -1 ? request.url : request.url.slice(0, query)
-      if (!path.startsWith(PATH_PREFIX)) return Effect.succeed(errorJson(404, "Unreachable", `no broker endpoint at ${path}`))
+      if (!path.startsWith(PATH_PREFIX)) {
+        return Effect.succeed(errorJson(404, "Unreachable", `no broker endpoint at ${path}`))
+      }
       if (request.method !== "POST") {
         return Effect.succeed(HttpServerResponse.unsafeJson({ reason: "Rejected", detail: "use POST" }, {
           status: 405,
@@ -187,11 +210,15 @@ export const make = (
       if (draining) return Effect.succeed(errorJson(503, "Unreachable", "subscriber is shutting down"))
       const length = Number(request.headers["content-length"] ?? "0")
       if (length > maxBodySize) {
-        return Effect.succeed(errorJson(413, "Rejected", `body of ${length} bytes exceeds the limit of ${maxBodySize}`, closeConnection))
+        return Effect.succeed(
+          errorJson(413, "Rejected", `body of ${length} bytes exceeds the limit of ${maxBodySize}`, closeConnection)
+        )
       }
       const topicHeader = request.headers["micro-topic"]
       if (topicHeader !== undefined && topicHeader !== subscription.topic) {
-        return Effect.succeed(errorJson(400, "Rejected", `micro-topic ${topicHeader} does not match ${subscription.topic}`))
+        return Effect.succeed(
+          errorJson(400, "Rejected", `micro-topic ${topicHeader} does not match ${subscription.topic}`)
+        )
       }
       const contentType = request.headers["content-type"] ?? OCTET_STREAM
       const compact = request.headers[BATCH_RESULTS_HEADER] === BATCH_RESULTS_COMPACT
@@ -211,7 +238,10 @@ export const make = (
               }
               // Sequential: messages of one batch are handled in order.
               return Effect.map(
-                withContext(Effect.forEach(messages, (message) => deliverOne(subscription, message)), subscription.context),
+                withContext(
+                  Effect.forEach(messages, (message) => deliverOne(subscription, message)),
+                  subscription.context
+                ),
                 (results) =>
                   compact && allDelivered(results)
                     ? HttpServerResponse.empty({ status: 204 })
@@ -250,16 +280,19 @@ export const make = (
       Effect.flatMap(Effect.forkDaemon(effect), (fiber) =>
         Effect.async<HttpServerResponse.HttpServerResponse>((resume) => {
           let timedOut = false
-          let entry: DeadlineEntry | undefined = handlerTimeoutMillis === Infinity ? undefined : deadlines.add(handlerTimeoutMillis, () => {
-            entry = undefined
-            timedOut = true
-            fiber.unsafeInterruptAsFork(FiberId.none)
-          })
+          let entry: DeadlineEntry | undefined = handlerTimeoutMillis === Infinity ?
+            undefined :
+            deadlines.add(handlerTimeoutMillis, () => {
+              entry = undefined
+              timedOut = true
+              fiber.unsafeInterruptAsFork(FiberId.none)
+            })
           fiber.addObserver((exit) => {
             deadlines.remove(entry)
             entry = undefined
-            if (timedOut) resume(Effect.succeed(handlerTimedOut))
-            else resume(exit)
+            if (timedOut) {
+              resume(Effect.succeed(handlerTimedOut))
+            } else resume(exit)
           })
           // The request itself was interrupted (its client went away): so is the handler, and the request
           // ends (releasing the subscription's turn) only once the handler has stopped, finalizers included:
@@ -270,7 +303,11 @@ export const make = (
             return Effect.asVoid(Fiber.interrupt(fiber))
           })
         }))
-    const handlerTimedOut = errorJson(504, "Timeout", `handler did not finish within ${Duration.format(handlerTimeout)}`)
+    const handlerTimedOut = errorJson(
+      504,
+      "Timeout",
+      `handler did not finish within ${Duration.format(handlerTimeout)}`
+    )
 
     /**
      * One request's body and its turn on the subscription. Plain listeners on the Node request (no stream
@@ -288,7 +325,8 @@ export const make = (
       state = 0
       body: Uint8Array | undefined = undefined
       deadline: DeadlineEntry | undefined = undefined
-      resume: ((effect: Effect.Effect<Uint8Array, HttpServerResponse.HttpServerResponse>) => void) | undefined = undefined
+      resume: ((effect: Effect.Effect<Uint8Array, HttpServerResponse.HttpServerResponse>) => void) | undefined =
+        undefined
       readonly socket: Net.Socket | null
       constructor(readonly subscription: LocalSubscription, readonly incoming: http.IncomingMessage) {
         this.socket = incoming.socket
@@ -296,7 +334,9 @@ export const make = (
       start(resume: (effect: Effect.Effect<Uint8Array, HttpServerResponse.HttpServerResponse>) => void): void {
         this.resume = resume
         const socket = this.socket
-        if (socket === null || socket.destroyed) return this.fail(gone)
+        if (socket === null || socket.destroyed) {
+          return this.fail(gone)
+        }
         // One close listener per connection (not one per request: pipelined requests would pile listeners up).
         let onSocket = inboundsOf.get(socket)
         if (onSocket === undefined) {
@@ -304,12 +344,18 @@ export const make = (
           onSocket = inbounds
           inboundsOf.set(socket, inbounds)
           socket.once("close", () => {
-            for (const inbound of inbounds) inbound.onClose()
+            for (const inbound of inbounds) {
+              inbound.onClose()
+            }
           })
         }
         onSocket.add(this)
-        if (this.incoming.readableEnded) return this.onEnd()
-        if (bodyTimeoutMillis !== Infinity) this.deadline = deadlines.add(bodyTimeoutMillis, this.onTimeout)
+        if (this.incoming.readableEnded) {
+          return this.onEnd()
+        }
+        if (bodyTimeoutMillis !== Infinity) {
+          this.deadline = deadlines.add(bodyTimeoutMillis, this.onTimeout)
+        }
         this.incoming.on("data", this.onData)
         this.incoming.once("end", this.onEnd)
         this.incoming.once("error", this.onClose)
@@ -317,12 +363,16 @@ export const make = (
       readonly onData = (chunk: Buffer): void => {
         this.bytes += chunk.length
         if (this.bytes > maxBodySize) {
-          return this.fail(errorJson(413, "Rejected", `body exceeds the limit of ${maxBodySize} bytes`, closeConnection))
+          return this.fail(
+            errorJson(413, "Rejected", `body exceeds the limit of ${maxBodySize} bytes`, closeConnection)
+          )
         }
         this.chunks.push(chunk)
       }
       readonly onEnd = (): void => {
-        if (this.state !== 0) return
+        if (this.state !== 0) {
+          return
+        }
         deadlines.remove(this.deadline)
         this.deadline = undefined
         this.detachBody()
@@ -340,18 +390,23 @@ export const make = (
       }
       readonly onTimeout = (): void => {
         this.deadline = undefined
-        this.fail(errorJson(408, "Rejected", `body not received within ${Duration.format(bodyTimeout)}`, closeConnection))
+        this.fail(
+          errorJson(408, "Rejected", `body not received within ${Duration.format(bodyTimeout)}`, closeConnection)
+        )
       }
       /** The client went away: nothing is handled for it (the platform answers nobody). */
       readonly onClose = (): void => {
-        if (this.state < 2) this.fail(gone)
+        if (this.state < 2) {
+          this.fail(gone)
+        }
       }
       grant(): void {
         this.state = 2
         const resume = this.resume!
         this.resume = undefined
-        if (this.socket!.destroyed) resume(Effect.fail(gone))
-        else if (!subscriptions.has(this.subscription.id)) {
+        if (this.socket!.destroyed) {
+          resume(Effect.fail(gone))
+        } else if (!subscriptions.has(this.subscription.id)) {
           // Unsubscribed while waiting: not handled, the publisher may try another member.
           resume(Effect.fail(errorJson(404, "Unreachable", `no subscription ${this.subscription.id}`)))
         } else resume(Effect.succeed(this.body!))
@@ -359,7 +414,9 @@ export const make = (
       fail(response: HttpServerResponse.HttpServerResponse): void {
         const resume = this.resume
         this.finish()
-        if (resume !== undefined) resume(Effect.fail(response))
+        if (resume !== undefined) {
+          resume(Effect.fail(response))
+        }
       }
       detachBody(): void {
         this.incoming.off("data", this.onData)
@@ -369,7 +426,9 @@ export const make = (
       /** Idempotent: releases the turn (to the next waiting request) or the place in the queue, and the listeners. */
       finish(): void {
         const state = this.state
-        if (state === 3) return
+        if (state === 3) {
+          return
+        }
         this.state = 3
         this.resume = undefined
         this.body = undefined
@@ -377,15 +436,20 @@ export const make = (
           deadlines.remove(this.deadline)
           this.detachBody()
         }
-        if (this.socket !== null) inboundsOf.get(this.socket)?.delete(this)
+        if (this.socket !== null) {
+          inboundsOf.get(this.socket)?.delete(this)
+        }
         const subscription = this.subscription
         if (state === 1) {
           const index = subscription.waiting.indexOf(this)
-          if (index !== -1) subscription.waiting.splice(index, 1)
+          if (index !== -1) {
+            subscription.waiting.splice(index, 1)
+          }
         } else if (state === 2) {
           const next = subscription.waiting.shift()
-          if (next === undefined) subscription.busy = false
-          else next.grant()
+          if (next === undefined) {
+            subscription.busy = false
+          } else next.grant()
         }
       }
     }
@@ -400,7 +464,10 @@ export const make = (
         // Loaded here, by the first subscribe: ≈200 ms of module loading (measured) that publish-only
         // processes, and every process's start-up, would otherwise pay.
         const [NodeHttpServer, NodeHttpServerRequestModule] = yield* Effect.tryPromise(() =>
-          Promise.all([import("@effect/platform-node/NodeHttpServer"), import("@effect/platform-node/NodeHttpServerRequest")])
+          Promise.all([
+            import("@effect/platform-node/NodeHttpServer"),
+            import("@effect/platform-node/NodeHttpServerRequest")
+          ])
         )
         toIncomingMessage = NodeHttpServerRequestModule.toIncomingMessage
         const server = yield* NodeHttpServer.make(() => {
@@ -408,7 +475,8 @@ export const make = (
           // (headers + body; our body deadline is `bodyTimeout`, measured from the headers, on the wheel),
           // checked every second; idle keep-alive connections closed; connections beyond the cap dropped.
           // Node takes 0 for "no limit" (an infinite Duration here).
-          const finite = (millis: number) => Number.isFinite(millis) ? Math.round(millis) : 0
+          const finite = (millis: number) =>
+            Number.isFinite(millis) ? Math.round(millis) : 0
           const headersMillis = finite(Duration.toMillis(headersTimeout))
           const requestMillis = finite(Duration.toMillis(headersTimeout) + bodyTimeoutMillis + 1000)
           const created = http.createServer({
@@ -483,12 +551,20 @@ export const make = (
           () => Effect.ignoreLogged(registry.deregister(service))
         ).pipe(
           Effect.mapError((cause) =>
-            new BrokerError({ reason: "Unavailable", topic, detail: `could not register the subscription: ${cause.message}`, failures: [], cause })
+            new BrokerError({
+              reason: "Unavailable",
+              topic,
+              detail: `could not register the subscription: ${cause.message}`,
+              failures: [],
+              cause
+            })
           )
         )
         yield* Effect.sleep(registerInterval).pipe(
           Effect.zipRight(register),
-          Effect.tapError((error) => Effect.logWarning(`re-registration of subscription ${subscription.id} failed`, error)),
+          Effect.tapError((error) =>
+            Effect.logWarning(`re-registration of subscription ${subscription.id} failed`, error)
+          ),
           Effect.ignore,
           Effect.forever,
           Effect.forkScoped
@@ -578,7 +654,12 @@ export const make = (
       onResponseData(controller: Undici.Dispatcher.DispatchController, chunk: Buffer): void {
         this.bytes += chunk.length
         if (this.bytes > maxBodySize) {
-          this.finish({ reason: "Unreachable", detail: `reply from ${this.url} exceeds ${maxBodySize} bytes`, retry: false, fault: "failure" })
+          this.finish({
+            reason: "Unreachable",
+            detail: `reply from ${this.url} exceeds ${maxBodySize} bytes`,
+            retry: false,
+            fault: "failure"
+          })
           return controller.abort(new Error("reply too large"))
         }
         ;(this.chunks ??= []).push(chunk)
@@ -603,13 +684,24 @@ export const make = (
       }
     }
 
-    const post = (origin: string, path: string, url: string, items: ReadonlyArray<Item>, done: (result: BatchResult) => void) => {
+    const post = (
+      origin: string,
+      path: string,
+      url: string,
+      items: ReadonlyArray<Item>,
+      done: (result: BatchResult) => void
+    ) => {
       let body: Buffer
       try {
         body = encodeBatch(items)
       } catch (cause) {
         // Only a content-type over 65535 bytes: the batch is refused as a whole rather than left unresolved.
-        return done({ reason: "Rejected", detail: `cannot encode the batch: ${(cause as Error).message}`, retry: false, fault: "unsent" })
+        return done({
+          reason: "Rejected",
+          detail: `cannot encode the batch: ${(cause as Error).message}`,
+          retry: false,
+          fault: "unsent"
+        })
       }
       // `idempotent` only so that undici pipelines the POSTs (it never retries by itself).
       // Set: every publish waits for `startDispatcher` first.
@@ -632,7 +724,11 @@ export const make = (
      */
     const clock = deadlines.clock
     const endpoints = new Map<string, Endpoint>()
-    const health = new NodeHealth(clock, resolveEjection(options?.ejection), (state) => endpoints.get(state.address)?.ejected(state))
+    const health = new NodeHealth(
+      clock,
+      resolveEjection(options?.ejection),
+      (state) => endpoints.get(state.address)?.ejected(state)
+    )
 
     /** One subscriber endpoint (process): its breaker state and the outboxes of its subscriptions. */
     class Endpoint {
@@ -648,7 +744,11 @@ export const make = (
       }
       ejected(state: NodeState): void {
         const millis = state.ejectedUntil - clock.unsafeCurrentTimeMillis()
-        this.ejection = { reason: "Unreachable", detail: `${this.lastFailure} (endpoint ejected for ${millis} ms)`, retry: true }
+        this.ejection = {
+          reason: "Unreachable",
+          detail: `${this.lastFailure} (endpoint ejected for ${millis} ms)`,
+          retry: true
+        }
         for (const outbox of this.outboxes) outbox.drain(this.ejection)
       }
     }
@@ -752,7 +852,9 @@ export const make = (
           if (Array.isArray(outcomes)) {
             for (let i = 0; i < batch.length; i++) {
               const result = outcomes[i] as { reason: FailureReason; detail: string } | null
-              batch[i]!.resolve(result === null ? undefined : { reason: result.reason, detail: result.detail, retry: false })
+              batch[i]!.resolve(
+                result === null ? undefined : { reason: result.reason, detail: result.detail, retry: false }
+              )
             }
           } else for (const item of batch) item.resolve(outcomes as Outcome | undefined)
           if (this.pending.length > 0) this.flush()
@@ -862,7 +964,9 @@ export const make = (
           const resume = this.resume
           this.resume = undefined
           resume(
-            this.failures === undefined || !this.reportFailures ? Effect.void : Effect.fail(deliveryFailed(this.topic, this.failures))
+            this.failures === undefined || !this.reportFailures
+              ? Effect.void
+              : Effect.fail(deliveryFailed(this.topic, this.failures))
           )
         }
       }
@@ -956,7 +1060,11 @@ export const make = (
       body: Uint8Array,
       publishOptions: PublishOptions | undefined
     ): Effect.Effect<void, BrokerError> => {
-      if (draining) return Effect.fail(new BrokerError({ reason: "Closed", topic, detail: "broker closed", failures: [], cause: undefined }))
+      if (draining) {
+        return Effect.fail(
+          new BrokerError({ reason: "Closed", topic, detail: "broker closed", failures: [], cause: undefined })
+        )
+      }
       const targets = targetsOf(topic, services)
       if (targets.count === 0) return Effect.void
       const fireAndForget = publishOptions?.fireAndForget === true
@@ -981,12 +1089,24 @@ export const make = (
     }
 
     // The registry lookup and its error mapping in one step (no catchAll wrapper on the success path).
-    const lookup = (topic: string, body: Uint8Array, publishOptions?: PublishOptions): Effect.Effect<void, BrokerError> =>
+    const lookup = (
+      topic: string,
+      body: Uint8Array,
+      publishOptions?: PublishOptions
+    ): Effect.Effect<void, BrokerError> =>
       Effect.matchEffect(registry.getService(serviceName(topic)), {
         onFailure: (cause) =>
           cause._tag === "ServiceNotFound"
             ? publishTo(topic, noServices, body, publishOptions)
-            : Effect.fail(new BrokerError({ reason: "Unavailable", topic, detail: `registry: ${cause.message}`, failures: [], cause })),
+            : Effect.fail(
+              new BrokerError({
+                reason: "Unavailable",
+                topic,
+                detail: `registry: ${cause.message}`,
+                failures: [],
+                cause
+              })
+            ),
         onSuccess: (services) => publishTo(topic, services, body, publishOptions)
       })
 
@@ -1005,14 +1125,20 @@ export const make = (
     // With the cached registry (what publishers use), a fresh entry is read synchronously: a publish is then
     // one Effect step plus its Effect.async, instead of a registry Effect and a matchEffect around it.
     const peek = (registry as Peekable)[peekKey]
-    const publish = peek === undefined ? lookup : (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
-      Effect.suspend(() => {
-        const services = peek(serviceName(topic))
-        return services !== undefined ? publishTo(topic, services, body, publishOptions) : lookup(topic, body, publishOptions)
-      })
+    const publish = peek === undefined ?
+      lookup :
+      (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
+        Effect.suspend(() => {
+          const services = peek(serviceName(topic))
+          return services !== undefined
+            ? publishTo(topic, services, body, publishOptions)
+            : lookup(topic, body, publishOptions)
+        })
 
     const ready = (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
-      dispatcher !== undefined ? publish(topic, body, publishOptions) : Effect.zipRight(startDispatcher, publish(topic, body, publishOptions))
+      dispatcher !== undefined
+        ? publish(topic, body, publishOptions)
+        : Effect.zipRight(startDispatcher, publish(topic, body, publishOptions))
 
     const publishWithTimeout = (topic: string, body: Uint8Array, publishOptions?: PublishOptions) =>
       publishOptions?.timeout === undefined
@@ -1020,7 +1146,12 @@ export const make = (
         : Effect.timeoutFail(ready(topic, body, publishOptions), {
           duration: publishOptions.timeout,
           onTimeout: () =>
-            new BrokerError({ reason: "Timeout", topic, detail: "no delivery result within the publish timeout", failures: [] })
+            new BrokerError({
+              reason: "Timeout",
+              topic,
+              detail: "no delivery result within the publish timeout",
+              failures: []
+            })
         })
 
     return { name: "http", publish: publishWithTimeout, subscribe } satisfies Broker.Service
@@ -1061,11 +1192,16 @@ const resultOfReply = (url: string, count: number, status: number, text: string)
   }
   // 404: this subscription is gone, but its process answered (not held against it); 503: it is shutting down.
   if (status === 404) return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: true, left: true }
-  if (status === 503) return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: true, left: true, fault: "failure" }
+  if (status === 503) {
+    return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: true, left: true, fault: "failure" }
+  }
   // The subscriber's handler deadline (see `handlerTimeout`).
   if (status === 504) return { reason: "Timeout", detail: `${status}: ${detail}`, retry: false, fault: "failure" }
   if (status >= 400 && status < 500) return { reason: "Rejected", detail: `${status}: ${detail}`, retry: false }
-  return { reason: "Unreachable", detail: `${status}: ${detail}`, retry: false, fault: status >= 500 ? "failure" : undefined }
+  return {
+    reason: "Unreachable",
+    detail: `${status}: ${detail}`,
+    retry: false,
+    fault: status >= 500 ? "failure" : undefined
+  }
 }
-
-

@@ -114,7 +114,9 @@ export const decodeBatch = (bytes: Uint8Array): Array<WireMessage> => {
     let headers: Metadata = empty
     if (headersLength > 0) {
       const parsed: unknown = JSON.parse(buffer.toString("utf8", offset, offset + headersLength))
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("headers must be a JSON object")
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+        throw new Error("headers must be a JSON object")
+      }
       const out: Record<string, string> = {}
       for (const [key, value] of Object.entries(parsed)) {
         if (typeof value !== "string") throw new Error(`header ${key} must be a string`)
@@ -127,7 +129,11 @@ export const decodeBatch = (bytes: Uint8Array): Array<WireMessage> => {
     const bodyLength = buffer.readUInt32BE(offset)
     offset += 4
     need(bodyLength, "body")
-    messages.push({ contentType: contentType === "" ? "application/octet-stream" : contentType, headers, body: buffer.subarray(offset, offset + bodyLength) })
+    messages.push({
+      contentType: contentType === "" ? "application/octet-stream" : contentType,
+      headers,
+      body: buffer.subarray(offset, offset + bodyLength)
+    })
     offset += bodyLength
   }
   return messages

@@ -9,8 +9,8 @@ import * as FiberId from "effect/FiberId"
 import * as Queue from "effect/Queue"
 import type { Broker, DeliveryFailure, Handler, PublishOptions, SubscribeOptions, Subscription } from "../../Broker.js"
 import type { Metadata } from "../../Metadata.js"
-import type { LocalFailure } from "./core.js"
 import { randomId } from "../common/text.js"
+import type { LocalFailure } from "./core.js"
 import { deliverLocal, deliveryFailed, normalizeHeaders, OCTET_STREAM } from "./core.js"
 
 interface Pending {
@@ -68,20 +68,27 @@ export const makeMemory: Effect.Effect<Broker.Service> = Effect.sync(() => {
         concurrency: "unbounded"
       }).pipe(
         Effect.flatMap((all) => {
-          const failures = all.filter((failure): failure is DeliveryFailure => failure !== undefined)
+          const failures = all.filter((failure): failure is DeliveryFailure =>
+            failure !== undefined
+          )
           return failures.length === 0 ? Effect.void : Effect.fail(deliveryFailed(topic, failures))
         })
       )
-      if (options?.timeout === undefined) return results
+      if (options?.timeout === undefined) {
+        return results
+      }
       return Effect.timeoutFail(results, {
         duration: options.timeout,
         onTimeout: () =>
-          deliveryFailed(topic, sent.map(({ subscription }) => ({
-            subscriber: subscription.id,
-            queue: subscription.queue,
-            reason: "Timeout" as const,
-            detail: "no result within the publish timeout"
-          })))
+          deliveryFailed(
+            topic,
+            sent.map(({ subscription }) => ({
+              subscriber: subscription.id,
+              queue: subscription.queue,
+              reason: "Timeout" as const,
+              detail: "no result within the publish timeout"
+            }))
+          )
       })
     })
 
@@ -110,7 +117,10 @@ export const makeMemory: Effect.Effect<Broker.Service> = Effect.sync(() => {
             // Messages accepted but not handled: their publishers learn the subscriber went away.
             const left = yield* Queue.takeAll(subscription.inbox)
             for (const pending of left) {
-              Deferred.unsafeDone(pending.done, Effect.succeed<LocalFailure>({ reason: "Unreachable", detail: "unsubscribed before delivery" }))
+              Deferred.unsafeDone(
+                pending.done,
+                Effect.succeed<LocalFailure>({ reason: "Unreachable", detail: "unsubscribed before delivery" })
+              )
             }
             yield* Queue.shutdown(subscription.inbox)
           })
@@ -121,7 +131,10 @@ export const makeMemory: Effect.Effect<Broker.Service> = Effect.sync(() => {
           Effect.flatMap(
             deliverLocal(handler, autoAck, topic, pending.body, pending.contentType, pending.headers).pipe(
               Effect.onInterrupt(() =>
-                Deferred.succeed(pending.done, { reason: "HandlerFailed", detail: "unsubscribed while handling" } as LocalFailure)
+                Deferred.succeed(
+                  pending.done,
+                  { reason: "HandlerFailed", detail: "unsubscribed while handling" } as LocalFailure
+                )
               )
             ),
             (failure) => Deferred.succeed(pending.done, failure)

@@ -37,7 +37,6 @@ export interface Issued {
   readonly caPem: string
 }
 
-
 export const DEFAULT_TRUST_DOMAIN = "effect-micro"
 
 const IDENTITY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
@@ -189,7 +188,18 @@ export const issue = (ca: Ca, options: IssueOptions): Effect.Effect<Issued, Cert
         )
         const keyType = options.keyType ?? "p256"
         yield* run(
-          ["req", "-new", "-config", "leaf.cnf", ...newKeyArgs(keyType), "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr"],
+          [
+            "req",
+            "-new",
+            "-config",
+            "leaf.cnf",
+            ...newKeyArgs(keyType),
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr"
+          ],
           dir
         )
         yield* run(

@@ -2,7 +2,7 @@
  * node:tls options for mutual TLS inside one project CA, and reading the peer's identity.
  */
 import * as crypto from "node:crypto"
-import * as tls from "node:tls"
+import type * as tls from "node:tls"
 import { DEFAULT_TRUST_DOMAIN, type Issued } from "./openssl.js"
 
 export interface ServerOptions {

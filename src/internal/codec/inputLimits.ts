@@ -138,7 +138,9 @@ const kindOf = (u: unknown): string => {
 }
 
 const pathText = (path: ReadonlyArray<PropertyKey>): string =>
-  path.length === 0 ? "" : `at ${path.map((key) => `[${typeof key === "symbol" ? String(key) : JSON.stringify(key)}]`).join("")}: `
+  path.length === 0
+    ? ""
+    : `at ${path.map((key) => `[${typeof key === "symbol" ? String(key) : JSON.stringify(key)}]`).join("")}: `
 
 /** The first leaf of an issue tree with its path, described without printing the offending value. */
 const summarize = (issue: ParseResult.ParseIssue): string => {
@@ -147,7 +149,7 @@ const summarize = (issue: ParseResult.ParseIssue): string => {
   for (let steps = 0; steps < 64; steps++) {
     switch (current._tag) {
       case "Pointer":
-        if (Array.isArray(current.path)) path.push(...current.path)
+        if (Array.isArray(current.path)) { for (const segment of current.path) path.push(segment) }
         else path.push(current.path as PropertyKey)
         current = current.issue
         continue
@@ -191,7 +193,9 @@ export const formatIssue = (issue: ParseResult.ParseIssue): string => {
 export const describeUnknown = (u: unknown): string => {
   try {
     if (u instanceof Error) return truncateDetail(u.message)
-    if (typeof u === "object" && u !== null && "_tag" in u) return truncateDetail(String((u as { readonly _tag: unknown })._tag))
+    if (typeof u === "object" && u !== null && "_tag" in u) {
+      return truncateDetail(String((u as { readonly _tag: unknown })._tag))
+    }
     if (typeof u === "string") return truncateDetail(u)
     if (!isSmall(u)) return kindOf(u)
     return truncateDetail(JSON.stringify(u) ?? String(u))

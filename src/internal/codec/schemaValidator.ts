@@ -225,7 +225,9 @@ const compileTypeLiteral = (ast: AST.TypeLiteral, memo: Map<AST.AST, Node | unde
     indexes.push(node)
   }
   // Check literal-typed properties (discriminators) first: in a union the wrong members fail fast.
-  const order = names.map((_, i) => i).sort((a, b) => rank(ast.propertySignatures[a]!) - rank(ast.propertySignatures[b]!))
+  const order = names.map((_, i) => i).sort((a, b) =>
+    rank(ast.propertySignatures[a]!) - rank(ast.propertySignatures[b]!)
+  )
   const sortedNames = order.map((i) => names[i]!)
   const sortedOptional = order.map((i) => optional[i]!)
   const sortedProperties = order.map((i) => properties[i]!)
@@ -351,14 +353,14 @@ const compileUnion = (ast: AST.Union, memo: Map<AST.AST, Node | undefined>): Nod
 // Recursive schemas: the Suspend node gets a forwarding Node before its target is compiled, so a cycle
 // ends at the forwarder. Lossless is unknown inside the cycle: say false (only costs slow-path calls).
 const compileSuspend = (ast: AST.Suspend, memo: Map<AST.AST, Node | undefined>): Node | undefined => {
-  let target: Node | undefined
+  // The forwarder's closures run only after `target` is set (compiling never calls a predicate).
   const forward: Node = {
     is: (u) => target!.is(u),
     accepts: (u) => target!.accepts(u),
     lossless: false
   }
   memo.set(ast, forward)
-  target = compileNode(ast.f(), memo)
+  const target: Node | undefined = compileNode(ast.f(), memo)
   if (target === undefined) return remember(memo, ast, undefined)
   return forward
 }

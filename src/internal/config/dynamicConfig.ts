@@ -28,7 +28,9 @@ export const decodeAt = <A, I>(
   const raw = getPath(tree, path)
   if (raw === undefined) {
     if (options !== undefined && "default" in options) return Either.right(options.default as A)
-    return Either.left(new DynamicConfigError({ reason: "Missing", path: pathString(path), detail: "no value and no default" }))
+    return Either.left(
+      new DynamicConfigError({ reason: "Missing", path: pathString(path), detail: "no value and no default" })
+    )
   }
   const decoded = ParseResult.decodeUnknownEither(schema)(coerce(schema.ast, raw))
   return Either.mapLeft(decoded, (issue) =>
@@ -92,8 +94,10 @@ export const make = (
       lock.withPermits(1)(Effect.suspend(() => {
         trees[index] = tree
         const merged = mergeAll(trees)
-        return Effect.flatMap(SubscriptionRef.get(ref), (current) =>
-          deepEqual(current, merged) ? Effect.void : SubscriptionRef.set(ref, merged))
+        return Effect.flatMap(
+          SubscriptionRef.get(ref),
+          (current) => deepEqual(current, merged) ? Effect.void : SubscriptionRef.set(ref, merged)
+        )
       }))
 
     const readAndApply = (index: number) => {
@@ -101,7 +105,8 @@ export const make = (
       if (handle === undefined) return Effect.void
       return handle.read.pipe(
         Effect.matchEffect({
-          onFailure: (error) => Effect.zipRight(report(withSource(source, error)), Effect.fail(withSource(source, error))),
+          onFailure: (error) =>
+            Effect.zipRight(report(withSource(source, error)), Effect.fail(withSource(source, error))),
           onSuccess: (tree) => apply(index, tree)
         })
       )
@@ -142,7 +147,9 @@ export const make = (
         )
       })
 
-    const reload = Effect.forEach(opened, (_, index) => Effect.either(readAndApply(index)), { concurrency: "unbounded" })
+    const reload = Effect.forEach(opened, (_, index) => Effect.either(readAndApply(index)), {
+      concurrency: "unbounded"
+    })
       .pipe(Effect.flatMap((results) => {
         const failed = results.find(Either.isLeft)
         return failed === undefined ? Effect.void : Effect.fail(failed.left)

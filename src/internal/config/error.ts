@@ -24,4 +24,3 @@ export class DynamicConfigError extends Data.TaggedError("DynamicConfigError")<{
     return `config ${this.reason}${where.length > 0 ? ` (${where.join(", ")})` : ""}: ${this.detail}`
   }
 }
-

@@ -59,7 +59,9 @@ const envSegments = (name: string): ReadonlyArray<string> =>
 
 export const envTree = (environment: Environment, prefix: string | undefined): Tree => {
   const out: Record<string, Value> = {}
-  const wanted = prefix === undefined || prefix === "" ? "" : (prefix.endsWith("_") ? prefix : `${prefix}_`).toLowerCase()
+  const wanted = prefix === undefined || prefix === ""
+    ? ""
+    : (prefix.endsWith("_") ? prefix : `${prefix}_`).toLowerCase()
   // Sorted so that conflicts (APP_DB=x and APP_DB_HOST=y) resolve the same way every time.
   for (const name of Object.keys(environment).sort()) {
     const value = environment[name]
@@ -129,7 +131,9 @@ export const parseDocument = (text: string, format: "json" | "yaml"): Tree => {
   if (text.trim() === "") throw new Error("the file is empty")
   const parsed: unknown = format === "json" ? JSON.parse(text) : YAML.parse(text)
   if (!isObject(parsed)) {
-    throw new Error(`the root must be an object, got ${parsed === null ? "null" : Array.isArray(parsed) ? "an array" : typeof parsed}`)
+    throw new Error(
+      `the root must be an object, got ${parsed === null ? "null" : Array.isArray(parsed) ? "an array" : typeof parsed}`
+    )
   }
   return toValue(parsed) as Tree
 }
@@ -153,7 +157,13 @@ export const file = (path: string, options?: FileOptions): Source => {
       Effect.try({
         try: () => applyInterpolation(parseDocument(text, format), options?.interpolate),
         catch: (cause) =>
-          new DynamicConfigError({ reason: "Parse", path: "", source: name, detail: `${format}: ${errorMessage(cause)}`, cause })
+          new DynamicConfigError({
+            reason: "Parse",
+            path: "",
+            source: name,
+            detail: `${format}: ${errorMessage(cause)}`,
+            cause
+          })
       })
     )
   )
@@ -175,9 +185,14 @@ export const file = (path: string, options?: FileOptions): Source => {
           })
           watcher.on("error", (cause) =>
             signals.offer(Either.left(
-              new DynamicConfigError({ reason: "Unavailable", path: "", source: name, detail: `watch: ${errorMessage(cause)}`, cause })
-            ))
-          )
+              new DynamicConfigError({
+                reason: "Unavailable",
+                path: "",
+                source: name,
+                detail: `watch: ${errorMessage(cause)}`,
+                cause
+              })
+            )))
           return watcher
         },
         catch: (cause) =>

@@ -17,7 +17,9 @@ export const isObject = (u: unknown): u is { readonly [key: string]: Value } =>
 
 /** `"db.host"` → `["db", "host"]`; `""` → `[]` (the root). Empty segments are dropped. */
 export const pathSegments = (path: Path): ReadonlyArray<string> =>
-  typeof path === "string" ? path.split(".").filter((s) => s !== "") : path.flatMap((s) => s.split(".")).filter((s) => s !== "")
+  typeof path === "string"
+    ? path.split(".").filter((s) => s !== "")
+    : path.flatMap((s) => s.split(".")).filter((s) => s !== "")
 
 export const pathString = (path: Path): string => pathSegments(path).join(".")
 
@@ -142,12 +144,14 @@ const interpolationPattern = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\
  * rule); `${VAR:-default}` uses the default when VAR is unset or empty; `$${` is a literal `${`.
  */
 export const interpolateString = (input: string, env: Environment): string =>
-  input.indexOf("${") === -1 ? input : input.replace(interpolationPattern, (match, name: string | undefined, fallback: string | undefined) => {
-    if (match === "$${") return "${"
-    const value = env[name!]
-    if (fallback !== undefined) return value === undefined || value === "" ? fallback : value
-    return value ?? ""
-  })
+  input.indexOf("${") === -1 ?
+    input :
+    input.replace(interpolationPattern, (match, name: string | undefined, fallback: string | undefined) => {
+      if (match === "$${") return "${"
+      const value = env[name!]
+      if (fallback !== undefined) return value === undefined || value === "" ? fallback : value
+      return value ?? ""
+    })
 
 /** Interpolates every string leaf of a value (keys are left alone). */
 export const interpolate = (value: Value, env: Environment): Value => {

@@ -104,7 +104,8 @@ export const make = (
 
     const peek = (name: string): ReadonlyArray<Service> | undefined => {
       const entry = cache.get(name)
-      return entry !== undefined && clock.unsafeCurrentTimeMillis() - entry.fetchedAt < ttlMillis && entry.services.length > 0
+      return entry !== undefined && clock.unsafeCurrentTimeMillis() - entry.fetchedAt < ttlMillis &&
+          entry.services.length > 0
         ? entry.services
         : undefined
     }

@@ -28,8 +28,8 @@ import { ServiceNotFound } from "../../Errors.js"
 import type { Options } from "../../MdnsRegistry.js"
 import type { Event, RegisterOptions, Service } from "../../Registry.js"
 import { Registry, RegistryError } from "../../Registry.js"
-import { matchesWatch, RegistryView } from "./view.js"
 import * as Records from "./mdnsRecords.js"
+import { matchesWatch, RegistryView } from "./view.js"
 
 /** Options of the mdns registry (documented in MdnsRegistry.ts); defaults in `defaults` below. */
 export type { Options }
@@ -102,7 +102,9 @@ const openSocket = (options: makeMdns.Options, description: string) =>
       done()
       if (options.interface !== undefined && warnings.length > 0) {
         mdns.destroy()
-        resume(Effect.fail(unavailable(`cannot join multicast group (${description}): ${warnings[0]!.message}`, warnings[0])))
+        resume(
+          Effect.fail(unavailable(`cannot join multicast group (${description}): ${warnings[0]!.message}`, warnings[0]))
+        )
       } else {
         resume(Effect.succeed(mdns))
       }
@@ -137,7 +139,9 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
     const queryRetries = Math.max(0, Math.floor(options.queryRetries ?? defaults.queryRetries))
     const names = Records.names(domain)
     const serviceTypeLower = names.serviceType.toLowerCase()
-    const description = `interface ${options.interface ?? "all"}, bind ${options.bind ?? options.interface ?? "0.0.0.0"}, group ${group}:${port}`
+    const description = `interface ${options.interface ?? "all"}, bind ${
+      options.bind ?? options.interface ?? "0.0.0.0"
+    }, group ${group}:${port}`
 
     const socketOptions: makeMdns.Options = { port, ip: group }
     if (options.interface !== undefined) socketOptions.interface = options.interface
@@ -165,7 +169,9 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
     const send = (packet: Packet, rinfo?: { port: number; address: string }) =>
       Effect.async<void, RegistryError>((resume) => {
         const callback = (error: Error | null) =>
-          resume(error ? Effect.fail(unavailable(`mdns send failed (${description}): ${error.message}`, error)) : Effect.void)
+          resume(
+            error ? Effect.fail(unavailable(`mdns send failed (${description}): ${error.message}`, error)) : Effect.void
+          )
         try {
           if (packet.type === "query") mdns.query(packet as makeMdns.QueryOutgoingPacket, rinfo, callback)
           else mdns.respond(packet as makeMdns.ResponseOutgoingPacket, rinfo, callback)
@@ -197,20 +203,35 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
         if (answers.length === 0) return
         const deduped = dedupe(answers)
         const keys = new Set(deduped.map(Records.recordKey))
-        packets.push({ type: "response", answers: deduped, additionals: dedupe(additionals).filter((a) => !keys.has(Records.recordKey(a))) })
+        packets.push({
+          type: "response",
+          answers: deduped,
+          additionals: dedupe(additionals).filter((a) => !keys.has(Records.recordKey(a)))
+        })
         answers = []
         additionals = []
       }
       for (const group of groups) {
-        if (answers.length > 0 && Records.packetSize({ answers: [...answers, ...group.answers], additionals: [...additionals, ...group.additionals] }) > MAX_PACKET) flush()
-        answers.push(...group.answers)
-        additionals.push(...group.additionals)
+        if (
+          answers.length > 0 &&
+          Records.packetSize({
+              answers: [...answers, ...group.answers],
+              additionals: [...additionals, ...group.additionals]
+            }) > MAX_PACKET
+        ) flush()
+        for (const answer of group.answers) answers.push(answer)
+        for (const additional of group.additionals) additionals.push(additional)
       }
       flush()
       return packets
     }
     const announcement = (list: ReadonlyArray<Local>, now: number, goodbye = false): Array<Packet> =>
-      pack(list.map((l) => ({ answers: Records.allRecords(recordsOf(l, goodbye ? 0 : ttlSecondsOf(l, now))), additionals: [] })))
+      pack(
+        list.map((l) => ({
+          answers: Records.allRecords(recordsOf(l, goodbye ? 0 : ttlSecondsOf(l, now))),
+          additionals: []
+        }))
+      )
     const sendAll = (packets: ReadonlyArray<Packet>) => Effect.forEach(packets, (p) => send(p), { discard: true })
     const sendAllLogged = (packets: ReadonlyArray<Packet>) => Effect.forEach(packets, sendLogged, { discard: true })
     const periodOf = (local: Local) => Math.min(announceMillis, Math.max(500, local.ttlMillis / 3))
@@ -247,7 +268,9 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
         if (viaPtr) {
           const ptr = records.ptr.filter((p) => p.name.toLowerCase() === q.name.toLowerCase())
           const fresh = ptr.filter((p) => !known.has(`${p.name.toLowerCase()}|${p.data.toLowerCase()}`))
-          if (fresh.length > 0) groups.push({ answers: fresh, additionals: [records.srv, records.txt, ...records.host] })
+          if (fresh.length > 0) {
+            groups.push({ answers: fresh, additionals: [records.srv, records.txt, ...records.host] })
+          }
         } else {
           const asked: Array<Answer> = []
           if (Records.questionMatches(q, "SRV")) asked.push(records.srv)
@@ -258,7 +281,12 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
       for (const q of questions) {
         const qname = q.name.toLowerCase()
         if (qname === Records.ENUMERATION && Records.questionMatches(q, "PTR")) {
-          answers.push({ name: Records.ENUMERATION, type: "PTR", ttl: Math.ceil(defaultTtlMillis / 1000), data: names.serviceType })
+          answers.push({
+            name: Records.ENUMERATION,
+            type: "PTR",
+            ttl: Math.ceil(defaultTtlMillis / 1000),
+            data: names.serviceType
+          })
         } else if (qname === serviceTypeLower && Records.questionMatches(q, "PTR")) {
           for (const local of locals.values()) addInstance(local, q, true)
         } else if (qname.endsWith(`._sub.${serviceTypeLower}`) && Records.questionMatches(q, "PTR")) {
@@ -284,7 +312,13 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
         // Legacy unicast query (RFC 6762 §6.7): answer the sender directly, echoing id and questions.
         return Effect.forEach(packets, (p) =>
           send(
-            { type: "response", id: packet.id ?? 0, questions, answers: Records.withTtl(p.answers ?? [], 10), additionals: Records.withTtl(p.additionals ?? [], 10) },
+            {
+              type: "response",
+              id: packet.id ?? 0,
+              questions,
+              answers: Records.withTtl(p.answers ?? [], 10),
+              additionals: Records.withTtl(p.additionals ?? [], 10)
+            },
             { port: rinfo.port, address: rinfo.address }
           ).pipe(Effect.ignore), { discard: true })
       }
@@ -342,7 +376,9 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
           continue
         }
         const target = srv.data.target.toLowerCase()
-        const resolved = records.find((r): r is StringAnswer => (r.type === "A" || r.type === "AAAA") && r.name.toLowerCase() === target)
+        const resolved = records.find((r): r is StringAnswer =>
+          (r.type === "A" || r.type === "AAAA") && r.name.toLowerCase() === target
+        )
         const host = resolved !== undefined ? resolved.data : hosts.get(target)?.address ?? srv.data.target
         const decoded = Either.flatMap(
           Records.decodeTxt(txt.data),
@@ -382,7 +418,9 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
       })
 
     yield* Mailbox.toStream(incoming).pipe(
-      Stream.runForEach((item) => Effect.catchAllCause(handle(item), (cause) => Effect.logWarning("mdns registry: packet handling failed", cause))),
+      Stream.runForEach((item) =>
+        Effect.catchAllCause(handle(item), (cause) => Effect.logWarning("mdns registry: packet handling failed", cause))
+      ),
       Effect.forkScoped
     )
 
@@ -443,17 +481,29 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
 
     const register = (service: Service, options?: RegisterOptions) =>
       Effect.gen(function*() {
-        if (service.name === "") return yield* Effect.fail(new RegistryError({ reason: "Malformed", detail: "service name is empty" }))
+        if (service.name === "") {
+          return yield* Effect.fail(new RegistryError({ reason: "Malformed", detail: "service name is empty" }))
+        }
         const ttlMillis = options?.ttl === undefined ? defaultTtlMillis : toMillis(options.ttl)
         if (!(ttlMillis >= 1000)) {
-          return yield* Effect.fail(new RegistryError({ reason: "Malformed", detail: `mdns TTL must be at least 1 second, got ${ttlMillis} ms` }))
+          return yield* Effect.fail(
+            new RegistryError({
+              reason: "Malformed",
+              detail: `mdns TTL must be at least 1 second, got ${ttlMillis} ms`
+            })
+          )
         }
         const now = yield* Clock.currentTimeMillis
         const fresh: Array<Local> = []
         for (const node of service.nodes) {
           const hostPort = Records.parseAddress(node.address)
           if (hostPort === undefined) {
-            return yield* Effect.fail(new RegistryError({ reason: "Malformed", detail: `node "${node.id}" has an invalid address "${node.address}" (want host:port)` }))
+            return yield* Effect.fail(
+              new RegistryError({
+                reason: "Malformed",
+                detail: `node "${node.id}" has an invalid address "${node.address}" (want host:port)`
+              })
+            )
           }
           const single: Service = { ...service, nodes: [node] }
           const label = Records.toLabel(node.id).toLowerCase()
@@ -471,13 +521,22 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
         for (const local of fresh) {
           const size = Records.packetSize({ answers: Records.allRecords(recordsOf(local, 1)) })
           if (size > MAX_PACKET) {
-            return yield* Effect.fail(new RegistryError({ reason: "Malformed", detail: `service "${service.name}" needs ${size} bytes of mdns records per node; the limit is ${MAX_PACKET} (fewer endpoints or less metadata)` }))
+            return yield* Effect.fail(
+              new RegistryError({
+                reason: "Malformed",
+                detail:
+                  `service "${service.name}" needs ${size} bytes of mdns records per node; the limit is ${MAX_PACKET} (fewer endpoints or less metadata)`
+              })
+            )
           }
         }
         const out: Array<Event | undefined> = []
         for (const local of fresh) {
           const before = locals.get(local.instance)
-          if (before !== undefined && (before.service.name !== local.service.name || before.service.version !== local.service.version)) {
+          if (
+            before !== undefined &&
+            (before.service.name !== local.service.name || before.service.version !== local.service.version)
+          ) {
             out.push(view.remove(before.service))
           }
           locals.set(local.instance, local)
@@ -487,7 +546,11 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
         }
         yield* publishAll(out)
         yield* sendAll(announcement(fresh, now))
-      }).pipe(Effect.catchAllDefect((defect) => Effect.fail(new RegistryError({ reason: "Unknown", detail: String(defect), cause: defect }))))
+      }).pipe(
+        Effect.catchAllDefect((defect) =>
+          Effect.fail(new RegistryError({ reason: "Unknown", detail: String(defect), cause: defect }))
+        )
+      )
 
     const deregister = (service: Service) =>
       Effect.gen(function*() {
@@ -514,7 +577,9 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
         const found = () => Effect.map(Clock.currentTimeMillis, (now) => view.get(name, now))
         for (let attempt = 0; attempt <= queryRetries; attempt++) {
           // The last attempt also browses the whole type, in case a responder lacks the subtype.
-          const q = attempt === queryRetries && attempt > 0 ? [...questions, { name: names.serviceType, type: "PTR" as const }] : questions
+          const q = attempt === queryRetries && attempt > 0
+            ? [...questions, { name: names.serviceType, type: "PTR" as const }]
+            : questions
           yield* sendLogged({ type: "query", questions: q })
           sent++
           const deadline = (yield* Clock.currentTimeMillis) + queryTimeoutMillis
@@ -532,9 +597,13 @@ export const make = (options: Options = {}): Effect.Effect<Registry.Service, Reg
         const now = yield* Clock.currentTimeMillis
         const known = view.list(now).map((s) => s.name)
         return yield* Effect.fail(ServiceNotFound.of(
-          `service "${name}" not found by mdns: sent ${sent} ${sent === 1 ? "query" : "queries"} for ${names.subtype(name)} ` +
+          `service "${name}" not found by mdns: sent ${sent} ${sent === 1 ? "query" : "queries"} for ${
+            names.subtype(name)
+          } ` +
             `(${description}) and waited ${now - started} ms without an answer; ` +
-            `the local view knows ${known.length} service(s)${known.length > 0 ? `: ${[...new Set(known)].slice(0, 10).join(", ")}` : ""}`
+            `the local view knows ${known.length} service(s)${
+              known.length > 0 ? `: ${[...new Set(known)].slice(0, 10).join(", ")}` : ""
+            }`
         ))
       }))
 

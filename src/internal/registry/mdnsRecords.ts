@@ -186,7 +186,9 @@ export const serviceFromTxt = (txt: Map<string, string>, address: string): Eithe
   }
   const parseRecord = (key: string) => {
     const raw = txt.get(key)
-    return raw === undefined ? Either.right({}) : Either.mapLeft(decodeMetadata(raw), () => `TXT "${key}" is not a JSON object of strings`)
+    return raw === undefined
+      ? Either.right({})
+      : Either.mapLeft(decodeMetadata(raw), () => `TXT "${key}" is not a JSON object of strings`)
   }
   const meta = parseRecord("meta")
   if (Either.isLeft(meta)) return Either.left(meta.left)
@@ -237,7 +239,13 @@ export const instanceRecords = (
       { name: n.serviceType, type: "PTR", ttl, data: instance },
       { name: n.subtype(service.name), type: "PTR", ttl, data: instance }
     ],
-    srv: { name: instance, type: "SRV", ttl, flush: true, data: { port: hostPort.port, target, priority: 0, weight: 0 } },
+    srv: {
+      name: instance,
+      type: "SRV",
+      ttl,
+      flush: true,
+      data: { port: hostPort.port, target, priority: 0, weight: 0 }
+    },
     txt: { name: instance, type: "TXT", ttl, flush: true, data: encodeTxt(txtPairs(service)) },
     host
   }
@@ -254,12 +262,18 @@ export const recordKey = (a: Answer): string =>
     a.type === "PTR" || a.type === "A" || a.type === "AAAA" ? String(a.data).toLowerCase() : ""
   }`
 
-export const questionMatches = (q: Question, type: Answer["type"]): boolean => q.type === type || (q.type as string) === "ANY"
+export const questionMatches = (q: Question, type: Answer["type"]): boolean =>
+  q.type === type || (q.type as string) === "ANY"
 
 const nameSize = (name: string) => Buffer.byteLength(name.replace(/^\.|\.$/g, "")) + 2
 
 /** Encoded size of a response packet without name compression (an upper bound of what goes on the wire). */
-export const packetSize = (packet: { readonly answers?: ReadonlyArray<Answer> | undefined; readonly additionals?: ReadonlyArray<Answer> | undefined }): number => {
+export const packetSize = (
+  packet: {
+    readonly answers?: ReadonlyArray<Answer> | undefined
+    readonly additionals?: ReadonlyArray<Answer> | undefined
+  }
+): number => {
   let size = 12
   for (const a of [...(packet.answers ?? []), ...(packet.additionals ?? [])]) {
     size += nameSize(a.name) + 10

@@ -7,9 +7,8 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { ServiceNotFound } from "../../Errors.js"
 import type { Event, Service } from "../../Registry.js"
-import { expiryOf, matchesWatch, RegistryView } from "./view.js"
 import { Registry } from "../../Registry.js"
-
+import { expiryOf, matchesWatch, RegistryView } from "./view.js"
 
 export const makeMemory: Effect.Effect<Registry.Service, never, Scope.Scope> = Effect.gen(function*() {
   const view = new RegistryView()
@@ -38,7 +37,6 @@ export const makeMemory: Effect.Effect<Registry.Service, never, Scope.Scope> = E
     watch: (options) => Stream.fromPubSub(events).pipe(Stream.filter(matchesWatch(options)))
   })
 })
-
 
 export const layerStatic = (services: Readonly<Record<string, ReadonlyArray<string>>>): Layer.Layer<Registry> => {
   // One array per service, returned as is by every lookup (callers may cache work on its identity).

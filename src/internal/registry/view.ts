@@ -108,7 +108,10 @@ export class RegistryView {
   private live(entry: Entry, now: number): Service {
     for (const live of entry.nodes.values()) {
       if (live.expiresAt <= now) {
-        return { ...entry.service, nodes: [...entry.nodes.values()].filter((n) => n.expiresAt > now).map((n) => n.node) }
+        return {
+          ...entry.service,
+          nodes: [...entry.nodes.values()].filter((n) => n.expiresAt > now).map((n) => n.node)
+        }
       }
     }
     return entry.service

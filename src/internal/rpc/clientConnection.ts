@@ -5,8 +5,8 @@
  */
 import { TransportError } from "../../Errors.js"
 import type { Connection } from "../../Transport.js"
-import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import { describeUnknown } from "../codec/inputLimits.js"
+import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import {
   BatchWriter,
   decodeSettings,
@@ -166,7 +166,9 @@ export class ClientConnection {
       this.probeDeadline = undefined
       if (this.closed) return
       this.connection.destroy()
-      this.failAll(TransportError.of("reset", this.address, `no PONG within ${timeoutMillis} ms: peer unreachable`, false))
+      this.failAll(
+        TransportError.of("reset", this.address, `no PONG within ${timeoutMillis} ms: peer unreachable`, false)
+      )
       this.markUnusable()
     })
   }
@@ -269,7 +271,9 @@ export class ClientConnection {
     const handlers = this.calls.get(streamId)
     if (handlers === undefined) return
     this.cancel(streamId)
-    handlers.onClosed(TransportError.of("protocol", this.address, `failed to handle a reply frame: ${describeUnknown(defect)}`, false))
+    handlers.onClosed(
+      TransportError.of("protocol", this.address, `failed to handle a reply frame: ${describeUnknown(defect)}`, false)
+    )
   }
 
   onProtocolError(detail: string): void {

@@ -74,7 +74,10 @@ export const encodeFailure = (
   if (compiled.isEndpointError(failure)) {
     const encoded = compiled.error.encode(failure)
     if (Either.isRight(encoded)) return { kind: ErrorKind.Endpoint | compiled.errorJsonFlag, body: encoded.right }
-    return encodeFramework(compiled, InternalServerError.of(`cannot encode endpoint error: ${encoded.left.detail}`, serviceId))
+    return encodeFramework(
+      compiled,
+      InternalServerError.of(`cannot encode endpoint error: ${encoded.left.detail}`, serviceId)
+    )
   }
   if (isMicroError(failure)) return encodeFramework(compiled, failure)
   return encodeFramework(compiled, InternalServerError.of(`unexpected failure: ${describe(failure)}`, serviceId))

@@ -30,8 +30,8 @@
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import type { EjectionOptions, HungNodeOptions } from "../../Client.js"
-import type { Health } from "../../Selector.js"
 import type { Node } from "../../Registry.js"
+import type { Health } from "../../Selector.js"
 
 /** Breaker status of a node. */
 export const Status = { Closed: 0, Open: 1, HalfOpen: 2 } as const
@@ -307,7 +307,9 @@ export class NodeHealth implements Health {
     if (!this.options.enabled) return
     switch (state.status) {
       case Status.Closed:
-        if (kind !== "failure" || ++state.consecutiveFailures >= this.options.consecutiveFailures) this.eject(state, kind)
+        if (kind !== "failure" || ++state.consecutiveFailures >= this.options.consecutiveFailures) {
+          this.eject(state, kind)
+        }
         return
       case Status.HalfOpen:
         // The trial failed, or the node is plainly unreachable or frozen whoever asked.
@@ -387,7 +389,9 @@ export const checkHungNodes = (
     state.completedAtCheck = state.completed
     if (completed > 0 && state.outstanding > 0 && elapsedMillis > 0) {
       const sample = state.outstanding * elapsedMillis / completed
-      state.latencyMillis = state.latencyMillis === 0 ? sample : state.latencyMillis + 0.2 * (sample - state.latencyMillis)
+      state.latencyMillis = state.latencyMillis === 0
+        ? sample
+        : state.latencyMillis + 0.2 * (sample - state.latencyMillis)
     }
     const connection = connectionOf(state.address)
     if (connection === undefined || state.outstanding === 0) {

@@ -2,8 +2,8 @@
  * Which failures of a call may be retried on another node, which count against the node, and which are
  * paid from the retry budget.
  */
-import type { MicroError } from "../../Errors.js"
-import { RetryBudgetExhausted, TransportError } from "../../Errors.js"
+import type { MicroError, TransportError } from "../../Errors.js"
+import { RetryBudgetExhausted } from "../../Errors.js"
 import { isFromServer, isNotStarted } from "./endpoint.js"
 
 /**

@@ -14,7 +14,7 @@ import * as FiberId from "effect/FiberId"
 import * as FiberRefs from "effect/FiberRefs"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
-import * as Runtime from "effect/Runtime"
+import type * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import type { Codecs } from "../../Codec.js"
 import type { CallShape, EndpointSchemas } from "../../Contract.js"
@@ -29,8 +29,8 @@ import { describe, encodeFailure, encodeFramework, encodeFrameworkErrorJson, ERR
 import type { OpenFrame } from "./wire.js"
 import {
   BatchWriter,
-  DEFAULT_WINDOW,
   decodeOpen,
+  DEFAULT_WINDOW,
   encodeBody,
   encodeEmpty,
   encodeError,
@@ -173,7 +173,9 @@ export class ServerConnection {
   /** Interrupt every call (after the drain deadline) and close. */
   close(): void {
     for (const [id, state] of this.calls) {
-      if (!state.done) this.writeFrameworkError(id, state.compiled, ServiceUnavailable.of("server stopped", this.shared.service))
+      if (!state.done) {
+        this.writeFrameworkError(id, state.compiled, ServiceUnavailable.of("server stopped", this.shared.service))
+      }
       this.finish(id, state)
       state.fiber?.unsafeInterruptAsFork(FiberId.none)
     }
@@ -259,7 +261,11 @@ export class ServerConnection {
     deadlines.remove(this.frameTimer)
     deadlines.remove(this.idleTimer)
     deadlines.remove(this.graceTimer)
-    this.handshakeTimer = this.frameTimer = this.idleTimer = this.graceTimer = undefined
+    this.handshakeTimer =
+      this.frameTimer =
+      this.idleTimer =
+      this.graceTimer =
+        undefined
   }
 
   // ----- FrameHandler -----
@@ -328,7 +334,11 @@ export class ServerConnection {
     this.shared.reportDefect(`failed to handle a frame on stream ${streamId}`, defect)
     const state = this.calls.get(streamId)
     if (state !== undefined) {
-      this.writeFrameworkError(streamId, state.compiled, InternalServerError.of("failed to handle a frame", this.shared.service))
+      this.writeFrameworkError(
+        streamId,
+        state.compiled,
+        InternalServerError.of("failed to handle a frame", this.shared.service)
+      )
       this.finish(streamId, state)
       state.fiber?.unsafeInterruptAsFork(FiberId.none)
     }
@@ -339,7 +349,11 @@ export class ServerConnection {
   private onOpen(streamId: number, payload: Buffer): void {
     const shared = this.shared
     if (this.calls.has(streamId)) {
-      return this.writeFrameworkError(streamId, undefined, BadRequest.of(`stream ${streamId} is already open`, shared.service))
+      return this.writeFrameworkError(
+        streamId,
+        undefined,
+        BadRequest.of(`stream ${streamId} is already open`, shared.service)
+      )
     }
     const open = decodeOpen(payload)
     if (open === undefined) {
@@ -366,7 +380,10 @@ export class ServerConnection {
       return this.writeFrameworkError(
         streamId,
         undefined,
-        ServiceUnavailable.of(`too many concurrent calls on one connection (limit ${this.limits.maxConcurrentStreams})`, shared.service),
+        ServiceUnavailable.of(
+          `too many concurrent calls on one connection (limit ${this.limits.maxConcurrentStreams})`,
+          shared.service
+        ),
         ErrorKind.NotStarted
       )
     }
@@ -477,7 +494,9 @@ export class ServerConnection {
       const raw = route.handler(request, { clientId: this.clientId, headers: _open.header.metadata })
       const result = Rpc.isWrapper(raw) ? raw.value : raw
       const stream: Stream.Stream<unknown, unknown> = Effect.isEffect(result)
-        ? Stream.unwrap(Effect.map(result as Effect.Effect<Mailbox.ReadonlyMailbox<unknown, unknown>>, Mailbox.toStream))
+        ? Stream.unwrap(
+          Effect.map(result as Effect.Effect<Mailbox.ReadonlyMailbox<unknown, unknown>>, Mailbox.toStream)
+        )
         : result as Stream.Stream<unknown, unknown>
       return Stream.runForEachChunk(stream, (chunk) => this.sendChunk(streamId, state, chunk))
     })
@@ -498,7 +517,9 @@ export class ServerConnection {
         if (state.credit <= 0 || this.congested) return Effect.zipRight(this.waitForPeer(streamId, state), loop)
         const encoded = compiled.response.encode(items[index++])
         if (Either.isLeft(encoded)) {
-          return Effect.fail(InternalServerError.of(`cannot encode stream item: ${encoded.left.detail}`, this.shared.service))
+          return Effect.fail(
+            InternalServerError.of(`cannot encode stream item: ${encoded.left.detail}`, this.shared.service)
+          )
         }
         state.credit--
         this.writer.write(encodeBody(FrameType.Data, streamId, encoded.right))
@@ -574,7 +595,11 @@ export class ServerConnection {
     }
     if (++state.received > state.allowed) {
       // The peer ignored flow control: fail the call rather than buffer without bound.
-      this.writeFrameworkError(streamId, state.compiled, BadRequest.of("flow-control window exceeded", this.shared.service))
+      this.writeFrameworkError(
+        streamId,
+        state.compiled,
+        BadRequest.of("flow-control window exceeded", this.shared.service)
+      )
       this.finish(streamId, state)
       state.fiber?.unsafeInterruptAsFork(FiberId.none)
       return

@@ -142,12 +142,16 @@ export const tryEncodeCallHeader = (header: CallHeader): Buffer | string => {
   for (let i = 0; i < parts.length; i++) {
     const length = parts[i]!.byteLength
     if (length > MAX_CALL_HEADER) {
-      const field = i < 3 ? ["service", "endpoint", "content-type"][i] : `metadata "${keys[(i - 3) >> 1]!.slice(0, 64)}"`
+      const field = i < 3
+        ? ["service", "endpoint", "content-type"][i]
+        : `metadata "${keys[(i - 3) >> 1]!.slice(0, 64)}"`
       return `call header field ${field} is ${length} bytes; the limit is ${MAX_CALL_HEADER}`
     }
     size += 2 + length
   }
-  if (size > MAX_CALL_HEADER) return `call header of ${size} bytes (metadata included) exceeds the limit of ${MAX_CALL_HEADER}`
+  if (size > MAX_CALL_HEADER) {
+    return `call header of ${size} bytes (metadata included) exceeds the limit of ${MAX_CALL_HEADER}`
+  }
   if (keys.length > 0xffff) return `${keys.length} metadata entries exceed the limit of 65535`
   const buf = Buffer.allocUnsafe(size)
   let offset = 0
@@ -336,7 +340,12 @@ export class FrameDecoder {
       }
       const body = this.body
       if (body !== undefined) {
-        const copied = chunk.copy(body, this.bodyFill, offset, Math.min(total, offset + body.byteLength - this.bodyFill))
+        const copied = chunk.copy(
+          body,
+          this.bodyFill,
+          offset,
+          Math.min(total, offset + body.byteLength - this.bodyFill)
+        )
         this.bodyFill += copied
         offset += copied
         if (this.bodyFill < body.byteLength) return

@@ -73,8 +73,7 @@ export const MAX_KEY_BYTES = 1024
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/
 
-export const invalid = (detail: string, key?: string): StoreError =>
-  new StoreError({ reason: "Invalid", detail, key })
+export const invalid = (detail: string, key?: string): StoreError => new StoreError({ reason: "Invalid", detail, key })
 
 export const unavailable = (backend: string, detail: string, cause: unknown): StoreError =>
   new StoreError({ reason: "Unavailable", detail: `${backend}: ${detail}`, cause })
@@ -240,8 +239,7 @@ export const makeRecord = (
 
 // ----- metadata / value encodings shared by engines that store bytes -----
 
-export const encodeMetadata = (metadata: Metadata): string =>
-  metadata === NO_METADATA ? "{}" : JSON.stringify(metadata)
+export const encodeMetadata = (metadata: Metadata): string => metadata === NO_METADATA ? "{}" : JSON.stringify(metadata)
 
 /** Always a fresh object: records are never shared with the store's state or with each other. */
 export const decodeMetadata = (text: string | null | undefined): Metadata => {
@@ -319,7 +317,10 @@ export const fromBackend = (backend: Backend, settings: Settings): Store.Service
     return backend.put(ns, key, record.value, metadata, ttl)
   }
 
-  const del = (key: string, options?: { readonly database?: string | undefined; readonly table?: string | undefined }) => {
+  const del = (
+    key: string,
+    options?: { readonly database?: string | undefined; readonly table?: string | undefined }
+  ) => {
     const ns = namespaceOf(defaults, options)
     if (ns instanceof StoreError) return fail(ns)
     const checked = validateKey(key, false)

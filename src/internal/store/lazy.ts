@@ -26,7 +26,9 @@ export const make = (
         Effect.tap((opened) => {
           store = opened
         }),
-        Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void)
+        Effect.onExit((exit) =>
+          Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void
+        )
       ))
     const opened: Effect.Effect<Store.Service, StoreError> = Effect.suspend(() =>
       store !== undefined

@@ -294,7 +294,12 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
     }
 
     const toRecord = (key: string, value: Uint8Array, metadata: string, expiresAt: number | null, now: number) =>
-      makeRecord(key, toUint8Array(value), decodeMetadata(metadata), expiresAt === null ? undefined : expiryOf(expiresAt, now))
+      makeRecord(
+        key,
+        toUint8Array(value),
+        decodeMetadata(metadata),
+        expiresAt === null ? undefined : expiryOf(expiresAt, now)
+      )
 
     const sweep = Effect.clockWith((clock) => {
       const now = clock.unsafeCurrentTimeMillis()

@@ -70,8 +70,16 @@ export const table = <A, I>(
         ),
       set: (key, value, setOptions) =>
         Effect.flatMap(
-          Either.mapLeft(codecFor(writer).encode(value), (cause) =>
-            new StoreError({ reason: "Codec", detail: `${database}/${tableName}/${key}: ${cause.detail}`, key, cause })),
+          Either.mapLeft(
+            codecFor(writer).encode(value),
+            (cause) =>
+              new StoreError({
+                reason: "Codec",
+                detail: `${database}/${tableName}/${key}: ${cause.detail}`,
+                key,
+                cause
+              })
+          ),
           (bytes) =>
             store.write(
               { key, value: bytes, metadata: { ...setOptions?.metadata, [CONTENT_TYPE]: writer.contentType } },
@@ -88,7 +96,8 @@ export const table = <A, I>(
             limit: entriesOptions?.limit,
             offset: entriesOptions?.offset
           }),
-          (records) => Effect.forEach(records, (record) => Effect.map(decode(record), (value) => [record.key, value] as const))
+          (records) =>
+            Effect.forEach(records, (record) => Effect.map(decode(record), (value) => [record.key, value] as const))
         ),
       watch: (watchOptions) => store.watch({ ...ns, prefix: watchOptions?.prefix })
     }

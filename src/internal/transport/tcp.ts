@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import * as net from "node:net"
 import { TransportError } from "../../Errors.js"
 import type { Connection, TcpOptions } from "../../Transport.js"
@@ -62,12 +63,13 @@ export const configureSocket = (socket: net.Socket): void => {
   socket.setKeepAlive(true, 30_000)
 }
 
-export const formatAddress = (host: string, port: number): string => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+export const formatAddress = (host: string, port: number): string =>
+  host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
 
 export const listenServer = (
   server: net.Server,
   address: string
-): Effect.Effect<{ address: string }, TransportError, import("effect/Scope").Scope> => {
+): Effect.Effect<{ address: string }, TransportError, Scope.Scope> => {
   const { host, port } = parseAddress(address)
   return Effect.acquireRelease(
     Effect.async<{ address: string }, TransportError>((resume) => {
@@ -106,7 +108,9 @@ export const make = (options?: TcpOptions): Transport.Service => {
         const socket = net.connect({ host, port })
         const timer = setTimeout(() => {
           socket.destroy()
-          resume(Effect.fail(TransportError.of("dial", address, `dial ${address} timed out after ${connectTimeout} ms`)))
+          resume(
+            Effect.fail(TransportError.of("dial", address, `dial ${address} timed out after ${connectTimeout} ms`))
+          )
         }, connectTimeout)
         const onError = (error: NodeJS.ErrnoException) => {
           clearTimeout(timer)

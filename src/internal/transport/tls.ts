@@ -49,7 +49,9 @@ export const make = (options: TlsOptions): Transport.Service => {
     name: "tls",
     listen: (address, onConnection) => {
       if (!hasCertificate) {
-        return Effect.fail(TransportError.of("dial", address, `listen on ${address} failed: a TLS server needs cert and key`))
+        return Effect.fail(
+          TransportError.of("dial", address, `listen on ${address} failed: a TLS server needs cert and key`)
+        )
       }
       // Only authorized clients get here: node:tls refuses the others during the handshake.
       const server = tls.createServer(serverOptions, (socket) => {

@@ -130,11 +130,15 @@ export const make = (options: Options): Source => {
       try: () => client.getAll().prefix(prefix).strings(),
       catch: (cause) => unavailable(`read: ${errorMessage(cause)}`, cause)
     }).pipe(
-      Effect.timeoutFail({ duration: timeout, onTimeout: () => unavailable(`read timed out after ${Duration.format(timeout)}`) }),
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => unavailable(`read timed out after ${Duration.format(timeout)}`)
+      }),
       Effect.flatMap((entries) =>
         Effect.try({
           try: () => applyInterpolation(treeFromKeys(prefix, entries), options.interpolate),
-          catch: (cause) => new DynamicConfigError({ reason: "Parse", path: "", source: name, detail: errorMessage(cause), cause })
+          catch: (cause) =>
+            new DynamicConfigError({ reason: "Parse", path: "", source: name, detail: errorMessage(cause), cause })
         })
       )
     )
@@ -149,8 +153,14 @@ export const make = (options: Options): Source => {
         // On every (re)connection, events may have been missed (or the first read failed because etcd was
         // down): re-read the whole prefix. An unchanged tree publishes nothing.
         watcher.on("connected", () => signals.offer(Either.right(undefined)))
-        watcher.on("disconnected", (cause) => signals.offer(Either.left(unavailable(`watch disconnected: ${errorMessage(cause)}`, cause))))
-        watcher.on("error", (cause) => signals.offer(Either.left(unavailable(`watch failed: ${errorMessage(cause)}`, cause))))
+        watcher.on(
+          "disconnected",
+          (cause) => signals.offer(Either.left(unavailable(`watch disconnected: ${errorMessage(cause)}`, cause)))
+        )
+        watcher.on(
+          "error",
+          (cause) => signals.offer(Either.left(unavailable(`watch failed: ${errorMessage(cause)}`, cause)))
+        )
         return watcher
       }),
       (watcher) =>

@@ -11,9 +11,9 @@
  *
  * @since 0.1.0
  */
-import * as Duration from "effect/Duration"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -24,10 +24,10 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type IOptions, type Lease } from "etcd3"
 import { ServiceNotFound } from "../../Errors.js"
+import { errorMessage } from "../../internal/common/text.js"
 import { matchesWatch, RegistryView } from "../../internal/registry/view.js"
 import type { Event, Service } from "../../Registry.js"
 import { Registry, RegistryError } from "../../Registry.js"
-import { errorMessage } from "../../internal/common/text.js"
 
 /**
  * @since 0.1.0
@@ -108,7 +108,8 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
     const client = yield* Effect.acquireRelease(
       Effect.try({
         try: () => new Etcd3(clientOptions),
-        catch: (cause) => new RegistryError({ reason: "Unavailable", detail: `cannot create etcd client (${where})`, cause })
+        catch: (cause) =>
+          new RegistryError({ reason: "Unavailable", detail: `cannot create etcd client (${where})`, cause })
       }),
       (client) => Effect.sync(() => client.close())
     )
@@ -118,12 +119,20 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
       Effect.tryPromise({
         try: run,
         catch: (cause) =>
-          new RegistryError({ reason: "Unavailable", detail: `${what} failed (${where}): ${errorMessage(cause)}`, cause })
+          new RegistryError({
+            reason: "Unavailable",
+            detail: `${what} failed (${where}): ${errorMessage(cause)}`,
+            cause
+          })
       }).pipe(
         // etcd3 retries recoverable errors itself; this bounds the whole thing
         Effect.timeoutFail({
           duration: Duration.millis(timeoutMillis * 2),
-          onTimeout: () => new RegistryError({ reason: "Unavailable", detail: `${what} timed out after ${timeoutMillis * 2} ms (${where})` })
+          onTimeout: () =>
+            new RegistryError({
+              reason: "Unavailable",
+              detail: `${what} timed out after ${timeoutMillis * 2} ms (${where})`
+            })
         })
       )
 
@@ -135,7 +144,11 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
       Effect.forEach([...held.values()], (h) => call("revoke lease", () => h.lease.revoke()).pipe(Effect.ignore), {
         concurrency: "unbounded",
         discard: true
-      }).pipe(Effect.zipRight(Effect.sync(() => held.clear())), Effect.timeout(Duration.millis(timeoutMillis)), Effect.ignore)
+      }).pipe(
+        Effect.zipRight(Effect.sync(() => held.clear())),
+        Effect.timeout(Duration.millis(timeoutMillis)),
+        Effect.ignore
+      )
     )
 
     const grant = (key: string, ttlSeconds: number, value: string) =>
@@ -143,7 +156,9 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
         const lease = client.lease(ttlSeconds, { autoKeepAlive: false })
         lease.on("lost", () => {}) // renewal is explicit (register); a lost lease is re-granted there
         yield* call("grant lease", () => lease.grant()).pipe(
-          Effect.tapError(() => Effect.promise(() => lease.revoke().catch(() => {})).pipe(Effect.timeout("1 second"), Effect.ignore))
+          Effect.tapError(() =>
+            Effect.promise(() => lease.revoke().catch(() => {})).pipe(Effect.timeout("1 second"), Effect.ignore)
+          )
         )
         yield* call(`put ${key}`, () => lease.put(key).value(value).exec())
         const previous = held.get(key)
@@ -159,7 +174,11 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
         ),
         Effect.flatMap(() =>
           h.value === value ? Effect.void : call(`put ${key}`, () => h.lease.put(key).value(value).exec()).pipe(
-            Effect.tap(() => Effect.sync(() => { h.value = value }))
+            Effect.tap(() =>
+              Effect.sync(() => {
+                h.value = value
+              })
+            )
           )
         ),
         Effect.catchAll((error) =>
@@ -171,9 +190,16 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
 
     const register: Registry.Service["register"] = (service, registerOptions) =>
       Effect.gen(function*() {
-        const ttlMillis = registerOptions?.ttl === undefined ? defaultTtlMillis : Duration.toMillis(Duration.decode(registerOptions.ttl))
+        const ttlMillis = registerOptions?.ttl === undefined
+          ? defaultTtlMillis
+          : Duration.toMillis(Duration.decode(registerOptions.ttl))
         if (service.name === "" || !(ttlMillis > 0)) {
-          return yield* Effect.fail(new RegistryError({ reason: "Malformed", detail: `cannot register "${service.name}" with TTL ${ttlMillis} ms` }))
+          return yield* Effect.fail(
+            new RegistryError({
+              reason: "Malformed",
+              detail: `cannot register "${service.name}" with TTL ${ttlMillis} ms`
+            })
+          )
         }
         const ttlSeconds = Math.max(1, Math.ceil(ttlMillis / 1000))
         yield* Effect.forEach(service.nodes, (node) => {
@@ -190,7 +216,9 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
         const h = held.get(key)
         held.delete(key)
         return call(`delete ${key}`, () => client.delete().key(key).exec()).pipe(
-          Effect.zipRight(h === undefined ? Effect.void : call("revoke lease", () => h.lease.revoke()).pipe(Effect.ignore))
+          Effect.zipRight(
+            h === undefined ? Effect.void : call("revoke lease", () => h.lease.revoke()).pipe(Effect.ignore)
+          )
         )
       }, { discard: true })
 
@@ -207,7 +235,9 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
             else malformed.push(kv.key.toString())
           }
           return Effect.as(
-            malformed.length > 0 ? Effect.logWarning("etcd registry: skipped malformed values", malformed) : Effect.void,
+            malformed.length > 0
+              ? Effect.logWarning("etcd registry: skipped malformed values", malformed)
+              : Effect.void,
             { services, response }
           )
         })
@@ -219,7 +249,9 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
           const found = group(services.filter((s) => s.name === name && s.nodes.length > 0))
           return found.length > 0
             ? Effect.succeed(found)
-            : Effect.fail(ServiceNotFound.of(`service "${name}" is not registered in etcd (${where}, prefix ${prefix})`))
+            : Effect.fail(
+              ServiceNotFound.of(`service "${name}" is not registered in etcd (${where}, prefix ${prefix})`)
+            )
         })
       )
 
@@ -248,11 +280,16 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
           if (previous === undefined) return service
           return {
             ...service,
-            metadata: JSON.stringify(previous.metadata) === JSON.stringify(service.metadata) ? previous.metadata : service.metadata,
-            endpoints: JSON.stringify(previous.endpoints) === JSON.stringify(service.endpoints) ? previous.endpoints : service.endpoints
+            metadata: JSON.stringify(previous.metadata) === JSON.stringify(service.metadata)
+              ? previous.metadata
+              : service.metadata,
+            endpoints: JSON.stringify(previous.endpoints) === JSON.stringify(service.endpoints)
+              ? previous.endpoints
+              : service.endpoints
           }
         }
-        const watcher = client.watch().prefix(keyPrefix).startRevision(String(Number(response.header.revision) + 1)).watcher()
+        const watcher = client.watch().prefix(keyPrefix).startRevision(String(Number(response.header.revision) + 1))
+          .watcher()
         yield* Effect.addFinalizer(() => call("cancel watch", () => watcher.cancel()).pipe(Effect.ignore))
         watcher.on("put", (kv) => {
           const key = kv.key.toString()
@@ -261,7 +298,9 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
           const service = decoded.right
           const before = byKey.get(key)
           byKey.set(key, service)
-          if (before !== undefined && (before.name !== service.name || before.version !== service.version)) emit(view.remove(before))
+          if (before !== undefined && (before.name !== service.name || before.version !== service.version)) {
+            emit(view.remove(before))
+          }
           emit(view.upsert(stable(service), Number.POSITIVE_INFINITY))
         })
         watcher.on("delete", (kv) => {
@@ -271,7 +310,15 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
           if (before !== undefined) emit(view.remove(before))
         })
         watcher.on("error", (cause) => {
-          mailbox.unsafeDone(Exit.fail(new RegistryError({ reason: "Unavailable", detail: `etcd watch failed (${where}): ${cause.message}`, cause })))
+          mailbox.unsafeDone(
+            Exit.fail(
+              new RegistryError({
+                reason: "Unavailable",
+                detail: `etcd watch failed (${where}): ${cause.message}`,
+                cause
+              })
+            )
+          )
         })
         return Mailbox.toStream(mailbox)
       }))

@@ -32,13 +32,15 @@ export type NatsBrokerOptions = internal.NatsBrokerOptions
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options?: NatsBrokerOptions) => Effect.Effect<Broker.Service, BrokerError, Scope.Scope> = internal.make
+export const make: (options?: NatsBrokerOptions) => Effect.Effect<Broker.Service, BrokerError, Scope.Scope> =
+  internal.make
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: NatsBrokerOptions): Layer.Layer<Broker, BrokerError> => Layer.scoped(Broker, internal.make(options))
+export const layer = (options?: NatsBrokerOptions): Layer.Layer<Broker, BrokerError> =>
+  Layer.scoped(Broker, internal.make(options))
 
 /**
  * `layer` with its options read from `Config`, e.g. `NatsBroker.layerConfig({ servers: Config.string("NATS_URL") })`.

@@ -6,7 +6,13 @@
  * Received messages are handled one at a time per subscription, in arrival order: the NATS callback pushes
  * into a per-subscription array and one fiber drains it (a fiber per burst, not per message).
  */
-import type { ConnectionOptions, Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node"
+import type {
+  ConnectionOptions,
+  Msg,
+  MsgHdrs,
+  NatsConnection,
+  Subscription as NatsSubscription
+} from "@nats-io/transport-node"
 import { connect, headers as makeHeaders } from "@nats-io/transport-node"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -188,7 +194,9 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
     yield* Effect.forkScoped(Effect.promise(async () => {
       for await (const status of nc.status()) {
         if (status.type === "disconnect" || status.type === "reconnect" || status.type === "reconnecting") {
-          if (status.type !== "reconnecting") runFork(Effect.logInfo(`nats ${status.type}`, String((status as { server?: string }).server ?? "")))
+          if (status.type !== "reconnecting") {
+            runFork(Effect.logInfo(`nats ${status.type}`, String((status as { server?: string }).server ?? "")))
+          }
         }
       }
     }))
@@ -200,14 +208,18 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
         catch: (cause) => unavailable(topic, `JetStream ${subject}: ${String(cause)}`, cause)
       }).pipe(
         Effect.flatMap((msg) => {
-          const reply = JSON.parse(textDecoder.decode(msg.data)) as { error?: { code: number; err_code?: number; description: string } }
+          const reply = JSON.parse(textDecoder.decode(msg.data)) as {
+            error?: { code: number; err_code?: number; description: string }
+          }
           return reply.error === undefined
             ? Effect.succeed(reply)
             : Effect.fail(
               new BrokerError({
                 reason: "Unavailable",
                 topic,
-                detail: `JetStream ${subject}: ${reply.error.description} (${reply.error.err_code ?? reply.error.code})`,
+                detail: `JetStream ${subject}: ${reply.error.description} (${
+                  reply.error.err_code ?? reply.error.code
+                })`,
                 failures: [],
                 cause: reply.error
               })
@@ -233,10 +245,15 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
     const publishJetStream = (topic: string, body: Uint8Array, h: MsgHdrs | undefined) =>
       Effect.tryPromise({
         try: () =>
-          nc.request(prefix + topic, body, { timeout: publishTimeoutMillis, ...(h === undefined ? {} : { headers: h }) }),
+          nc.request(prefix + topic, body, {
+            timeout: publishTimeoutMillis,
+            ...(h === undefined ? {} : { headers: h })
+          }),
         catch: (cause) =>
           new BrokerError({
-            reason: String(cause).includes("TIMEOUT") || String(cause).toLowerCase().includes("timeout") ? "Timeout" : "Unavailable",
+            reason: String(cause).includes("TIMEOUT") || String(cause).toLowerCase().includes("timeout")
+              ? "Timeout"
+              : "Unavailable",
             topic,
             detail: `JetStream publish not acknowledged: ${String(cause)}`,
             failures: [],
@@ -309,7 +326,8 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
         const handleOne = (msg: Msg): Effect.Effect<void> => {
           const { contentType, headers } = readHeadersCached(msg, headerCache)
           if (!autoAck) {
-            return Effect.flatMap(deliverLocal(handler, false, topic, msg.data, contentType, headers), (failure) => settle(msg, failure))
+            return Effect.flatMap(deliverLocal(handler, false, topic, msg.data, contentType, headers), (failure) =>
+              settle(msg, failure))
           }
           // Hot path (autoAck): one match around the handler, no intermediate result.
           let effect: Effect.Effect<void, unknown>
@@ -319,7 +337,8 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
             effect = Effect.die(defect)
           }
           return Effect.matchCauseEffect(effect, {
-            onFailure: (cause) => settle(msg, failureOfCause(cause)),
+            onFailure: (cause) =>
+              settle(msg, failureOfCause(cause)),
             onSuccess: () => settle(msg, undefined)
           })
         }
@@ -328,7 +347,9 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
         let deliverSubject = prefix + topic
         if (jetstream !== undefined) {
           const durable = queue === undefined ? undefined : `${queue}-${topic}`.replace(/[^A-Za-z0-9_-]/g, "_")
-          deliverSubject = durable === undefined ? `_INBOX.micro.${randomId()}` : `_micro_deliver.${streamName}.${durable}`
+          deliverSubject = durable === undefined
+            ? `_INBOX.micro.${randomId()}`
+            : `_micro_deliver.${streamName}.${durable}`
           const config = {
             ...(durable !== undefined ? { durable_name: durable, deliver_group: queue } : {}),
             deliver_subject: deliverSubject,
@@ -339,7 +360,9 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
             filter_subject: prefix + topic
           }
           yield* jsApi(
-            durable === undefined ? `CONSUMER.CREATE.${streamName}` : `CONSUMER.DURABLE.CREATE.${streamName}.${durable}`,
+            durable === undefined
+              ? `CONSUMER.CREATE.${streamName}`
+              : `CONSUMER.DURABLE.CREATE.${streamName}.${durable}`,
             { stream_name: streamName, config },
             topic
           )
@@ -378,7 +401,13 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
                 callback: (error, msg) => {
                   if (error !== null || closed) return
                   if (pending.length >= maxPending) {
-                    if (dropped++ % 10_000 === 0) runFork(Effect.logWarning(`nats subscriber ${topic}: ${dropped} message(s) dropped (maxPending ${maxPending})`))
+                    if (dropped++ % 10_000 === 0) {
+                      runFork(
+                        Effect.logWarning(
+                          `nats subscriber ${topic}: ${dropped} message(s) dropped (maxPending ${maxPending})`
+                        )
+                      )
+                    }
                     return
                   }
                   pending.push(msg)
@@ -403,7 +432,10 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
         yield* Effect.tryPromise({
           try: () => nc.flush(),
           catch: (cause) => unavailable(topic, `subscribe not confirmed by the server: ${String(cause)}`, cause)
-        }).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => unavailable(topic, "subscribe not confirmed within 5 s") }))
+        }).pipe(Effect.timeoutFail({
+          duration: "5 seconds",
+          onTimeout: () => unavailable(topic, "subscribe not confirmed within 5 s")
+        }))
         return { id: `nats-${sub.getID()}-${randomId()}`, topic, queue } satisfies Subscription
       })
 

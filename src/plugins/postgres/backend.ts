@@ -14,12 +14,11 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { Change, StoreError } from "../../Store.js"
 import type { Backend, Namespace, Query } from "../../internal/store/common.js"
 import {
   decodeMetadata,
@@ -36,7 +35,7 @@ import {
   unsupported,
   upperBound
 } from "../../internal/store/common.js"
-
+import type { Change, StoreError } from "../../Store.js"
 
 export { MIGRATIONS_TABLE, TABLE }
 /** The channel the Postgres trigger notifies on. */
@@ -178,14 +177,22 @@ export const makeBackend = (
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           sql<Row>`SELECT key, value, metadata, expires_at FROM ${sql(TABLE)} WHERE ${where(query, now)}
             ORDER BY key LIMIT ${query.limit ?? NO_LIMIT} OFFSET ${query.offset}`.pipe(
-            Effect.map((rows) => rows.map((row) => toRecord(row, now))),
+            Effect.map((rows) =>
+              rows.map((row) =>
+                toRecord(row, now)
+              )
+            ),
             Effect.mapError(failed("read"))
           )),
       keys: (query) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           sql<{ readonly key: string }>`SELECT key FROM ${sql(TABLE)} WHERE ${where(query, now)}
             ORDER BY key LIMIT ${query.limit ?? NO_LIMIT} OFFSET ${query.offset}`.pipe(
-            Effect.map((rows) => rows.map((row) => row.key)),
+            Effect.map((rows) =>
+              rows.map((row) =>
+                row.key
+              )
+            ),
             Effect.mapError(failed("list"))
           )),
       put: (ns, key, value, metadata, ttlMillis) =>
@@ -208,7 +215,8 @@ export const makeBackend = (
             Effect.asVoid,
             Effect.mapError(failed("delete"))
           )),
-      watch: () => Stream.fail(unsupported(`${name} store cannot watch changes`))
+      watch: () =>
+        Stream.fail(unsupported(`${name} store cannot watch changes`))
     }
     return backend
   })

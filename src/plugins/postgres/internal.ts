@@ -30,8 +30,8 @@ import {
   toUint8Array,
   unavailable
 } from "../../internal/store/common.js"
-import { CHANNEL, defaultSweepInterval, makeBackend, migrate, parseNotification } from "./backend.js"
 import type { Change, Store, StoreError, StoreOptions } from "../../Store.js"
+import { CHANNEL, defaultSweepInterval, makeBackend, migrate, parseNotification } from "./backend.js"
 
 /**
  * @since 0.1.0

@@ -91,7 +91,8 @@ const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 // KEYS: record. Reply: [blob or nil, PTTL].
 const GET = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}`
 // KEYS: record, index. ARGV: blob, key[, ttl millis].
-const PUT = `if ARGV[3] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) else redis.call('SET', KEYS[1], ARGV[1]) end
+const PUT =
+  `if ARGV[3] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) else redis.call('SET', KEYS[1], ARGV[1]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 return 0`
 // KEYS: record, index. ARGV: key.
@@ -296,8 +297,10 @@ export const make = (options: RedisStoreOptions): Effect.Effect<Store.Service, S
     const fetchKeys = (ns: Namespace) => (members: ReadonlyArray<string>) => {
       const pipeline = client.pipeline()
       for (const member of members) pipeline.exists(recordKey(ns, member))
-      return Effect.map(exec("list", pipeline), (replies) =>
-        members.map((member, i) => (replies[i] as number) === 1 ? member : undefined))
+      return Effect.map(
+        exec("list", pipeline),
+        (replies) => members.map((member, i) => (replies[i] as number) === 1 ? member : undefined)
+      )
     }
 
     const backend: Backend = {
@@ -338,11 +341,15 @@ const watch = (
 ): Stream.Stream<Change, StoreError> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     // Managed Redis often forbids CONFIG; then we cannot tell and subscribe anyway.
-    const config = yield* Effect.tryPromise(() => client.config("GET", "notify-keyspace-events") as Promise<Array<string>>)
+    const config = yield* Effect.tryPromise(() =>
+      client.config("GET", "notify-keyspace-events") as Promise<Array<string>>
+    )
       .pipe(Effect.option)
     if (Option.isSome(config) && !hasKeyspaceEvents(config.value[1] ?? "")) {
       return yield* unsupported(
-        `redis keyspace notifications are off (notify-keyspace-events="${config.value[1] ?? ""}"); set it to KEA to watch`
+        `redis keyspace notifications are off (notify-keyspace-events="${
+          config.value[1] ?? ""
+        }"); set it to KEA to watch`
       )
     }
     const mailbox = yield* Mailbox.make<Change, StoreError>()
@@ -350,7 +357,15 @@ const watch = (
     const channelPrefix = `__keyspace@${dbNumber}__:${base}r:`
     subscriber.on("pmessage", (_pattern: string, channel: string, event: string) => {
       if (!channel.startsWith(channelPrefix)) return
-      const type = event === "set" ? "write" : event === "del" ? "delete" : event === "expired" ? "expire" : event === "evicted" ? "delete" : undefined
+      const type = event === "set"
+        ? "write"
+        : event === "del"
+        ? "delete"
+        : event === "expired"
+        ? "expire"
+        : event === "evicted"
+        ? "delete"
+        : undefined
       if (type === undefined) return
       mailbox.unsafeOffer({ type, database: ns.database, table: ns.table, key: channel.slice(channelPrefix.length) })
     })

@@ -16,6 +16,9 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
+import { errorMessage } from "../../common/text.js"
+import { MAX_NESTING_DEPTH } from "../inputLimits.js"
+import { identifierOf, pascal } from "./names.js"
 import {
   joinBigintSigned,
   joinBigintUnsigned,
@@ -28,9 +31,6 @@ import {
   WireError,
   type Writer
 } from "./wire.js"
-import { identifierOf, pascal } from "./names.js"
-import { MAX_NESTING_DEPTH } from "../inputLimits.js"
-import { errorMessage } from "../../common/text.js"
 
 // ---------------------------------------------------------------------------------------------
 // annotations
@@ -146,7 +146,15 @@ export interface MappedType extends Base {
 }
 
 /** @internal */
-export type Type = ScalarType | EnumType | MessageType | RepeatedType | MapType | OptionalType | ConstantType | MappedType
+export type Type =
+  | ScalarType
+  | EnumType
+  | MessageType
+  | RepeatedType
+  | MapType
+  | OptionalType
+  | ConstantType
+  | MappedType
 
 /** @internal */
 export interface Field {
@@ -546,7 +554,9 @@ export class Builder {
         throw new PlanError(
           "Unsupported",
           path,
-          `${ast._tag} (${String(ast)}) has no protobuf mapping; use a concrete Schema (struct, scalar, array, record, literal union)`
+          `${ast._tag} (${
+            String(ast)
+          }) has no protobuf mapping; use a concrete Schema (struct, scalar, array, record, literal union)`
         )
     }
   }
@@ -910,7 +920,9 @@ export class Builder {
         throw new PlanError(
           "Unsupported",
           path,
-          `union member ${String(m)} is not a struct or class: a union must be all literals (an enum) or all structs/classes (a oneof)`
+          `union member ${
+            String(m)
+          } is not a struct or class: a union must be all literals (an enum) or all structs/classes (a oneof)`
         )
       }
       const annotated = m.annotations[FieldNumberId]
@@ -1117,7 +1129,13 @@ const fieldFor = (name: string, key: PropertyKey, number: number, type: Type, op
   }
 }
 
-const singularField = (name: string, key: PropertyKey, number: number, type: Type & Base, optionalKey: boolean): Field => {
+const singularField = (
+  name: string,
+  key: PropertyKey,
+  number: number,
+  type: Type & Base,
+  optionalKey: boolean
+): Field => {
   const wire = type.wire
   const tag = number * 8 + wire
   // proto3 implicit presence: zero scalars and the first enum value are not written.
@@ -1211,7 +1229,13 @@ const optionalField = (
   }
 }
 
-const repeatedField = (name: string, key: PropertyKey, number: number, type: RepeatedType, optionalKey: boolean): Field => {
+const repeatedField = (
+  name: string,
+  key: PropertyKey,
+  number: number,
+  type: RepeatedType,
+  optionalKey: boolean
+): Field => {
   const element = type.element as Type & Base
   const core = unwrapMapped(element)
   const packable = core._tag === "Scalar" ? core.packable : core._tag === "Enum"
@@ -1301,8 +1325,9 @@ const mapField = (name: string, key: PropertyKey, number: number, type: MapType,
         r.checkFieldNumber(t)
         if (t === 10) k = keyType.read(r)
         else if (t === valueTag) val = value.read(r)
-        else if (t >>> 3 === 1 || t >>> 3 === 2) fail(`map ${name}: wire type ${wireName[t & 7]} for entry field ${t >>> 3}`)
-        else r.skip(t & 7, t >>> 3)
+        else if (t >>> 3 === 1 || t >>> 3 === 2) {
+          fail(`map ${name}: wire type ${wireName[t & 7]} for entry field ${t >>> 3}`)
+        } else r.skip(t & 7, t >>> 3)
       }
       r.end = saved
       if (r.pos !== end) fail(`map ${name}: entry overruns its length`)
@@ -1412,12 +1437,48 @@ interface Inline {
 }
 
 const inlineScalars: Partial<Record<ScalarName, Inline>> = {
-  string: { check: `typeof x === "string"`, zero: `x.length === 0`, write: `w.string(x)`, read: `r.string()`, missing: `""` },
-  double: { check: `typeof x === "number"`, zero: `x === 0 && 1 / x > 0`, write: `w.double(x)`, read: `r.double()`, missing: `0` },
-  float: { check: `typeof x === "number"`, zero: `x === 0 && 1 / x > 0`, write: `w.float(x)`, read: `r.float()`, missing: `0` },
-  bool: { check: `typeof x === "boolean"`, zero: `x === false`, write: `w.uint32(x ? 1 : 0)`, read: `r.bool()`, missing: `false` },
-  int32: { check: `typeof x === "number" && (x | 0) === x`, zero: `x === 0`, write: `w.int32(x)`, read: `(r.uint32() | 0)`, missing: `0` },
-  uint32: { check: `typeof x === "number" && (x >>> 0) === x`, zero: `x === 0`, write: `w.uint32(x)`, read: `r.uint32()`, missing: `0` },
+  string: {
+    check: `typeof x === "string"`,
+    zero: `x.length === 0`,
+    write: `w.string(x)`,
+    read: `r.string()`,
+    missing: `""`
+  },
+  double: {
+    check: `typeof x === "number"`,
+    zero: `x === 0 && 1 / x > 0`,
+    write: `w.double(x)`,
+    read: `r.double()`,
+    missing: `0`
+  },
+  float: {
+    check: `typeof x === "number"`,
+    zero: `x === 0 && 1 / x > 0`,
+    write: `w.float(x)`,
+    read: `r.float()`,
+    missing: `0`
+  },
+  bool: {
+    check: `typeof x === "boolean"`,
+    zero: `x === false`,
+    write: `w.uint32(x ? 1 : 0)`,
+    read: `r.bool()`,
+    missing: `false`
+  },
+  int32: {
+    check: `typeof x === "number" && (x | 0) === x`,
+    zero: `x === 0`,
+    write: `w.int32(x)`,
+    read: `(r.uint32() | 0)`,
+    missing: `0`
+  },
+  uint32: {
+    check: `typeof x === "number" && (x >>> 0) === x`,
+    zero: `x === 0`,
+    write: `w.uint32(x)`,
+    read: `r.uint32()`,
+    missing: `0`
+  },
   int64: {
     check: `typeof x === "number" && Number.isSafeInteger(x)`,
     zero: `x === 0`,
@@ -1460,7 +1521,9 @@ const generate = (
     if (inline !== undefined) {
       const tag = f.number * 8 + (f.type as ScalarType).wire
       w.push(
-        `if (${inline.check}) { if (!(${inline.zero})) { w.uint32(${tag}); ${inline.write.replace("F[I]", `F[${i}]`)}; } }`,
+        `if (${inline.check}) { if (!(${inline.zero})) { w.uint32(${tag}); ${
+          inline.write.replace("F[I]", `F[${i}]`)
+        }; } }`,
         `else if (x === undefined) fail(NAME + ${missing});`,
         `else { try { F[${i}].write(w, x); } catch (e) { IN_FIELD(NAME, ${JSON.stringify(f.name)}, e); } }`
       )
@@ -1477,7 +1540,9 @@ const generate = (
     )
     if (f.number !== 0) slow.push(`case ${f.number}: v${i} = F[${i}].read(r, tag & 7, v${i}); break;`)
     const value = `(v${i} === undefined ? F[${i}].missing() : v${i})`
-    const post = posts[i] !== undefined ? (e: string) => `P[${i}](${e} === ABSENT ? undefined : ${e})` : (e: string) => e
+    const post = posts[i] !== undefined
+      ? (e: string) => `P[${i}](${e} === ABSENT ? undefined : ${e})`
+      : (e: string) => e
     if (f.optionalKey) {
       extra.push(`{ const y = ${post(value)}; if (y !== ABSENT) o[${key}] = y; }`)
     } else {
@@ -1513,7 +1578,6 @@ const generate = (
     "};"
   ].join("\n")
   try {
-    // eslint-disable-next-line no-new-func
     const make = new Function("F", "P", "fail", "describe", "NAME", "ABSENT", "IN_FIELD", source)
     const generated = make(fields, posts, fail, describe, message.name, Absent, inField)
     generated.writeBody.generated = true
@@ -1540,7 +1604,9 @@ const compileOneof = (message: MessageType, oneof: Oneof): void => {
       const m = byNumber.get(tag >>> 3)
       if (m === undefined) r.skip(tag & 7, tag >>> 3)
       else {
-        if ((tag & 7) !== 2) fail(`${message.name}.${m.fieldName}: wire type ${wireName[tag & 7]}, expected length-delimited`)
+        if ((tag & 7) !== 2) {
+          fail(`${message.name}.${m.fieldName}: wire type ${wireName[tag & 7]}, expected length-delimited`)
+        }
         out = m.type.read(r)
       }
     }

@@ -27,8 +27,9 @@ const f32b = new Uint8Array(f32.buffer)
 export const scratch64 = { lo: 0, hi: 0 }
 
 // Buffer's native latin1 slice works on any Uint8Array; for bytes < 0x80 latin1 and UTF-8 agree.
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string })
-  .latin1Slice
+const latin1Slice =
+  (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string })
+    .latin1Slice
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
 const utf8Encoder = new TextEncoder()
@@ -267,7 +268,9 @@ export class Reader {
     const { hi, lo } = scratch64
     if (hi === 0) return lo
     const v = joinSigned(lo, hi)
-    if (!Number.isSafeInteger(v)) throw new WireError(`int64 value ${v} is outside the safe integer range of a number field`)
+    if (!Number.isSafeInteger(v)) {
+      throw new WireError(`int64 value ${v} is outside the safe integer range of a number field`)
+    }
     return v
   }
   bool(): boolean {
@@ -306,7 +309,9 @@ export class Reader {
     const { hi, lo } = scratch64
     if (hi !== 0 || lo > this.end - this.pos) {
       throw new WireError(
-        `length ${hi !== 0 ? joinSigned(lo, hi) : lo} at byte ${start} exceeds the ${this.end - this.pos} remaining bytes`
+        `length ${hi !== 0 ? joinSigned(lo, hi) : lo} at byte ${start} exceeds the ${
+          this.end - this.pos
+        } remaining bytes`
       )
     }
     return this.pos + lo
