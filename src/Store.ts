@@ -167,7 +167,7 @@ export type StoreErrorReason = "NotFound" | "Unavailable" | "Invalid" | "TooLarg
  * The one error of this module. `NotFound`: exact `read` of a missing (or expired) key. `Invalid`: bad
  * input (empty key, negative limit, bad namespace, non-bytes value). `TooLarge`: a value longer than the
  * layer's `maxValueSize` (checked before the backend). `Unavailable`: the backend failed.
- * `Unsupported`: the backend cannot do it (e.g. `watch` on SQLite). `Codec`: a typed table could not
+ * `Unsupported`: the backend cannot do it. `Codec`: a typed table could not
  * encode/decode a value.
  * @since 0.1.0
  * @category errors
@@ -279,6 +279,11 @@ export interface SqliteOptions extends StoreOptions {
    * operation fails with reason `Unavailable` and `SQLITE_BUSY` in the detail. See docs/store.md.
    */
   readonly busyTimeout?: Duration.DurationInput | undefined
+  /**
+   * How often `watch` looks for changes made by other connections (processes) on the file; this process'
+   * own writes are seen at the next look too. Default 100 ms. Only while someone watches.
+   */
+  readonly watchInterval?: Duration.DurationInput | undefined
 }
 
 // SQLite (a native module) is loaded only when an embedded store is built, so importing this module
@@ -295,7 +300,8 @@ const loadSqlite = Effect.tryPromise({
 
 /**
  * The embedded durable store: SQLite in WAL mode through better-sqlite3. An acknowledged
- * write is committed to the file (see `synchronous`). Expiry follows `Clock`. `watch` is Unsupported.
+ * write is committed to the file (see `synchronous`). Expiry follows `Clock`. `watch` sees the writes, deletes
+ * and expiries of every process using the file, within `watchInterval` (a change log kept by triggers).
  * @since 0.1.0
  * @category constructors
  */

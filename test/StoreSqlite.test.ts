@@ -33,7 +33,7 @@ storeContract({
   name: "sqlite",
   make: (options) => Store.makeSqlite({ filename, ...options }),
   clock: "test",
-  watch: false
+  watch: true
 })
 
 storeContract({
@@ -44,7 +44,7 @@ storeContract({
       Context.get(Store.Store)
     ),
   clock: "test",
-  watch: false
+  watch: true
 })
 
 describe("Store.layerSqliteLazy", () => {
