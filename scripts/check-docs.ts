@@ -43,7 +43,10 @@ const effectNames = [
   "TestClock"
 ]
 /** Exported by scripts/docs-fixtures.ts. */
-const fixtureNames = ["AuthLive", "Greeter", "GreeterLive", "NameRejected"]
+const fixtureNames = [
+  "AuthLive", "Greeter", "GreeterLive", "NameRejected", "HungInventorySystem", "Inventory", "InventoryDown",
+  "InventoryLive", "Item", "Orders", "OrdersLive", "System", "UnknownSku"
+]
 const publicNames = readdirSync(path.join(root, "src"))
   .filter((file) => file.endsWith(".ts") && file !== "index.ts")
   .map((file) => file.slice(0, -3))

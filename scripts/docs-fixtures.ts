@@ -1,6 +1,7 @@
 /**
  * What the docs' code blocks refer to without defining it (scripts/check-docs.ts imports these into a block
- * that uses them): the README's Greeter contract and handlers, and an `AuthLive` providing the auth services.
+ * that uses them): the README's Greeter contract and handlers, an `AuthLive` providing the auth services, and
+ * the services of docs/recipes.md (examples/recipes/services.ts).
  */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
@@ -27,3 +28,15 @@ export const GreeterLive = Greeter.toLayer({
 })
 
 export declare const AuthLive: Layer.Layer<Auth.Auth | Auth.Rules | Auth.ServiceIdentity>
+
+export {
+  HungInventorySystem,
+  Inventory,
+  InventoryDown,
+  InventoryLive,
+  Item,
+  Orders,
+  OrdersLive,
+  System,
+  UnknownSku
+} from "../examples/recipes/services.js"
