@@ -44,8 +44,19 @@ const effectNames = [
 ]
 /** Exported by scripts/docs-fixtures.ts. */
 const fixtureNames = [
-  "AuthLive", "Greeter", "GreeterLive", "NameRejected", "HungInventorySystem", "Inventory", "InventoryDown",
-  "InventoryLive", "Item", "Orders", "OrdersLive", "System", "UnknownSku"
+  "AuthLive",
+  "Greeter",
+  "GreeterLive",
+  "NameRejected",
+  "HungInventorySystem",
+  "Inventory",
+  "InventoryDown",
+  "InventoryLive",
+  "Item",
+  "Orders",
+  "OrdersLive",
+  "System",
+  "UnknownSku"
 ]
 const publicNames = readdirSync(path.join(root, "src"))
   .filter((file) => file.endsWith(".ts") && file !== "index.ts")

@@ -7,10 +7,21 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import {
+  HungInventorySystem,
+  Inventory,
+  InventoryDown,
+  Item,
+  Orders,
+  System,
+  UnknownSku
+} from "../examples/recipes/services.js"
 import { Client, Store } from "../src/index.js"
-import { HungInventorySystem, InventoryDown, Inventory, Item, Orders, System, UnknownSku } from "../examples/recipes/services.js"
 
-const seed = Effect.flatMap(Store.table(Item, { table: "items" }), (items) => items.set("apple", new Item({ sku: "apple", stock: 3 })))
+const seed = Effect.flatMap(
+  Store.table(Item, { table: "items" }),
+  (items) => items.set("apple", new Item({ sku: "apple", stock: 3 }))
+)
 
 describe("recipes (docs/recipes.md)", () => {
   it.scoped("a service calls another and maps its failures into its own contract's errors", () =>

@@ -4,11 +4,11 @@
  */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
+import { Client, Defaults, Errors, Server, Store } from "effect-micro"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { Client, Defaults, Errors, Server, Store } from "effect-micro"
 
 // ---- Recipe 1: a service calling another, mapping CallError into its own errors
 

@@ -110,36 +110,40 @@ describe("embedded store durability (SIGKILL)", () => {
       }), 60_000)
   }
 
-  it.live("watch sees every write another process made to the file, in its order, within the watch interval", () =>
-    Effect.gen(function*() {
-      const filename = path.join(dir, "watch", "store.db")
-      const store = yield* Store.makeSqlite({ filename, synchronous: "NORMAL", watchInterval: "50 millis" })
-      const seen: Array<string> = []
-      yield* store.watch().pipe(
-        Stream.runForEach((change) => Effect.sync(() => change.type === "write" && seen.push(change.key))),
-        Effect.forkScoped
-      )
-      // The subscription starts asynchronously: a probe written here must come through first.
-      const probe = (key: string) => Effect.sync(() => seen.includes(key))
-      yield* store.write({ key: "probe", value: new Uint8Array([1]) }).pipe(
-        Effect.zipRight(Effect.sleep("20 millis")),
-        Effect.zipRight(probe("probe")),
-        Effect.repeat({ until: (ok) => ok }),
-        Effect.timeout("5 seconds")
-      )
-      const run = yield* Effect.promise(() => writeAndKill(filename, "NORMAL", 2000))
-      expect(run.acked.length).toBeGreaterThanOrEqual(2000)
-      const missing = () => run.acked.filter((key) => !seen.includes(key))
-      yield* Effect.sync(() => missing().length).pipe(
-        Effect.zipLeft(Effect.sleep("50 millis")),
-        Effect.repeat({ until: (n) => n === 0 }),
-        Effect.timeout("10 seconds"),
-        Effect.catchAll(() => Effect.sync(() => expect(missing().slice(0, 5)).toEqual([])))
-      )
-      // Each writer fiber's keys arrive in the order it wrote them.
-      for (const writer of [0, 1, 2, 3]) {
-        const order = seen.filter((key) => key.startsWith(`w${writer}/`)).map((key) => Number(key.split("/")[1]))
-        expect(order).toEqual([...order].sort((a, b) => a - b))
-      }
-    }).pipe(Effect.scoped), 40_000)
+  it.live(
+    "watch sees every write another process made to the file, in its order, within the watch interval",
+    () =>
+      Effect.gen(function*() {
+        const filename = path.join(dir, "watch", "store.db")
+        const store = yield* Store.makeSqlite({ filename, synchronous: "NORMAL", watchInterval: "50 millis" })
+        const seen: Array<string> = []
+        yield* store.watch().pipe(
+          Stream.runForEach((change) => Effect.sync(() => change.type === "write" && seen.push(change.key))),
+          Effect.forkScoped
+        )
+        // The subscription starts asynchronously: a probe written here must come through first.
+        const probe = (key: string) => Effect.sync(() => seen.includes(key))
+        yield* store.write({ key: "probe", value: new Uint8Array([1]) }).pipe(
+          Effect.zipRight(Effect.sleep("20 millis")),
+          Effect.zipRight(probe("probe")),
+          Effect.repeat({ until: (ok) => ok }),
+          Effect.timeout("5 seconds")
+        )
+        const run = yield* Effect.promise(() => writeAndKill(filename, "NORMAL", 2000))
+        expect(run.acked.length).toBeGreaterThanOrEqual(2000)
+        const missing = () => run.acked.filter((key) => !seen.includes(key))
+        yield* Effect.sync(() => missing().length).pipe(
+          Effect.zipLeft(Effect.sleep("50 millis")),
+          Effect.repeat({ until: (n) => n === 0 }),
+          Effect.timeout("10 seconds"),
+          Effect.catchAll(() => Effect.sync(() => expect(missing().slice(0, 5)).toEqual([])))
+        )
+        // Each writer fiber's keys arrive in the order it wrote them.
+        for (const writer of [0, 1, 2, 3]) {
+          const order = seen.filter((key) => key.startsWith(`w${writer}/`)).map((key) => Number(key.split("/")[1]))
+          expect(order).toEqual([...order].sort((a, b) => a - b))
+        }
+      }).pipe(Effect.scoped),
+    40_000
+  )
 })
