@@ -2,6 +2,8 @@
  * Diagnostic: client-side CPU per call for variants of the call path, against a bench server process
  * (64 worker fibers calling in a loop, as the bench's Effect clients do).
  *   npx tsx bench/clientCost.ts
+ * CLIENT_COST_ONLY=<regex> keeps the variants whose label matches; CLIENT_COST_ROUNDS (default 2), CLIENT_COST_N
+ * (calls per variant, default 100000).
  */
 import { spawn } from "node:child_process"
 import * as Effect from "effect/Effect"
@@ -38,9 +40,13 @@ const runtime = await managed.runtime()
 const runFork = Runtime.runFork(runtime)
 
 let failures = 0
+const only = process.env.CLIENT_COST_ONLY === undefined ? undefined : new RegExp(process.env.CLIENT_COST_ONLY)
+const rounds = Number(process.env.CLIENT_COST_ROUNDS ?? 2)
+const calls = Number(process.env.CLIENT_COST_N ?? 100_000)
 /** Client CPU per call with `inflight` worker fibers each calling in a loop (as the bench's Effect clients do). */
-const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n = 100_000, inflight = 64) =>
+const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n = calls, inflight = 64) =>
   new Promise<void>((done) => {
+    if (only !== undefined && !only.test(label)) return done()
     let started = 0
     let finished = 0
     const cpu0 = process.cpuUsage()
@@ -65,8 +71,9 @@ const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n =
 
 const runPromise = Runtime.runPromise(runtime)
 /** The same from Promise code: each call is `runtime.runPromise(call())`, `inflight` callers awaiting in a loop. */
-const measurePromise = (label: string, call: () => Effect.Effect<unknown, unknown>, n = 100_000, inflight = 64) =>
+const measurePromise = (label: string, call: () => Effect.Effect<unknown, unknown>, n = calls, inflight = 64) =>
   new Promise<void>((done) => {
+    if (only !== undefined && !only.test(label)) return done()
     let started = 0
     let finished = 0
     const cpu0 = process.cpuUsage()
@@ -107,7 +114,7 @@ const rawCall = (decode: boolean) => () =>
       onCredit: () => {}
     })
   })
-for (let round = 0; round < 2; round++) {
+for (let round = 0; round < rounds; round++) {
   await measure("floor: Effect.async resumed on setImmediate", () => Effect.async<void>((resume) => { setImmediate(() => resume(Effect.void)) }))
   await measure("floor: Effect.async resumed on microtask", () => Effect.async<void>((resume) => { queueMicrotask(() => resume(Effect.void)) }))
   await measure("raw: Effect.async + connection.open", rawCall(false))
