@@ -2,8 +2,12 @@
  * Diagnostic: client-side CPU per call for variants of the call path, against a bench server process
  * (64 worker fibers calling in a loop, as the bench's Effect clients do).
  *   npx tsx bench/clientCost.ts
+ * CLIENT_COST_ONLY=<regex> keeps the variants whose label matches; CLIENT_COST_ROUNDS (default 2), CLIENT_COST_N
+ * (calls per variant, default 100000). CLIENT_COST_ALLOC=1 adds KB allocated per call (V8's sampling heap
+ * profiler, counting objects already collected): steadier than CPU on a shared machine, but it slows the run.
  */
 import { spawn } from "node:child_process"
+import { Session } from "node:inspector/promises"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -38,9 +42,36 @@ const runtime = await managed.runtime()
 const runFork = Runtime.runFork(runtime)
 
 let failures = 0
+const only = process.env.CLIENT_COST_ONLY === undefined ? undefined : new RegExp(process.env.CLIENT_COST_ONLY)
+const rounds = Number(process.env.CLIENT_COST_ROUNDS ?? 2)
+const calls = Number(process.env.CLIENT_COST_N ?? 100_000)
+const session = process.env.CLIENT_COST_ALLOC === "1" ? new Session() : undefined
+session?.connect()
+const startAlloc = () =>
+  session?.post("HeapProfiler.startSampling", {
+    samplingInterval: 4096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true
+  })
+/** Bytes allocated (sampled) since startAlloc, as " ... KB/call", or "" when not measuring. */
+const stopAlloc = async (n: number): Promise<string> => {
+  if (session === undefined) return ""
+  const { profile } = await session.post("HeapProfiler.getSamplingProfile")
+  await session.post("HeapProfiler.stopSampling")
+  const total = (node: { selfSize: number; children: ReadonlyArray<any> }): number =>
+    node.children.reduce((sum, child) => sum + total(child), node.selfSize)
+  return ` ${(total(profile.head) / n / 1024).toFixed(1).padStart(5)} KB/call`
+}
+const report = async (label: string, n: number, cpu: NodeJS.CpuUsage, ms: number) => {
+  const alloc = await stopAlloc(n)
+  console.log(`${label.padEnd(44)} ${((cpu.user + cpu.system) / n).toFixed(1).padStart(6)} µs/call CPU ${String(Math.round(n / ms * 1000)).padStart(7)} calls/s${alloc}${failures > 0 ? ` (${failures} failures)` : ""}`)
+  failures = 0
+}
 /** Client CPU per call with `inflight` worker fibers each calling in a loop (as the bench's Effect clients do). */
-const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n = 100_000, inflight = 64) =>
+const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n = calls, inflight = 64) =>
   new Promise<void>((done) => {
+    if (only !== undefined && !only.test(label)) return done()
+    startAlloc()
     let started = 0
     let finished = 0
     const cpu0 = process.cpuUsage()
@@ -53,9 +84,7 @@ const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n =
         if (++finished === n) {
           const cpu = process.cpuUsage(cpu0)
           const ms = performance.now() - t0
-          console.log(`${label.padEnd(44)} ${((cpu.user + cpu.system) / n).toFixed(1).padStart(6)} µs/call CPU ${String(Math.round(n / ms * 1000)).padStart(7)} calls/s${failures > 0 ? ` (${failures} failures)` : ""}`)
-          failures = 0
-          done()
+          report(label, n, cpu, ms).then(done)
         }
         return loop
       })
@@ -65,8 +94,10 @@ const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n =
 
 const runPromise = Runtime.runPromise(runtime)
 /** The same from Promise code: each call is `runtime.runPromise(call())`, `inflight` callers awaiting in a loop. */
-const measurePromise = (label: string, call: () => Effect.Effect<unknown, unknown>, n = 100_000, inflight = 64) =>
+const measurePromise = (label: string, call: () => Effect.Effect<unknown, unknown>, n = calls, inflight = 64) =>
   new Promise<void>((done) => {
+    if (only !== undefined && !only.test(label)) return done()
+    startAlloc()
     let started = 0
     let finished = 0
     const cpu0 = process.cpuUsage()
@@ -78,9 +109,7 @@ const measurePromise = (label: string, call: () => Effect.Effect<unknown, unknow
         if (++finished === n) {
           const cpu = process.cpuUsage(cpu0)
           const ms = performance.now() - t0
-          console.log(`${label.padEnd(44)} ${((cpu.user + cpu.system) / n).toFixed(1).padStart(6)} µs/call CPU ${String(Math.round(n / ms * 1000)).padStart(7)} calls/s${failures > 0 ? ` (${failures} failures)` : ""}`)
-          failures = 0
-          done()
+          report(label, n, cpu, ms).then(done)
         } else next()
       })
     }
@@ -107,7 +136,7 @@ const rawCall = (decode: boolean) => () =>
       onCredit: () => {}
     })
   })
-for (let round = 0; round < 2; round++) {
+for (let round = 0; round < rounds; round++) {
   await measure("floor: Effect.async resumed on setImmediate", () => Effect.async<void>((resume) => { setImmediate(() => resume(Effect.void)) }))
   await measure("floor: Effect.async resumed on microtask", () => Effect.async<void>((resume) => { queueMicrotask(() => resume(Effect.void)) }))
   await measure("raw: Effect.async + connection.open", rawCall(false))

@@ -24,14 +24,17 @@ import type { CallError, MicroError } from "../../Errors.js"
 import { BadRequest, ServiceUnavailable, StreamClosed, Timeout, TransportError } from "../../Errors.js"
 import type { Metadata } from "../../Metadata.js"
 import { empty as emptyMetadata, merge as mergeMetadata, outgoingRef } from "../../Metadata.js"
-import type { Node } from "../../Registry.js"
+import type { Node, Registry, Service } from "../../Registry.js"
+import type { Peekable } from "../registry/cached.js"
+import { peekKey } from "../registry/cached.js"
 import type { CallHandlers, ClientConnection } from "./clientConnection.js"
 import type { ClientService } from "./clientService.js"
 import { runtimeOf } from "./clientService.js"
 import type { CompiledEndpoint } from "./endpoint.js"
 import { decodeError, EndpointCodecs } from "./endpoint.js"
-import { budgetExhausted, isNodeFailure, isRetryable, neverReachedAServer } from "./retryRules.js"
+import { budgetExhausted, isRetryable, neverReachedAServer } from "./retryRules.js"
 import { Sender } from "./streamSender.js"
+import type { ExchangeContext } from "./unaryExchange.js"
 import { LatencyObserver, protocolError, UnaryExchange, waitingOf } from "./unaryExchange.js"
 import { DEFAULT_WINDOW, FRAME_HEADER, tryEncodeCallHeader } from "./wire.js"
 
@@ -96,20 +99,67 @@ export const make = <Rpcs extends Rpc.Any>(
     return out
   })
 
+/** A selected node and the pooled connection to it. */
+class Connected {
+  constructor(readonly node: Node, readonly connection: ClientConnection) {}
+}
+
+/** `effect` itself when it is already an Exit (what `Effect.succeed` and `Effect.fail` return): read at once. */
+const exitOf = <A, E>(effect: Effect.Effect<A, E>): Exit.Exit<A, E> | undefined =>
+  Exit.isExit(effect) ? (effect as Exit.Exit<A, E>) : undefined
+
+const toEffect = <E>(connected: Connected | Effect.Effect<Connected, E>): Effect.Effect<Connected, E> =>
+  connected instanceof Connected ? Effect.succeed(connected) : connected
+
+/**
+ * The nodes one logical call has tried, for the selector to avoid them on a retry or a hedge; also the call's
+ * identity as a half-open trial. The Set is made only when a second attempt needs it: most calls make one.
+ */
+class Attempts {
+  private first: string | undefined = undefined
+  private set: Set<string> | undefined = undefined
+
+  add(id: string): void {
+    if (this.set !== undefined) this.set.add(id)
+    else if (this.first === undefined) this.first = id
+    else if (id !== this.first) this.set = new Set([this.first, id])
+  }
+
+  /** The nodes tried so far, undefined if none. */
+  tried(): ReadonlySet<string> | undefined {
+    if (this.set === undefined && this.first !== undefined) this.set = new Set([this.first])
+    return this.set
+  }
+}
+
 class Caller {
   private plainResolved: Resolved | undefined = undefined
+  /** `options.node`, as the Node every call uses. */
+  private readonly directNode: Node | undefined
+  /** What each unary exchange of this endpoint shares. */
+  private readonly context: ExchangeContext
 
   constructor(
     private readonly client: ClientService,
     private readonly service: string,
     private readonly endpoint: Endpoint,
     private readonly options: ClientOptions
-  ) {}
+  ) {
+    const direct = options.node
+    this.directNode = direct === undefined ? undefined : { id: direct, address: direct, metadata: {} }
+    this.context = {
+      service,
+      deadlines: client.deadlines,
+      health: client.health,
+      selector: client.selector,
+      hungWatch: client.hungWatch
+    }
+  }
 
   method(): (input: unknown, options?: ClientOptions) => unknown {
     switch (this.endpoint.shape) {
       case "unary":
-        return (input, options) => this.withResolved(options, (resolved) => this.unary(resolved, input))
+        return (input, options) => this.withResolved(options, (resolved, fiber) => this.unary(resolved, input, fiber))
       case "client-stream":
         return (input, options) =>
           this.withResolved(options, (resolved) => this.clientStream(resolved, input as Stream.Stream<unknown>))
@@ -127,7 +177,8 @@ class Caller {
   /** Merges options, picks the codec, builds the header, and runs client middleware around `run`. */
   private withResolved<A, E, R>(
     callOptions: ClientOptions | undefined,
-    run: (resolved: Resolved) => Effect.Effect<A, E, R>
+    /** `fiber`: the fiber the call runs on, when known (no middleware: it could run `run` elsewhere). */
+    run: (resolved: Resolved, fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | MicroError, R> {
     // One primitive op to read the outgoing metadata (instead of FiberRef.get + flatMap).
     return Effect.withFiberRuntime((fiber) => {
@@ -135,7 +186,7 @@ class Caller {
       const client = this.client
       // The common call (no per-call options, no outgoing metadata, no middleware) reuses one Resolved.
       const plain = callOptions === undefined && outgoing === emptyMetadata && client.middleware.length === 0
-      if (plain && this.plainResolved !== undefined) return run(this.plainResolved)
+      if (plain && this.plainResolved !== undefined) return run(this.plainResolved, fiber)
       const contentType = callOptions?.contentType ?? this.options.contentType ?? client.defaults.contentType
       const codec = contentType === undefined ? Either.right(client.codecs.default) : client.codecs.get(contentType)
       if (Either.isLeft(codec)) return Effect.fail(codec.left)
@@ -171,12 +222,14 @@ class Caller {
         if (typeof header === "string") return Effect.fail(BadRequest.of(header, "effect-micro.client"))
         const resolved = resolve(call, header)
         if (plain) this.plainResolved = resolved
-        return run(resolved)
+        return run(resolved, fiber)
       }
       let next = (c: OutgoingCall): Effect.Effect<unknown, unknown, any> => {
         // Metadata a middleware added (e.g. a token) can make the header too large: a typed error, not a throw.
         const header = this.header(c)
-        return typeof header === "string" ? Effect.fail(BadRequest.of(header, "effect-micro.client")) : run(resolve(c, header))
+        return typeof header === "string"
+          ? Effect.fail(BadRequest.of(header, "effect-micro.client"))
+          : run(resolve(c, header), undefined)
       }
       for (let i = client.middleware.length - 1; i >= 0; i--) {
         const middleware = client.middleware[i]!
@@ -199,53 +252,85 @@ class Caller {
     return header
   }
 
-  /** Resolve → select (avoiding nodes this call tried) → pooled connection. */
+  /** Resolve → select (avoiding nodes this call tried) → pooled connection, as an Effect (streaming calls). */
+  private connect(attempts: Attempts, key: string | undefined): Effect.Effect<Connected, MicroError> {
+    const connected = this.connectNow(attempts, key, false)
+    return connected instanceof Connected ? Effect.succeed(connected) : connected
+  }
+
   /**
+   * Resolve → select (avoiding nodes this call tried) → pooled connection. Synchronous (no Effect step) when
+   * the registry and the selector answer at once (a fresh cache entry, `Effect.succeed`) and the pool has the
+   * connection open: the common call. With the rest of this path's trimming (no `tried` Set per call, no
+   * catchAll per attempt, one `withFiberRuntime`), allocation per call went from 10.3 to 6.3 KB for a fiber
+   * caller and from 13.8 to 9.8 KB for a Promise caller (`CLIENT_COST_ALLOC=1 npx tsx bench/clientCost.ts`).
+   *
    * `trial`: a unary call claims a half-open node's single trial as soon as it is selected (identified by
-   * its `tried` set), so that calls selected while the connection is being dialled do not pile onto it.
+   * its `attempts`), so that calls selected while the connection is being dialled do not pile onto it.
    */
-  private connect(
-    tried: Set<string>,
+  private connectNow(
+    attempts: Attempts,
     key: string | undefined,
-    trial = false
-  ): Effect.Effect<{ node: Node; connection: ClientConnection }, MicroError> {
-    const client = this.client
-    const direct = this.options.node
-    if (direct !== undefined) {
-      const node: Node = { id: direct, address: direct, metadata: {} }
-      return this.dial(node, undefined)
-    }
-    return Effect.matchEffect(client.registry.getService(this.service), {
+    trial: boolean
+  ): Connected | Effect.Effect<Connected, MicroError> {
+    const direct = this.directNode
+    if (direct !== undefined) return this.use(direct, undefined, false)
+    const registry = this.client.registry as Registry["Type"] & Peekable
+    const cached = registry[peekKey]?.(this.service)
+    if (cached !== undefined) return this.selectNow(cached, attempts, key, trial)
+    const lookup = registry.getService(this.service)
+    // A registry answering with `Effect.succeed` (the static one) is read at once.
+    const answered = exitOf(lookup)
+    if (answered !== undefined && Exit.isSuccess(answered)) return this.selectNow(answered.value, attempts, key, trial)
+    return Effect.matchEffect(lookup, {
       onFailure: (error) =>
         Effect.fail(
           error._tag === "RegistryError"
             ? ServiceUnavailable.of(`registry failed: ${error.message}`, "effect-micro.client")
             : error
         ),
-      onSuccess: (versions) =>
-        Effect.flatMap(
-          client.selector.select({
-            service: this.service,
-            endpoint: this.endpoint.name,
-            versions,
-            filter: this.options.filter,
-            tried,
-            key,
-            health: client.health
-          }),
-          (node) => {
-            tried.add(node.id)
-            const health = client.health
-            return this.dial(node, trial && health.unhealthy > 0 && health.claimTrial(health.state(node.address), tried) ? tried : undefined)
-          }
-        )
+      onSuccess: (versions) => toEffect(this.selectNow(versions, attempts, key, trial))
     })
   }
 
-  /**
-   * Runs `attempt`; on a retryable failure, retries following the schedule. The first attempt runs
-   * without any retry machinery (the common, successful case pays nothing for it).
-   */
+  private selectNow(
+    versions: ReadonlyArray<Service>,
+    attempts: Attempts,
+    key: string | undefined,
+    trial: boolean
+  ): Connected | Effect.Effect<Connected, MicroError> {
+    const selected = this.client.selector.select({
+      service: this.service,
+      endpoint: this.endpoint.name,
+      versions,
+      filter: this.options.filter,
+      tried: attempts.tried(),
+      key,
+      health: this.client.health
+    })
+    const picked = exitOf(selected)
+    if (picked !== undefined) {
+      return Exit.isSuccess(picked) ? this.use(picked.value, attempts, trial) : Exit.failCause(picked.cause)
+    }
+    return Effect.flatMap(selected, (node) => toEffect(this.use(node, attempts, trial)))
+  }
+
+  /** The selected node, recorded as tried: its open pooled connection, or the Effect dialling it. */
+  private use(
+    node: Node,
+    attempts: Attempts | undefined,
+    trial: boolean
+  ): Connected | Effect.Effect<Connected, TransportError> {
+    if (attempts !== undefined) attempts.add(node.id)
+    const health = this.client.health
+    const trialOwner =
+      trial && attempts !== undefined && health.unhealthy > 0 && health.claimTrial(health.state(node.address), attempts)
+        ? attempts
+        : undefined
+    const open = this.client.pool.peek(node.address)
+    return open !== undefined ? new Connected(node, open) : this.dial(node, trialOwner)
+  }
+
   /** A request the server would refuse for its size fails here, before anything is sent. */
   private tooLarge(resolved: Resolved, body: Uint8Array): BadRequest | undefined {
     const size = FRAME_HEADER + 11 + resolved.header.byteLength + body.byteLength
@@ -255,16 +340,11 @@ class Caller {
   }
 
   /**
-   * The pooled connection to a node; synchronous when it is already open (the common case). `trialOwner`:
+   * Dials a node the pool has no open connection to (or waits for its dial in flight). `trialOwner`:
    * the call holds the node's half-open trial, given back if the dial fails or is interrupted.
    */
-  private dial(
-    node: Node,
-    trialOwner: object | undefined
-  ): Effect.Effect<{ node: Node; connection: ClientConnection }, TransportError> {
+  private dial(node: Node, trialOwner: object | undefined): Effect.Effect<Connected, TransportError> {
     const pool = this.client.pool
-    const open = pool.peek(node.address)
-    if (open !== undefined) return Effect.succeed({ node, connection: open })
     const health = this.client.health
     const dialled = Effect.mapBoth(pool.get(node.address), {
       onFailure: (error) => {
@@ -272,60 +352,95 @@ class Caller {
         if (error.reason === "refused" || error.reason === "dial") health.fail(health.state(node.address), undefined, "refused")
         return error
       },
-      onSuccess: (connection) => ({ node, connection })
+      onSuccess: (connection) => new Connected(node, connection)
     })
     return trialOwner === undefined ? dialled : Effect.onExit(dialled, (exit) =>
       Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => health.release(health.state(node.address), trialOwner)))
   }
 
+  /**
+   * Runs `attempt`; on a retryable failure, retries following the schedule. The first attempt runs
+   * without any retry machinery (the common, successful case pays one `catchAll` for it); the retry loop
+   * is built only once an attempt has failed.
+   *
+   * Called when the call runs (inside `withResolved`), never ahead of time: the returned Effect runs once,
+   * so it needs no `Effect.suspend` of its own.
+   */
   private withRetries<A, E>(
     resolved: Resolved,
-    attempt: (tried: Set<string>) => Effect.Effect<A, E>
+    attempt: (attempts: Attempts) => Effect.Effect<A, E>
   ): Effect.Effect<A, E> {
-    const tried = new Set<string>()
     const schedule = resolved.retry
+    const attempts = new Attempts()
+    if (schedule === undefined) return attempt(attempts)
+    this.client.budget?.deposit()
+    return Effect.catchAll(attempt(attempts), (error) =>
+      isRetryable(error, this.endpoint.idempotent)
+        ? Effect.flatMap(Schedule.driver(schedule), (driver) => this.retry(driver, attempts, attempt)(error))
+        : Effect.fail(error))
+  }
+
+  /**
+   * After a retryable failure: the schedule decides whether to retry, the budget whether this client may
+   * afford it. A retryable failure is one of the framework's call errors (isRetryable checks its tag).
+   */
+  private retry<A, E>(
+    driver: Schedule.ScheduleDriver<unknown, CallError, never>,
+    attempts: Attempts,
+    attempt: (attempts: Attempts) => Effect.Effect<A, E>
+  ): (error: E) => Effect.Effect<A, E> {
     const budget = this.client.budget
-    if (schedule === undefined) return Effect.suspend(() => attempt(tried))
     const idempotent = this.endpoint.idempotent
-    // A retryable failure is one of the framework's call errors (isRetryable checks its tag). The schedule
-    // decides whether to retry; the budget whether this client may afford it.
-    const retryFrom = (driver: Schedule.ScheduleDriver<unknown, CallError, never>) => (error: E): Effect.Effect<A, E> =>
+    const retryFrom = (error: E): Effect.Effect<A, E> =>
       isRetryable(error, idempotent)
         ? Effect.matchEffect(driver.next(error as CallError), {
           onFailure: () => Effect.fail(error),
           onSuccess: () =>
             budget === undefined || neverReachedAServer(error) || budget.tryWithdraw()
-              ? Effect.catchAll(attempt(tried), retryFrom(driver))
+              ? Effect.catchAll(attempt(attempts), retryFrom)
               : Effect.fail(budgetExhausted(error) as E)
         })
         : Effect.fail(error)
-    return Effect.suspend(() => {
-      budget?.deposit()
-      return Effect.catchAll(attempt(tried), (error) =>
-        isRetryable(error, idempotent)
-          ? Effect.flatMap(Schedule.driver(schedule), (driver) => retryFrom(driver)(error))
-          : Effect.fail(error))
-    })
+    return retryFrom
   }
 
   // ----- unary -----
 
-  private unary(resolved: Resolved, input: unknown): Effect.Effect<unknown, unknown> {
+  private unary(
+    resolved: Resolved,
+    input: unknown,
+    fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  ): Effect.Effect<unknown, unknown> {
     const encoded = resolved.compiled.request.encode(this.endpoint.construct(input))
     if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
     const body = encoded.right
     const tooLarge = this.tooLarge(resolved, body)
     if (tooLarge !== undefined) return Effect.fail(tooLarge)
-    const once = (tried: Set<string>) =>
-      Effect.flatMap(this.connect(tried, resolved.key, true), ({ connection, node }) =>
-        // Only failures that say something about the node (unreachable, too slow, unavailable) count
-        // against it; an endpoint's business errors do not.
-        Effect.catchAll(this.exchange(resolved, body, connection, node, tried), (error) =>
-          isNodeFailure(error)
-            ? Effect.zipRight(this.client.selector.mark(this.service, node, "failure"), Effect.fail(error))
-            : Effect.fail(error)))
     const hedgeMillis = resolved.hedgeMillis
-    return this.withRetries(resolved, hedgeMillis > 0 ? (tried) => this.hedged(once, tried, hedgeMillis) : once)
+    // Hedged attempts run on forked fibers: each finds its own (exchange without `fiber`).
+    if (hedgeMillis > 0) {
+      return this.withRetries(
+        resolved,
+        (attempts) => this.hedged((attempts) => this.once(resolved, body, attempts, undefined), attempts, hedgeMillis)
+      )
+    }
+    return this.withRetries(resolved, (attempts) => this.once(resolved, body, attempts, fiber))
+  }
+
+  /** One attempt of a unary call: connect, then exchange (both synchronous up to the wait in the common case). */
+  private once(
+    resolved: Resolved,
+    body: Uint8Array,
+    attempts: Attempts,
+    fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  ): Effect.Effect<unknown, unknown> {
+    const connected = this.connectNow(attempts, resolved.key, true)
+    return connected instanceof Connected
+      ? this.exchange(resolved, body, connected.connection, connected.node, attempts, fiber)
+      : Effect.flatMap(
+        connected,
+        ({ connection, node }) => this.exchange(resolved, body, connection, node, attempts, fiber)
+      )
   }
 
   /**
@@ -336,8 +451,8 @@ class Caller {
    * takes over).
    */
   private hedged<A>(
-    once: (tried: Set<string>) => Effect.Effect<A, unknown>,
-    tried: Set<string>,
+    once: (attempts: Attempts) => Effect.Effect<A, unknown>,
+    attempts: Attempts,
     delayMillis: number
   ): Effect.Effect<A, unknown> {
     const budget = this.client.budget
@@ -348,10 +463,10 @@ class Caller {
         // No budget for a hedge: just wait for the first attempt (interrupted once it is done).
         if (budget !== undefined && !budget.tryWithdraw()) return Effect.never
         hedging = true
-        return once(tried)
+        return once(attempts)
       })
     )
-    return Effect.raceWith(once(tried), hedge, {
+    return Effect.raceWith(once(attempts), hedge, {
       onSelfDone: (exit, other) =>
         Exit.isSuccess(exit) || !hedging
           ? Effect.zipRight(Fiber.interrupt(other), exit)
@@ -361,51 +476,67 @@ class Caller {
     })
   }
 
-  /** Sends one unary request on `connection` and waits for its outcome. */
+  /**
+   * Sends one unary request on `connection` and waits for its outcome. Failures that say something about
+   * the node (unreachable, too slow, unavailable) are reported to the selector's `mark` (UnaryExchange);
+   * an endpoint's business errors are not. `fiber`: the fiber running this Effect, when the caller knows
+   * it (saves a `withFiberRuntime` step).
+   */
   private exchange(
     resolved: Resolved,
     body: Uint8Array,
     connection: ClientConnection,
     node: Node,
-    /** The logical call (its `tried` set): its identity as a half-open trial. */
-    owner: object
+    /** The logical call: its identity as a half-open trial. */
+    owner: Attempts,
+    fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  ): Effect.Effect<unknown, unknown> {
+    return fiber !== undefined
+      ? this.wait(resolved, body, connection, node, owner, fiber)
+      : Effect.withFiberRuntime((fiber) => this.wait(resolved, body, connection, node, owner, fiber))
+  }
+
+  private wait(
+    resolved: Resolved,
+    body: Uint8Array,
+    connection: ClientConnection,
+    node: Node,
+    owner: Attempts,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<unknown, unknown> {
     const client = this.client
-    const deadlines = client.deadlines
-    const observe = client.selector.observe
-    return Effect.withFiberRuntime((fiber) =>
-      Effect.async<unknown, unknown>((resume) => {
-        const call = new UnaryExchange(
-          resolved.compiled,
-          connection,
-          deadlines,
-          waitingOf(fiber),
-          resume,
-          client.health,
-          client.health.state(node.address),
-          owner,
-          client.hungWatch
-        )
-        // Only latency-aware selectors pay for the measurement.
-        if (observe !== undefined) call.observe = new LatencyObserver(observe, this.service, node, deadlines.clock)
-        call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call)
-        if (resolved.timeoutMillis > 0 && !call.settled) {
-          const timeout = resolved.timeoutMillis
-          call.deadline = deadlines.add(timeout, () => {
-            connection.cancel(call.id)
-            connection.probe()
-            call.settle(Effect.fail(Timeout.of(`no reply from ${node.address} within ${timeout} ms`, "effect-micro.client")), true)
-          })
-        }
-      })
-    )
+    return Effect.async<unknown, unknown>((resume) => {
+      const deadlines = client.deadlines
+      const call = new UnaryExchange(
+        resolved.compiled,
+        connection,
+        this.context,
+        node,
+        waitingOf(fiber),
+        resume,
+        client.health.state(node.address),
+        owner
+      )
+      // Only latency-aware selectors pay for the measurement.
+      const observe = client.selector.observe
+      if (observe !== undefined) call.observe = new LatencyObserver(observe, this.service, node, deadlines.clock)
+      call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call)
+      if (resolved.timeoutMillis > 0 && !call.settled) {
+        const timeout = resolved.timeoutMillis
+        call.deadline = deadlines.add(timeout, () => {
+          connection.cancel(call.id)
+          connection.probe()
+          call.fail(Timeout.of(`no reply from ${node.address} within ${timeout} ms`, "effect-micro.client"), true)
+        })
+      }
+    })
   }
 
   // ----- client streaming -----
 
   private clientStream(resolved: Resolved, input: Stream.Stream<unknown>): Effect.Effect<unknown, unknown> {
     // The request stream can be consumed once: only connecting is retried, never the call itself.
-    const connect = this.withRetries(resolved, (tried) => this.connect(tried, resolved.key))
+    const connect = this.withRetries(resolved, (attempts) => this.connect(attempts, resolved.key))
     return Effect.scoped(Effect.flatMap(connect, ({ connection }) =>
       Effect.flatMap(Deferred.make<unknown, unknown>(), (reply) => {
         const fail = (cause: Cause.Cause<unknown>) => Deferred.unsafeDone(reply, Exit.failCause(cause))
@@ -462,7 +593,7 @@ class Caller {
       if (tooLarge !== undefined) return Effect.fail(tooLarge)
     }
     // Only the connect step is retried: once the call is open, messages may already have been consumed.
-    const connect = this.withRetries(resolved, (tried) => this.connect(tried, resolved.key))
+    const connect = this.withRetries(resolved, (attempts) => this.connect(attempts, resolved.key))
     return Effect.gen(this, function*() {
       const { connection } = yield* connect
       const inbox = yield* Mailbox.make<unknown, unknown>()

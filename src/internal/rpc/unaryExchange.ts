@@ -36,6 +36,7 @@ export class WaitingCall {
 const waitingByFiber = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, WaitingCall>()
 
 export const waitingOf = (fiber: Fiber.RuntimeFiber<any, any>): WaitingCall => {
+  if ((globalThis as any).__expNoWM) return new WaitingCall()
   let waiting = waitingByFiber.get(fiber)
   if (waiting === undefined) {
     waiting = new WaitingCall()
@@ -61,6 +62,16 @@ export class LatencyObserver {
   }
 }
 
+/** What every unary exchange of one endpoint's caller shares (one object per caller, not per call). */
+export interface ExchangeContext {
+  readonly service: string
+  readonly deadlines: DeadlineWheel
+  readonly health: NodeHealth
+  readonly selector: Selector["Type"]
+  /** Undefined when the hung-node check is off. */
+  readonly hungWatch: HungWatch | undefined
+}
+
 /**
  * One unary call in flight: the connection's callbacks for it, settling the waiting Effect once, and
  * telling the node's health how it went (it is also the call's identity as a half-open trial).
@@ -74,19 +85,19 @@ export class UnaryExchange implements CallHandlers {
   constructor(
     private readonly compiled: CompiledEndpoint,
     private readonly connection: ClientConnection,
-    private readonly deadlines: DeadlineWheel,
+    private readonly context: ExchangeContext,
+    private readonly node: Node,
     private readonly waiting: WaitingCall,
     private readonly resume: (result: Effect.Effect<unknown, unknown>) => void,
-    private readonly health: NodeHealth,
-    private readonly node: NodeState,
+    private readonly state: NodeState,
     /** The logical call, for the node's health (its half-open trial is identified by it). */
-    private readonly owner: object,
-    watch: HungWatch | undefined
+    private readonly owner: object
   ) {
     // Still set: the fiber was interrupted while waiting on that call and is now calling again.
     waiting.call?.abandon()
     waiting.call = this
-    health.begin(node, owner, connection.received)
+    context.health.begin(state, owner, connection.received)
+    const watch = context.hungWatch
     if (watch !== undefined && !watch.armed) watch.arm()
   }
 
@@ -95,45 +106,59 @@ export class UnaryExchange implements CallHandlers {
     if (this.settled) return false
     this.settled = true
     if (this.waiting.call === this) this.waiting.call = undefined
-    this.deadlines.remove(this.deadline)
-    this.health.end(this.node)
+    this.context.deadlines.remove(this.deadline)
+    this.context.health.end(this.state)
     return true
   }
 
-  /** Settles the call; `nodeFailed` says whether the outcome counts against the node (else: it answered). */
-  settle(result: Effect.Effect<unknown, unknown>, nodeFailed: boolean): void {
+  private succeed(value: unknown): void {
     if (!this.finish()) return
-    if (nodeFailed) this.health.fail(this.node, this.owner, "failure")
-    else this.health.succeed(this.node, this.owner)
-    this.resume(result)
+    this.context.health.succeed(this.state, this.owner)
+    this.resume(Effect.succeed(value))
+  }
+
+  /**
+   * Fails the call; `nodeFailed` says whether the outcome counts against the node's health (else: it
+   * answered). Failures that say something about the node are also reported to the selector's `mark`.
+   */
+  fail(error: unknown, nodeFailed: boolean): void {
+    if (!this.finish()) return
+    const health = this.context.health
+    if (nodeFailed) health.fail(this.state, this.owner, "failure")
+    else health.succeed(this.state, this.owner)
+    this.resume(
+      isNodeFailure(error)
+        ? Effect.zipRight(this.context.selector.mark(this.context.service, this.node, "failure"), Effect.fail(error))
+        : Effect.fail(error)
+    )
   }
 
   onReply(reply: Buffer): void {
     const decoded = this.compiled.response.decode(reply)
     if (Either.isRight(decoded)) {
       this.observe?.done()
-      this.settle(Effect.succeed(decoded.right), false)
-    } else this.settle(Effect.fail(decoded.left), false)
+      this.succeed(decoded.right)
+    } else this.fail(decoded.left, false)
   }
   onError(kind: number, payload: Buffer): void {
     const error = decodeError(this.compiled, kind, payload)
-    this.settle(Effect.fail(error), isNodeFailure(error))
+    this.fail(error, isNodeFailure(error))
   }
   onClosed(error: TransportError): void {
-    this.settle(Effect.fail(error), true)
+    this.fail(error, true)
   }
   onData(): void {
     this.connection.cancel(this.id)
-    this.settle(Effect.fail(protocolError(this.connection.address, "DATA frame on a unary call")), true)
+    this.fail(protocolError(this.connection.address, "DATA frame on a unary call"), true)
   }
   onEnd(): void {
-    this.settle(Effect.fail(protocolError(this.connection.address, "END frame on a unary call")), true)
+    this.fail(protocolError(this.connection.address, "END frame on a unary call"), true)
   }
   onCredit(): void {}
   /** The waiting fiber was interrupted: forget the deadline and cancel on the server. */
   abandon(): void {
     if (!this.finish()) return
-    this.health.release(this.node, this.owner)
+    this.context.health.release(this.state, this.owner)
     this.connection.cancel(this.id)
   }
 }
