@@ -6,24 +6,26 @@
  * (calls per variant, default 100000). CLIENT_COST_ALLOC=1 adds KB allocated per call (V8's sampling heap
  * profiler, counting objects already collected): steadier than CPU on a shared machine, but it slows the run.
  */
-import { spawn } from "node:child_process"
-import { Session } from "node:inspector/promises"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
+import { spawn } from "node:child_process"
+import { Session } from "node:inspector/promises"
 import * as Client from "../src/Client.js"
 import * as Codec from "../src/Codec.js"
+import { runtimeOf } from "../src/internal/rpc/clientService.js"
+import { encodeCallHeader } from "../src/internal/rpc/wire.js"
 import * as Registry from "../src/Registry.js"
 import * as Selector from "../src/Selector.js"
 import * as Transport from "../src/Transport.js"
-import { encodeCallHeader } from "../src/internal/rpc/wire.js"
-import { runtimeOf } from "../src/internal/rpc/clientService.js"
 import { Bench, serviceName } from "./contract.js"
 import { payload } from "./payload.js"
 
-const server = spawn(process.execPath, ["--import", "tsx", "bench/servers/effectMicro.ts"], { stdio: ["ignore", "pipe", "inherit"] })
+const server = spawn(process.execPath, ["--import", "tsx", "bench/servers/effectMicro.ts"], {
+  stdio: ["ignore", "pipe", "inherit"]
+})
 // Never leave the server behind, however this process ends.
 process.on("exit", () => server.kill("SIGKILL"))
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(1))
@@ -35,7 +37,14 @@ const address = await new Promise<string>((resolve) => {
 })
 
 const Live = Client.layer().pipe(
-  Layer.provide(Layer.mergeAll(Registry.layerStatic({ [serviceName]: [address] }), Selector.layer, Transport.layerTcp(), Codec.layer))
+  Layer.provide(
+    Layer.mergeAll(
+      Registry.layerStatic({ [serviceName]: [address] }),
+      Selector.layer,
+      Transport.layerTcp(),
+      Codec.layer
+    )
+  )
 )
 const managed = ManagedRuntime.make(Live)
 const runtime = await managed.runtime()
@@ -64,7 +73,11 @@ const stopAlloc = async (n: number): Promise<string> => {
 }
 const report = async (label: string, n: number, cpu: NodeJS.CpuUsage, ms: number) => {
   const alloc = await stopAlloc(n)
-  console.log(`${label.padEnd(44)} ${((cpu.user + cpu.system) / n).toFixed(1).padStart(6)} µs/call CPU ${String(Math.round(n / ms * 1000)).padStart(7)} calls/s${alloc}${failures > 0 ? ` (${failures} failures)` : ""}`)
+  console.log(
+    `${label.padEnd(44)} ${((cpu.user + cpu.system) / n).toFixed(1).padStart(6)} µs/call CPU ${
+      String(Math.round(n / ms * 1000)).padStart(7)
+    } calls/s${alloc}${failures > 0 ? ` (${failures} failures)` : ""}`
+  )
   failures = 0
 }
 /** Client CPU per call with `inflight` worker fibers each calling in a loop (as the bench's Effect clients do). */
@@ -118,12 +131,19 @@ const measurePromise = (label: string, call: () => Effect.Effect<unknown, unknow
 
 const direct = await managed.runPromise(Client.make(Bench, { service: serviceName, node: address }))
 const viaRegistry = await managed.runPromise(Client.make(Bench, { service: serviceName }))
-const lean = await managed.runPromise(Client.make(Bench, { service: serviceName, node: address, retry: false, timeout: 0 }))
+const lean = await managed.runPromise(
+  Client.make(Bench, { service: serviceName, node: address, retry: false, timeout: 0 })
+)
 const codec = Codec.json.compile(Bench.requests.get("Echo")!.payloadSchema as any)
 await managed.runPromise(direct.Echo(payload))
 const service = runtimeOf(await managed.runPromise(Client.Client))
 const connection = service.pool.peek(address)!
-const header = encodeCallHeader({ service: serviceName, endpoint: "Echo", contentType: "application/json", metadata: {} })
+const header = encodeCallHeader({
+  service: serviceName,
+  endpoint: "Echo",
+  contentType: "application/json",
+  metadata: {}
+})
 const body = (codec.encode(payload) as any).right as Uint8Array
 const rawCall = (decode: boolean) => () =>
   Effect.async<unknown>((resume) => {
@@ -137,14 +157,23 @@ const rawCall = (decode: boolean) => () =>
     })
   })
 for (let round = 0; round < rounds; round++) {
-  await measure("floor: Effect.async resumed on setImmediate", () => Effect.async<void>((resume) => { setImmediate(() => resume(Effect.void)) }))
-  await measure("floor: Effect.async resumed on microtask", () => Effect.async<void>((resume) => { queueMicrotask(() => resume(Effect.void)) }))
+  await measure("floor: Effect.async resumed on setImmediate", () =>
+    Effect.async<void>((resume) => {
+      setImmediate(() => resume(Effect.void))
+    }))
+  await measure("floor: Effect.async resumed on microtask", () =>
+    Effect.async<void>((resume) => {
+      queueMicrotask(() => resume(Effect.void))
+    }))
   await measure("raw: Effect.async + connection.open", rawCall(false))
   await measure("raw: + encode/decode", rawCall(true))
   await measure("typed client, node option", () => direct.Echo(payload))
   await measure("typed client, static registry + selector", () => viaRegistry.Echo(payload))
   await measure("typed client, no retry/deadline", () => lean.Echo(payload))
-  await measure("floor: Effect.sync(encode+decode)", () => Effect.sync(() => codec.decode((codec.encode(payload) as any).right)))
+  await measure(
+    "floor: Effect.sync(encode+decode)",
+    () => Effect.sync(() => codec.decode((codec.encode(payload) as any).right))
+  )
   await measurePromise("promise floor: runPromise(Effect.void)", () => Effect.void)
   await measurePromise("promise: raw Effect.async + connection.open", rawCall(false))
   await measurePromise("promise: typed client, static registry", () => viaRegistry.Echo(payload))

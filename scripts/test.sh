@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies and the engine packages (etcd, nats, redis, postgres) when
-# missing, typechecks (sources and the docs' code blocks), checks the packed package, then runs vitest.
+# missing, typechecks and lints (sources and the docs' code blocks), checks the packed package, then runs vitest.
 # Engines are started and stopped by the tests themselves.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 bash scripts/engines.sh install
 npm run typecheck
+npm run lint
 if [ "$#" -eq 0 ]; then
   # Every TypeScript block of README.md and docs/ against the sources.
   npx tsx scripts/check-docs.ts

@@ -5,7 +5,7 @@
  */
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
-import * as Cause from "effect/Cause"
+import type * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -20,8 +20,8 @@ import type { ClientOptions, OutgoingCall } from "../../Client.js"
 import { Client } from "../../Client.js"
 import type { CallShape } from "../../Contract.js"
 import { schemasOf } from "../../Contract.js"
-import type { CallError, MicroError } from "../../Errors.js"
-import { BadRequest, ServiceUnavailable, StreamClosed, Timeout, TransportError } from "../../Errors.js"
+import type { CallError, MicroError, TransportError } from "../../Errors.js"
+import { BadRequest, ServiceUnavailable, StreamClosed, Timeout } from "../../Errors.js"
 import type { Metadata } from "../../Metadata.js"
 import { empty as emptyMetadata, merge as mergeMetadata, outgoingRef } from "../../Metadata.js"
 import type { Node, Registry, Service } from "../../Registry.js"
@@ -169,7 +169,8 @@ class Caller {
       case "bidi":
         return (input, options) =>
           Stream.unwrapScoped(
-            this.withResolved(options, (resolved) => this.openStream(resolved, undefined, input as Stream.Stream<unknown>))
+            this.withResolved(options, (resolved) =>
+              this.openStream(resolved, undefined, input as Stream.Stream<unknown>))
           )
     }
   }
@@ -335,7 +336,10 @@ class Caller {
   private tooLarge(resolved: Resolved, body: Uint8Array): BadRequest | undefined {
     const size = FRAME_HEADER + 11 + resolved.header.byteLength + body.byteLength
     return size - 4 > this.client.maxFrameSize
-      ? BadRequest.of(`request of ${size} bytes exceeds the frame limit of ${this.client.maxFrameSize}`, "effect-micro.client")
+      ? BadRequest.of(
+        `request of ${size} bytes exceeds the frame limit of ${this.client.maxFrameSize}`,
+        "effect-micro.client"
+      )
       : undefined
   }
 
@@ -349,13 +353,20 @@ class Caller {
     const dialled = Effect.mapBoth(pool.get(node.address), {
       onFailure: (error) => {
         // Unreachable (refused, failed or timed-out dial): eject the node at once.
-        if (error.reason === "refused" || error.reason === "dial") health.fail(health.state(node.address), undefined, "refused")
+        if (error.reason === "refused" || error.reason === "dial") {
+          health.fail(health.state(node.address), undefined, "refused")
+        }
         return error
       },
       onSuccess: (connection) => new Connected(node, connection)
     })
-    return trialOwner === undefined ? dialled : Effect.onExit(dialled, (exit) =>
-      Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => health.release(health.state(node.address), trialOwner)))
+    return trialOwner === undefined ?
+      dialled :
+      Effect.onExit(
+        dialled,
+        (exit) =>
+          Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => health.release(health.state(node.address), trialOwner))
+      )
   }
 
   /**
@@ -537,44 +548,52 @@ class Caller {
   private clientStream(resolved: Resolved, input: Stream.Stream<unknown>): Effect.Effect<unknown, unknown> {
     // The request stream can be consumed once: only connecting is retried, never the call itself.
     const connect = this.withRetries(resolved, (attempts) => this.connect(attempts, resolved.key))
-    return Effect.scoped(Effect.flatMap(connect, ({ connection }) =>
-      Effect.flatMap(Deferred.make<unknown, unknown>(), (reply) => {
-        const fail = (cause: Cause.Cause<unknown>) => Deferred.unsafeDone(reply, Exit.failCause(cause))
-        const sender = new Sender(connection, this.client.maxFrameSize, fail)
-        const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, undefined, {
-          onReply: (body) => {
-            const decoded = resolved.compiled.response.decode(body)
-            Deferred.unsafeDone(reply, Either.isRight(decoded) ? Exit.succeed(decoded.right) : Exit.fail(decoded.left))
-          },
-          onError: (kind, body) => Deferred.unsafeDone(reply, Exit.fail(decodeError(resolved.compiled, kind, body))),
-          onClosed: (error) => Deferred.unsafeDone(reply, Exit.fail(error)),
-          onData: () => {},
-          onEnd: () => Deferred.unsafeDone(reply, Exit.fail(StreamClosed.of("stream ended without a reply"))),
-          onCredit: (credit) => sender.grant(credit)
-        })
-        sender.id = id
-        const deadlines = this.client.deadlines
-        const deadline = resolved.timeoutMillis > 0
-          ? deadlines.add(resolved.timeoutMillis, () => {
-            connection.cancel(id)
-            Deferred.unsafeDone(reply, Exit.fail(Timeout.of(
-              `no reply within ${resolved.timeoutMillis} ms`,
-              "effect-micro.client"
-            )))
+    return Effect.scoped(
+      Effect.flatMap(connect, ({ connection }) =>
+        Effect.flatMap(Deferred.make<unknown, unknown>(), (reply) => {
+          const fail = (cause: Cause.Cause<unknown>) => Deferred.unsafeDone(reply, Exit.failCause(cause))
+          const sender = new Sender(connection, this.client.maxFrameSize, fail)
+          const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, undefined, {
+            onReply: (body) => {
+              const decoded = resolved.compiled.response.decode(body)
+              Deferred.unsafeDone(
+                reply,
+                Either.isRight(decoded) ? Exit.succeed(decoded.right) : Exit.fail(decoded.left)
+              )
+            },
+            onError: (kind, body) => Deferred.unsafeDone(reply, Exit.fail(decodeError(resolved.compiled, kind, body))),
+            onClosed: (error) => Deferred.unsafeDone(reply, Exit.fail(error)),
+            onData: () => {},
+            onEnd: () => Deferred.unsafeDone(reply, Exit.fail(StreamClosed.of("stream ended without a reply"))),
+            onCredit: (credit) => sender.grant(credit)
           })
-          : undefined
-        return Effect.zipRight(
-          Effect.forkScoped(sender.run(input, resolved.compiled)),
-          Deferred.await(reply).pipe(
-            Effect.onExit((exit) =>
-              Effect.sync(() => {
-                deadlines.remove(deadline)
-                if (!Exit.isSuccess(exit)) connection.cancel(id)
-              })
+          sender.id = id
+          const deadlines = this.client.deadlines
+          const deadline = resolved.timeoutMillis > 0
+            ? deadlines.add(resolved.timeoutMillis, () => {
+              connection.cancel(id)
+              Deferred.unsafeDone(
+                reply,
+                Exit.fail(Timeout.of(
+                  `no reply within ${resolved.timeoutMillis} ms`,
+                  "effect-micro.client"
+                ))
+              )
+            })
+            : undefined
+          return Effect.zipRight(
+            Effect.forkScoped(sender.run(input, resolved.compiled)),
+            Deferred.await(reply).pipe(
+              Effect.onExit((exit) =>
+                Effect.sync(() => {
+                  deadlines.remove(deadline)
+                  if (!Exit.isSuccess(exit)) connection.cancel(id)
+                })
+              )
             )
           )
-        )
-      })))
+        }))
+    )
   }
 
   // ----- server streaming and bidi -----
@@ -602,7 +621,9 @@ class Caller {
         finished = true
         inbox.unsafeDone(exit)
       }
-      const sender = input === undefined ? undefined : new Sender(connection, this.client.maxFrameSize, (cause) => finish(Exit.failCause(cause)))
+      const sender = input === undefined
+        ? undefined
+        : new Sender(connection, this.client.maxFrameSize, (cause) => finish(Exit.failCause(cause)))
       // DATA frames received, and how many our window (initial + CREDIT sent) allows so far.
       let received = 0
       let allowed = DEFAULT_WINDOW
@@ -640,7 +661,9 @@ class Caller {
         const deadline = deadlines.add(resolved.timeoutMillis, () => {
           if (finished) return
           connection.cancel(id)
-          finish(Exit.fail(Timeout.of(`stream exceeded its ${resolved.timeoutMillis} ms deadline`, "effect-micro.client")))
+          finish(
+            Exit.fail(Timeout.of(`stream exceeded its ${resolved.timeoutMillis} ms deadline`, "effect-micro.client"))
+          )
         })
         yield* Effect.addFinalizer(() => Effect.sync(() => deadlines.remove(deadline)))
       }
@@ -659,4 +682,3 @@ class Caller {
     })
   }
 }
-
