@@ -36,7 +36,6 @@ export class WaitingCall {
 const waitingByFiber = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, WaitingCall>()
 
 export const waitingOf = (fiber: Fiber.RuntimeFiber<any, any>): WaitingCall => {
-  if ((globalThis as any).__expNoWM) return new WaitingCall()
   let waiting = waitingByFiber.get(fiber)
   if (waiting === undefined) {
     waiting = new WaitingCall()
