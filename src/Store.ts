@@ -281,7 +281,8 @@ export interface SqliteOptions extends StoreOptions {
   readonly busyTimeout?: Duration.DurationInput | undefined
   /**
    * How often `watch` looks for changes made by other connections (processes) on the file; this process'
-   * own writes are seen at the next look too. Default 100 ms. Only while someone watches.
+   * own writes are seen at the next look too. Default 100 ms. The looking starts with the first `watch` (before
+   * it, nothing is polled) and lasts as long as the store.
    */
   readonly watchInterval?: Duration.DurationInput | undefined
 }

@@ -515,22 +515,22 @@ class Caller {
     owner: Attempts,
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<unknown, unknown> {
-    const client = this.client
+    const context = this.context
     return Effect.async<unknown, unknown>((resume) => {
-      const deadlines = client.deadlines
+      const deadlines = context.deadlines
       const call = new UnaryExchange(
         resolved.compiled,
         connection,
-        this.context,
+        context,
         node,
         waitingOf(fiber),
         resume,
-        client.health.state(node.address),
+        context.health.state(node.address),
         owner
       )
       // Only latency-aware selectors pay for the measurement.
-      const observe = client.selector.observe
-      if (observe !== undefined) call.observe = new LatencyObserver(observe, this.service, node, deadlines.clock)
+      const observe = context.selector.observe
+      if (observe !== undefined) call.observe = new LatencyObserver(observe, context.service, node, deadlines.clock)
       call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call)
       if (resolved.timeoutMillis > 0 && !call.settled) {
         const timeout = resolved.timeoutMillis
