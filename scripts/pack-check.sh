@@ -47,13 +47,16 @@ copies=$(find node_modules -path '*/effect/package.json' -not -path '*/effect/*/
 # Every public entry point loads from plain ESM (plugins with their optional peers installed); internal
 # modules are not reachable.
 node --input-type=module -e '
+  import { execFileSync } from "node:child_process"
   import { readFileSync } from "node:fs"
   const { exports } = JSON.parse(readFileSync("node_modules/effect-micro/package.json", "utf8"))
   const entries = Object.keys(exports).filter((key) => key !== "./package.json")
+  // Each entry in a fresh process: an import cycle between a public module and the internals it uses
+  // only breaks when that module is the first one loaded.
   for (const key of entries) {
     const specifier = key === "." ? "effect-micro" : `effect-micro/${key.slice(2)}`
-    const module = await import(specifier)
-    if (Object.keys(module).length === 0) throw new Error(`${specifier} exports nothing`)
+    const probe = `const m = await import("${specifier}"); if (Object.keys(m).length === 0) throw new Error("${specifier} exports nothing")`
+    execFileSync(process.execPath, ["--input-type=module", "-e", probe], { stdio: "inherit" })
   }
   for (const hidden of ["effect-micro/internal/wire", "effect-micro/internal/wire.js", "effect-micro/dist/Client.js"]) {
     try {

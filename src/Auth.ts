@@ -15,6 +15,7 @@
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -27,7 +28,6 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Forbidden, MicroError } from "./Errors.js"
 import { Unauthorized } from "./Errors.js"
 import * as internalAuthorize from "./internal/auth/authorize.js"
-import { AuthError } from "./internal/auth/error.js"
 import * as internalIdentity from "./internal/auth/identity.js"
 import { ERROR_ID, makeIssuer } from "./internal/auth/issuer.js"
 import * as internalJwt from "./internal/auth/jwt.js"
@@ -220,7 +220,15 @@ export interface PublicKey extends Schema.Schema.Type<typeof PublicKey> {}
  * @since 0.1.0
  * @category errors
  */
-export { AuthError }
+export class AuthError extends Data.TaggedError("AuthError")<{
+  readonly reason: "Unsupported" | "AccountExists" | "InvalidInput" | "InvalidKey"
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return `auth ${this.reason}: ${this.detail}`
+  }
+}
 
 // ----- Auth -----
 

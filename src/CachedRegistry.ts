@@ -18,7 +18,7 @@ import type { Registry } from "./Registry.js"
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export interface CachedRegistryOptions {
   /** Longest an entry is served without asking the wrapped registry again. Default 1 minute (go-micro's). */
   readonly ttl?: Duration.DurationInput | undefined
 }
@@ -30,7 +30,7 @@ export interface Options {
  */
 export const make: (
   underlying: Registry.Service,
-  options?: Options
+  options?: CachedRegistryOptions
 ) => Effect.Effect<Registry.Service, never, Scope.Scope> = internal.make
 
 /**
@@ -40,4 +40,4 @@ export const make: (
  * @since 0.1.0
  * @category layers
  */
-export const layer: (options?: Options) => Layer.Layer<Registry, never, Registry> = internal.layer
+export const layer: (options?: CachedRegistryOptions) => Layer.Layer<Registry, never, Registry> = internal.layer

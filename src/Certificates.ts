@@ -12,6 +12,7 @@
  *
  * @since 0.1.0
  */
+import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as tls from "node:tls"
 import * as openssl from "./internal/certs/openssl.js"
@@ -22,12 +23,15 @@ import * as internal from "./internal/certs/tls.js"
  * @since 0.1.0
  * @category errors
  */
-export const CertificateError = openssl.CertificateError
-/**
- * @since 0.1.0
- * @category errors
- */
-export type CertificateError = openssl.CertificateError
+export class CertificateError extends Data.TaggedError("CertificateError")<{
+  readonly reason: "OpensslMissing" | "OpensslFailed" | "InvalidInput" | "Io"
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return `certificates ${this.reason}: ${this.detail}`
+  }
+}
 
 /**
  * ECDSA P-256 (default: accepted by every TLS stack) or Ed25519 (TLS 1.3 peers only).

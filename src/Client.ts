@@ -253,7 +253,7 @@ export const make: <Rpcs extends Rpc.Any>(
  * @category layers
  */
 export const layer = (
-  options?: LayerOptions
+  options?: ClientLayerOptions
 ): Layer.Layer<Client, never, Registry | Selector | Transport | Codecs> =>
   Layer.scoped(Client, runtime.makeService(options))
 
@@ -262,7 +262,7 @@ export const layer = (
  * @since 0.1.0
  * @category models
  */
-export interface LayerOptions extends ClientOptions {
+export interface ClientLayerOptions extends ClientOptions {
   readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined
   /**
    * Largest frame sent or accepted (default 4 MiB, the server's default). A request larger than this fails

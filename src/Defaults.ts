@@ -29,9 +29,9 @@ import * as Transport from "./Transport.js"
  * @since 0.1.0
  * @category models
  */
-export interface Options<RE = never, BE = never, SE = never> {
-  readonly mdns?: MdnsRegistry.Options | undefined
-  readonly cache?: CachedRegistry.Options | undefined
+export interface DefaultsOptions<RE = never, BE = never, SE = never> {
+  readonly mdns?: MdnsRegistry.MdnsRegistryOptions | undefined
+  readonly cache?: CachedRegistry.CachedRegistryOptions | undefined
   readonly tcp?: Transport.TcpOptions | undefined
   readonly client?: (ClientOptions & { readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined }) | undefined
   /** Replace the selector (default: least outstanding calls of two random nodes). */
@@ -64,7 +64,7 @@ export type Services =
   | Broker
   | Store.Store
 
-/** A layer given in place of options (`Options.broker`, `Options.store`). */
+/** A layer given in place of options (`DefaultsOptions.broker`, `DefaultsOptions.store`). */
 const isLayer = <L extends Layer.Layer<never, unknown, unknown>>(value: L | object | undefined): value is L =>
   Layer.isLayer(value)
 
@@ -75,7 +75,7 @@ const isLayer = <L extends Layer.Layer<never, unknown, unknown>>(value: L | obje
  * @category layers
  */
 export const layerWith = <RE = never, BE = never, SE = never>(
-  options?: Options<RE, BE, SE>
+  options?: DefaultsOptions<RE, BE, SE>
 ): Layer.Layer<Services, RegistryError | Store.StoreError | RE | BE | SE> => {
   const discovery: Layer.Layer<Registry, RegistryError | RE> = options?.registry ?? MdnsRegistry.layer(options?.mdns)
   const registry = CachedRegistry.layer(options?.cache).pipe(Layer.provide(discovery))

@@ -21,6 +21,7 @@
  */
 import type * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
@@ -30,7 +31,6 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as SubscriptionRef from "effect/SubscriptionRef"
 import * as internal from "./internal/config/dynamicConfig.js"
-import * as error from "./internal/config/error.js"
 import * as sources from "./internal/config/sources.js"
 import type * as tree from "./internal/config/tree.js"
 
@@ -56,24 +56,37 @@ export type Tree = tree.Tree
 export type Path = tree.Path
 
 /**
+ * Why a config operation failed:
+ * - `Missing`: the path is absent and no default was given.
+ * - `InvalidValue`: the value at the path does not decode with the schema.
+ * - `Parse`: a source's content is malformed (JSON/YAML syntax, not an object at the root).
+ * - `Unavailable`: a source could not be read (file missing, etcd down, I/O or watch failure).
+ * @since 0.1.0
+ * @category errors
+ */
+export type DynamicConfigErrorReason = "Missing" | "InvalidValue" | "Parse" | "Unavailable"
+
+/**
  * A config error with a `reason` (`Missing`, `InvalidValue`, `Parse`, `Unavailable`), the `path` and the
  * `source` concerned, and a `detail` (for `InvalidValue`, the schema's formatted parse issue).
  * @since 0.1.0
  * @category errors
  */
-export const DynamicConfigError: typeof error.DynamicConfigError = error.DynamicConfigError
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type DynamicConfigError = error.DynamicConfigError
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type DynamicConfigErrorReason = error.DynamicConfigErrorReason
+export class DynamicConfigError extends Data.TaggedError("DynamicConfigError")<{
+  readonly reason: DynamicConfigErrorReason
+  /** The config path concerned (`db.host`), or "" when the error is about a whole source. */
+  readonly path: string
+  /** The source concerned (`file:/etc/app.yaml`, `etcd:/app/`), when there is one. */
+  readonly source?: string | undefined
+  /** Human-readable detail; for `InvalidValue` the schema's formatted parse issue. */
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    const where = [this.source, this.path === "" ? undefined : `path "${this.path}"`].filter((s) => s !== undefined)
+    return `config ${this.reason}${where.length > 0 ? ` (${where.join(", ")})` : ""}: ${this.detail}`
+  }
+}
 
 /**
  * What a source reports after it was read: `Right` = it may have changed (the config re-reads it),

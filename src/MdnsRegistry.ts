@@ -20,7 +20,7 @@ import { Registry, type RegistryError } from "./Registry.js"
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export interface MdnsRegistryOptions {
   /** DNS-SD service type label: records live under `_<domain>._tcp.local`. Default `"micro"` (go-micro's). */
   readonly domain?: string | undefined
   /** IPv4 address of the interface to join the group on and send from. Default: every interface. Tests: `"127.0.0.1"`. */
@@ -46,14 +46,15 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options?: Options) => Effect.Effect<Registry.Service, RegistryError, Scope.Scope> = internal.make
+export const make: (options?: MdnsRegistryOptions) => Effect.Effect<Registry.Service, RegistryError, Scope.Scope> =
+  internal.make
 
 /**
  * The mdns `Registry` layer.
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<Registry, RegistryError> =>
+export const layer = (options?: MdnsRegistryOptions): Layer.Layer<Registry, RegistryError> =>
   Layer.scoped(Registry, internal.make(options))
 
 /**
@@ -62,7 +63,7 @@ export const layer = (options?: Options): Layer.Layer<Registry, RegistryError> =
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<Options>
+  config: Config.Config.Wrap<MdnsRegistryOptions>
 ): Layer.Layer<Registry, RegistryError | ConfigError.ConfigError> =>
   Layer.scoped(Registry, Effect.flatMap(Config.unwrap(config), internal.make))
 
@@ -71,4 +72,4 @@ export const layerConfig = (
  * @since 0.1.0
  * @category constructors
  */
-export const loopback: Pick<Options, "interface" | "bind"> = { interface: "127.0.0.1", bind: "0.0.0.0" }
+export const loopback: Pick<MdnsRegistryOptions, "interface" | "bind"> = { interface: "127.0.0.1", bind: "0.0.0.0" }

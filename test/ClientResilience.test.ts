@@ -12,7 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
-import type { LayerOptions } from "../src/Client.js"
+import type { ClientLayerOptions } from "../src/Client.js"
 import { Client, Codec, Contract, Registry, Selector, Server, Transport } from "../src/index.js"
 import { runtimeOf } from "../src/internal/rpc/clientService.js"
 import { Status } from "../src/internal/rpc/nodeHealth.js"
@@ -90,7 +90,7 @@ const ghost = (id: string) =>
 const env = (
   network: Network,
   layers: ReadonlyArray<Layer.Layer<never, any, any>>,
-  options?: LayerOptions,
+  options?: ClientLayerOptions,
   selector: Layer.Layer<Selector.Selector> = Selector.layer
 ) =>
   Layer.mergeAll(Client.layer(options), ...(layers as Array<Layer.Layer<never, never, never>>)).pipe(
@@ -277,7 +277,7 @@ const inOrder = Layer.succeed(Selector.Selector, {
 
 describe("Client hedging", () => {
   const events: Array<string> = []
-  const hedgeEnv = (options?: LayerOptions) =>
+  const hedgeEnv = (options?: ClientLayerOptions) =>
     Layer.mergeAll(Client.layer(options), hedgingNode("a-slow", events), hedgingNode("b-fast", events)).pipe(
       Layer.provideMerge(Layer.mergeAll(Transport.layerMemory, Registry.layerMemory, Codec.layer, inOrder))
     )

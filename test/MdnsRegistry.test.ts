@@ -15,7 +15,12 @@ import { makeService, registryContract, uniqueName } from "./support/registryCon
 
 // A private port per test file on loopback: nothing leaves the host, nothing meets a real responder.
 const port = 20000 + Math.floor(Math.random() * 20000)
-const options: MdnsRegistry.Options = { ...MdnsRegistry.loopback, port, queryTimeout: "200 millis", queryRetries: 2 }
+const options: MdnsRegistry.MdnsRegistryOptions = {
+  ...MdnsRegistry.loopback,
+  port,
+  queryTimeout: "200 millis",
+  queryRetries: 2
+}
 
 registryContract("mdns (two sockets)", {
   make: Effect.all({ writer: MdnsRegistry.make(options), reader: MdnsRegistry.make(options) }),

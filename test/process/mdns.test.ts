@@ -12,7 +12,12 @@ import * as MdnsRegistry from "../../src/MdnsRegistry.js"
 import { uniqueName } from "../support/registryContract.js"
 
 const port = 20000 + Math.floor(Math.random() * 20000)
-const options: MdnsRegistry.Options = { ...MdnsRegistry.loopback, port, queryTimeout: "300 millis", queryRetries: 3 }
+const options: MdnsRegistry.MdnsRegistryOptions = {
+  ...MdnsRegistry.loopback,
+  port,
+  queryTimeout: "300 millis",
+  queryRetries: 3
+}
 const fixture = path.resolve(import.meta.dirname, "fixtures/mdns-service.ts")
 
 /** Spawns the fixture and waits for its READY line; the child is always killed when the scope closes. */

@@ -21,8 +21,8 @@ import type {
   TokenOptions,
   TokenRequest
 } from "../../Auth.js"
+import { AuthError } from "../../Auth.js"
 import { Unauthorized } from "../../Errors.js"
-import { AuthError } from "./error.js"
 
 /** Used as the `id` of Unauthorized errors raised by the auth layers. */
 export const ERROR_ID = "effect-micro.auth"

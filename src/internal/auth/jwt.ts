@@ -12,8 +12,8 @@ import * as Effect from "effect/Effect"
 import type * as Jose from "jose"
 import { randomUUID } from "node:crypto"
 import type { Account, JwtAlgorithm, PublicKey, SigningKey } from "../../Auth.js"
+import { AuthError } from "../../Auth.js"
 import { Unauthorized } from "../../Errors.js"
-import { AuthError } from "./error.js"
 import { ERROR_ID } from "./issuer.js"
 
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "priv"] as const

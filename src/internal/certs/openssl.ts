@@ -4,7 +4,6 @@
  * is on every machine that runs the tests and in most server images. Only fixed arguments and validated
  * names reach openssl (names go into a config file we write, never through a shell).
  */
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { execFile } from "node:child_process"
 import * as crypto from "node:crypto"
@@ -13,16 +12,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { CaOptions, IssueOptions } from "../../Certificates.js"
-
-export class CertificateError extends Data.TaggedError("CertificateError")<{
-  readonly reason: "OpensslMissing" | "OpensslFailed" | "InvalidInput" | "Io"
-  readonly detail: string
-  readonly cause?: unknown
-}> {
-  override get message(): string {
-    return `certificates ${this.reason}: ${this.detail}`
-  }
-}
+import { CertificateError } from "../../Certificates.js"
 
 export type KeyType = "p256" | "ed25519"
 

@@ -4,7 +4,7 @@ import * as Either from "effect/Either"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { DynamicConfigError } from "./error.js"
+import type { DynamicConfigError } from "../../DynamicConfig.js"
 
 /** Right: the source may have changed (re-read it). Left: an error to report (the last good tree stays). */
 export type Signal = Either.Either<void, DynamicConfigError>

@@ -25,14 +25,14 @@ import * as Stream from "effect/Stream"
 import makeMdns from "multicast-dns"
 import type { RemoteInfo } from "node:dgram"
 import { ServiceNotFound } from "../../Errors.js"
-import type { Options } from "../../MdnsRegistry.js"
+import type { MdnsRegistryOptions } from "../../MdnsRegistry.js"
 import type { Event, RegisterOptions, Service } from "../../Registry.js"
 import { Registry, RegistryError } from "../../Registry.js"
 import * as Records from "./mdnsRecords.js"
 import { matchesWatch, RegistryView } from "./view.js"
 
 /** Options of the mdns registry (documented in MdnsRegistry.ts); defaults in `defaults` below. */
-export type { Options }
+export type { MdnsRegistryOptions }
 
 export const defaults = {
   domain: "micro",
@@ -128,7 +128,7 @@ const openSocket = (options: makeMdns.Options, description: string) =>
     })
   )
 
-export const make = (options: Options = {}): Effect.Effect<Registry.Service, RegistryError, Scope.Scope> =>
+export const make = (options: MdnsRegistryOptions = {}): Effect.Effect<Registry.Service, RegistryError, Scope.Scope> =>
   Effect.gen(function*() {
     const domain = options.domain ?? defaults.domain
     const port = options.port ?? defaults.port

@@ -1,7 +1,7 @@
 /** The client runtime behind the `Client` Tag: pool, timing wheel, node health, retry budget, plugins. */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { Client, ClientMiddleware, ClientOptions, LayerOptions, NodeStatus } from "../../Client.js"
+import type { Client, ClientLayerOptions, ClientMiddleware, ClientOptions, NodeStatus } from "../../Client.js"
 import { Codecs } from "../../Codec.js"
 import { Registry } from "../../Registry.js"
 import { Selector } from "../../Selector.js"
@@ -68,7 +68,7 @@ export class HungWatch {
 }
 
 export const makeService = (
-  options?: LayerOptions
+  options?: ClientLayerOptions
 ): Effect.Effect<ClientService, never, Scope.Scope | Registry | Selector | Transport | Codecs> =>
   Effect.gen(function*() {
     const transport = yield* Transport

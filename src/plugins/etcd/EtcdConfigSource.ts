@@ -19,8 +19,8 @@ import * as Either from "effect/Either"
 import { Etcd3 } from "etcd3"
 import type { IOptions } from "etcd3"
 import type { Source, SourceOptions } from "../../DynamicConfig.js"
+import { DynamicConfigError } from "../../DynamicConfig.js"
 import { errorMessage } from "../../internal/common/text.js"
-import { DynamicConfigError } from "../../internal/config/error.js"
 import { makeSignals } from "../../internal/config/signals.js"
 import { applyInterpolation } from "../../internal/config/sources.js"
 import type { Tree, Value } from "../../internal/config/tree.js"
@@ -30,7 +30,7 @@ import { isObject, setPath, toValue } from "../../internal/config/tree.js"
  * @since 0.1.0
  * @category models
  */
-export interface Options extends SourceOptions {
+export interface EtcdSourceOptions extends SourceOptions {
   /** Keys under this prefix (e.g. `/config/app/`); a missing trailing `/` is added. */
   readonly prefix: string
   /** etcd endpoints (`127.0.0.1:2379` or `http://…`); ignored when `client` is given. Default: `127.0.0.1:2379`. */
@@ -101,7 +101,7 @@ export const treeFromKeys = (prefix: string, entries: Readonly<Record<string, st
  * @since 0.1.0
  * @category sources
  */
-export const make = (options: Options): Source => {
+export const make = (options: EtcdSourceOptions): Source => {
   const prefix = options.prefix.endsWith("/") ? options.prefix : `${options.prefix}/`
   const name = `etcd:${prefix}`
   const timeout = Duration.decode(options.timeout ?? Duration.seconds(3))

@@ -33,7 +33,7 @@ import { Registry, RegistryError } from "../../Registry.js"
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export interface EtcdRegistryOptions {
   /** etcd endpoints, `host:port` or `http(s)://host:port`. */
   readonly hosts: string | ReadonlyArray<string>
   /** Key prefix. Default `/micro/registry/`. */
@@ -88,7 +88,7 @@ interface Held {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<Registry.Service, RegistryError, Scope.Scope> =>
+export const make = (options: EtcdRegistryOptions): Effect.Effect<Registry.Service, RegistryError, Scope.Scope> =>
   Effect.gen(function*() {
     const prefix = options.prefix ?? defaultPrefix
     const hosts = (typeof options.hosts === "string" ? [options.hosts] : [...options.hosts])
@@ -333,7 +333,8 @@ export const make = (options: Options): Effect.Effect<Registry.Service, Registry
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Registry, RegistryError> => Layer.scoped(Registry, make(options))
+export const layer = (options: EtcdRegistryOptions): Layer.Layer<Registry, RegistryError> =>
+  Layer.scoped(Registry, make(options))
 
 /**
  * `layer` with its options read from `Config`, e.g. `EtcdRegistry.layerConfig({ hosts: Config.array(Config.string(), "ETCD_HOSTS") })`.
@@ -341,6 +342,6 @@ export const layer = (options: Options): Layer.Layer<Registry, RegistryError> =>
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<Options>
+  config: Config.Config.Wrap<EtcdRegistryOptions>
 ): Layer.Layer<Registry, RegistryError | ConfigError.ConfigError> =>
   Layer.scoped(Registry, Effect.flatMap(Config.unwrap(config), make))

@@ -6,13 +6,7 @@
  * Received messages are handled one at a time per subscription, in arrival order: the NATS callback pushes
  * into a per-subscription array and one fiber drains it (a fiber per burst, not per message).
  */
-import type {
-  ConnectionOptions,
-  Msg,
-  MsgHdrs,
-  NatsConnection,
-  Subscription as NatsSubscription
-} from "@nats-io/transport-node"
+import type { Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node"
 import { connect, headers as makeHeaders } from "@nats-io/transport-node"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -25,41 +19,7 @@ import type { LocalFailure } from "../../internal/broker/core.js"
 import { deliverLocal, failureOfCause, OCTET_STREAM } from "../../internal/broker/core.js"
 import { randomId } from "../../internal/common/text.js"
 import type { Metadata } from "../../Metadata.js"
-
-export interface NatsBrokerOptions {
-  /** `host:port` (or `nats://…`) of one or more servers. Default `"127.0.0.1:4222"`. */
-  readonly servers?: string | ReadonlyArray<string> | undefined
-  /** Subject prefix prepended to every topic. Default none (the topic is the subject). */
-  readonly subjectPrefix?: string | undefined
-  /** Timeout of the first connection. Default 5 s (then `BrokerError("Unavailable")`). */
-  readonly connectTimeout?: Duration.DurationInput | undefined
-  /** Wait between reconnect attempts. Default 250 ms. */
-  readonly reconnectTimeWait?: Duration.DurationInput | undefined
-  /** Reconnect attempts per server before giving up; -1 = forever. Default -1. */
-  readonly maxReconnectAttempts?: number | undefined
-  /** Messages received but not yet handled, per subscription, beyond which new ones are dropped. Default 100 000. */
-  readonly maxPending?: number | undefined
-  /**
-   * At-least-once delivery through JetStream instead of NATS core: publishes are persisted in a stream and
-   * acknowledged by the server; subscriptions are JetStream push consumers with explicit acks (a queue group
-   * is a durable consumer, so its messages survive subscriber crashes and restarts). Requires a
-   * `subjectPrefix` (default `"micro.events."` in this mode): the stream holds `<prefix>>`.
-   */
-  readonly jetstream?: JetStreamOptions | boolean | undefined
-  /** Any other `@nats-io/transport-node` connection option (auth, TLS, name, ...). */
-  readonly connection?: Partial<ConnectionOptions> | undefined
-}
-
-export interface JetStreamOptions {
-  /** Stream name. Default `"MICRO"`. */
-  readonly stream?: string | undefined
-  /** How long the server waits for an ack before redelivering. Default 30 s. */
-  readonly ackWait?: Duration.DurationInput | undefined
-  /** Deliveries of one message before the server gives up on it; -1 = no limit. Default 10. */
-  readonly maxDeliver?: number | undefined
-  /** How long a publish waits for the stream's ack. Default 5 s. */
-  readonly publishTimeout?: Duration.DurationInput | undefined
-}
+import type { JetStreamOptions, NatsBrokerOptions } from "./NatsBroker.js"
 
 const CONTENT_TYPE = "content-type"
 const textEncoder = new TextEncoder()

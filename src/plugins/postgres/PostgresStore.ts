@@ -8,17 +8,39 @@
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { Store, type StoreError } from "../../Store.js"
+import { Store, type StoreError, type StoreOptions } from "../../Store.js"
 import * as internal from "./internal.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type PostgresStoreOptions = internal.PostgresStoreOptions
+export interface PostgresStoreOptions extends StoreOptions {
+  /**
+   * How to reach Postgres (the `@effect/sql-pg` client options: url, host, port, database, username,
+   * password, ssl, pool sizes ...). `connection.database` is the Postgres database; the store's own
+   * `database`/`table` namespaces are columns inside one table.
+   */
+  readonly connection?: PgClient.PgClientConfig | undefined
+  /** How often expired rows are deleted (and `expire` changes notified). Default 1 minute. */
+  readonly sweepInterval?: Duration.DurationInput | undefined
+  /**
+   * How often a `watch` stream checks that its LISTEN connection still delivers notifications (it
+   * notifies itself and waits as long for the echo). A lost connection fails the stream with reason
+   * Unavailable within about twice this time. Default 5 seconds.
+   */
+  readonly watchHeartbeat?: Duration.DurationInput | undefined
+  /**
+   * Point reads, writes and deletes as named prepared statements (parsed and planned once per pooled
+   * connection). Default true; set false behind a pooler that does not support them (PgBouncer in
+   * transaction mode before 1.21). Only for `make`/`layer`: `fromClient` goes through the PgClient.
+   */
+  readonly preparedStatements?: boolean | undefined
+}
 
 /**
  * Connects with its own pool (closed with the scope), migrates the schema and builds the store.

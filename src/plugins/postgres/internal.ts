@@ -30,35 +30,9 @@ import {
   toUint8Array,
   unavailable
 } from "../../internal/store/common.js"
-import type { Change, Store, StoreError, StoreOptions } from "../../Store.js"
+import type { Change, Store, StoreError } from "../../Store.js"
 import { CHANNEL, defaultSweepInterval, makeBackend, migrate, parseNotification } from "./backend.js"
-
-/**
- * @since 0.1.0
- * @category models
- */
-export interface PostgresStoreOptions extends StoreOptions {
-  /**
-   * How to reach Postgres (the `@effect/sql-pg` client options: url, host, port, database, username,
-   * password, ssl, pool sizes ...). `connection.database` is the Postgres database; the store's own
-   * `database`/`table` namespaces are columns inside one table.
-   */
-  readonly connection?: PgClient.PgClientConfig | undefined
-  /** How often expired rows are deleted (and `expire` changes notified). Default 1 minute. */
-  readonly sweepInterval?: Duration.DurationInput | undefined
-  /**
-   * How often a `watch` stream checks that its LISTEN connection still delivers notifications (it
-   * notifies itself and waits as long for the echo). A lost connection fails the stream with reason
-   * Unavailable within about twice this time. Default 5 seconds.
-   */
-  readonly watchHeartbeat?: Duration.DurationInput | undefined
-  /**
-   * Point reads, writes and deletes as named prepared statements (parsed and planned once per pooled
-   * connection). Default true; set false behind a pooler that does not support them (PgBouncer in
-   * transaction mode before 1.21). Only for `make`/`layer`: `fromClient` goes through the PgClient.
-   */
-  readonly preparedStatements?: boolean | undefined
-}
+import type { PostgresStoreOptions } from "./PostgresStore.js"
 
 /**
  * LISTEN through the client's shared listen connection. `@effect/sql-pg` keeps that connection silently

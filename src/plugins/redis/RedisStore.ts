@@ -7,10 +7,13 @@
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { Store, type StoreError } from "../../Store.js"
+import type { RedisOptions } from "ioredis"
+import { Store, type StoreError, type StoreOptions } from "../../Store.js"
 import * as internal from "./internal.js"
 
 /**
@@ -18,7 +21,24 @@ import * as internal from "./internal.js"
  * @since 0.1.0
  * @category models
  */
-export type RedisStoreOptions = internal.RedisStoreOptions
+export interface RedisStoreOptions extends StoreOptions {
+  /** `redis://[user:password@]host:port[/db]`. Default: `host`/`port`, else 127.0.0.1:6379. */
+  readonly url?: string | undefined
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+  /** Redis logical database number. Default 0. */
+  readonly db?: number | undefined
+  readonly username?: string | undefined
+  readonly password?: Redacted.Redacted | undefined
+  /** Prefix of every Redis key the store uses. Default `micro:`. */
+  readonly keyPrefix?: string | undefined
+  /** How long to wait for the first connection. Default 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** A command that gets no reply in this time fails with reason Unavailable. Default 10 seconds. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** Extra ioredis options (win over the ones above). */
+  readonly redis?: RedisOptions | undefined
+}
 
 /**
  * Connects (failing with reason Unavailable if Redis does not answer within `connectTimeout`) and

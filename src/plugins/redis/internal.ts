@@ -35,31 +35,9 @@ import {
   unsupported,
   upperBound
 } from "../../internal/store/common.js"
-import type { Change, Record as StoreRecord, Store, StoreOptions } from "../../Store.js"
+import type { Change, Record as StoreRecord, Store } from "../../Store.js"
 import { StoreError } from "../../Store.js"
-
-/**
- * @since 0.1.0
- * @category models
- */
-export interface RedisStoreOptions extends StoreOptions {
-  /** `redis://[user:password@]host:port[/db]`. Default: `host`/`port`, else 127.0.0.1:6379. */
-  readonly url?: string | undefined
-  readonly host?: string | undefined
-  readonly port?: number | undefined
-  /** Redis logical database number. Default 0. */
-  readonly db?: number | undefined
-  readonly username?: string | undefined
-  readonly password?: Redacted.Redacted | undefined
-  /** Prefix of every Redis key the store uses. Default `micro:`. */
-  readonly keyPrefix?: string | undefined
-  /** How long to wait for the first connection. Default 5 seconds. */
-  readonly connectTimeout?: Duration.DurationInput | undefined
-  /** A command that gets no reply in this time fails with reason Unavailable. Default 10 seconds. */
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  /** Extra ioredis options (win over the ones above). */
-  readonly redis?: RedisOptions | undefined
-}
+import type { RedisStoreOptions } from "./RedisStore.js"
 
 const BATCH = 256
 const BLOB_VERSION = 1
