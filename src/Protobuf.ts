@@ -17,17 +17,10 @@ import type * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
 import type { Codec, SchemaCodec } from "./Codec.js"
 import { CodecError, MicroError } from "./Errors.js"
+import { Builder, type Root } from "./internal/codec/protobuf/builder.js"
 import { emit, type RpcLine } from "./internal/codec/protobuf/emit.js"
-import { rootName } from "./internal/codec/protobuf/names.js"
-import {
-  Builder,
-  FieldNumberId,
-  pascal,
-  PlanError,
-  type Root,
-  type ScalarName,
-  ScalarTypeId
-} from "./internal/codec/protobuf/plan.js"
+import { pascal, rootName } from "./internal/codec/protobuf/names.js"
+import { FieldNumberId, PlanError, type ScalarName, ScalarTypeId } from "./internal/codec/protobuf/types.js"
 import { Reader, Writer } from "./internal/codec/protobuf/wire.js"
 import { errorMessage } from "./internal/common/text.js"
 

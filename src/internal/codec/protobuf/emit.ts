@@ -3,16 +3,16 @@
  *
  * @internal
  */
+import { IDENT } from "./names.js"
 import {
   type EnumType,
   type Field,
-  IDENT,
   type MessageType,
   PlanError,
   showLiteral,
   type Type,
   unwrapMapped
-} from "./plan.js"
+} from "./types.js"
 
 const upperSnake = (s: string): string =>
   s

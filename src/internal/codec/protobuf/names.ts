@@ -16,6 +16,9 @@ import * as AST from "effect/SchemaAST"
 /** Annotation: the `.proto` name of a root message whose Schema has no identifier. */
 export const MessageNameId: unique symbol = Symbol.for("effect-micro/Protobuf/MessageName")
 
+/** @internal */
+export const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
+
 /** A proto-safe PascalCase name from an identifier annotation or a field name. */
 export const pascal = (s: string): string => {
   const last = s.includes("/") ? s.slice(s.lastIndexOf("/") + 1) : s
