@@ -26,6 +26,15 @@ const fields = {
 }
 
 // Each class is declared via `Schema.TaggedError` so that it is a Schema and an Error at once.
+
+/** `of(detail, id?)` of an error whose code and status are fixed by its class. */
+const statusOf = <E>(
+  make: (error: { id: string; code: number; detail: string; status: string }) => E,
+  code: number,
+  status: string,
+  defaultId = "effect-micro"
+) =>
+(detail: string, id = defaultId): E => make({ id, code, detail, status })
 /**
  * 400: the request is malformed (undecodable payload, unknown content-type, bad frame).
  * @since 0.1.0
@@ -33,9 +42,7 @@ const fields = {
  */
 export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro"): BadRequest {
-    return new BadRequest({ id, code: 400, detail, status: "Bad Request" })
-  }
+  static readonly of = statusOf((error) => new BadRequest(error), 400, "Bad Request")
 }
 /**
  * 401: no credentials or invalid/expired credentials.
@@ -44,9 +51,7 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", f
  */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro"): Unauthorized {
-    return new Unauthorized({ id, code: 401, detail, status: "Unauthorized" })
-  }
+  static readonly of = statusOf((error) => new Unauthorized(error), 401, "Unauthorized")
 }
 /**
  * 403: authenticated but not allowed.
@@ -55,9 +60,7 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
  */
 export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro"): Forbidden {
-    return new Forbidden({ id, code: 403, detail, status: "Forbidden" })
-  }
+  static readonly of = statusOf((error) => new Forbidden(error), 403, "Forbidden")
 }
 /**
  * 404: the service exists but the endpoint (or resource) does not.
@@ -66,9 +69,7 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fiel
  */
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro"): NotFound {
-    return new NotFound({ id, code: 404, detail, status: "Not Found" })
-  }
+  static readonly of = statusOf((error) => new NotFound(error), 404, "Not Found")
 }
 /**
  * 408: the call's deadline passed (on the client, or on the server which then stopped the handler).
@@ -77,9 +78,7 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", fields)
  */
 export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro"): Timeout {
-    return new Timeout({ id, code: 408, detail, status: "Request Timeout" })
-  }
+  static readonly of = statusOf((error) => new Timeout(error), 408, "Request Timeout")
 }
 /**
  * 409: conflicting state.
@@ -88,9 +87,7 @@ export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", fields) {
  */
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro"): Conflict {
-    return new Conflict({ id, code: 409, detail, status: "Conflict" })
-  }
+  static readonly of = statusOf((error) => new Conflict(error), 409, "Conflict")
 }
 /**
  * 500: a handler died (defect) or the server failed in an unexpected way.
@@ -99,9 +96,7 @@ export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields)
  */
 export class InternalServerError extends Schema.TaggedError<InternalServerError>()("InternalServerError", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro"): InternalServerError {
-    return new InternalServerError({ id, code: 500, detail, status: "Internal Server Error" })
-  }
+  static readonly of = statusOf((error) => new InternalServerError(error), 500, "Internal Server Error")
 }
 /**
  * 503: the server is draining or overloaded; the call was not run, so it is always safe to retry.
@@ -110,9 +105,7 @@ export class InternalServerError extends Schema.TaggedError<InternalServerError>
  */
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro"): ServiceUnavailable {
-    return new ServiceUnavailable({ id, code: 503, detail, status: "Service Unavailable" })
-  }
+  static readonly of = statusOf((error) => new ServiceUnavailable(error), 503, "Service Unavailable")
 }
 
 // ----- client-side errors -----
@@ -124,9 +117,7 @@ export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()
  */
 export class ServiceNotFound extends Schema.TaggedError<ServiceNotFound>()("ServiceNotFound", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro.client"): ServiceNotFound {
-    return new ServiceNotFound({ id, code: 404, detail, status: "Service Not Found" })
-  }
+  static readonly of = statusOf((error) => new ServiceNotFound(error), 404, "Service Not Found", "effect-micro.client")
 }
 /**
  * The service has nodes but none passes the selector's filters (version, metadata, already tried).
@@ -135,9 +126,12 @@ export class ServiceNotFound extends Schema.TaggedError<ServiceNotFound>()("Serv
  */
 export class NoAvailableNodes extends Schema.TaggedError<NoAvailableNodes>()("NoAvailableNodes", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro.client"): NoAvailableNodes {
-    return new NoAvailableNodes({ id, code: 503, detail, status: "No Available Nodes" })
-  }
+  static readonly of = statusOf(
+    (error) => new NoAvailableNodes(error),
+    503,
+    "No Available Nodes",
+    "effect-micro.client"
+  )
 }
 
 /**
@@ -149,9 +143,12 @@ export class NoAvailableNodes extends Schema.TaggedError<NoAvailableNodes>()("No
  */
 export class RetryBudgetExhausted extends Schema.TaggedError<RetryBudgetExhausted>()("RetryBudgetExhausted", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro.client"): RetryBudgetExhausted {
-    return new RetryBudgetExhausted({ id, code: 503, detail, status: "Retry Budget Exhausted" })
-  }
+  static readonly of = statusOf(
+    (error) => new RetryBudgetExhausted(error),
+    503,
+    "Retry Budget Exhausted",
+    "effect-micro.client"
+  )
 }
 
 /**
@@ -214,9 +211,7 @@ export class CodecError extends Schema.TaggedError<CodecError>()("CodecError", {
  */
 export class StreamClosed extends Schema.TaggedError<StreamClosed>()("StreamClosed", fields) {
   /** @since 0.1.0 */
-  static of(detail: string, id = "effect-micro"): StreamClosed {
-    return new StreamClosed({ id, code: 499, detail, status: "Stream Closed" })
-  }
+  static readonly of = statusOf((error) => new StreamClosed(error), 499, "Stream Closed")
 }
 
 /**
