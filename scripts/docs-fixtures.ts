@@ -7,7 +7,7 @@ import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import type { Layer } from "effect"
 import { Effect, Schema, Stream } from "effect"
-import type { Auth } from "effect-micro"
+import type { Auth, AuthRules, ServiceIdentity } from "effect-micro"
 import { Contract } from "effect-micro"
 
 export class NameRejected extends Schema.TaggedError<NameRejected>()("NameRejected", { name: Schema.String }) {}
@@ -27,7 +27,7 @@ export const GreeterLive = Greeter.toLayer({
   Chat: (lines) => Stream.map(lines, (line) => `echo: ${line}`)
 })
 
-export declare const AuthLive: Layer.Layer<Auth.Auth | Auth.Rules | Auth.ServiceIdentity>
+export declare const AuthLive: Layer.Layer<Auth.Auth | AuthRules.Rules | ServiceIdentity.ServiceIdentity>
 
 export {
   HungInventorySystem,

@@ -4,9 +4,9 @@
  * - `Auth` issues and inspects tokens. `layerJwt` issues EdDSA-signed JWTs (with a `kid` for key rotation);
  *   `layerJwtVerifier` only inspects them, with public keys alone, so services need no auth server on
  *   the call path. `layerMemory` (opaque tokens in a map) and `layerNoop` are for tests.
- * - `Rules` holds the access rules (changeable at run time); `verify` decides one call.
- * - `authorize` is the server-side check (call metadata → account → rule), `CurrentAccount` what handlers
- *   read; `ServiceIdentity` is the client side (credentials → an always-fresh bearer token).
+ * - `authorize` is the server-side check (call metadata → account → rule, the rules being
+ *   `AuthRules.Rules`), `CurrentAccount` what handlers read. The client side (credentials → an
+ *   always-fresh bearer token) is `ServiceIdentity`.
  *
  * See docs/auth.md for the rule semantics and the token lifecycle.
  *
@@ -19,20 +19,15 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as ParseResult from "effect/ParseResult"
-import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
-import * as SubscriptionRef from "effect/SubscriptionRef"
-import type { Forbidden, MicroError } from "./Errors.js"
+import type { Resource } from "./AuthRules.js"
+import { Rules } from "./AuthRules.js"
+import type { Forbidden } from "./Errors.js"
 import { Unauthorized } from "./Errors.js"
 import * as internalAuthorize from "./internal/auth/authorize.js"
-import * as internalIdentity from "./internal/auth/identity.js"
 import { ERROR_ID, makeIssuer } from "./internal/auth/issuer.js"
 import * as internalJwt from "./internal/auth/jwt.js"
 import * as internalMemory from "./internal/auth/memory.js"
-import * as internalRules from "./internal/auth/rules.js"
 
 // ----- models -----
 
@@ -439,182 +434,6 @@ export interface NoopOptions {
 export const layerNoop = (options?: NoopOptions): Layer.Layer<Auth> =>
   Layer.succeed(Auth, internalMemory.makeNoop(options))
 
-// ----- rules -----
-
-/**
- * Scope of a rule that applies to everyone, including callers without a (valid) token.
- * @since 0.1.0
- * @category constants
- */
-export const ScopePublic: "" = internalRules.SCOPE_PUBLIC as ""
-
-/**
- * Scope of a rule that applies to every authenticated account.
- * @since 0.1.0
- * @category constants
- */
-export const ScopeAccount: "*" = internalRules.SCOPE_ACCOUNT as "*"
-
-/**
- * What a rule protects. Each field is exact, `*` (anything) or `prefix*` (starts with prefix: `Admin.*`,
- * `/admin/*`). Calls to a service are `{ type: "service", name: <service>, endpoint: <endpoint> }`.
- * @since 0.1.0
- * @category models
- */
-export const Resource = Schema.Struct({ type: Schema.String, name: Schema.String, endpoint: Schema.String })
-/**
- * @since 0.1.0
- * @category models
- */
-export interface Resource extends Schema.Schema.Type<typeof Resource> {}
-
-/**
- * @since 0.1.0
- * @category models
- */
-export const Access = Schema.Literal("grant", "deny")
-/**
- * @since 0.1.0
- * @category models
- */
-export type Access = typeof Access.Type
-
-/**
- * An access rule. `scope`: `ScopePublic` (""), `ScopeAccount` ("*") or a scope accounts must hold.
- * Higher `priority` is tried first (default 0 when decoded); at equal priority deny beats grant.
- * @since 0.1.0
- * @category models
- */
-export const Rule = Schema.Struct({
-  id: Schema.String,
-  scope: Schema.String,
-  resource: Resource,
-  access: Access,
-  priority: Schema.optionalWith(Schema.Number, { default: () => 0 })
-})
-/**
- * @since 0.1.0
- * @category models
- */
-export interface Rule extends Schema.Schema.Type<typeof Rule> {}
-
-/**
- * One public grant on everything: no authentication anywhere (development, tests, `layerNoop`).
- * @since 0.1.0
- * @category constants
- */
-export const allowAll: ReadonlyArray<Rule> = Object.freeze([{
-  id: "allow-all",
-  scope: "",
-  resource: { type: "*", name: "*", endpoint: "*" },
-  access: "grant",
-  priority: 0
-}])
-
-/**
- * Decides one access: the highest-priority rule that matches the resource and covers the caller decides
- * (deny first at equal priority); none → denied. Denied → `Unauthorized` without an account, `Forbidden` with.
- * @since 0.1.0
- * @category combinators
- */
-export const verify = (
-  rules: ReadonlyArray<Rule>,
-  account: Account | undefined,
-  resource: Resource
-): Effect.Effect<void, Unauthorized | Forbidden> => internalAuthorize.verify(rules, account, resource)
-
-/**
- * Decodes rules from plain JSON (e.g. a config file); `priority` defaults to 0.
- * @since 0.1.0
- * @category constructors
- */
-export const decodeRules: (json: unknown) => Effect.Effect<ReadonlyArray<Rule>, ParseResult.ParseError> = Schema
-  .decodeUnknown(Schema.Array(Rule))
-
-/**
- * The current rules, changeable at run time.
- * @since 0.1.0
- * @category tags
- */
-export class Rules extends Context.Tag("effect-micro/Rules")<Rules, Rules.Service>() {}
-
-/**
- * @since 0.1.0
- */
-export declare namespace Rules {
-  /**
-   * @since 0.1.0
-   * @category models
-   */
-  export interface Service {
-    readonly get: Effect.Effect<ReadonlyArray<Rule>>
-    /** Replaces every rule. */
-    readonly set: (rules: ReadonlyArray<Rule>) => Effect.Effect<void>
-    /** Adds a rule, replacing the one with the same id. */
-    readonly add: (rule: Rule) => Effect.Effect<void>
-    /** Removes the rule with this id (if any). */
-    readonly delete: (id: string) => Effect.Effect<void>
-    /** The current rules, then every change. */
-    readonly changes: Stream.Stream<ReadonlyArray<Rule>>
-    /** `verify` against the current rules. */
-    readonly verify: (account: Account | undefined, resource: Resource) => Effect.Effect<void, Unauthorized | Forbidden>
-  }
-}
-
-/**
- * @since 0.1.0
- * @category constructors
- */
-export const makeRules = (initial: ReadonlyArray<Rule> = []): Effect.Effect<Rules.Service> =>
-  // Held arrays are frozen copies: safe to hand out, and the evaluator caches their priority order.
-  Effect.map(SubscriptionRef.make<ReadonlyArray<Rule>>(Object.freeze([...initial])), (ref) => {
-    const get = SubscriptionRef.get(ref)
-    return {
-      get,
-      set: (rules) => SubscriptionRef.set(ref, Object.freeze([...rules])),
-      add: (rule) =>
-        SubscriptionRef.update(ref, (rules) =>
-          Object.freeze(
-            rules.some((r) => r.id === rule.id)
-              ? rules.map((r) => (r.id === rule.id ? rule : r))
-              : [...rules, rule]
-          )),
-      delete: (id) => SubscriptionRef.update(ref, (rules) => Object.freeze(rules.filter((r) => r.id !== id))),
-      changes: ref.changes,
-      verify: (account, resource) => Effect.flatMap(get, (rules) => internalAuthorize.verify(rules, account, resource))
-    }
-  })
-
-/**
- * @since 0.1.0
- * @category layers
- */
-export const layerRules = (initial: ReadonlyArray<Rule> = []): Layer.Layer<Rules> =>
-  Layer.effect(Rules, makeRules(initial))
-
-/**
- * Keeps `Rules` in step with a source of plain JSON rule arrays (a config watch): every value that
- * decodes replaces the rules; one that does not is logged and ignored (the last good rules stay).
- * Runs until the scope closes.
- * @since 0.1.0
- * @category combinators
- */
-export const followRules = <E, R>(
-  source: Stream.Stream<unknown, E, R>
-): Effect.Effect<void, never, Rules | R | Scope.Scope> =>
-  Effect.flatMap(Rules, (rules) =>
-    source.pipe(
-      Stream.runForEach((json) =>
-        decodeRules(json).pipe(
-          Effect.flatMap(rules.set),
-          Effect.catchAll((error) => Effect.logWarning("effect-micro auth: ignoring invalid rules", error.message))
-        )
-      ),
-      Effect.catchAllCause((cause) => Effect.logWarning("effect-micro auth: rules source failed", cause)),
-      Effect.forkScoped,
-      Effect.asVoid
-    ))
-
 // ----- server side -----
 
 /**
@@ -728,101 +547,3 @@ export const bearerToken: (metadata: Readonly<Record<string, string>>) => string
  * @category constructors
  */
 export const bearer = (accessToken: string): Record<string, string> => ({ authorization: `Bearer ${accessToken}` })
-
-/**
- * What a token source may fail with: a call to a remote auth service fails with framework errors.
- * @since 0.1.0
- * @category models
- */
-export type IdentityError = MicroError | AuthError
-
-/**
- * @since 0.1.0
- * @category models
- */
-export interface IdentityOptions {
-  readonly credentials: Credentials
-  /** Where tokens come from: `Auth.token` locally, or a client of a remote auth service. */
-  readonly issue: (request: TokenRequest) => Effect.Effect<Token, IdentityError>
-  /** Refresh this long before expiry (at most half the token's lifetime). Default: 30 seconds. */
-  readonly refreshBefore?: Duration.DurationInput | undefined
-  /** Between failed refresh attempts. Default: exponential from 200 ms, capped at 30 s, forever. */
-  readonly retrySchedule?: Schedule.Schedule<unknown, IdentityError> | undefined
-}
-
-/**
- * A service's own identity: logs in at start-up and keeps a fresh access token.
- * @since 0.1.0
- * @category tags
- */
-export class ServiceIdentity extends Context.Tag("effect-micro/ServiceIdentity")<
-  ServiceIdentity,
-  ServiceIdentity.Service
->() {}
-
-/**
- * @since 0.1.0
- */
-export declare namespace ServiceIdentity {
-  /**
-   * @since 0.1.0
-   * @category models
-   */
-  export interface Service {
-    /** The account id. */
-    readonly id: string
-    /** The current access token (never waits: refreshing happens in the background). */
-    readonly currentToken: Effect.Effect<string>
-    readonly current: Effect.Effect<Token>
-    /** Refreshes now (e.g. after a server said "token expired" because of clock skew). */
-    readonly refresh: Effect.Effect<void, IdentityError>
-  }
-}
-
-/**
- * Logs in (failing if that fails) and forks the refresher into the scope.
- * @since 0.1.0
- * @category constructors
- */
-export const makeServiceIdentity: (
-  options: IdentityOptions
-) => Effect.Effect<ServiceIdentity.Service, IdentityError, Scope.Scope> = internalIdentity.makeIdentity
-
-/**
- * A service identity whose tokens come from the `Auth` layer in context.
- * @since 0.1.0
- * @category layers
- */
-export const layerServiceIdentity = (
-  options: Omit<IdentityOptions, "issue">
-): Layer.Layer<ServiceIdentity, IdentityError, Auth> =>
-  Layer.scoped(
-    ServiceIdentity,
-    Effect.flatMap(Auth, (auth) => makeServiceIdentity({ ...options, issue: (request) => auth.token(request) }))
-  )
-
-/**
- * A service identity with its own token source (e.g. an RPC client of the auth service).
- * @since 0.1.0
- * @category layers
- */
-export const layerServiceIdentityWith = (options: IdentityOptions): Layer.Layer<ServiceIdentity, IdentityError> =>
-  Layer.scoped(ServiceIdentity, makeServiceIdentity(options))
-
-/**
- * Metadata for an outgoing call: `metadata` plus the identity's bearer token, unless `metadata` already has
- * an `authorization` entry (a per-call override wins).
- * @since 0.1.0
- * @category combinators
- */
-export const outgoingMetadata = (
-  metadata?: Readonly<Record<string, string>> | undefined
-): Effect.Effect<Readonly<Record<string, string>>, never, ServiceIdentity> => {
-  if (metadata !== undefined && Object.keys(metadata).some((key) => key.toLowerCase() === "authorization")) {
-    return Effect.succeed(metadata)
-  }
-  return Effect.flatMap(
-    ServiceIdentity,
-    (identity) => Effect.map(identity.currentToken, (token) => ({ ...metadata, ...bearer(token) }))
-  )
-}

@@ -7,10 +7,10 @@
  * Server.layer(Greeter, { name: "greeter" }).pipe(
  *   Layer.provide(GreeterLive),
  *   Layer.provide(AuthMiddleware.layerServer()),
- *   Layer.provide(Layer.mergeAll(Auth.layerJwtVerifier({ publicKeys }), Auth.layerRules(rules)))
+ *   Layer.provide(Layer.mergeAll(Auth.layerJwtVerifier({ publicKeys }), AuthRules.layer(rules)))
  * )
  * // client: the service's own token on every call, refreshed once on "token expired"
- * AuthMiddleware.layerClient().pipe(Layer.provide(Auth.layerServiceIdentity({ credentials })))
+ * AuthMiddleware.layerClient().pipe(Layer.provide(ServiceIdentity.layer({ credentials })))
  * // messaging: publishes carry the token, subscribers check the rules for { type: "topic", name, endpoint: "publish" }
  * AuthMiddleware.layerBroker.pipe(Layer.provide(HttpBroker.layer()))
  * ```
@@ -22,8 +22,9 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type { Auth, Rules } from "./Auth.js"
-import { authorizer, resourceAuthorizer, ServiceIdentity } from "./Auth.js"
+import type { Auth } from "./Auth.js"
+import { authorizer, resourceAuthorizer } from "./Auth.js"
+import type { Rules } from "./AuthRules.js"
 import { Broker } from "./Broker.js"
 import * as Client from "./Client.js"
 import type { Codecs } from "./Codec.js"
@@ -33,6 +34,7 @@ import type { Registry } from "./Registry.js"
 import type { Selector } from "./Selector.js"
 import type { Middleware } from "./Server.js"
 import { ServerMiddleware } from "./Server.js"
+import { ServiceIdentity } from "./ServiceIdentity.js"
 import type { Transport } from "./Transport.js"
 
 /**

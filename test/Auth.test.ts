@@ -7,6 +7,7 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Auth from "../src/Auth.js"
+import * as AuthRules from "../src/AuthRules.js"
 
 const issuers: ReadonlyArray<
   readonly [string, (options: Auth.MemoryOptions) => Effect.Effect<Auth.Auth.Service, Auth.AuthError>]
@@ -154,7 +155,7 @@ describe("Auth.layerNoop", () => {
 
 // ----- server side: authorize -----
 describe("Auth.authorize", () => {
-  const rules: ReadonlyArray<Auth.Rule> = [
+  const rules: ReadonlyArray<AuthRules.Rule> = [
     {
       id: "public-hello",
       scope: "",
@@ -184,7 +185,7 @@ describe("Auth.authorize", () => {
       priority: 0
     }
   ]
-  const env = Layer.merge(Auth.layerMemory({ accessTokenExpiry: "1 minute" }), Auth.layerRules(rules))
+  const env = Layer.merge(Auth.layerMemory({ accessTokenExpiry: "1 minute" }), AuthRules.layer(rules))
   const login = (id: string, scopes: Array<string>) =>
     Effect.gen(function*() {
       const a = yield* Auth.Auth
@@ -237,7 +238,7 @@ describe("Auth.authorize", () => {
   it.effect("rule changes take effect on the next call", () =>
     Effect.gen(function*() {
       const user = yield* login("ada", [])
-      const rulesService = yield* Auth.Rules
+      const rulesService = yield* AuthRules.Rules
       expect((yield* call("Count", Auth.bearer(user)))?.id).toBe("ada")
       yield* rulesService.add({
         id: "freeze",
@@ -274,7 +275,7 @@ describe("Auth.authorize", () => {
 
 // ----- the Rules service -----
 /** Starts collecting `n` values of `rules.changes` and returns once subscribed; the result is a join. */
-const collectChanges = <A>(rules: Auth.Rules.Service, n: number, f: (rules: ReadonlyArray<Auth.Rule>) => A) =>
+const collectChanges = <A>(rules: AuthRules.Rules.Service, n: number, f: (rules: ReadonlyArray<AuthRules.Rule>) => A) =>
   Effect.gen(function*() {
     const subscribed = yield* Deferred.make<void>()
     const fiber = yield* rules.changes.pipe(
@@ -288,8 +289,8 @@ const collectChanges = <A>(rules: Auth.Rules.Service, n: number, f: (rules: Read
     return Effect.map(Fiber.join(fiber), Chunk.toReadonlyArray)
   })
 
-describe("Auth.Rules", () => {
-  const r = (id: string, priority = 0): Auth.Rule => ({
+describe("AuthRules.Rules", () => {
+  const r = (id: string, priority = 0): AuthRules.Rule => ({
     id,
     scope: "",
     resource: { type: "*", name: "*", endpoint: "*" },
@@ -299,7 +300,7 @@ describe("Auth.Rules", () => {
 
   it.scoped("set / add (replacing by id) / delete, and changes as a Stream", () =>
     Effect.gen(function*() {
-      const rules = yield* Auth.Rules
+      const rules = yield* AuthRules.Rules
       const seen = yield* collectChanges(rules, 5, (rs) => rs.map((x) => `${x.id}${x.priority}`).join(","))
       yield* rules.add(r("b"))
       yield* rules.add(r("a", 5))
@@ -307,11 +308,11 @@ describe("Auth.Rules", () => {
       yield* rules.delete("x")
       expect(yield* seen).toEqual(["a0", "a0,b0", "a5,b0", "x0,y0", "y0"])
       expect(yield* rules.verify(undefined, { type: "service", name: "g", endpoint: "E" })).toBeUndefined()
-    }).pipe(Effect.provide(Auth.layerRules([r("a")]))), 10_000)
+    }).pipe(Effect.provide(AuthRules.layer([r("a")]))), 10_000)
 
-  it.scoped("followRules applies every decodable value and ignores the rest", () =>
+  it.scoped("AuthRules.follow applies every decodable value and ignores the rest", () =>
     Effect.gen(function*() {
-      const rules = yield* Auth.Rules
+      const rules = yield* AuthRules.Rules
       // A config source: plain JSON values, one of them not a valid rule array.
       const source = Stream.fromIterable<unknown>([
         [{ id: "one", scope: "", resource: { type: "*", name: "*", endpoint: "*" }, access: "grant" }],
@@ -319,8 +320,8 @@ describe("Auth.Rules", () => {
         [{ id: "two", scope: "*", resource: { type: "*", name: "*", endpoint: "*" }, access: "deny", priority: 2 }]
       ])
       const ids = yield* collectChanges(rules, 3, (rs) => rs.map((x) => x.id).join(","))
-      yield* Auth.followRules(source)
+      yield* AuthRules.follow(source)
       expect(yield* ids).toEqual(["", "one", "two"])
       expect((yield* rules.get)[0]!.priority).toBe(2)
-    }).pipe(Effect.provide(Auth.layerRules())), 10_000)
+    }).pipe(Effect.provide(AuthRules.layer())), 10_000)
 })

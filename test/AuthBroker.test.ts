@@ -13,11 +13,13 @@ import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as Auth from "../src/Auth.js"
 import * as AuthMiddleware from "../src/AuthMiddleware.js"
+import * as AuthRules from "../src/AuthRules.js"
 import * as Broker from "../src/Broker.js"
 import * as Defaults from "../src/Defaults.js"
 import { Forbidden } from "../src/Errors.js"
 import * as HttpBroker from "../src/HttpBroker.js"
 import * as Registry from "../src/Registry.js"
+import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topic from "../src/Topic.js"
 import { eventually } from "./support/brokerContract.js"
@@ -32,9 +34,9 @@ const topicRule = (
   name: string,
   access: "grant" | "deny" = "grant",
   priority = 0
-): Auth.Rule => ({ id, scope, resource: { type: "topic", name, endpoint: "publish" }, access, priority })
+): AuthRules.Rule => ({ id, scope, resource: { type: "topic", name, endpoint: "publish" }, access, priority })
 
-const rules: ReadonlyArray<Auth.Rule> = [
+const rules: ReadonlyArray<AuthRules.Rule> = [
   topicRule("orders-publish", "orders", "orders.*"),
   topicRule("public-news", "", "news.*"),
   topicRule("no-secrets", "*", "orders.secret", "deny", 5)
@@ -48,11 +50,11 @@ const AuthLive = Layer.mergeAll(
       { ...intruder, type: "service", scopes: [] }
     ]
   }),
-  Auth.layerRules(rules)
+  AuthRules.layer(rules)
 ).pipe(Layer.orDie)
 
 /** The publishing service's identity (`orders`) on top of the Auth layers. */
-const Identity = Auth.layerServiceIdentity({ credentials: orders }).pipe(Layer.orDie, Layer.provideMerge(AuthLive))
+const Identity = ServiceIdentity.layer({ credentials: orders }).pipe(Layer.orDie, Layer.provideMerge(AuthLive))
 
 const tokenOf = (credentials: Auth.Credentials) =>
   Effect.flatMap(Auth.Auth, (auth) => Effect.map(Effect.orDie(auth.token(credentials)), (t) => t.accessToken))
@@ -75,7 +77,7 @@ interface Seen {
  */
 const brokers = Effect.gen(function*() {
   const inner = yield* Broker.Broker
-  const identity = yield* Auth.ServiceIdentity
+  const identity = yield* ServiceIdentity.ServiceIdentity
   const authorize = yield* Auth.resourceAuthorizer
   return { inner, authed: AuthMiddleware.wrapBroker(inner, { identity, authorize }) }
 })
@@ -103,7 +105,9 @@ const failuresOf = (result: Either.Either<void, Broker.BrokerError>) => {
 
 interface Harness {
   readonly name: string
-  readonly layer: Layer.Layer<Broker.Broker | Auth.ServiceIdentity | Auth.Auth | Auth.Rules | Registry.Registry>
+  readonly layer: Layer.Layer<
+    Broker.Broker | ServiceIdentity.ServiceIdentity | Auth.Auth | AuthRules.Rules | Registry.Registry
+  >
   /** Waits until publishers can see `count` subscriptions of the topic. */
   readonly awaitSubscribers: (topic: string, count: number) => Effect.Effect<void, unknown, Registry.Registry>
   readonly live: boolean
@@ -116,7 +120,7 @@ const suite = (harness: Harness) =>
       body: () => Effect.Effect<
         void,
         unknown,
-        Broker.Broker | Auth.ServiceIdentity | Auth.Auth | Auth.Rules | Registry.Registry | Scope.Scope
+        Broker.Broker | ServiceIdentity.ServiceIdentity | Auth.Auth | AuthRules.Rules | Registry.Registry | Scope.Scope
       >
     ) => (harness.live ? it.scopedLive : it.scoped)(name, () => Effect.provide(body(), harness.layer), 20_000)
 
@@ -156,7 +160,7 @@ const suite = (harness: Harness) =>
         const seen = yield* record(authed, topic)
         yield* harness.awaitSubscribers(topic, 1)
         yield* authed.publish(topic, text("o-1"), { headers: { "trace-id": "t1" } })
-        const token = yield* Effect.flatMap(Auth.ServiceIdentity, (identity) => identity.currentToken)
+        const token = yield* Effect.flatMap(ServiceIdentity.ServiceIdentity, (identity) => identity.currentToken)
         expect(seen).toEqual([{ body: "o-1", account: "orders", authorization: `Bearer ${token}` }])
       }))
 
@@ -308,8 +312,12 @@ describe("AuthMiddleware broker layers (memory, TestClock)", () => {
         Effect.provide(Layer.succeed(Broker.Broker, inner)),
         // Without a ServiceIdentity in context its publishes are sent as given.
         Effect.mapInputContext((
-          context: Context.Context<Auth.Auth | Auth.Rules | Auth.ServiceIdentity | Scope.Scope>
-        ) => Context.omit(Auth.ServiceIdentity)(context) as Context.Context<Auth.Auth | Auth.Rules | Scope.Scope>)
+          context: Context.Context<Auth.Auth | AuthRules.Rules | ServiceIdentity.ServiceIdentity | Scope.Scope>
+        ) =>
+          Context.omit(ServiceIdentity.ServiceIdentity)(context) as Context.Context<
+            Auth.Auth | AuthRules.Rules | Scope.Scope
+          >
+        )
       )
       const seen: Array<string | undefined> = []
       yield* Broker.subscribe(

@@ -5,7 +5,9 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as Auth from "../src/Auth.js"
+import * as AuthRules from "../src/AuthRules.js"
 import { TransportError, Unauthorized } from "../src/Errors.js"
+import * as ServiceIdentity from "../src/ServiceIdentity.js"
 
 /** Real-time pause: lets promise-based work (hashing, signing) finish while TestClock stands still. */
 const tick = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
@@ -30,7 +32,7 @@ const issuerWithAccount = Effect.gen(function*() {
 })
 
 /** Wraps a token source to record what was asked of it. */
-const recording = (issue: Auth.IdentityOptions["issue"]) => {
+const recording = (issue: ServiceIdentity.ServiceIdentityOptions["issue"]) => {
   const calls: Array<"login" | "refresh"> = []
   return {
     calls,
@@ -41,12 +43,12 @@ const recording = (issue: Auth.IdentityOptions["issue"]) => {
   }
 }
 
-describe("Auth.ServiceIdentity", () => {
+describe("ServiceIdentity.ServiceIdentity", () => {
   it.scoped("logs in at start-up and refreshes before expiry, so the token never lapses", () =>
     Effect.gen(function*() {
       const { auth, credentials } = yield* issuerWithAccount
       const source = recording((request) => auth.token(request))
-      const identity = yield* Auth.makeServiceIdentity({
+      const identity = yield* ServiceIdentity.make({
         credentials,
         issue: source.issue,
         refreshBefore: "10 seconds"
@@ -82,7 +84,7 @@ describe("Auth.ServiceIdentity", () => {
       const source = recording((request) =>
         "refreshToken" in request ? Effect.fail(Unauthorized.of("refresh token revoked")) : auth.token(request)
       )
-      const identity = yield* Auth.makeServiceIdentity({
+      const identity = yield* ServiceIdentity.make({
         credentials,
         issue: source.issue,
         refreshBefore: "10 seconds"
@@ -102,7 +104,7 @@ describe("Auth.ServiceIdentity", () => {
           ? Effect.fail(TransportError.of("refused", "127.0.0.1:1", "connection refused"))
           : auth.token(request)
       )
-      const identity = yield* Auth.makeServiceIdentity({
+      const identity = yield* ServiceIdentity.make({
         credentials,
         issue: source.issue,
         refreshBefore: "10 seconds"
@@ -129,7 +131,7 @@ describe("Auth.ServiceIdentity", () => {
       const { auth } = yield* issuerWithAccount
       const error = yield* Effect.flip(
         Effect.scoped(
-          Auth.makeServiceIdentity({ credentials: { id: "greeter", secret: "wrong" }, issue: (r) => auth.token(r) })
+          ServiceIdentity.make({ credentials: { id: "greeter", secret: "wrong" }, issue: (r) => auth.token(r) })
         )
       )
       expect(error._tag).toBe("Unauthorized")
@@ -140,7 +142,7 @@ describe("Auth.ServiceIdentity", () => {
       const { auth, credentials } = yield* issuerWithAccount
       const source = recording((request) => auth.token(request))
       const scope = yield* Scope.make()
-      yield* Auth.makeServiceIdentity({ credentials, issue: source.issue }).pipe(Scope.extend(scope))
+      yield* ServiceIdentity.make({ credentials, issue: source.issue }).pipe(Scope.extend(scope))
       yield* Scope.close(scope, Exit.void)
       yield* TestClock.adjust("10 minutes")
       yield* settle
@@ -150,22 +152,30 @@ describe("Auth.ServiceIdentity", () => {
   it.scoped("refresh on demand; outgoing metadata carries the token unless the call overrides it", () =>
     Effect.gen(function*() {
       const { auth, credentials } = yield* issuerWithAccount
-      const identity = yield* Auth.makeServiceIdentity({ credentials, issue: (r) => auth.token(r) })
+      const identity = yield* ServiceIdentity.make({ credentials, issue: (r) => auth.token(r) })
       const first = yield* identity.currentToken
       const metadata = yield* Effect.provideService(
-        Auth.outgoingMetadata({ "x-trace": "1" }),
-        Auth.ServiceIdentity,
+        ServiceIdentity.outgoingMetadata({ "x-trace": "1" }),
+        ServiceIdentity.ServiceIdentity,
         identity
       )
       expect(metadata).toEqual({ "x-trace": "1", authorization: `Bearer ${first}` })
       const override = { authorization: "Bearer other" }
-      expect(yield* Effect.provideService(Auth.outgoingMetadata(override), Auth.ServiceIdentity, identity)).toBe(
+      expect(
+        yield* Effect.provideService(
+          ServiceIdentity.outgoingMetadata(override),
+          ServiceIdentity.ServiceIdentity,
+          identity
+        )
+      ).toBe(
         override
       )
       yield* identity.refresh
       const second = yield* identity.currentToken
       expect(second).not.toBe(first)
-      expect(yield* Effect.provideService(Auth.outgoingMetadata(), Auth.ServiceIdentity, identity)).toEqual(
+      expect(
+        yield* Effect.provideService(ServiceIdentity.outgoingMetadata(), ServiceIdentity.ServiceIdentity, identity)
+      ).toEqual(
         Auth.bearer(second)
       )
       expect(identity.id).toBe("greeter")
@@ -182,13 +192,13 @@ describe("Auth.ServiceIdentity", () => {
           accessTokenExpiry: "1 minute",
           accounts: [{ id: "frontend", secret: "s3cret", type: "service", scopes: ["greeter.call"] }]
         })
-        const client = Auth.layerServiceIdentity({ credentials: { id: "frontend", secret: "s3cret" } }).pipe(
+        const client = ServiceIdentity.layer({ credentials: { id: "frontend", secret: "s3cret" } }).pipe(
           Layer.provide(issuer)
         )
         // The greeter service verifies with the public key only.
         const server = Layer.merge(
           Auth.layerJwtVerifier({ publicKeys: [keys.publicKey] }),
-          Auth.layerRules([
+          AuthRules.layer([
             {
               id: "callers",
               scope: "greeter.call",
@@ -198,7 +208,7 @@ describe("Auth.ServiceIdentity", () => {
             }
           ])
         )
-        const metadata = yield* Auth.outgoingMetadata().pipe(Effect.provide(client))
+        const metadata = yield* ServiceIdentity.outgoingMetadata().pipe(Effect.provide(client))
         const account = yield* Auth.authorize({ metadata, service: "greeter", endpoint: "Hello" }).pipe(
           Effect.provide(server)
         )

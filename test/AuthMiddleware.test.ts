@@ -6,7 +6,18 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as AuthMiddleware from "../src/AuthMiddleware.js"
-import { Auth, Client, Codec, Metadata, Registry, Selector, Server, Transport } from "../src/index.js"
+import {
+  Auth,
+  AuthRules,
+  Client,
+  Codec,
+  Metadata,
+  Registry,
+  Selector,
+  Server,
+  ServiceIdentity,
+  Transport
+} from "../src/index.js"
 import { handlers, rules, Secure } from "./process/fixtures/authContract.js"
 
 const caller = { id: "caller", secret: "caller-secret" }
@@ -19,7 +30,7 @@ const AuthLive = Layer.mergeAll(
       { ...root, type: "user", scopes: ["admin"] }
     ]
   }),
-  Auth.layerRules(rules)
+  AuthRules.layer(rules)
 ).pipe(Layer.orDie)
 
 // A static registry (the server does not register): no registry sweeps to wake when TestClock jumps.
@@ -42,10 +53,10 @@ const serve = (serverMiddleware = AuthMiddleware.layerServer()) =>
 const issueLog: Array<"login" | "refresh"> = []
 const identity = (options?: { readonly lieAboutExpiry?: boolean }) =>
   Layer.scoped(
-    Auth.ServiceIdentity,
+    ServiceIdentity.ServiceIdentity,
     Effect.flatMap(Auth.Auth, (auth) => {
       issueLog.length = 0
-      return Auth.makeServiceIdentity({
+      return ServiceIdentity.make({
         credentials: caller,
         issue: (request) =>
           auth.token(request).pipe(
@@ -60,7 +71,9 @@ const env = (
   client: Layer.Layer<Client.Client, never, any>,
   server: Layer.Layer<Server.Server, any, any> = serve()
 ) =>
-  Layer.mergeAll(server, client).pipe(Layer.provideMerge(Infra)) as Layer.Layer<Client.Client | Auth.Auth | Auth.Rules>
+  Layer.mergeAll(server, client).pipe(Layer.provideMerge(Infra)) as Layer.Layer<
+    Client.Client | Auth.Auth | AuthRules.Rules
+  >
 
 const anonymous = Client.layer()
 const withIdentity = (options?: Parameters<typeof AuthMiddleware.layerClient>[0], lieAboutExpiry = false) =>
@@ -130,13 +143,13 @@ describe("AuthMiddleware (server)", () => {
     Effect.gen(function*() {
       const client = yield* secure
       expect((yield* client.WhoAmI()).account).toBe("caller")
-      const rulesService = yield* Auth.Rules
+      const rulesService = yield* AuthRules.Rules
       yield* rulesService.delete("accounts")
       expect(yield* Effect.flip(client.WhoAmI())).toMatchObject({
         _tag: "Forbidden",
         detail: expect.stringContaining("no rule grants access")
       })
-      yield* rulesService.set(Auth.allowAll)
+      yield* rulesService.set(AuthRules.allowAll)
       expect(yield* client.Ping()).toBe("pong")
     }).pipe(Effect.provide(env(withIdentity()))))
 

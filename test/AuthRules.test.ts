@@ -2,7 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
-import * as Auth from "../src/Auth.js"
+import type * as Auth from "../src/Auth.js"
+import * as AuthRules from "../src/AuthRules.js"
 
 const account = (...scopes: Array<string>): Auth.Account => ({
   id: "acc",
@@ -15,10 +16,10 @@ const account = (...scopes: Array<string>): Auth.Account => ({
 const rule = (
   id: string,
   scope: string,
-  access: Auth.Access,
+  access: AuthRules.Access,
   priority = 0,
-  resource: Partial<Auth.Resource> = {}
-): Auth.Rule => ({
+  resource: Partial<AuthRules.Resource> = {}
+): AuthRules.Rule => ({
   id,
   scope,
   access,
@@ -26,11 +27,11 @@ const rule = (
   resource: { type: "*", name: "*", endpoint: "*", ...resource }
 })
 
-const res = (name: string, endpoint: string, type = "service"): Auth.Resource => ({ type, name, endpoint })
+const res = (name: string, endpoint: string, type = "service"): AuthRules.Resource => ({ type, name, endpoint })
 
 /** "ok" | "Unauthorized" | "Forbidden" */
-const outcome = (rules: ReadonlyArray<Auth.Rule>, acc: Auth.Account | undefined, resource: Auth.Resource) =>
-  Either.match(Effect.runSync(Effect.either(Auth.verify(rules, acc, resource))), {
+const outcome = (rules: ReadonlyArray<AuthRules.Rule>, acc: Auth.Account | undefined, resource: AuthRules.Resource) =>
+  Either.match(Effect.runSync(Effect.either(AuthRules.verify(rules, acc, resource))), {
     onLeft: (error) => error._tag,
     onRight: () => "ok" as const
   })
@@ -44,9 +45,9 @@ describe("Auth rules", () => {
   })
 
   it("public scope lets anonymous callers in; '*' needs any account; a named scope needs that scope", () => {
-    expect(outcome([rule("p", Auth.ScopePublic, "grant")], undefined, res("g", "E"))).toBe("ok")
-    expect(outcome([rule("a", Auth.ScopeAccount, "grant")], undefined, res("g", "E"))).toBe("Unauthorized")
-    expect(outcome([rule("a", Auth.ScopeAccount, "grant")], account(), res("g", "E"))).toBe("ok")
+    expect(outcome([rule("p", AuthRules.ScopePublic, "grant")], undefined, res("g", "E"))).toBe("ok")
+    expect(outcome([rule("a", AuthRules.ScopeAccount, "grant")], undefined, res("g", "E"))).toBe("Unauthorized")
+    expect(outcome([rule("a", AuthRules.ScopeAccount, "grant")], account(), res("g", "E"))).toBe("ok")
     expect(outcome([rule("s", "admin", "grant")], account("user"), res("g", "E"))).toBe("Forbidden")
     expect(outcome([rule("s", "admin", "grant")], account("user", "admin"), res("g", "E"))).toBe("ok")
     expect(outcome([rule("s", "admin", "grant")], undefined, res("g", "E"))).toBe("Unauthorized")
@@ -72,13 +73,13 @@ describe("Auth rules", () => {
     expect(outcome([grant, deny], account(), res("g", "E"))).toBe("Forbidden")
     expect(outcome([deny, grant], account(), res("g", "E"))).toBe("Forbidden")
     // The detail names the deciding rule.
-    const error = Effect.runSync(Effect.flip(Auth.verify([grant, deny], account(), res("g", "E"))))
+    const error = Effect.runSync(Effect.flip(AuthRules.verify([grant, deny], account(), res("g", "E"))))
     expect(error.detail).toContain("denied by rule d")
     expect(error.code).toBe(403)
   })
 
   it("wildcards: '*', trailing 'prefix*' on type, name and endpoint", () => {
-    const at = (r: Partial<Auth.Resource>, target: Auth.Resource) =>
+    const at = (r: Partial<AuthRules.Resource>, target: AuthRules.Resource) =>
       outcome([rule("r", "", "grant", 0, r)], undefined, target)
     expect(at({ endpoint: "Admin.*" }, res("g", "Admin.Reset"))).toBe("ok")
     expect(at({ endpoint: "Admin.*" }, res("g", "AdminReset"))).toBe("Unauthorized")
@@ -96,13 +97,13 @@ describe("Auth rules", () => {
   })
 
   it("decodes rules from JSON, with priority defaulting to 0, and rejects malformed ones", () => {
-    const decoded = Effect.runSync(Auth.decodeRules([
+    const decoded = Effect.runSync(AuthRules.decodeRules([
       { id: "r", scope: "", resource: { type: "service", name: "g", endpoint: "*" }, access: "grant" }
     ]))
     expect(decoded[0]!.priority).toBe(0)
-    const bad = Effect.runSync(Effect.either(Auth.decodeRules([{ id: "r", scope: "", access: "maybe" }])))
+    const bad = Effect.runSync(Effect.either(AuthRules.decodeRules([{ id: "r", scope: "", access: "maybe" }])))
     expect(Either.isLeft(bad)).toBe(true)
-    expect(Either.isLeft(Effect.runSync(Effect.either(Auth.decodeRules({ not: "an array" }))))).toBe(true)
+    expect(Either.isLeft(Effect.runSync(Effect.either(AuthRules.decodeRules({ not: "an array" }))))).toBe(true)
   })
 
   // ----- properties -----
@@ -111,7 +112,7 @@ describe("Auth rules", () => {
   const arbRule = FastCheck.record({
     id: FastCheck.string({ maxLength: 3 }),
     scope: FastCheck.constantFrom(...scopes),
-    access: FastCheck.constantFrom<Auth.Access>("grant", "deny"),
+    access: FastCheck.constantFrom<AuthRules.Access>("grant", "deny"),
     priority: FastCheck.integer({ min: -2, max: 2 }),
     resource: FastCheck.record({
       type: FastCheck.constantFrom("*", "service", "topic"),
@@ -133,7 +134,7 @@ describe("Auth rules", () => {
   // any deny there → denied; otherwise granted; none → denied.
   const matches = (pattern: string, value: string) =>
     pattern === "*" || pattern === value || (pattern.endsWith("*") && value.startsWith(pattern.slice(0, -1)))
-  const model = (rules: ReadonlyArray<Auth.Rule>, acc: Auth.Account | undefined, r: Auth.Resource) => {
+  const model = (rules: ReadonlyArray<AuthRules.Rule>, acc: Auth.Account | undefined, r: AuthRules.Resource) => {
     const applicable = rules.filter((x) =>
       matches(x.resource.type, r.type) && matches(x.resource.name, r.name) &&
       matches(x.resource.endpoint, r.endpoint) &&

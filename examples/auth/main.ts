@@ -8,6 +8,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import {
   Auth,
   AuthMiddleware,
+  AuthRules,
   Certificates,
   Client,
   Codec,
@@ -15,6 +16,7 @@ import {
   Registry,
   Selector,
   Server,
+  ServiceIdentity,
   TlsTransport
 } from "effect-micro"
 import * as Console from "effect/Console"
@@ -31,16 +33,16 @@ const accounts: ReadonlyArray<Auth.AccountSeed> = [
 ]
 
 // Who may call what. Anything not granted is denied.
-const authRules: ReadonlyArray<Auth.Rule> = [
+const authRules: ReadonlyArray<AuthRules.Rule> = [
   {
     id: "login",
-    scope: Auth.ScopePublic,
+    scope: AuthRules.ScopePublic,
     resource: { type: "service", name: "auth", endpoint: "Token" },
     access: "grant",
     priority: 0
   }
 ]
-const billingRules: ReadonlyArray<Auth.Rule> = [
+const billingRules: ReadonlyArray<AuthRules.Rule> = [
   {
     id: "read",
     scope: "billing.read",
@@ -74,7 +76,7 @@ const main = Effect.gen(function*() {
     Server.layer(Issuer, { name: "auth", address: "127.0.0.1:0" }).pipe(
       Layer.provide(IssuerLive),
       Layer.provide(AuthMiddleware.layerServer()),
-      Layer.provide(Layer.mergeAll(Auth.layerJwt({ signingKey, accounts }), Auth.layerRules(authRules))),
+      Layer.provide(Layer.mergeAll(Auth.layerJwt({ signingKey, accounts }), AuthRules.layer(authRules))),
       Layer.provide(Layer.mergeAll(tls(yield* certificate("auth")), Codec.layer, registry))
     )
   )
@@ -95,7 +97,7 @@ const main = Effect.gen(function*() {
     Server.layer(Billing, { name: "billing", address: "127.0.0.1:0" }).pipe(
       Layer.provide(BillingLive),
       Layer.provide(AuthMiddleware.layerServer({ matchPeerIdentity: "service" })),
-      Layer.provide(Layer.mergeAll(Auth.layerJwtVerifier({ publicKeys: [publicKey] }), Auth.layerRules(billingRules))),
+      Layer.provide(Layer.mergeAll(Auth.layerJwtVerifier({ publicKeys: [publicKey] }), AuthRules.layer(billingRules))),
       Layer.provide(Layer.mergeAll(tls(yield* certificate("billing")), Codec.layer, registry))
     )
   )
@@ -105,7 +107,7 @@ const main = Effect.gen(function*() {
   const reportsInfra = Layer.mergeAll(tls(yield* certificate("reports")), Codec.layer, Selector.layer, registry)
   const plainClient = yield* Layer.build(Client.layer().pipe(Layer.provide(reportsInfra)))
   const authService = yield* Effect.provide(Client.make(Issuer, { service: "auth" }), plainClient)
-  const identity = Auth.layerServiceIdentityWith({
+  const identity = ServiceIdentity.layerWith({
     credentials: reports,
     issue: (request) => authService.Token(request)
   })

@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as AuthMiddleware from "../../src/AuthMiddleware.js"
-import { Auth, Certificates, Client, Codec, Registry, Selector } from "../../src/index.js"
+import { Auth, Certificates, Client, Codec, Registry, Selector, ServiceIdentity } from "../../src/index.js"
 import * as TlsTransport from "../../src/TlsTransport.js"
 import { type Child, spawnFixture } from "../support/processes.js"
 import { Secure } from "./fixtures/authContract.js"
@@ -98,7 +98,7 @@ const withClient = <A, E>(
     const client = as === undefined
       ? Client.layer({ retry: false })
       : AuthMiddleware.layerClient({ retry: false }).pipe(
-        Layer.provide(Auth.layerServiceIdentity({ credentials: as }).pipe(Layer.orDie))
+        Layer.provide(ServiceIdentity.layer({ credentials: as }).pipe(Layer.orDie))
       )
     return yield* Effect.flatMap(Client.make(Secure, { service: "secure" }), use).pipe(
       Effect.provide(client.pipe(Layer.provide(Layer.merge(infra, issuer))))

@@ -3,7 +3,8 @@
  * middleware can call it with services it already holds.
  */
 import * as Effect from "effect/Effect"
-import type { Account, Auth, AuthorizeRequest, Resource, Rule } from "../../Auth.js"
+import type { Account, Auth, AuthorizeRequest } from "../../Auth.js"
+import type { Resource, Rule } from "../../AuthRules.js"
 import { Forbidden, Unauthorized } from "../../Errors.js"
 import { decide, describe } from "./rules.js"
 

@@ -4,11 +4,13 @@
  * A wrapper around any `Broker.Service`, so the brokers themselves know nothing about auth.
  */
 import * as Effect from "effect/Effect"
-import type { Account, Resource, ServiceIdentity } from "../../Auth.js"
+import type { Account } from "../../Auth.js"
 import { bearer, CurrentAccount, topicResource } from "../../Auth.js"
+import type { Resource } from "../../AuthRules.js"
 import type { Broker, Handler, PublishOptions } from "../../Broker.js"
 import type { Forbidden, Unauthorized } from "../../Errors.js"
 import type { Metadata } from "../../Metadata.js"
+import type { ServiceIdentity } from "../../ServiceIdentity.js"
 
 export type MessageAuthorizer = (
   metadata: Metadata,

@@ -9,7 +9,8 @@ import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import type { IdentityError, IdentityOptions, ServiceIdentity, Token } from "../../Auth.js"
+import type { Token } from "../../Auth.js"
+import type { IdentityError, ServiceIdentity, ServiceIdentityOptions } from "../../ServiceIdentity.js"
 
 interface State {
   readonly token: Token
@@ -20,7 +21,7 @@ interface State {
 const MIN_INTERVAL = 1_000
 
 export const makeIdentity = (
-  options: IdentityOptions
+  options: ServiceIdentityOptions
 ): Effect.Effect<ServiceIdentity.Service, IdentityError, Scope.Scope> =>
   Effect.gen(function*() {
     const refreshBefore = Duration.toMillis(Duration.decode(options.refreshBefore ?? "30 seconds"))

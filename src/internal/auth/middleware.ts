@@ -3,13 +3,14 @@
  * and the client middleware (attach the service's own token; refresh once and retry once on "token expired").
  */
 import * as Effect from "effect/Effect"
-import type { Account, AuthorizeRequest, ServiceIdentity } from "../../Auth.js"
+import type { Account, AuthorizeRequest } from "../../Auth.js"
 import { bearer, CurrentAccount } from "../../Auth.js"
 import type { ClientMiddleware, OutgoingCall } from "../../Client.js"
 import type { CallError } from "../../Errors.js"
 import { Forbidden, Unauthorized } from "../../Errors.js"
 import type { IncomingCall } from "../../Metadata.js"
 import type { Middleware } from "../../Server.js"
+import type { ServiceIdentity } from "../../ServiceIdentity.js"
 
 export type PeerIdentityMatch = "never" | "service" | "always"
 

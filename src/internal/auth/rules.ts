@@ -3,7 +3,8 @@
  * rule array (the `Rules` service freezes what it holds) and cached by identity, so `authorize` does no
  * sorting per call. Arrays that are not frozen may be mutated by their owner, so they are sorted each time.
  */
-import type { Account, Resource, Rule } from "../../Auth.js"
+import type { Account } from "../../Auth.js"
+import type { Resource, Rule } from "../../AuthRules.js"
 
 /** Scope of a rule that applies to every caller, authenticated or not. */
 export const SCOPE_PUBLIC = ""
