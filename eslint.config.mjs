@@ -8,6 +8,7 @@ export default tseslint.config(
     ignores: [
       "**/dist/**",
       "bench/.build/**",
+      "api/**",
       "bench/results/**",
       "node_modules/**",
       ".scratch/**",

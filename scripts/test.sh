@@ -11,6 +11,14 @@ npm run lint
 if [ "$#" -eq 0 ]; then
   # Every TypeScript block of README.md and docs/ against the sources.
   npx tsx scripts/check-docs.ts
+  # The API reference (api/) from the doc comments; docgen also typechecks their @examples. It is committed,
+  # so a stale copy fails here.
+  npm run docs
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- api; then
+    git --no-pager diff --stat -- api
+    echo "api/ is stale: run npm run docs and commit it"
+    exit 1
+  fi
   # The package as users install it (build, pack, install next to another effect patch, import, typecheck).
   bash scripts/pack-check.sh
 fi

@@ -36,7 +36,11 @@ export const make: (
 /**
  * Provides a caching `Registry` on top of the `Registry` it is given.
  * @example
- * const registry = CachedRegistry.layer().pipe(Layer.provide(MdnsRegistry.layer()))
+ * import * as Layer from "effect/Layer"
+ * import * as CachedRegistry from "effect-micro/CachedRegistry"
+ * import * as MdnsRegistry from "effect-micro/MdnsRegistry"
+ *
+ * export const registry = CachedRegistry.layer().pipe(Layer.provide(MdnsRegistry.layer()))
  * @since 0.1.0
  * @category layers
  */

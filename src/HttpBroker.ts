@@ -98,7 +98,15 @@ export const make: (options?: HttpBrokerOptions) => Effect.Effect<Broker.Service
 /**
  * The HTTP broker over the `Registry` in context.
  * @example
- * const broker = HttpBroker.layer().pipe(Layer.provide(CachedRegistry.layer()), Layer.provide(MdnsRegistry.layer()))
+ * import * as Layer from "effect/Layer"
+ * import * as CachedRegistry from "effect-micro/CachedRegistry"
+ * import * as HttpBroker from "effect-micro/HttpBroker"
+ * import * as MdnsRegistry from "effect-micro/MdnsRegistry"
+ *
+ * export const broker = HttpBroker.layer().pipe(
+ *   Layer.provide(CachedRegistry.layer()),
+ *   Layer.provide(MdnsRegistry.layer())
+ * )
  * @since 0.1.0
  * @category layers
  */

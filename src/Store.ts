@@ -1,5 +1,5 @@
 /**
- * Key/value records that outlive a prototype: read, write, delete, list and watch, namespaced by
+ * Key/value records that outlive the process: read, write, delete, list and watch, namespaced by
  * database and table, with TTLs.
  *
  * Semantics are the same for every backend (see docs/store.md): results are ordered by key (Unicode code
@@ -380,8 +380,17 @@ export interface Table<A> {
 /**
  * Binds a table to a Schema. `contentType` picks the codec (default: the Codecs default, usually JSON).
  * @example
- * const users = yield* Store.table(User, { table: "users" })
- * const ada = yield* users.get("ada") // Effect<User, StoreError>
+ * import * as Effect from "effect/Effect"
+ * import * as Schema from "effect/Schema"
+ * import * as Store from "effect-micro/Store"
+ *
+ * class User extends Schema.Class<User>("User")({ name: Schema.String, age: Schema.Number }) {}
+ *
+ * export const program = Effect.gen(function*() {
+ *   const users = yield* Store.table(User, { table: "users" })
+ *   yield* users.set("ada", new User({ name: "Ada", age: 36 }))
+ *   return yield* users.get("ada") // Effect<User, StoreError>
+ * })
  * @since 0.1.0
  * @category constructors
  */

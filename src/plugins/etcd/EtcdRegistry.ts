@@ -329,7 +329,9 @@ export const make = (options: EtcdRegistryOptions): Effect.Effect<Registry.Servi
 /**
  * The etcd `Registry` layer.
  * @example
- * const registry = EtcdRegistry.layer({ hosts: "127.0.0.1:2379" })
+ * import * as EtcdRegistry from "effect-micro/plugins/etcd/EtcdRegistry"
+ *
+ * export const registry = EtcdRegistry.layer({ hosts: "127.0.0.1:2379" })
  * @since 0.1.0
  * @category layers
  */
