@@ -1,6 +1,16 @@
+import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
+const src = fileURLToPath(new URL("./src/", import.meta.url))
+
 export default defineConfig({
+  // `effect-micro` imports (examples, recipes) resolve to the sources, as tsconfig's `paths` do, not to a build.
+  resolve: {
+    alias: [
+      { find: /^effect-micro$/, replacement: `${src}index.ts` },
+      { find: /^effect-micro\/(.*)$/, replacement: `${src}$1.ts` }
+    ]
+  },
   test: {
     include: ["test/**/*.test.ts"],
     // Cross-process and engine suites spawn real processes; keep the machine (2 cores) from thrashing.

@@ -25,6 +25,32 @@ const fields = {
   status: Schema.String
 }
 
+/**
+ * Which call failed, filled in by the client when a call gives up (absent on errors raised elsewhere). They
+ * come after each error's own fields, so adding them kept every earlier protobuf field number.
+ */
+const target = {
+  /** The service called. */
+  service: Schema.optional(Schema.String),
+  /** The endpoint called (the Rpc's tag). */
+  endpoint: Schema.optional(Schema.String),
+  /** Address of the last node tried. */
+  node: Schema.optional(Schema.String),
+  /** Attempts made (retries and hedges included; 0 when no node could be picked). */
+  attempts: Schema.optional(
+    Schema.Int.pipe(Schema.between(0, 2147483647)).annotations({
+      [Symbol.for("effect-micro/Protobuf/Type")]: "int32"
+    })
+  ),
+  /** Distinct nodes those attempts went to. */
+  nodes: Schema.optional(
+    Schema.Int.pipe(Schema.between(0, 2147483647)).annotations({
+      [Symbol.for("effect-micro/Protobuf/Type")]: "int32"
+    })
+  )
+}
+const statusFields = { ...fields, ...target }
+
 // Each class is declared via `Schema.TaggedError` so that it is a Schema and an Error at once.
 
 /** `of(detail, id?)` of an error whose code and status are fixed by its class. */
@@ -40,7 +66,7 @@ const statusOf = <E>(
  * @since 0.1.0
  * @category errors
  */
-export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", fields) {
+export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", statusFields) {
   /** @since 0.1.0 */
   static readonly of = statusOf((error) => new BadRequest(error), 400, "Bad Request")
 }
@@ -49,7 +75,7 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", f
  * @since 0.1.0
  * @category errors
  */
-export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", fields) {
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", statusFields) {
   /** @since 0.1.0 */
   static readonly of = statusOf((error) => new Unauthorized(error), 401, "Unauthorized")
 }
@@ -58,7 +84,7 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
  * @since 0.1.0
  * @category errors
  */
-export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fields) {
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", statusFields) {
   /** @since 0.1.0 */
   static readonly of = statusOf((error) => new Forbidden(error), 403, "Forbidden")
 }
@@ -67,7 +93,7 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fiel
  * @since 0.1.0
  * @category errors
  */
-export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", fields) {
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", statusFields) {
   /** @since 0.1.0 */
   static readonly of = statusOf((error) => new NotFound(error), 404, "Not Found")
 }
@@ -76,7 +102,7 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", fields)
  * @since 0.1.0
  * @category errors
  */
-export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", fields) {
+export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", statusFields) {
   /** @since 0.1.0 */
   static readonly of = statusOf((error) => new Timeout(error), 408, "Request Timeout")
 }
@@ -85,7 +111,7 @@ export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", fields) {
  * @since 0.1.0
  * @category errors
  */
-export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields) {
+export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", statusFields) {
   /** @since 0.1.0 */
   static readonly of = statusOf((error) => new Conflict(error), 409, "Conflict")
 }
@@ -94,7 +120,9 @@ export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields)
  * @since 0.1.0
  * @category errors
  */
-export class InternalServerError extends Schema.TaggedError<InternalServerError>()("InternalServerError", fields) {
+export class InternalServerError
+  extends Schema.TaggedError<InternalServerError>()("InternalServerError", statusFields)
+{
   /** @since 0.1.0 */
   static readonly of = statusOf((error) => new InternalServerError(error), 500, "Internal Server Error")
 }
@@ -103,7 +131,7 @@ export class InternalServerError extends Schema.TaggedError<InternalServerError>
  * @since 0.1.0
  * @category errors
  */
-export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", fields) {
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", statusFields) {
   /** @since 0.1.0 */
   static readonly of = statusOf((error) => new ServiceUnavailable(error), 503, "Service Unavailable")
 }
@@ -115,7 +143,7 @@ export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()
  * @since 0.1.0
  * @category errors
  */
-export class ServiceNotFound extends Schema.TaggedError<ServiceNotFound>()("ServiceNotFound", fields) {
+export class ServiceNotFound extends Schema.TaggedError<ServiceNotFound>()("ServiceNotFound", statusFields) {
   /** @since 0.1.0 */
   static readonly of = statusOf((error) => new ServiceNotFound(error), 404, "Service Not Found", "effect-micro.client")
 }
@@ -124,7 +152,7 @@ export class ServiceNotFound extends Schema.TaggedError<ServiceNotFound>()("Serv
  * @since 0.1.0
  * @category errors
  */
-export class NoAvailableNodes extends Schema.TaggedError<NoAvailableNodes>()("NoAvailableNodes", fields) {
+export class NoAvailableNodes extends Schema.TaggedError<NoAvailableNodes>()("NoAvailableNodes", statusFields) {
   /** @since 0.1.0 */
   static readonly of = statusOf(
     (error) => new NoAvailableNodes(error),
@@ -141,7 +169,9 @@ export class NoAvailableNodes extends Schema.TaggedError<NoAvailableNodes>()("No
  * @since 0.1.0
  * @category errors
  */
-export class RetryBudgetExhausted extends Schema.TaggedError<RetryBudgetExhausted>()("RetryBudgetExhausted", fields) {
+export class RetryBudgetExhausted
+  extends Schema.TaggedError<RetryBudgetExhausted>()("RetryBudgetExhausted", statusFields)
+{
   /** @since 0.1.0 */
   static readonly of = statusOf(
     (error) => new RetryBudgetExhausted(error),
@@ -152,11 +182,20 @@ export class RetryBudgetExhausted extends Schema.TaggedError<RetryBudgetExhauste
 }
 
 /**
- * Why a transport failed. `refused` and `dial` prove the request never reached the peer.
+ * Why a transport failed. `refused` and `dial` prove the request never reached the peer; `listen` is a
+ * server that could not listen (the address is in use or not local), never a call's failure.
  * @since 0.1.0
  * @category models
  */
-export const TransportReason = Schema.Literal("dial", "refused", "reset", "closed", "protocol", "frame-too-large")
+export const TransportReason = Schema.Literal(
+  "dial",
+  "refused",
+  "reset",
+  "closed",
+  "protocol",
+  "frame-too-large",
+  "listen"
+)
 /** @since 0.1.0 */
 export type TransportReason = typeof TransportReason.Type
 
@@ -170,7 +209,8 @@ export class TransportError extends Schema.TaggedError<TransportError>()("Transp
   reason: TransportReason,
   address: Schema.String,
   /** true when the request provably never reached the peer (safe to retry any endpoint). */
-  notDelivered: Schema.Boolean
+  notDelivered: Schema.Boolean,
+  ...target
 }) {
   /** @since 0.1.0 */
   static of(
@@ -197,7 +237,8 @@ export class TransportError extends Schema.TaggedError<TransportError>()("Transp
  */
 export class CodecError extends Schema.TaggedError<CodecError>()("CodecError", {
   ...fields,
-  contentType: Schema.String
+  contentType: Schema.String,
+  ...target
 }) {
   /** @since 0.1.0 */
   static of(contentType: string, detail: string): CodecError {
@@ -209,9 +250,25 @@ export class CodecError extends Schema.TaggedError<CodecError>()("CodecError", {
  * @since 0.1.0
  * @category errors
  */
-export class StreamClosed extends Schema.TaggedError<StreamClosed>()("StreamClosed", fields) {
+export class StreamClosed extends Schema.TaggedError<StreamClosed>()("StreamClosed", statusFields) {
   /** @since 0.1.0 */
   static readonly of = statusOf((error) => new StreamClosed(error), 499, "Stream Closed")
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/**
+ * The message of every framework error: the detail, prefixed by the call it ended when the client filled in
+ * the target (`inventory.Get: connection refused by 127.0.0.1:37215 after 3 attempts on 1 node`).
+ */
+function describeError(this: typeof MicroError.Type): string {
+  const call = this.service === undefined
+    ? ""
+    : `${this.service}${this.endpoint === undefined ? "" : `.${this.endpoint}`}: `
+  const tried = this.attempts === undefined || this.attempts === 0
+    ? ""
+    : ` after ${plural(this.attempts, "attempt")} on ${plural(this.nodes ?? 1, "node")}`
+  return `${call}${this.detail}${tried}`
 }
 
 /**
@@ -241,6 +298,11 @@ export const MicroError = Schema.Union(
  * @category models
  */
 export type MicroError = typeof MicroError.Type
+
+// The Schema base class's message is the JSON of the fields; ours reads as a sentence (see describeError).
+for (const member of MicroError.members) {
+  Object.defineProperty(member.prototype, "message", { get: describeError, configurable: true })
+}
 
 /**
  * What a client call can fail with besides the endpoint's own errors.

@@ -189,6 +189,25 @@ export const formatIssue = (issue: ParseResult.ParseIssue): string => {
   }
 }
 
+/**
+ * What a defect was, for the caller: the error's tag or class name and its message
+ * (`UnknownSku: { "sku": "nope" }`, `TypeError: x is undefined`), never its stack. Bounded, never throws.
+ */
+export const describeDefect = (u: unknown): string => {
+  try {
+    if (u instanceof Error) {
+      const tag = (u as { readonly _tag?: unknown })._tag
+      const name = typeof tag === "string" ? tag : u.name !== "Error" ? u.name : u.constructor?.name ?? "Error"
+      // A plain `new Error(message)` says nothing more with its class name.
+      if (name === "Error") return truncateDetail(u.message)
+      return truncateDetail(u.message === "" || u.message === name ? name : `${name}: ${u.message}`)
+    }
+  } catch {
+    // A throwing getter falls through to the generic description.
+  }
+  return describeUnknown(u)
+}
+
 /** A bounded, never-throwing description of a thrown value or defect. */
 export const describeUnknown = (u: unknown): string => {
   try {

@@ -28,6 +28,7 @@ import { ServiceNotFound } from "../../Errors.js"
 import type { MdnsRegistryOptions } from "../../MdnsRegistry.js"
 import type { Event, RegisterOptions, Service } from "../../Registry.js"
 import { Registry, RegistryError } from "../../Registry.js"
+import { didYouMean } from "../common/text.js"
 import * as Records from "./mdnsRecords.js"
 import { matchesWatch, RegistryView } from "./view.js"
 
@@ -603,7 +604,7 @@ export const make = (options: MdnsRegistryOptions = {}): Effect.Effect<Registry.
             `(${description}) and waited ${now - started} ms without an answer; ` +
             `the local view knows ${known.length} service(s)${
               known.length > 0 ? `: ${[...new Set(known)].slice(0, 10).join(", ")}` : ""
-            }`
+            }${didYouMean(name, known)}`
         ))
       }))
 

@@ -8,6 +8,7 @@ import * as Stream from "effect/Stream"
 import { ServiceNotFound } from "../../Errors.js"
 import type { Event, Service } from "../../Registry.js"
 import { Registry } from "../../Registry.js"
+import { didYouMean } from "../common/text.js"
 import { expiryOf, matchesWatch, RegistryView } from "./view.js"
 
 export const makeMemory: Effect.Effect<Registry.Service, never, Scope.Scope> = Effect.gen(function*() {
@@ -31,7 +32,11 @@ export const makeMemory: Effect.Effect<Registry.Service, never, Scope.Scope> = E
         const found = view.get(name, now)
         return found.length > 0
           ? Effect.succeed(found)
-          : Effect.fail(ServiceNotFound.of(`service "${name}" is not registered (memory registry)`))
+          : Effect.fail(ServiceNotFound.of(
+            `service "${name}" is not registered (memory registry)${
+              didYouMean(name, view.list(now).map((s) => s.name))
+            }`
+          ))
       }),
     listServices: Effect.map(Clock.currentTimeMillis, (now) => view.list(now)),
     watch: (options) => Stream.fromPubSub(events).pipe(Stream.filter(matchesWatch(options)))

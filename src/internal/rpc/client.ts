@@ -27,6 +27,8 @@ import { empty as emptyMetadata, merge as mergeMetadata, outgoingRef } from "../
 import type { Node, Registry, Service } from "../../Registry.js"
 import type { Peekable } from "../registry/cached.js"
 import { peekKey } from "../registry/cached.js"
+import type { CallAttempts } from "./callTarget.js"
+import { withTarget } from "./callTarget.js"
 import type { CallHandlers, ClientConnection } from "./clientConnection.js"
 import type { ClientService } from "./clientService.js"
 import { runtimeOf } from "./clientService.js"
@@ -113,16 +115,26 @@ const toEffect = <E>(connected: Connected | Effect.Effect<Connected, E>): Effect
 
 /**
  * The nodes one logical call has tried, for the selector to avoid them on a retry or a hedge; also the call's
- * identity as a half-open trial. The Set is made only when a second attempt needs it: most calls make one.
+ * identity as a half-open trial, and what a failed call reports (`withTarget`). The Set is made only when a
+ * second attempt needs it: most calls make one.
  */
-class Attempts {
+class Attempts implements CallAttempts {
   private first: string | undefined = undefined
   private set: Set<string> | undefined = undefined
+  count = 0
+  lastAddress: string | undefined = undefined
 
-  add(id: string): void {
+  add(node: Node): void {
+    this.count++
+    this.lastAddress = node.address
+    const id = node.id
     if (this.set !== undefined) this.set.add(id)
     else if (this.first === undefined) this.first = id
     else if (id !== this.first) this.set = new Set([this.first, id])
+  }
+
+  nodes(): number {
+    return this.set !== undefined ? this.set.size : this.first === undefined ? 0 : 1
   }
 
   /** The nodes tried so far, undefined if none. */
@@ -322,7 +334,7 @@ class Caller {
     attempts: Attempts | undefined,
     trial: boolean
   ): Connected | Effect.Effect<Connected, TransportError> {
-    if (attempts !== undefined) attempts.add(node.id)
+    if (attempts !== undefined) attempts.add(node)
     const health = this.client.health
     const trialOwner =
       trial && attempts !== undefined && health.unhealthy > 0 && health.claimTrial(health.state(node.address), attempts)
@@ -372,7 +384,8 @@ class Caller {
   /**
    * Runs `attempt`; on a retryable failure, retries following the schedule. The first attempt runs
    * without any retry machinery (the common, successful case pays one `catchAll` for it); the retry loop
-   * is built only once an attempt has failed.
+   * is built only once an attempt has failed. The failure the call gives up with names the call
+   * (`withTarget`).
    *
    * Called when the call runs (inside `withResolved`), never ahead of time: the returned Effect runs once,
    * so it needs no `Effect.suspend` of its own.
@@ -383,12 +396,17 @@ class Caller {
   ): Effect.Effect<A, E> {
     const schedule = resolved.retry
     const attempts = new Attempts()
-    if (schedule === undefined) return attempt(attempts)
+    if (schedule === undefined) return Effect.catchAll(attempt(attempts), (error) => this.giveUp(error, attempts))
     this.client.budget?.deposit()
     return Effect.catchAll(attempt(attempts), (error) =>
       isRetryable(error, this.endpoint.idempotent)
         ? Effect.flatMap(Schedule.driver(schedule), (driver) => this.retry(driver, attempts, attempt)(error))
-        : Effect.fail(error))
+        : this.giveUp(error, attempts))
+  }
+
+  /** The call fails with `error`, which names the call when it is a framework error. */
+  private giveUp<E>(error: E, attempts: Attempts): Effect.Effect<never, E> {
+    return Effect.fail(withTarget(error, this.service, this.endpoint.name, attempts))
   }
 
   /**
@@ -405,13 +423,13 @@ class Caller {
     const retryFrom = (error: E): Effect.Effect<A, E> =>
       isRetryable(error, idempotent)
         ? Effect.matchEffect(driver.next(error as CallError), {
-          onFailure: () => Effect.fail(error),
+          onFailure: () => this.giveUp(error, attempts),
           onSuccess: () =>
             budget === undefined || neverReachedAServer(error) || budget.tryWithdraw()
               ? Effect.catchAll(attempt(attempts), retryFrom)
-              : Effect.fail(budgetExhausted(error) as E)
+              : this.giveUp(budgetExhausted(error) as E, attempts)
         })
-        : Effect.fail(error)
+        : this.giveUp(error, attempts)
     return retryFrom
   }
 

@@ -23,9 +23,10 @@ import { BadRequest, InternalServerError, NotFound, ServiceUnavailable, StreamCl
 import type { IncomingCall } from "../../Metadata.js"
 import { currentCallRef } from "../../Metadata.js"
 import type { Connection } from "../../Transport.js"
+import { describeDefect } from "../codec/inputLimits.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint, EndpointCodecs } from "./endpoint.js"
-import { describe, encodeFailure, encodeFramework, encodeFrameworkErrorJson, ERROR_JSON } from "./endpoint.js"
+import { encodeFailure, encodeFramework, encodeFrameworkErrorJson, ERROR_JSON } from "./endpoint.js"
 import type { OpenFrame } from "./wire.js"
 import {
   BatchWriter,
@@ -647,7 +648,7 @@ export class ServerConnection {
       this.writeFrameworkError(
         streamId,
         compiled,
-        InternalServerError.of(`handler died: ${describe(defect.value)}`, this.shared.service)
+        InternalServerError.of(`handler died: ${describeDefect(defect.value)}`, this.shared.service)
       )
       return
     }

@@ -154,7 +154,12 @@ export const make = (options?: MemoryOptions): Transport.Service => {
         Effect.suspend(() => {
           const bound = address.endsWith(":0") || address === "" ? `memory:${nextPort++}` : address
           if (listeners.has(bound)) {
-            return Effect.fail(TransportError.of("dial", bound, `address ${bound} already in use`))
+            return Effect.fail(TransportError.of(
+              "listen",
+              bound,
+              `listen on ${bound} failed: the address is in use (another server listens there): use port 0 to let the transport choose one`,
+              false
+            ))
           }
           listeners.set(bound, onConnection)
           return Effect.succeed({ address: bound })

@@ -73,8 +73,7 @@ export const listenServer = (
   const { host, port } = parseAddress(address)
   return Effect.acquireRelease(
     Effect.async<{ address: string }, TransportError>((resume) => {
-      const onError = (error: NodeJS.ErrnoException) =>
-        resume(Effect.fail(TransportError.of("dial", address, `listen on ${address} failed: ${error.message}`)))
+      const onError = (error: NodeJS.ErrnoException) => resume(Effect.fail(listenError(address, error)))
       server.once("error", onError)
       server.listen(port, host, () => {
         server.off("error", onError)
@@ -84,6 +83,18 @@ export const listenServer = (
     }),
     () => Effect.sync(() => server.close())
   )
+}
+
+/** Why a server could not listen, with what to do about it. */
+export const listenError = (address: string, error: NodeJS.ErrnoException): TransportError => {
+  const hint = error.code === "EADDRINUSE"
+    ? "the address is in use (another server listens there): stop it, pick another port, or use port 0 to let the OS choose one"
+    : error.code === "EADDRNOTAVAIL"
+    ? "the host is not an address of this machine: use one of its interfaces, 127.0.0.1 or 0.0.0.0"
+    : error.code === "EACCES"
+    ? "permission denied (ports below 1024 need privileges): use a higher port or port 0"
+    : error.message
+  return TransportError.of("listen", address, `listen on ${address} failed: ${hint}`, false)
 }
 
 export const dialError = (address: string, error: NodeJS.ErrnoException): TransportError =>

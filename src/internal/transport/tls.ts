@@ -50,7 +50,7 @@ export const make = (options: TlsOptions): Transport.Service => {
     listen: (address, onConnection) => {
       if (!hasCertificate) {
         return Effect.fail(
-          TransportError.of("dial", address, `listen on ${address} failed: a TLS server needs cert and key`)
+          TransportError.of("listen", address, `listen on ${address} failed: a TLS server needs cert and key`, false)
         )
       }
       // Only authorized clients get here: node:tls refuses the others during the handshake.

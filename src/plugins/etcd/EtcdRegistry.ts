@@ -24,7 +24,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type IOptions, type Lease } from "etcd3"
 import { ServiceNotFound } from "../../Errors.js"
-import { errorMessage } from "../../internal/common/text.js"
+import { didYouMean, errorMessage } from "../../internal/common/text.js"
 import { matchesWatch, RegistryView } from "../../internal/registry/view.js"
 import type { Event, Service } from "../../Registry.js"
 import { Registry, RegistryError } from "../../Registry.js"
@@ -247,11 +247,18 @@ export const make = (options: EtcdRegistryOptions): Effect.Effect<Registry.Servi
       read(`${prefix}${segment(name)}/`).pipe(
         Effect.flatMap(({ services }) => {
           const found = group(services.filter((s) => s.name === name && s.nodes.length > 0))
-          return found.length > 0
-            ? Effect.succeed(found)
-            : Effect.fail(
-              ServiceNotFound.of(`service "${name}" is not registered in etcd (${where}, prefix ${prefix})`)
-            )
+          if (found.length > 0) return Effect.succeed(found)
+          const notFound = (known: ReadonlyArray<string>) =>
+            Effect.fail(ServiceNotFound.of(
+              `service "${name}" is not registered in etcd (${where}, prefix ${prefix})${didYouMean(name, known)}`
+            ))
+          // The names etcd does know, for a suggestion; a failed listing only loses the suggestion.
+          return read(prefix).pipe(
+            Effect.matchEffect({
+              onFailure: () => notFound([]),
+              onSuccess: ({ services: all }) => notFound(all.map((s) => s.name))
+            })
+          )
         })
       )
 
