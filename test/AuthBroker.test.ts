@@ -20,7 +20,7 @@ import * as HttpBroker from "../src/HttpBroker.js"
 import * as Registry from "../src/Registry.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topic from "../src/Topic.js"
-import { eventually } from "./support/brokerContract.js"
+import { eventually } from "./support/eventually.js"
 
 const orders = { id: "orders", secret: "orders-secret" }
 const alice = { id: "alice", secret: "alice-secret" }
