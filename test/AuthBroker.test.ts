@@ -22,7 +22,7 @@ import * as Registry from "../src/Registry.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topic from "../src/Topic.js"
-import { eventually } from "./support/brokerContract.js"
+import { eventually } from "./support/eventually.js"
 
 const orders = { id: "orders", secret: "orders-secret" }
 const alice = { id: "alice", secret: "alice-secret" }

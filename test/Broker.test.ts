@@ -7,7 +7,8 @@ import * as TestClock from "effect/TestClock"
 import * as Broker from "../src/Broker.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topic from "../src/Topic.js"
-import { brokerContract, eventually, localSubscriber } from "./support/brokerContract.js"
+import { brokerContract, localSubscriber } from "./support/brokerContract.js"
+import { eventually } from "./support/eventually.js"
 
 brokerContract({
   name: "memory",

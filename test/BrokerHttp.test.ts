@@ -16,7 +16,8 @@ import * as Broker from "../src/Broker.js"
 import * as CachedRegistry from "../src/CachedRegistry.js"
 import * as HttpBroker from "../src/HttpBroker.js"
 import * as Registry from "../src/Registry.js"
-import { brokerContract, eventually, localSubscriber } from "./support/brokerContract.js"
+import { brokerContract, localSubscriber } from "./support/brokerContract.js"
+import { eventually } from "./support/eventually.js"
 import { connect, postHead, statusOf } from "./support/rawHttp.js"
 
 const nodesOf = (topic: string) =>

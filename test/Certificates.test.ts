@@ -6,28 +6,47 @@ import type { AddressInfo } from "node:net"
 import * as tls from "node:tls"
 import * as Certificates from "../src/Certificates.js"
 
+interface Server {
+  readonly port: number
+  readonly accepted: Array<string>
+  readonly rejected: Array<string>
+  /** Resolves when the server has accepted or rejected its first client. */
+  readonly firstDecision: Promise<void>
+  readonly server: tls.Server
+}
+
 /** A TLS server on 127.0.0.1:0 that replies with the identity of each authenticated client and hangs up. */
 const server = (issued: Certificates.Issued) =>
   Effect.acquireRelease(
-    Effect.async<{ port: number; accepted: Array<string>; rejected: Array<string>; server: tls.Server }>((resume) => {
+    Effect.async<Server>((resume) => {
       const accepted: Array<string> = []
       const rejected: Array<string> = []
+      let decided: () => void = () => {}
+      const firstDecision = new Promise<void>((resolve) => (decided = resolve))
       const srv = tls.createServer(Certificates.tlsServerOptions(issued), (socket) => {
         const identity = Certificates.peerIdentity(socket) ?? "none"
         accepted.push(identity)
+        decided()
         socket.end(`identity=${identity}`)
       })
       // Node destroys a connection whose client certificate fails verification right after the handshake
       // ("socket hang up" here); a missing certificate is refused by OpenSSL during the handshake.
-      srv.on("tlsClientError", (error) => rejected.push(error.message))
+      srv.on("tlsClientError", (error) => {
+        rejected.push(error.message)
+        decided()
+      })
       srv.listen(0, "127.0.0.1", () =>
-        resume(Effect.succeed({ port: (srv.address() as AddressInfo).port, accepted, rejected, server: srv })))
+        resume(Effect.succeed({
+          port: (srv.address() as AddressInfo).port,
+          accepted,
+          rejected,
+          firstDecision,
+          server: srv
+        })))
     }),
     ({ server }) =>
       Effect.async<void>((resume) => {
-        server.close(() =>
-          resume(Effect.void)
-        )
+        server.close(() => resume(Effect.void))
       })
   )
 
@@ -53,8 +72,11 @@ const connect = (port: number, options: tls.ConnectionOptions) =>
     )
   }).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("timeout") }))
 
-// Server-side events may trail the client seeing the close by a tick.
-const waitForServer = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+// Server-side events may trail the client seeing the close: wait for the server's own verdict (bounded).
+const waitForServer = (srv: Server) =>
+  Effect.promise(() => srv.firstDecision).pipe(
+    Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the server never decided") })
+  )
 
 describe("Certificates", () => {
   // Issuing runs openssl a few times; share one CA and the certificates across tests.
@@ -116,7 +138,7 @@ describe("Certificates", () => {
         connect(srv.port, { ...Certificates.tlsClientOptions(foreign), ca: [serverCert.caPem] })
       )
       expect(Either.isLeft(result)).toBe(true)
-      yield* waitForServer
+      yield* waitForServer(srv)
       expect(srv.accepted).toEqual([])
       expect(srv.rejected.length).toBe(1)
     }), 60_000)
@@ -131,7 +153,7 @@ describe("Certificates", () => {
         connect(srv.port, { key: lone.keyPem, cert: lone.certPem, ca: [serverCert.caPem] })
       )
       expect(Either.isLeft(result)).toBe(true)
-      yield* waitForServer
+      yield* waitForServer(srv)
       expect(srv.accepted).toEqual([])
       expect(srv.rejected.length).toBe(1)
     }), 60_000)
@@ -142,7 +164,7 @@ describe("Certificates", () => {
       const srv = yield* server(serverCert)
       const result = yield* Effect.either(connect(srv.port, { ca: [serverCert.caPem] }))
       expect(Either.isLeft(result)).toBe(true)
-      yield* waitForServer
+      yield* waitForServer(srv)
       expect(srv.accepted).toEqual([])
       expect(srv.rejected.join()).toMatch(/did not return a certificate/)
     }), 60_000)

@@ -1,15 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
-import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { execFileSync } from "node:child_process"
 import * as CachedRegistry from "../../src/CachedRegistry.js"
 import * as EtcdRegistry from "../../src/plugins/etcd/EtcdRegistry.js"
 import { engine, type RunningEngine, startEngine } from "../support/engines.js"
-import { makeService, registryContract, uniqueName } from "../support/registryContract.js"
+import { eventually } from "../support/eventually.js"
+import { liveWatch, makeService, registryContract, uniqueName } from "../support/registryContract.js"
 
 let etcd: RunningEngine
 beforeAll(() => {
@@ -55,16 +56,17 @@ describe("EtcdRegistry", () => {
       const reader = yield* make()
       const name = uniqueName("renew")
       const service = makeService(name, [{ id: `${name}-1`, port: 4001 }])
+      const events = yield* liveWatch(reader, writer, name)
       yield* writer.register(service, { ttl: "2 seconds" })
-      const events = yield* reader.watch({ service: name }).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
-      yield* Effect.sleep("300 millis")
+      yield* eventually(Ref.get(events), Chunk.some((e) => e.type === "create"), "4 seconds")
+      yield* Ref.set(events, Chunk.empty())
       for (let i = 0; i < 4; i++) {
         yield* Effect.sleep("800 millis")
         yield* writer.register(service, { ttl: "2 seconds" })
       }
       // 3.2 s > TTL: still there thanks to the renewals, and nothing changed for watchers
       expect((yield* reader.getService(name))[0]!.nodes).toHaveLength(1)
-      expect(Option.isNone(yield* Fiber.poll(events))).toBe(true)
+      expect(Chunk.toReadonlyArray(yield* Ref.get(events))).toEqual([])
     }))
 
   it.scopedLive("closing the scope revokes the leases: watchers see the delete at once", () =>
@@ -74,15 +76,10 @@ describe("EtcdRegistry", () => {
       const writer = yield* make().pipe(Scope.extend(scope))
       const name = uniqueName("revoke")
       yield* writer.register(makeService(name, [{ id: `${name}-1`, port: 4001 }]), { ttl: "60 seconds" })
-      const deleted = yield* reader.watch({ service: name }).pipe(
-        Stream.filter((e) => e.type === "delete"),
-        Stream.runHead,
-        Effect.fork
-      )
-      yield* Effect.sleep("300 millis")
+      const events = yield* liveWatch(reader, writer, name)
       yield* Scope.close(scope, Exit.void)
-      yield* Fiber.join(deleted).pipe(
-        Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error("no delete") })
+      yield* eventually(Ref.get(events), Chunk.some((e) => e.type === "delete"), "2 seconds").pipe(
+        Effect.mapError(() => new Error("no delete"))
       )
       expect((yield* Effect.flip(reader.getService(name)))._tag).toBe("ServiceNotFound")
     }))

@@ -13,6 +13,7 @@ import * as path from "node:path"
 import * as RedisStore from "../../src/plugins/redis/RedisStore.js"
 import * as Store from "../../src/Store.js"
 import { engine, type RunningEngine, startEngine } from "../support/engines.js"
+import { eventually } from "../support/eventually.js"
 import { engineRestartScenario, failureReason, storeContract } from "../support/storeContract.js"
 
 let redis: RunningEngine
@@ -142,7 +143,10 @@ describe("RedisStore specifics", () => {
           ttl: i % 2 === 0 ? "150 millis" : undefined
         })
       }
-      yield* Effect.sleep("400 millis")
+      // Wait until Redis itself has expired every TTL'd record (the index still lists them: nothing read it yet).
+      const expiring = Array.from({ length: 150 }, (_, i) => `cleanup:micro:micro:r:k${String(2 * i).padStart(3, "0")}`)
+      yield* eventually(Effect.promise(() => client.exists(...expiring)), (n) => n === 0, "5 seconds")
+      expect(yield* Effect.promise(() => client.zcard("cleanup:micro:micro:i"))).toBe(300)
       // More than one index batch (256): paging must continue past the expired members.
       const keys = yield* store.list({ offset: 100, limit: 20 })
       expect(keys).toEqual(Array.from({ length: 20 }, (_, i) => `k${String(201 + 2 * i).padStart(3, "0")}`))

@@ -12,7 +12,7 @@ import * as CachedRegistry from "../../src/CachedRegistry.js"
 import * as HttpBroker from "../../src/HttpBroker.js"
 import * as MdnsRegistry from "../../src/MdnsRegistry.js"
 import * as Registry from "../../src/Registry.js"
-import { eventually } from "../support/brokerContract.js"
+import { eventually } from "../support/eventually.js"
 import { spawnFixture } from "../support/processes.js"
 import { connect, dribble, postHead, statusOf } from "../support/rawHttp.js"
 

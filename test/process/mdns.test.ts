@@ -3,13 +3,14 @@
  * resolves it by name. SIGKILL → it disappears within its TTL; SIGTERM → goodbye, it disappears at once.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
-import * as Stream from "effect/Stream"
+import * as Ref from "effect/Ref"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
 import * as MdnsRegistry from "../../src/MdnsRegistry.js"
-import { uniqueName } from "../support/registryContract.js"
+import { eventually } from "../support/eventually.js"
+import { liveWatch, uniqueName } from "../support/registryContract.js"
 
 const port = 20000 + Math.floor(Math.random() * 20000)
 const options: MdnsRegistry.MdnsRegistryOptions = {
@@ -69,17 +70,13 @@ describe("mdns across processes", () => {
         yield* Effect.sleep(ttl + 500)
         expect((yield* registry.getService(name))[0]!.nodes).toHaveLength(1)
 
-        const deleted = yield* registry.watch({ service: name }).pipe(
-          Stream.filter((e) => e.type === "delete"),
-          Stream.runHead,
-          Effect.fork
-        )
-        yield* Effect.sleep("100 millis")
+        // A second registry in this process registers the probes that show the watch is live.
+        const events = yield* liveWatch(registry, yield* MdnsRegistry.make(options), name)
         const killedAt = Date.now()
         proc.kill("SIGKILL")
         yield* exited(proc)
-        yield* Fiber.join(deleted).pipe(
-          Effect.timeoutFail({ duration: ttl + 1500, onTimeout: () => new Error("not expired") })
+        yield* eventually(Ref.get(events), Chunk.some((e) => e.type === "delete"), ttl + 1500).pipe(
+          Effect.mapError(() => new Error("not expired"))
         )
         const after = Date.now() - killedAt
         expect(after).toBeLessThanOrEqual(ttl + 1500)
@@ -94,16 +91,11 @@ describe("mdns across processes", () => {
       const name = uniqueName("graceful")
       const proc = yield* child(name, 60_000, 4556)
       yield* registry.getService(name)
-      const deleted = yield* registry.watch({ service: name }).pipe(
-        Stream.filter((e) => e.type === "delete"),
-        Stream.runHead,
-        Effect.fork
-      )
-      yield* Effect.sleep("100 millis")
+      const events = yield* liveWatch(registry, yield* MdnsRegistry.make(options), name)
       const stoppedAt = Date.now()
       proc.kill("SIGTERM")
-      yield* Fiber.join(deleted).pipe(
-        Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("no goodbye") })
+      yield* eventually(Ref.get(events), Chunk.some((e) => e.type === "delete"), "3 seconds").pipe(
+        Effect.mapError(() => new Error("no goodbye"))
       )
       expect(Date.now() - stoppedAt).toBeLessThan(3000)
       yield* exited(proc).pipe(Effect.timeout("5 seconds"))

@@ -9,6 +9,7 @@ import * as Stream from "effect/Stream"
 import { Client, Codec, Registry, Selector, Transport } from "../../src/index.js"
 import { runtimeOf } from "../../src/internal/rpc/clientService.js"
 import { Testing, UnknownName } from "../support/contract.js"
+import { eventually } from "../support/eventually.js"
 import { spawnFixture } from "../support/processes.js"
 
 const fixture = "test/process/fixtures/rpcServer.ts"
@@ -157,7 +158,9 @@ describe("cross-process RPC over TCP", () => {
           frozen.process.kill("SIGSTOP") // no FIN, no RST: the connection stays open and silent
           const nodes: Array<string> = []
           for (let i = 0; i < 10; i++) nodes.push((yield* testing.Echo({ text: `m${i}` })).node)
-          yield* Effect.sleep("2500 millis")
+          // The PING goes unanswered and the connection is dropped: wait for exactly that, as long as before (2.5 s).
+          yield* eventually(Effect.sync(() => client.pool.peek(frozen.ready)), (p) => p === undefined, "2500 millis")
+            .pipe(Effect.ignore) // still pooled then: the expectation below says so
           return { nodes, pooled: client.pool.peek(frozen.ready) }
         }).pipe(Effect.provide(clientLayer([frozen.ready, alive.ready], Selector.layerRoundRobin())))
         frozen.process.kill("SIGCONT")

@@ -4,7 +4,6 @@
  * subscriber (in this process or another) and how long discovery takes.
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
@@ -14,6 +13,7 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Broker from "../../src/Broker.js"
 import * as Topic from "../../src/Topic.js"
+import { eventually } from "./eventually.js"
 
 /** A received message as a subscriber recorded it (body as UTF-8 text). */
 export interface Received {
@@ -59,25 +59,6 @@ const text = (value: string): Uint8Array => new TextEncoder().encode(value)
 let counter = 0
 const uniqueTopic = (label: string): string =>
   `contract.${label}.${process.pid}.${Date.now().toString(36)}${(counter++).toString(36)}`
-
-/** Polls (live clock) until `predicate` holds for the value, or fails after `timeout`. */
-export const eventually = <A, E, R>(
-  effect: Effect.Effect<A, E, R>,
-  predicate: (a: A) => boolean,
-  timeout: Duration.DurationInput = "10 seconds"
-): Effect.Effect<A, E | Error, R> =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + Duration.toMillis(Duration.decode(timeout))
-    let last: A = yield* effect
-    while (!predicate(last)) {
-      if (Date.now() > deadline) {
-        return yield* Effect.fail(new Error(`condition not met in time; last: ${JSON.stringify(last)}`))
-      }
-      yield* Effect.sleep("20 millis")
-      last = yield* effect
-    }
-    return last
-  })
 
 /** An in-process subscriber on the Broker in context (memory, or a second connection for others). */
 export const localSubscriber = (

@@ -6,7 +6,8 @@
  * separate instances (separate sockets / clients), so the suite exercises the network path.
  *
  * Time: with `clock: "test"` the suite moves `TestClock`; with `clock: "live"` it sleeps for real,
- * always bounded (`settle` is the longest it waits for anything to propagate).
+ * always bounded (`settle` is the longest it waits for anything to propagate). A watch is taken as live once
+ * it reports a probe change (`liveWatch`), never after a fixed delay.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
@@ -33,8 +34,6 @@ export interface RegistryHarness {
   readonly ttl: Duration.DurationInput
   /** Longest wait for a change to become visible to the reader (live only). Default 3 s. */
   readonly settle?: Duration.DurationInput | undefined
-  /** How long a freshly started watch needs before it sees changes (live only). Default 300 ms. */
-  readonly watchWarmup?: Duration.DurationInput | undefined
 }
 
 let counter = 0
@@ -54,6 +53,61 @@ export const makeService = (
   endpoints: [{ name: "Greeter.Hello", metadata: { stream: "false" } }],
   nodes: nodes.map((n) => ({ id: n.id, address: `127.0.0.1:${n.port}`, metadata: n.metadata ?? { zone: "a" } }))
 })
+
+/** The version probe nodes are registered under: a (name, version) of their own, so watched versions see no event. */
+const probeVersion = "0.0.0-probe"
+
+/**
+ * Starts a watch on `service` that collects its events into a Ref, and returns once the watch is live.
+ *
+ * A watch says nothing when it is established, so the signal is the watch itself reporting a change: `writer`
+ * registers probe nodes of `service` (a new node each attempt, under a version of their own) until one shows
+ * up, then removes them and waits for the delete. The collected events are cleared before returning, so they
+ * hold only what happens after. `pause` lets time pass between attempts (a real sleep, or TestClock).
+ */
+export const liveWatch = (
+  reader: Registry.Service,
+  writer: Registry.Service,
+  service: string,
+  options: { readonly within?: Duration.DurationInput; readonly pause?: Effect.Effect<void> } = {}
+): Effect.Effect<Ref.Ref<Chunk.Chunk<Event>>, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const events = yield* Ref.make(Chunk.empty<Event>())
+    yield* reader.watch({ service }).pipe(
+      Stream.runForEach((event) => Ref.update(events, Chunk.append(event))),
+      Effect.forkScoped
+    )
+    const pause = options.pause ?? Effect.sleep("50 millis")
+    const attempts = Math.max(1, Math.ceil(Duration.toMillis(Duration.decode(options.within ?? "5 seconds")) / 50))
+    const probes: Array<{ id: string; port: number }> = []
+    const sawProbe = (type?: Event["type"]) =>
+      Effect.map(
+        Ref.get(events),
+        Chunk.some((event) => event.service.version === probeVersion && (type === undefined || event.type === type))
+      )
+    const until = (what: string, attempt: Effect.Effect<void, unknown>, seen: Effect.Effect<boolean>) =>
+      Effect.gen(function*() {
+        for (let i = 1;; i++) {
+          yield* attempt
+          if (yield* seen) return
+          if (i >= attempts) return yield* Effect.fail(new Error(`watch on ${service}: ${what} not seen in time`))
+          yield* pause
+        }
+      })
+    yield* until(
+      "a probe registration",
+      Effect.suspend(() => {
+        const probe = { id: `${service}-probe-${probes.length}`, port: 4999 }
+        probes.push(probe)
+        return writer.register(makeService(service, [probe], probeVersion), { ttl: "1 minute" })
+      }),
+      sawProbe()
+    )
+    yield* writer.deregister(makeService(service, probes, probeVersion))
+    yield* until("the probe's removal", Effect.void, sawProbe("delete"))
+    yield* Ref.set(events, Chunk.empty())
+    return events
+  })
 
 const nodeIds = (services: ReadonlyArray<Service>) => services.flatMap((s) => s.nodes.map((n) => n.id)).sort()
 
@@ -81,18 +135,9 @@ export const registryContract = (label: string, harness: RegistryHarness): void 
 
   const expectThat = (condition: boolean, message: string) => condition ? Effect.void : Effect.fail(new Error(message))
 
-  /** Starts a watch collecting into a Ref, and waits until it is live. */
-  const collect = (registry: Registry.Service, service: string) =>
-    Effect.gen(function*() {
-      const events = yield* Ref.make(Chunk.empty<Event>())
-      yield* registry.watch({ service }).pipe(
-        Stream.runForEach((event) => Ref.update(events, Chunk.append(event))),
-        Effect.forkScoped
-      )
-      if (live) yield* Effect.sleep(harness.watchWarmup ?? "300 millis")
-      else for (let i = 0; i < 10; i++) yield* Effect.yieldNow()
-      return events
-    })
+  /** Starts a watch collecting into a Ref, and waits until it is live (it reported a probe change). */
+  const collect = (reader: Registry.Service, writer: Registry.Service, service: string) =>
+    liveWatch(reader, writer, service, { within: settle, pause: advance(step) })
 
   const test = live ? it.scopedLive : it.scoped
   const timeout = live ? Math.max(20_000, ttlMillis * 4 + settle * 4) : 10_000
@@ -182,7 +227,7 @@ export const registryContract = (label: string, harness: RegistryHarness): void 
         const { reader, writer } = yield* harness.make
         const name = uniqueName("watched")
         const other = uniqueName("other")
-        const events = yield* collect(reader, name)
+        const events = yield* collect(reader, writer, name)
         const a = makeService(name, [{ id: `${name}-a`, port: 4001 }])
         const b = makeService(name, [{ id: `${name}-b`, port: 4002 }])
         yield* writer.register(a, { ttl: "1 minute" })
@@ -222,7 +267,7 @@ export const registryContract = (label: string, harness: RegistryHarness): void 
         const name = uniqueName("ttl")
         const kept = makeService(name, [{ id: `${name}-kept`, port: 4001 }])
         const dropped = makeService(name, [{ id: `${name}-dropped`, port: 4002 }])
-        const events = yield* collect(reader, name)
+        const events = yield* collect(reader, writer, name)
         yield* writer.register(kept, { ttl: harness.ttl })
         yield* writer.register(dropped, { ttl: harness.ttl })
         yield* eventually(

@@ -19,6 +19,7 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Codec from "../../src/Codec.js"
 import * as Store from "../../src/Store.js"
+import { eventually } from "./eventually.js"
 
 export interface StoreContractOptions {
   readonly name: string
@@ -54,10 +55,14 @@ export const failureReason = <A>(effect: Effect.Effect<A, Store.StoreError>) =>
 export const storeContract = (options: StoreContractOptions): void => {
   const { make } = options
   const ttl = options.clock === "test" ? Duration.seconds(10) : Duration.millis(300)
-  /** Moves time past `ttl`: TestClock, or a real (bounded) sleep for engines with their own clock. */
-  const passTtl = options.clock === "test"
-    ? TestClock.adjust(Duration.sum(ttl, Duration.seconds(1)))
-    : Effect.sleep(Duration.sum(ttl, Duration.millis(400)))
+  /**
+   * Lets `ttl` pass: TestClock moves past it; engines with their own clock are polled (bounded) until the
+   * namespace lists exactly `left`, the keys that outlive it.
+   */
+  const passTtl = (store: Store.Store["Type"], ns: Store.NamespaceOptions, left: ReadonlyArray<string>) =>
+    options.clock === "test"
+      ? TestClock.adjust(Duration.sum(ttl, Duration.seconds(1)))
+      : eventually(store.list(ns), (keys) => keys.join() === left.join(), Duration.sum(ttl, Duration.seconds(5)))
   const timed = options.clock === "test" ? it.scoped : it.scopedLive
 
   /** A store and a fresh namespace in it. */
@@ -212,7 +217,7 @@ export const storeContract = (options: StoreContractOptions): void => {
         expect((yield* store.read("k/forever", ns))[0]!.expiry).toBeUndefined()
         expect(yield* store.list(ns)).toHaveLength(5)
 
-        yield* passTtl
+        yield* passTtl(store, ns, ["k/cleared", "k/forever"])
         expect(yield* failureReason(store.read("k/short", ns))).toBe("NotFound")
         expect(yield* failureReason(store.read("k/by-record", ns))).toBe("NotFound")
         expect(yield* failureReason(store.read("k/option-wins", ns))).toBe("NotFound")
@@ -475,8 +480,12 @@ export const storeContract = (options: StoreContractOptions): void => {
             Effect.repeat({ until: (size) => size > 0 }),
             Effect.timeout("5 seconds")
           )
-          yield* Effect.sleep("100 millis")
-          yield* Queue.takeAll(changes)
+          // Changes arrive in order: once a marker written after the last probe is taken, no probe is left.
+          yield* store.write({ key: "w/ready", value: bytes(0) }, ns)
+          yield* Queue.take(changes).pipe(
+            Effect.repeat({ until: (change) => change.key === "w/ready" }),
+            Effect.timeout("5 seconds")
+          )
 
           yield* store.write({ key: "w/a", value: bytes(1) }, ns)
           yield* store.write({ key: "other", value: bytes(1) }, ns) // outside the prefix
@@ -503,8 +512,19 @@ export const storeContract = (options: StoreContractOptions): void => {
         Effect.gen(function*() {
           const store = yield* make()
           const ns = { database: "contract", table: freshTable() }
-          const fiber = yield* store.watch(ns).pipe(Stream.runDrain, Effect.fork)
-          yield* Effect.sleep("100 millis")
+          const changes = yield* Queue.unbounded<Store.Change>()
+          const fiber = yield* store.watch(ns).pipe(
+            Stream.runForEach((change) => Queue.offer(changes, change)),
+            Effect.fork
+          )
+          // Interrupt a subscription that is established: write a probe until the watch reports it.
+          yield* store.write({ key: "probe", value: bytes(0) }, ns).pipe(
+            Effect.zipRight(Effect.sleep("50 millis")),
+            Effect.zipRight(Queue.size(changes)),
+            Effect.repeat({ until: (size) => size > 0 }),
+            Effect.timeout("5 seconds")
+          )
+          yield* store.delete("probe", ns)
           yield* Fiber.interrupt(fiber)
           // Still usable afterwards.
           yield* store.write({ key: "after", value: bytes(1) }, ns)
