@@ -11,6 +11,8 @@ npm run lint
 if [ "$#" -eq 0 ]; then
   # Every TypeScript block of README.md and docs/ against the sources.
   npx tsx scripts/check-docs.ts
+  # docs/options.md (the options reference, generated from the doc comments) must match the sources.
+  npx tsx scripts/options-reference.ts --check
   # The API reference (api/) from the doc comments; docgen also typechecks their @examples. It is committed,
   # so a stale copy fails here.
   npm run docs

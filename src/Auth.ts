@@ -113,9 +113,11 @@ export interface Token extends Schema.Schema.Type<typeof Token> {}
  * @category models
  */
 export interface GenerateOptions {
+  /** Scopes of the account (`Account.scopes`), what rules grant on. Default: none. */
   readonly scopes?: ReadonlyArray<string> | undefined
+  /** Free-form metadata of the account (`Account.metadata`). Default: none. */
   readonly metadata?: Readonly<Record<string, string>> | undefined
-  /** Default: "user". */
+  /** Kind of account: `"user"` or `"service"`. Default: "user". */
   readonly type?: AccountType | undefined
   /** The secret to log in with; default: 256 random bits (base64url). */
   readonly secret?: string | undefined
@@ -136,7 +138,10 @@ export interface Generated {
  * @category models
  */
 export interface TokenOptions {
-  /** Lifetime of the access token: the layer's `accessTokenExpiry` (the default) or shorter (longer is capped). */
+  /**
+   * Lifetime of the access token: at most the layer's `accessTokenExpiry` (longer is capped). Default: the
+   * layer's `accessTokenExpiry`.
+   */
   readonly expiry?: Duration.DurationInput | undefined
 }
 
@@ -264,15 +269,15 @@ export declare namespace Auth {
 export interface JwtOptions {
   /** The active signing key. Its public half is always part of the verification set. */
   readonly signingKey: SigningKey
-  /** Further keys tokens may be signed with (previous signing keys during a rotation). */
+  /** Further keys tokens may be signed with (previous signing keys during a rotation). Default: none. */
   readonly publicKeys?: ReadonlyArray<PublicKey> | undefined
   /** `iss` of the tokens (and `Account.issuer`). Default: "effect-micro". */
   readonly issuer?: string | undefined
-  /** Default: 15 minutes. JWT expiry is whole seconds, rounded down. */
+  /** Lifetime of access tokens (JWT expiry is whole seconds, rounded down). Default: 15 minutes. */
   readonly accessTokenExpiry?: Duration.DurationInput | undefined
-  /** Default: 24 hours. */
+  /** Lifetime of refresh tokens. Default: 24 hours. */
   readonly refreshTokenExpiry?: Duration.DurationInput | undefined
-  /** Accounts known from start-up. */
+  /** Accounts known from start-up. Default: none. */
   readonly accounts?: ReadonlyArray<AccountSeed> | undefined
 }
 
@@ -283,7 +288,7 @@ export interface JwtOptions {
 export interface JwtVerifierOptions {
   /** Every key a valid token may be signed with, by `kid`. */
   readonly publicKeys: ReadonlyArray<PublicKey>
-  /** When set, tokens from another issuer are refused. */
+  /** When set, tokens from another issuer are refused. Default: any issuer. */
   readonly issuer?: string | undefined
   /** Slack for clock skew between issuer and verifier when checking `exp`. Default: 0. */
   readonly clockTolerance?: Duration.DurationInput | undefined
@@ -389,10 +394,11 @@ export const publicKeyOf: (signingKey: SigningKey) => PublicKey = internalJwt.pu
 export interface MemoryOptions {
   /** `Account.issuer`. Default: "effect-micro". */
   readonly issuer?: string | undefined
-  /** Default: 15 minutes. */
+  /** Lifetime of access tokens. Default: 15 minutes. */
   readonly accessTokenExpiry?: Duration.DurationInput | undefined
-  /** Default: 24 hours. */
+  /** Lifetime of refresh tokens. Default: 24 hours. */
   readonly refreshTokenExpiry?: Duration.DurationInput | undefined
+  /** Accounts known from start-up. Default: none. */
   readonly accounts?: ReadonlyArray<AccountSeed> | undefined
 }
 

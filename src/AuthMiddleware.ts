@@ -60,9 +60,9 @@ export interface ServerOptions {
  * @category models
  */
 export interface ServerLayerOptions extends ServerOptions {
-  /** Middleware outside auth (outermost first): it also sees the calls auth rejects (logging, metrics). */
+  /** Middleware outside auth (outermost first): it also sees the calls auth rejects (logging, metrics). Default: none. */
   readonly before?: ReadonlyArray<Middleware> | undefined
-  /** Middleware inside auth (outermost first): runs for authorized calls only and sees `CurrentAccount`. */
+  /** Middleware inside auth (outermost first): runs for authorized calls only and sees `CurrentAccount`. Default: none. */
   readonly then?: ReadonlyArray<Middleware> | undefined
 }
 

@@ -50,7 +50,7 @@ export interface Message {
  * @category models
  */
 export interface PublishOptions {
-  /** Headers delivered with the message (keys are lowercased). */
+  /** Headers delivered with the message (keys are lowercased). Default: none. */
   readonly headers?: Metadata | undefined
   /** Content-type of the body. Default `application/octet-stream` (typed topics: their codec's). */
   readonly contentType?: string | undefined

@@ -61,9 +61,9 @@ export interface Issued extends openssl.Issued {}
 export interface CaOptions {
   /** CN of the CA. Default: "effect-micro CA". */
   readonly name?: string | undefined
-  /** Default: 3650. */
+  /** Validity of the CA certificate, in days (1 to 36500). Default: 3650. */
   readonly days?: number | undefined
-  /** Default: "p256". */
+  /** Key algorithm: `"p256"` (ECDSA P-256) or `"ed25519"` (TLS 1.3 peers only). Default: "p256". */
   readonly keyType?: KeyType | undefined
 }
 
@@ -76,11 +76,14 @@ export interface IssueOptions {
   readonly identity: string
   /** IPs and DNS names the certificate is valid for. Default: ["127.0.0.1", "localhost"]. */
   readonly hosts?: ReadonlyArray<string> | undefined
-  /** Default: 90. */
+  /** Validity of the certificate, in days (1 to 36500). Default: 90. */
   readonly days?: number | undefined
-  /** Default: "p256". */
+  /** Key algorithm: `"p256"` (ECDSA P-256) or `"ed25519"` (TLS 1.3 peers only). Default: "p256". */
   readonly keyType?: KeyType | undefined
-  /** Default: "effect-micro" (so the SAN is `spiffe://effect-micro/<identity>`). */
+  /**
+   * SPIFFE trust domain of the identity, in the certificate's URI SAN `spiffe://<trustDomain>/<identity>`.
+   * Default: "effect-micro".
+   */
   readonly trustDomain?: string | undefined
 }
 

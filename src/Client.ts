@@ -51,15 +51,15 @@ export interface ClientOptions {
   readonly timeout?: Duration.DurationInput | undefined
   /** Retry policy for retryable failures, or false for none. Default: 3 retries, 20 ms exponential, jittered. */
   readonly retry?: Schedule.Schedule<unknown, CallError> | false | undefined
-  /** Metadata sent with the call. */
+  /** Metadata sent with the call. Default: none. */
   readonly metadata?: Metadata | undefined
-  /** Only nodes matching this version/metadata. */
+  /** Only nodes matching this version/metadata. Default: every node of the service. */
   readonly filter?: Filter | undefined
-  /** Skip discovery: call this `host:port` directly. */
+  /** Skip discovery: call this `host:port` directly. Default: none (the registry and selector pick a node). */
   readonly node?: string | undefined
   /**
    * Affinity key: with `Selector.layerHashed`, calls with the same key go to the same node while it is
-   * available (e.g. a user or tenant id, for per-node caches). Other strategies ignore it.
+   * available (e.g. a user or tenant id, for per-node caches). Other strategies ignore it. Default: none.
    */
   readonly key?: string | undefined
   /**
@@ -263,17 +263,20 @@ export const layer = (
  * @category models
  */
 export interface ClientLayerOptions extends ClientOptions {
+  /** Middleware run around every call of this runtime, outermost first. Default: none. */
   readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined
   /**
    * Largest frame sent or accepted (default 4 MiB, the server's default). A request larger than this fails
    * at once with `BadRequest`, without touching the network.
    */
   readonly maxFrameSize?: number | undefined
-  /** Outlier ejection of failing nodes (see `EjectionOptions` for the defaults); `false` turns it off. */
+  /**
+   * Outlier ejection of failing nodes (see `EjectionOptions` for the defaults); `false` turns it off. Default: on.
+   */
   readonly ejection?: EjectionOptions | false | undefined
-  /** Hung-node detection (see `HungNodeOptions` for the defaults); `false` turns it off. */
+  /** Hung-node detection (see `HungNodeOptions` for the defaults); `false` turns it off. Default: on. */
   readonly hungNodes?: HungNodeOptions | false | undefined
-  /** The retry budget (see `RetryBudgetOptions` for the defaults); `false` allows every retry. */
+  /** The retry budget (see `RetryBudgetOptions` for the defaults); `false` allows every retry. Default: on. */
   readonly retryBudget?: RetryBudgetOptions | false | undefined
 }
 

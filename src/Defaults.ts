@@ -30,9 +30,13 @@ import * as Transport from "./Transport.js"
  * @category models
  */
 export interface DefaultsOptions<RE = never, BE = never, SE = never> {
+  /** Options of the multicast-DNS registry (unused when `registry` is given). Default: its defaults. */
   readonly mdns?: MdnsRegistry.MdnsRegistryOptions | undefined
+  /** Options of the cache in front of discovery. Default: its defaults. */
   readonly cache?: CachedRegistry.CachedRegistryOptions | undefined
+  /** Options of the TCP transport. Default: its defaults. */
   readonly tcp?: Transport.TcpOptions | undefined
+  /** Options of the client runtime: call defaults and middleware. Default: its defaults. */
   readonly client?: (ClientOptions & { readonly middleware?: ReadonlyArray<ClientMiddleware> | undefined }) | undefined
   /** Replace the selector (default: least outstanding calls of two random nodes). */
   readonly selector?: Layer.Layer<Selector.Selector> | undefined
@@ -40,12 +44,14 @@ export interface DefaultsOptions<RE = never, BE = never, SE = never> {
   readonly registry?: Layer.Layer<Registry, RE> | undefined
   /**
    * HTTP broker options, or another broker layer (e.g. the NATS plugin's). The HTTP broker's endpoint
-   * only starts on the first `subscribe`, so publish-only processes pay nothing for it.
+   * only starts on the first `subscribe`, so publish-only processes pay nothing for it. Default: the HTTP
+   * broker with its defaults.
    */
   readonly broker?: HttpBroker.HttpBrokerOptions | Layer.Layer<Broker, BE, Registry> | undefined
   /**
    * Embedded store options, or another store layer (e.g. `RedisStore.layer(...)`). The embedded store opens
    * its file (default `.micro/store.db`) on first use, so processes that never use it create nothing.
+   * Default: the embedded store with its defaults.
    */
   readonly store?: Store.SqliteOptions | Layer.Layer<Store.Store, SE> | undefined
 }

@@ -127,7 +127,10 @@ export interface Source {
  * @category models
  */
 export interface GetOptions<A> {
-  /** Returned when the path is absent (a present value that fails the schema is still an error). */
+  /**
+   * Returned when the path is absent (a present value that fails the schema is still an error). Default: none
+   * (an absent path fails with `Missing`).
+   */
   readonly default?: A | undefined
 }
 
@@ -212,7 +215,7 @@ export const memoryRef: (
 export interface EnvOptions {
   /** Only variables starting with `PREFIX_` (case-insensitive), prefix stripped. Default: every variable. */
   readonly prefix?: string | undefined
-  /** Default: `process.env`, read at each (re)load. */
+  /** The environment to read. Default: `process.env`, read at each (re)load. */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined
 }
 
@@ -230,7 +233,10 @@ export const env: (options?: EnvOptions & { readonly optional?: boolean | undefi
  * @category models
  */
 export interface FileOptions extends SourceOptions {
-  /** Default: from the extension (`.json`; `.yaml`/`.yml`); other extensions are parsed as YAML (a superset of JSON). */
+  /**
+   * How the file is parsed. Default: from the extension (`.json`; `.yaml`/`.yml`); other extensions are parsed as
+   * YAML (a superset of JSON).
+   */
   readonly format?: "json" | "yaml" | undefined
   /** Hot reload. Default: true. */
   readonly watch?: boolean | undefined
@@ -251,7 +257,7 @@ export const file: (path: string, options?: FileOptions) => Source = sources.fil
  * @category models
  */
 export interface ArgvOptions extends SourceOptions {
-  /** Default: `process.argv.slice(2)`. */
+  /** The arguments to read flags from. Default: `process.argv.slice(2)`. */
   readonly args?: ReadonlyArray<string> | undefined
 }
 

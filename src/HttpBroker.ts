@@ -81,7 +81,7 @@ export interface HttpBrokerOptions {
    * 0.5), one per endpoint address. A refused, reset or timed-out connection ejects at once; publish timeouts
    * and 5xx replies are counted. Messages for an ejected endpoint fail at once with `Unreachable` (a queue
    * group tries another member; a group with too few usable members ignores ejection); half-open, one trial
-   * batch goes out. `false`: no ejection (batches in flight still steer queue-group selection).
+   * batch goes out. `false`: no ejection (batches in flight still steer queue-group selection). Default: on.
    */
   readonly ejection?: EjectionOptions | false | undefined
   /** Subscriber endpoint: connections beyond this many are dropped at once (Node's `maxConnections`). Default 10 000. */

@@ -80,7 +80,7 @@ export interface RegisterOptions {
  * @category models
  */
 export interface WatchOptions {
-  /** Only events for this service name. */
+  /** Only events for this service name. Default: every service. */
   readonly service?: string | undefined
 }
 

@@ -35,7 +35,7 @@ import type { Transport } from "./Transport.js"
 export interface ServerOptions {
   /** Service name clients resolve. */
   readonly name: string
-  /** Default "latest". */
+  /** Version registered for the service (a client's `filter.version` matches it). Default "latest". */
   readonly version?: string | undefined
   /** `host:port` to listen on. Default "0.0.0.0:0" (all interfaces, a free port). */
   readonly address?: string | undefined
@@ -43,18 +43,22 @@ export interface ServerOptions {
   readonly advertise?: string | undefined
   /** Node id. Default `<name>-<random>`. */
   readonly id?: string | undefined
+  /**
+   * Metadata registered with the service and on its node (next to `transport` and `protocol`), which a client's
+   * `filter.metadata` matches. Default: none.
+   */
   readonly metadata?: Readonly<Record<string, string>> | undefined
   /** Registration TTL. Default 90 seconds (go-micro's). */
   readonly registerTtl?: Duration.DurationInput | undefined
   /** Re-registration interval. Default 30 seconds. */
   readonly registerInterval?: Duration.DurationInput | undefined
-  /** Set false to serve without registering (e.g. behind a static registry). */
+  /** Set false to serve without registering (e.g. behind a static registry). Default true. */
   readonly register?: boolean | undefined
   /** How long shutdown waits for calls in flight. Default 10 seconds. */
   readonly drainTimeout?: Duration.DurationInput | undefined
   /** Largest frame accepted. Default 4 MiB. */
   readonly maxFrameSize?: number | undefined
-  /** Bounds on what peers can make this server hold; see `ServerLimits` for the defaults. */
+  /** Bounds on what peers can make this server hold. Default: the defaults listed on `ServerLimits`. */
   readonly limits?: ServerLimits | undefined
 }
 

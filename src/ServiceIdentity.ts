@@ -29,6 +29,7 @@ export type IdentityError = MicroError | AuthError
  * @category models
  */
 export interface ServiceIdentityOptions {
+  /** The service account's credentials (id and secret), passed to `issue` to log in. */
   readonly credentials: Credentials
   /** Where tokens come from: `Auth.token` locally, or a client of a remote auth service. */
   readonly issue: (request: TokenRequest) => Effect.Effect<Token, IdentityError>

@@ -81,7 +81,9 @@ export interface RecordInput {
  * @category models
  */
 export interface NamespaceOptions {
+  /** Database of the operation. Default: the layer's `database`. */
   readonly database?: string | undefined
+  /** Table of the operation. Default: the layer's `table`. */
   readonly table?: string | undefined
 }
 
@@ -92,7 +94,9 @@ export interface NamespaceOptions {
  * @category models
  */
 export interface PageOptions {
+  /** Most records (or keys) returned; 0 returns none. Default: all. */
   readonly limit?: number | undefined
+  /** Records (or keys) skipped after filtering. Default 0. */
   readonly offset?: number | undefined
 }
 
@@ -104,7 +108,9 @@ export interface PageOptions {
  * @category models
  */
 export interface ReadOptions extends NamespaceOptions, PageOptions {
+  /** Read every live record whose key starts with the given key. Default false: exactly that key. */
   readonly prefix?: boolean | undefined
+  /** Read every live record whose key ends with the given key. Default false: exactly that key. */
   readonly suffix?: boolean | undefined
 }
 
@@ -114,6 +120,7 @@ export interface ReadOptions extends NamespaceOptions, PageOptions {
  * @category models
  */
 export interface WriteOptions extends NamespaceOptions {
+  /** Lifetime of the record (positive); wins over the record's `expiry`. Default: its `expiry`, else none. */
   readonly ttl?: Duration.DurationInput | undefined
 }
 
@@ -130,7 +137,9 @@ export interface DeleteOptions extends NamespaceOptions {}
  * @category models
  */
 export interface ListOptions extends NamespaceOptions, PageOptions {
+  /** Only keys starting with this. Default: every key. */
   readonly prefix?: string | undefined
+  /** Only keys ending with this. Default: every key. */
   readonly suffix?: string | undefined
 }
 
@@ -140,6 +149,7 @@ export interface ListOptions extends NamespaceOptions, PageOptions {
  * @category models
  */
 export interface WatchOptions extends NamespaceOptions {
+  /** Only changes to keys starting with this. Default: every key of the namespace. */
   readonly prefix?: string | undefined
 }
 

@@ -36,10 +36,10 @@ export interface TlsOptions {
   readonly ca: string | ReadonlyArray<string>
   /**
    * This service's certificate (PEM), used as server and as client. Omitted (with `key`) only for a
-   * dial-only client without a certificate, which mTLS servers refuse; `listen` then fails.
+   * dial-only client without a certificate, which mTLS servers refuse; `listen` then fails. Default: none.
    */
   readonly cert?: string | undefined
-  /** Its private key, PEM. */
+  /** Its private key, PEM. Default: none (with `cert`). */
   readonly key?: string | undefined
   /** SPIFFE trust domain of identities. Default `Certificates.defaultTrustDomain` ("effect-micro"). */
   readonly trustDomain?: string | undefined
@@ -54,7 +54,7 @@ export interface TlsOptions {
   readonly connectTimeout?: number | undefined
   /** Server side: drop clients that have not completed the handshake after this many ms. Default 5000. */
   readonly handshakeTimeout?: number | undefined
-  /** Default "TLSv1.2". */
+  /** Lowest TLS version accepted, as server and as client. Default "TLSv1.2". */
   readonly minVersion?: tls.SecureVersion | undefined
 }
 

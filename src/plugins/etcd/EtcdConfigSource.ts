@@ -35,7 +35,10 @@ export interface EtcdSourceOptions extends SourceOptions {
   readonly prefix: string
   /** etcd endpoints (`127.0.0.1:2379` or `http://…`); ignored when `client` is given. Default: `127.0.0.1:2379`. */
   readonly hosts?: string | ReadonlyArray<string> | undefined
-  /** An existing client (not closed by the source; its own fault handling applies). */
+  /**
+   * An existing client (not closed by the source; its own fault handling applies). Default: a client of its
+   * own for `hosts`, closed with the source.
+   */
   readonly client?: Etcd3 | undefined
   /** Timeout of one read of the prefix. Default: 3 seconds. */
   readonly timeout?: Duration.DurationInput | undefined

@@ -42,9 +42,9 @@ export interface EtcdRegistryOptions {
   readonly ttl?: Duration.DurationInput | undefined
   /** Deadline of every etcd call (and of connecting). Default 5 s. */
   readonly timeout?: Duration.DurationInput | undefined
-  /** Username/password auth. */
+  /** Username/password auth. Default: none. */
   readonly auth?: { readonly username: string; readonly password: string } | undefined
-  /** Anything else for the `etcd3` client (TLS credentials, grpc options, fault handling). */
+  /** Anything else for the `etcd3` client (TLS credentials, grpc options, fault handling). Default: none. */
   readonly client?: Partial<IOptions> | undefined
 }
 

@@ -29,7 +29,10 @@ import * as internal from "./internal.js"
 export interface NatsBrokerOptions {
   /** `host:port` (or `nats://…`) of one or more servers. Default `"127.0.0.1:4222"`. */
   readonly servers?: string | ReadonlyArray<string> | undefined
-  /** Subject prefix prepended to every topic. Default none (the topic is the subject). */
+  /**
+   * Subject prefix prepended to every topic. Default none (the topic is the subject); `"micro.events."` with
+   * `jetstream`.
+   */
   readonly subjectPrefix?: string | undefined
   /** Timeout of the first connection. Default 5 s (then `BrokerError("Unavailable")`). */
   readonly connectTimeout?: Duration.DurationInput | undefined
@@ -43,10 +46,11 @@ export interface NatsBrokerOptions {
    * At-least-once delivery through JetStream instead of NATS core: publishes are persisted in a stream and
    * acknowledged by the server; subscriptions are JetStream push consumers with explicit acks (a queue group
    * is a durable consumer, so its messages survive subscriber crashes and restarts). Requires a
-   * `subjectPrefix` (default `"micro.events."` in this mode): the stream holds `<prefix>>`.
+   * `subjectPrefix` (default `"micro.events."` in this mode): the stream holds `<prefix>>`. `true` uses the
+   * `JetStreamOptions` defaults. Default false: NATS core (at most once).
    */
   readonly jetstream?: JetStreamOptions | boolean | undefined
-  /** Any other `@nats-io/transport-node` connection option (auth, TLS, name, ...). */
+  /** Any other `@nats-io/transport-node` connection option (auth, TLS, name, ...). Default: none. */
   readonly connection?: Partial<ConnectionOptions> | undefined
 }
 

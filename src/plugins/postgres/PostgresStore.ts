@@ -23,7 +23,9 @@ export interface PostgresStoreOptions extends StoreOptions {
   /**
    * How to reach Postgres (the `@effect/sql-pg` client options: url, host, port, database, username,
    * password, ssl, pool sizes ...). `connection.database` is the Postgres database; the store's own
-   * `database`/`table` namespaces are columns inside one table.
+   * `database`/`table` namespaces are columns inside one table. Default: `pg`'s defaults (the `PG*`
+   * environment variables, else localhost:5432), with `connectTimeout` 5 s and `applicationName`
+   * "effect-micro-store".
    */
   readonly connection?: PgClient.PgClientConfig | undefined
   /** How often expired rows are deleted (and `expire` changes notified). Default 1 minute. */

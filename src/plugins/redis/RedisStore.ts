@@ -24,11 +24,15 @@ import * as internal from "./internal.js"
 export interface RedisStoreOptions extends StoreOptions {
   /** `redis://[user:password@]host:port[/db]`. Default: `host`/`port`, else 127.0.0.1:6379. */
   readonly url?: string | undefined
+  /** Host of the Redis server (what `url` names wins). Default 127.0.0.1. */
   readonly host?: string | undefined
+  /** Port of the Redis server (what `url` names wins). Default 6379. */
   readonly port?: number | undefined
   /** Redis logical database number. Default 0. */
   readonly db?: number | undefined
+  /** ACL user name (what `url` names wins). Default: none (the `default` user). */
   readonly username?: string | undefined
+  /** Password (what `url` names wins). Default: none. */
   readonly password?: Redacted.Redacted | undefined
   /** Prefix of every Redis key the store uses. Default `micro:`. */
   readonly keyPrefix?: string | undefined
@@ -36,7 +40,7 @@ export interface RedisStoreOptions extends StoreOptions {
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** A command that gets no reply in this time fails with reason Unavailable. Default 10 seconds. */
   readonly commandTimeout?: Duration.DurationInput | undefined
-  /** Extra ioredis options (win over the ones above). */
+  /** Extra ioredis options (win over the ones above). Default: none. */
   readonly redis?: RedisOptions | undefined
 }
 
