@@ -25,11 +25,12 @@ import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import type * as RpcSchema from "@effect/rpc/RpcSchema"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Schedule from "effect/Schedule"
 import type * as Stream from "effect/Stream"
 import type { Codecs } from "./Codec.js"
+import * as Debug from "./Debug.js"
 import type { CallError } from "./Errors.js"
 import * as internal from "./internal/rpc/client.js"
 import * as runtime from "./internal/rpc/clientService.js"
@@ -245,6 +246,29 @@ export const make: <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,
   options: ClientOptions & { readonly service: string }
 ) => Effect.Effect<TypedClient<Rpcs>, never, Client> = internal.make
+
+/**
+ * Asks a service's built-in `Debug.Health` endpoint: one node of it as the selector picks, or the one at
+ * `options.node` (an address). Not retried by default: a probe should see the node as it is.
+ * @since 0.1.0
+ * @category debug
+ */
+export const health = (
+  service: string,
+  options?: ClientOptions
+): Effect.Effect<Debug.Health, CallError, Client> =>
+  Effect.flatMap(make(Debug.Contract, { retry: false, ...options, service }), (debug) => debug["Debug.Health"]())
+
+/**
+ * Asks a service's built-in `Debug.Stats` endpoint (see `health` for which node answers).
+ * @since 0.1.0
+ * @category debug
+ */
+export const stats = (
+  service: string,
+  options?: ClientOptions
+): Effect.Effect<Debug.Stats, CallError, Client> =>
+  Effect.flatMap(make(Debug.Contract, { retry: false, ...options, service }), (debug) => debug["Debug.Stats"]())
 
 /**
  * The client runtime. Needs a Registry (use the cached one in production), a Selector, a Transport and

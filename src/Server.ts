@@ -22,6 +22,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { Codecs } from "./Codec.js"
+import type { Health, HttpOptions, Stats } from "./Debug.js"
 import type { TransportError } from "./Errors.js"
 import * as internal from "./internal/rpc/server.js"
 import type { IncomingCall } from "./Metadata.js"
@@ -60,6 +61,11 @@ export interface ServerOptions {
   readonly maxFrameSize?: number | undefined
   /** Bounds on what peers can make this server hold. Default: the defaults listed on `ServerLimits`. */
   readonly limits?: ServerLimits | undefined
+  /**
+   * Opt-in HTTP port for probes and scraping: `/health`, `/ready`, `/stats`, `/metrics` (see `Debug`).
+   * Default: none.
+   */
+  readonly http?: HttpOptions | undefined
 }
 
 /**
@@ -107,6 +113,12 @@ export interface ServerInfo {
   readonly listenAddress: string
   readonly node: Node
   readonly service: Service
+  /** Where the `http` option's probe endpoint listens (`host:port`), when set. */
+  readonly httpAddress?: string | undefined
+  /** What the built-in `Debug.Health` endpoint answers. */
+  readonly health: Effect.Effect<Health>
+  /** What the built-in `Debug.Stats` endpoint answers. */
+  readonly stats: Effect.Effect<Stats>
 }
 
 /**

@@ -48,6 +48,11 @@ export * as Codec from "./Codec.js"
  */
 export * as Contract from "./Contract.js"
 /**
+ * What a running service says about itself
+ * @since 0.1.0
+ */
+export * as Debug from "./Debug.js"
+/**
  * The zero-configuration stack
  * @since 0.1.0
  */

@@ -6,6 +6,7 @@ import * as FiberRef from "effect/FiberRef"
 import type { DeliveryFailure, FailureReason, Handler, Message } from "../../Broker.js"
 import { BrokerError } from "../../Broker.js"
 import type { Metadata } from "../../Metadata.js"
+import { brokerCounters } from "./counters.js"
 
 export const OCTET_STREAM = "application/octet-stream"
 
@@ -69,8 +70,14 @@ export const deliverLocal = (
     const message: Message = { topic, body, contentType, headers, ack: Effect.void }
     // Hot path: no generator, one catch.
     return Effect.matchCause(Effect.suspend(() => handler(message)), {
-      onFailure: failureOfCause,
-      onSuccess: () => undefined
+      onFailure: (cause) => {
+        brokerCounters.deliveryFailed++
+        return failureOfCause(cause)
+      },
+      onSuccess: () => {
+        brokerCounters.delivered++
+        return undefined
+      }
     })
   }
   return Effect.suspend(() => {
@@ -85,16 +92,21 @@ export const deliverLocal = (
       })
     }
     return Effect.matchCauseEffect(Effect.suspend(() => handler(message)), {
-      onFailure: (cause) =>
-        acked
+      onFailure: (cause) => {
+        brokerCounters.deliveryFailed++
+        return acked
           ? Effect.as(Effect.logWarning(`handler for ${topic} failed after ack`, cause), undefined)
-          : Effect.succeed(failureOfCause(cause)),
-      onSuccess: () =>
-        Effect.succeed(
+          : Effect.succeed(failureOfCause(cause))
+      },
+      onSuccess: () => {
+        if (acked) brokerCounters.delivered++
+        else brokerCounters.deliveryFailed++
+        return Effect.succeed(
           acked
             ? undefined
             : { reason: "NotAcknowledged", detail: "handler returned without calling ack" } as LocalFailure
         )
+      }
     })
   })
 }

@@ -26,6 +26,7 @@ import type { Broker } from "../../Broker.js"
 import type { HttpBrokerOptions } from "../../HttpBroker.js"
 import { Registry } from "../../Registry.js"
 import { DeadlineWheel } from "../rpc/deadlines.js"
+import { countingPublish } from "./counters.js"
 import { makePublisher } from "./httpPublisher.js"
 import type { BrokerState } from "./httpSettings.js"
 import { resolveSettings } from "./httpSettings.js"
@@ -55,5 +56,5 @@ export const make = (
 
     const subscribe = yield* makeSubscriber(settings, registry, layerScope, deadlines, state)
     const publish = yield* makePublisher(settings, registry, layerScope, deadlines, state)
-    return { name: "http", publish, subscribe } satisfies Broker.Service
+    return { name: "http", publish: countingPublish(publish), subscribe } satisfies Broker.Service
   })

@@ -12,6 +12,7 @@ import type { Metadata } from "../../Metadata.js"
 import { randomId } from "../common/text.js"
 import type { LocalFailure } from "./core.js"
 import { deliverLocal, deliveryFailed, normalizeHeaders, OCTET_STREAM } from "./core.js"
+import { countingPublish } from "./counters.js"
 
 interface Pending {
   readonly body: Uint8Array
@@ -146,5 +147,5 @@ export const makeMemory: Effect.Effect<Broker.Service> = Effect.sync(() => {
       return { id: subscription.id, topic, queue: subscription.queue } satisfies Subscription
     })
 
-  return { name: "memory", publish, subscribe } satisfies Broker.Service
+  return { name: "memory", publish: countingPublish(publish), subscribe } satisfies Broker.Service
 })

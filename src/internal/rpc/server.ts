@@ -10,18 +10,24 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { Codecs } from "../../Codec.js"
 import { schemasOf } from "../../Contract.js"
+import * as Debug from "../../Debug.js"
+import type { Health, Stats, Status } from "../../Debug.js"
 import type { TransportError } from "../../Errors.js"
 import type { RegistryError, Service as RegisteredService } from "../../Registry.js"
 import { Registry } from "../../Registry.js"
 import type { ServerInfo, ServerOptions } from "../../Server.js"
 import { ServerMiddleware } from "../../Server.js"
 import { Transport } from "../../Transport.js"
+import { brokerCounters } from "../broker/counters.js"
 import { randomId } from "../common/text.js"
+import { listen as listenProbe, type Probed } from "../debug/http.js"
+import * as processStats from "../debug/process.js"
 import { advertisedAddress } from "../transport/address.js"
 import { DeadlineWheel } from "./deadlines.js"
 import { EndpointCodecs } from "./endpoint.js"
 import type { ConnectionLimits, Route, ServerShared } from "./serverConnection.js"
 import { ServerConnection } from "./serverConnection.js"
+import { ConnectionStats, DURATION_BUCKETS_MS, EndpointStats } from "./serverStats.js"
 import { DEFAULT_MAX_FRAME_SIZE } from "./wire.js"
 
 export const defaults = {
@@ -44,6 +50,40 @@ export const defaults = {
 
 const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number =>
   Duration.toMillis(Duration.decode(input ?? fallback))
+
+const HEALTH = "Debug.Health"
+const STATS = "Debug.Stats"
+
+const makeRoute = (rpc: Rpc.AnyWithProps, handler: Route["handler"], runtime: Runtime.Runtime<never>): Route => {
+  const schemas = schemasOf(rpc)
+  return {
+    name: rpc._tag,
+    stats: new EndpointStats(rpc._tag),
+    schemas,
+    codecs: new EndpointCodecs(schemas),
+    handler,
+    runtime,
+    fork: Runtime.runFork(runtime)
+  }
+}
+
+/** An endpoint's counters as `Debug.Stats` reports them (cumulative histogram). */
+const snapshotEndpoint = (stats: EndpointStats): Debug.EndpointStats => {
+  const durationCounts: Array<number> = []
+  let total = 0
+  for (const count of stats.durationCounts) durationCounts.push(total += count)
+  return {
+    endpoint: stats.endpoint,
+    started: stats.started,
+    succeeded: stats.succeeded,
+    failed: stats.failed,
+    cancelled: stats.cancelled,
+    inFlight: stats.inFlight,
+    durationBucketsMillis: DURATION_BUCKETS_MS,
+    durationCounts,
+    durationSumMillis: stats.durationSumMillis
+  }
+}
 
 const connectionLimits = (options: ServerOptions): ConnectionLimits => {
   const limits = options.limits ?? {}
@@ -76,6 +116,7 @@ export const make = <Rpcs extends Rpc.Any>(
     const runtime = yield* Effect.runtime<never>()
 
     const routes = new Map<string, Route>()
+    let status: Status = "not-ready"
     for (const rpc of group.requests.values() as Iterable<Rpc.AnyWithProps>) {
       const entry = runtime.context.unsafeMap.get(rpc.key) as Rpc.Handler<string> | undefined
       if (entry === undefined) return yield* Effect.dieMessage(`no handler for endpoint "${rpc._tag}"`)
@@ -85,21 +126,17 @@ export const make = <Rpcs extends Rpc.Any>(
         fiberRefs: runtime.fiberRefs,
         runtimeFlags: runtime.runtimeFlags
       })
-      const schemas = schemasOf(rpc)
-      routes.set(rpc._tag, {
-        name: rpc._tag,
-        schemas,
-        codecs: new EndpointCodecs(schemas),
-        handler: entry.handler,
-        runtime: endpointRuntime,
-        fork: Runtime.runFork(endpointRuntime)
-      })
+      routes.set(rpc._tag, makeRoute(rpc, entry.handler, endpointRuntime))
+    }
+    if (routes.has(HEALTH) || routes.has(STATS)) {
+      return yield* Effect.dieMessage(`the endpoint names "${HEALTH}" and "${STATS}" are built in; rename yours`)
     }
 
     const deadlines = new DeadlineWheel(yield* Effect.clock)
     yield* Effect.forkScoped(deadlines.run)
 
     const reportDefect = Runtime.runFork(runtime)
+    const connectionStats = new ConnectionStats()
     const shared: ServerShared = {
       service: options.name,
       routes,
@@ -109,10 +146,15 @@ export const make = <Rpcs extends Rpc.Any>(
       draining: false,
       nextClientId: 1,
       deadlines,
+      connectionStats,
       reportDefect: (message, defect) => {
         reportDefect(Effect.logError(`${options.name}: ${message}`, Cause.die(defect)))
       }
     }
+    // The probe port opens first and closes last (after the drain below): `/ready` says 503 for the whole
+    // stop, `/health` answers to the end.
+    let probed: Probed | undefined
+    const probe = options.http === undefined ? undefined : yield* listenProbe(options.http, () => probed)
     const maxConnections = options.limits?.maxConnections ?? defaults.maxConnections
     const connections = new Set<ServerConnection>()
     let allClosed: Deferred.Deferred<void> | undefined
@@ -123,6 +165,7 @@ export const make = <Rpcs extends Rpc.Any>(
     // its calls are done (it then closes itself), at most `drainTimeout`; then stop what is left.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
+        status = "draining"
         shared.draining = true
         if (connections.size > 0) {
           const closed = yield* Deferred.make<void>()
@@ -145,6 +188,8 @@ export const make = <Rpcs extends Rpc.Any>(
       })
     })
 
+    yield* processStats.acquire
+    const startedAt = Date.now()
     const address = advertisedAddress(listener.address, options.advertise)
     const node = {
       id: options.id ?? `${options.name}-${randomId()}`,
@@ -155,11 +200,38 @@ export const make = <Rpcs extends Rpc.Any>(
       name: options.name,
       version: options.version ?? defaults.version,
       metadata: options.metadata ?? {},
+      // The built-in Debug endpoints are answered by every server: not listed.
       endpoints: [...routes.values()].map((route) => ({
         name: route.name,
         metadata: { shape: route.schemas.shape, ...(route.schemas.idempotent ? { idempotent: "true" } : {}) }
       })),
       nodes: [node]
+    }
+
+    const health = Effect.sync((): Health => ({
+      status,
+      service: options.name,
+      version: service.version,
+      node: node.id,
+      address,
+      uptimeMillis: Date.now() - startedAt
+    }))
+    const stats = Effect.sync((): Stats => ({
+      service: options.name,
+      node: node.id,
+      uptimeMillis: Date.now() - startedAt,
+      endpoints: [...routes.values()].filter((route) => route.name !== HEALTH && route.name !== STATS).map((route) =>
+        snapshotEndpoint(route.stats)
+      ),
+      connections: { open: connectionStats.open, accepted: connectionStats.accepted, refused: connectionStats.refused },
+      bytes: { received: connectionStats.bytesIn, sent: connectionStats.bytesOut },
+      broker: { ...brokerCounters },
+      ...processStats.snapshot()
+    }))
+    probed = { health, stats }
+    for (const rpc of Debug.Contract.requests.values() as Iterable<Rpc.AnyWithProps>) {
+      const answer = rpc._tag === HEALTH ? health : stats
+      routes.set(rpc._tag, makeRoute(rpc, () => answer, runtime))
     }
 
     if (options.register !== false) {
@@ -172,7 +244,12 @@ export const make = <Rpcs extends Rpc.Any>(
             Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(defaults.registerAttempts - 1)))
           )
         ),
-        () => Effect.ignoreLogged(registry.deregister(service))
+        () =>
+          Effect.suspend(() => {
+            // Not ready from the moment clients are told to stop picking this node.
+            status = "draining"
+            return Effect.ignoreLogged(registry.deregister(service))
+          })
       )
       // Renew before the TTL runs out; a failed renewal is logged and tried again next interval.
       yield* Effect.sleep(options.registerInterval ?? defaults.registerInterval).pipe(
@@ -184,5 +261,14 @@ export const make = <Rpcs extends Rpc.Any>(
       )
     }
 
-    return { address, listenAddress: listener.address, node, service } satisfies ServerInfo
+    if (status === "not-ready") status = "serving"
+    return {
+      address,
+      listenAddress: listener.address,
+      httpAddress: probe?.address,
+      node,
+      service,
+      health,
+      stats
+    } satisfies ServerInfo
   })

@@ -27,6 +27,8 @@ import { describeDefect } from "../codec/inputLimits.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint, EndpointCodecs } from "./endpoint.js"
 import { encodeFailure, encodeFramework, encodeFrameworkErrorJson, ERROR_JSON } from "./endpoint.js"
+import type { ConnectionStats, EndpointStats } from "./serverStats.js"
+import { Outcome } from "./serverStats.js"
 import type { OpenFrame } from "./wire.js"
 import {
   BatchWriter,
@@ -51,6 +53,8 @@ export type ServerWrapper = (
 
 export interface Route {
   readonly name: string
+  /** Counted per call (Debug.Stats, /metrics). */
+  readonly stats: EndpointStats
   readonly schemas: EndpointSchemas
   readonly codecs: EndpointCodecs
   readonly handler: (payload: unknown, options: { readonly clientId: number; readonly headers: any }) => object
@@ -84,6 +88,7 @@ export interface ServerShared {
   draining: boolean
   nextClientId: number
   readonly deadlines: DeadlineWheel
+  readonly connectionStats: ConnectionStats
   /** Reports a defect caught on the socket path (logged; the process keeps serving). */
   readonly reportDefect: (message: string, defect: unknown) => void
 }
@@ -108,6 +113,11 @@ interface CallState {
   deadline: DeadlineEntry | undefined
   /** Armed while the reply stream waits for the peer (credit or a congested socket). */
   stall: DeadlineEntry | undefined
+  /** The endpoint's counters, and when the call started (`performance.now()`), for its duration. */
+  stats: EndpointStats | undefined
+  startedAt: number
+  /** How the call ended, set before `finish`; a call finished without one was cancelled. */
+  outcome: Outcome
 }
 
 export class ServerConnection {
@@ -138,7 +148,12 @@ export class ServerConnection {
   ) {
     this.clientId = shared.nextClientId++
     this.limits = shared.limits
+    const connectionStats = shared.connectionStats
+    connectionStats.open++
+    if (refuse) connectionStats.refused++
+    else connectionStats.accepted++
     this.writer = new BatchWriter((data) => {
+      connectionStats.bytesOut += data.length
       connection.write(data)
       if (!this.congested && connection.pendingBytes() > this.limits.writeHighWater) this.onCongested()
     })
@@ -194,6 +209,7 @@ export class ServerConnection {
   }
 
   private onChunk(chunk: Buffer): void {
+    this.shared.connectionStats.bytesIn += chunk.length
     try {
       this.decoder.push(chunk)
     } catch (defect) {
@@ -321,6 +337,7 @@ export class ServerConnection {
     if (type === FrameType.Open || state !== undefined) {
       this.writeFrameworkError(streamId, state?.compiled, error)
       if (state !== undefined) {
+        state.outcome = Outcome.Failed
         this.finish(streamId, state)
         state.fiber?.unsafeInterruptAsFork(FiberId.none)
       }
@@ -340,6 +357,7 @@ export class ServerConnection {
         state.compiled,
         InternalServerError.of("failed to handle a frame", this.shared.service)
       )
+      state.outcome = Outcome.Failed
       this.finish(streamId, state)
       state.fiber?.unsafeInterruptAsFork(FiberId.none)
     }
@@ -416,7 +434,10 @@ export class ServerConnection {
       received: 0,
       allowed: DEFAULT_WINDOW,
       deadline: undefined,
-      stall: undefined
+      stall: undefined,
+      stats: undefined,
+      startedAt: 0,
+      outcome: Outcome.Cancelled
     }
 
     let request: unknown
@@ -451,10 +472,14 @@ export class ServerConnection {
 
     this.calls.set(streamId, state)
     this.opened++
+    state.stats = route.stats
+    state.startedAt = performance.now()
+    route.stats.start()
     if (open.timeoutMillis > 0) {
       const timeout = open.timeoutMillis
       state.deadline = shared.deadlines.add(timeout, () => {
         if (state.done) return
+        state.outcome = Outcome.Failed
         this.writeFrameworkError(
           streamId,
           compiled,
@@ -557,6 +582,7 @@ export class ServerConnection {
           state.compiled,
           Timeout.of(`the caller took no stream data for ${limit} ms; stream stopped`, this.shared.service)
         )
+        state.outcome = Outcome.Failed
         this.finish(streamId, state)
         state.fiber?.unsafeInterruptAsFork(FiberId.none)
       })
@@ -590,6 +616,7 @@ export class ServerConnection {
     const decoded = state.compiled!.request.decode(payload)
     if (Either.isLeft(decoded)) {
       this.writeFrameworkError(streamId, state.compiled, BadRequest.of(decoded.left.detail, this.shared.service))
+      state.outcome = Outcome.Failed
       this.finish(streamId, state)
       state.fiber?.unsafeInterruptAsFork(FiberId.none)
       return
@@ -601,6 +628,7 @@ export class ServerConnection {
         state.compiled,
         BadRequest.of("flow-control window exceeded", this.shared.service)
       )
+      state.outcome = Outcome.Failed
       this.finish(streamId, state)
       state.fiber?.unsafeInterruptAsFork(FiberId.none)
       return
@@ -617,6 +645,7 @@ export class ServerConnection {
 
   private onCallExit(streamId: number, state: CallState, exit: Exit.Exit<unknown, unknown>): void {
     if (state.done) return
+    state.outcome = Exit.isSuccess(exit) ? Outcome.Succeeded : Outcome.Failed
     this.finish(streamId, state)
     const compiled = state.compiled!
     if (Exit.isSuccess(exit)) {
@@ -658,6 +687,7 @@ export class ServerConnection {
   private finish(streamId: number, state: CallState): void {
     if (state.done) return
     state.done = true
+    state.stats?.end(state.outcome, performance.now() - state.startedAt)
     this.calls.delete(streamId)
     this.shared.deadlines.remove(state.deadline)
     this.shared.deadlines.remove(state.stall)
@@ -687,6 +717,7 @@ export class ServerConnection {
 
   private onConnectionClosed(): void {
     this.closed = true
+    this.shared.connectionStats.open--
     this.clearTimers()
     for (const [id, state] of this.calls) {
       this.finish(id, state)

@@ -17,6 +17,7 @@ import type { Broker, Handler, PublishOptions, SubscribeOptions, Subscription } 
 import { BrokerError } from "../../Broker.js"
 import type { LocalFailure } from "../../internal/broker/core.js"
 import { deliverLocal, failureOfCause, OCTET_STREAM } from "../../internal/broker/core.js"
+import { countingPublish } from "../../internal/broker/counters.js"
 import { randomId } from "../../internal/common/text.js"
 import type { Metadata } from "../../Metadata.js"
 import type { JetStreamOptions, NatsBrokerOptions } from "./NatsBroker.js"
@@ -399,5 +400,5 @@ export const make = (options?: NatsBrokerOptions): Effect.Effect<Broker.Service,
         return { id: `nats-${sub.getID()}-${randomId()}`, topic, queue } satisfies Subscription
       })
 
-    return { name: "nats", publish, subscribe } satisfies Broker.Service
+    return { name: "nats", publish: countingPublish(publish), subscribe } satisfies Broker.Service
   })

@@ -1,0 +1,142 @@
+/**
+ * What a running service says about itself, as go-micro's `Debug` handlers do. Every server answers two
+ * built-in endpoints over its own protocol, whatever its contract:
+ *
+ * - `Debug.Health`: status (`not-ready` until registered, `serving`, `draining` once it stops), uptime,
+ *   version, node. Call it with `Client.health(service, { node })`.
+ * - `Debug.Stats`: calls started/succeeded/failed/cancelled and a duration histogram per endpoint, calls in
+ *   flight, connections, bytes in and out, broker publishes and deliveries, memory, event-loop delay and GC.
+ *   Call it with `Client.stats(service, { node })`. The counters are plain numbers bumped on the hot path.
+ *
+ * The server option `http` adds the HTTP side operators and Kubernetes expect: `/health` (liveness),
+ * `/ready` (readiness: registered and accepting, 503 while draining), `/stats` (JSON) and `/metrics`
+ * (Prometheus text format). See docs/observability.md for every metric name.
+ *
+ * @since 0.1.0
+ */
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Schema from "effect/Schema"
+
+/**
+ * `not-ready`: listening but not registered yet; `serving`; `draining`: stopping (deregistered, finishing
+ * calls in flight).
+ * @since 0.1.0
+ * @category models
+ */
+export const Status = Schema.Literal("not-ready", "serving", "draining")
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Status = typeof Status.Type
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const Health = Schema.Struct({
+  status: Status,
+  service: Schema.String,
+  version: Schema.String,
+  /** The node id. */
+  node: Schema.String,
+  address: Schema.String,
+  uptimeMillis: Schema.Number
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Health extends Schema.Schema.Type<typeof Health> {}
+
+/**
+ * One endpoint's calls. `durationCounts[i]` counts calls that took at most `durationBucketsMillis[i]`
+ * (cumulative, as Prometheus histograms are); the last count is every call.
+ * @since 0.1.0
+ * @category models
+ */
+export const EndpointStats = Schema.Struct({
+  endpoint: Schema.String,
+  started: Schema.Number,
+  succeeded: Schema.Number,
+  failed: Schema.Number,
+  /** Ended by the caller (cancel, connection lost) or by the server's stop. */
+  cancelled: Schema.Number,
+  inFlight: Schema.Number,
+  durationBucketsMillis: Schema.Array(Schema.Number),
+  durationCounts: Schema.Array(Schema.Number),
+  durationSumMillis: Schema.Number
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface EndpointStats extends Schema.Schema.Type<typeof EndpointStats> {}
+
+/**
+ * A node's figures since it started (counters) or now (gauges).
+ * @since 0.1.0
+ * @category models
+ */
+export const Stats = Schema.Struct({
+  service: Schema.String,
+  node: Schema.String,
+  uptimeMillis: Schema.Number,
+  endpoints: Schema.Array(EndpointStats),
+  connections: Schema.Struct({ open: Schema.Number, accepted: Schema.Number, refused: Schema.Number }),
+  bytes: Schema.Struct({ received: Schema.Number, sent: Schema.Number }),
+  /** Every broker of this process: messages published (or failed to), delivered to handlers (or failed). */
+  broker: Schema.Struct({
+    published: Schema.Number,
+    publishFailed: Schema.Number,
+    delivered: Schema.Number,
+    deliveryFailed: Schema.Number
+  }),
+  memory: Schema.Struct({
+    rss: Schema.Number,
+    heapUsed: Schema.Number,
+    heapTotal: Schema.Number,
+    external: Schema.Number
+  }),
+  /** Event-loop delay since the first server of this process started (ms). */
+  eventLoopDelayMillis: Schema.Struct({
+    min: Schema.Number,
+    mean: Schema.Number,
+    max: Schema.Number,
+    p50: Schema.Number,
+    p99: Schema.Number
+  }),
+  /** Garbage collections since the first server of this process started, and their total pause (ms). */
+  gc: Schema.Struct({ count: Schema.Number, pauseMillis: Schema.Number })
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats extends Schema.Schema.Type<typeof Stats> {}
+
+/**
+ * The built-in endpoints every server answers (names `Debug.Health` and `Debug.Stats`), as a contract: for
+ * clients in other languages (`Protobuf.toProto(Debug.Contract)`) and for `Client.make`.
+ * @since 0.1.0
+ * @category contracts
+ */
+export const Contract = RpcGroup.make(
+  Rpc.make("Debug.Health", { success: Health }),
+  Rpc.make("Debug.Stats", { success: Stats })
+)
+
+/**
+ * The opt-in HTTP port of a server (`Server.layer(group, { http: { port: 9100 } })`): `/health` (200 while
+ * the process runs), `/ready` (200 while `serving`, else 503), `/stats` (JSON) and `/metrics` (Prometheus
+ * text format 0.0.4). It opens before the server listens and closes after it drained.
+ * @since 0.1.0
+ * @category models
+ */
+export interface HttpOptions {
+  /** Default 0 (a free port: read it from `ServerInfo.httpAddress`). */
+  readonly port?: number | undefined
+  /** Default "0.0.0.0" (probes come from outside the pod/host). */
+  readonly host?: string | undefined
+}

@@ -1,0 +1,138 @@
+/** The built-in Debug endpoints and the opt-in HTTP probe port, in one process (memory transport + real HTTP). */
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import { Broker, Client, Codec, Registry, Selector, Server, Transport } from "../src/index.js"
+import { render } from "../src/internal/debug/prometheus.js"
+import { handlers, Testing } from "./support/contract.js"
+import { eventually } from "./support/eventually.js"
+
+const Infra = Layer.mergeAll(Transport.layerMemory, Registry.layerMemory, Codec.layer, Selector.layer)
+
+const serverLayer = (http = true) =>
+  Server.layer(Testing, {
+    name: "testing",
+    id: "n1",
+    address: "memory:0",
+    ...(http ? { http: { host: "127.0.0.1" } } : {})
+  })
+    .pipe(Layer.provide(handlers("n1")))
+
+const get = (address: string, path: string) =>
+  Effect.promise(async () => {
+    const response = await fetch(`http://${address}${path}`)
+    return { status: response.status, type: response.headers.get("content-type"), body: await response.text() }
+  })
+
+describe("Debug", () => {
+  it.scopedLive("Client.health and Client.stats answer over the service's own protocol", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "testing" })
+      const health = yield* Client.health("testing")
+      expect(health).toMatchObject({ status: "serving", service: "testing", version: "latest", node: "n1" })
+      expect(health.uptimeMillis).toBeGreaterThanOrEqual(0)
+
+      yield* testing.Hello({ name: "Ada" })
+      yield* testing.Hello({ name: "Bob" })
+      yield* Effect.flip(testing.Hello({ name: "nobody" }))
+      yield* Effect.flip(testing.Boom({ message: "x" }))
+      const stats = yield* Client.stats("testing")
+      const hello = stats.endpoints.find((e) => e.endpoint === "Hello")!
+      expect(hello).toMatchObject({ started: 3, succeeded: 2, failed: 1, cancelled: 0, inFlight: 0 })
+      expect(hello.durationCounts[hello.durationCounts.length - 1]).toBe(3)
+      expect(stats.endpoints.find((e) => e.endpoint === "Boom")).toMatchObject({ started: 1, failed: 1 })
+      // The Debug endpoints are not counted as the service's own.
+      expect(stats.endpoints.map((e) => e.endpoint)).not.toContain("Debug.Stats")
+      expect(stats.connections.open).toBeGreaterThanOrEqual(1)
+      expect(stats.bytes.received).toBeGreaterThan(0)
+      expect(stats.bytes.sent).toBeGreaterThan(0)
+      expect(stats.memory.rss).toBeGreaterThan(0)
+      // The registry lists the contract's endpoints only.
+      const [service] = yield* Effect.flatMap(Registry.Registry, (registry) => registry.getService("testing"))
+      expect(service!.endpoints.map((e) => e.name)).not.toContain("Debug.Health")
+    }).pipe(Effect.provide(Layer.mergeAll(Client.layer(), serverLayer(false)).pipe(Layer.provideMerge(Infra)))))
+
+  it.scopedLive("broker publishes and deliveries are counted", () =>
+    Effect.gen(function*() {
+      const before = yield* Client.stats("testing")
+      const broker = yield* Broker.Broker
+      const delivered = yield* Effect.makeSemaphore(0)
+      yield* broker.subscribe("events", () => delivered.release(1))
+      yield* broker.publish("events", new Uint8Array([1]))
+      yield* delivered.take(1)
+      const after = yield* Client.stats("testing")
+      expect(after.broker.published - before.broker.published).toBe(1)
+      expect(after.broker.delivered - before.broker.delivered).toBe(1)
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(Client.layer(), serverLayer(false), Broker.layerMemory).pipe(Layer.provideMerge(Infra))
+      )
+    ))
+
+  it.scopedLive("HTTP probe: /health, /ready, /stats, /metrics; 404 and 405 otherwise", () =>
+    Effect.gen(function*() {
+      const info = yield* Server.Server
+      const address = info.httpAddress!
+      expect(address).toMatch(/^127\.0\.0\.1:\d+$/)
+      const health = yield* get(address, "/health")
+      expect(health.status).toBe(200)
+      expect(JSON.parse(health.body)).toMatchObject({ status: "serving", service: "testing" })
+      expect((yield* get(address, "/ready")).status).toBe(200)
+      const stats = yield* get(address, "/stats")
+      expect(JSON.parse(stats.body)).toMatchObject({ service: "testing", node: "n1" })
+      const metrics = yield* get(address, "/metrics")
+      expect(metrics.type).toBe("text/plain; version=0.0.4; charset=utf-8")
+      expect(metrics.body).toContain(`# TYPE micro_server_calls_total counter`)
+      expect((yield* get(address, "/nope")).status).toBe(404)
+      const post = yield* Effect.promise(() => fetch(`http://${address}/health`, { method: "POST" }))
+      expect(post.status).toBe(405)
+    }).pipe(Effect.provide(serverLayer().pipe(Layer.provideMerge(Infra)))))
+
+  it.scopedLive("readiness follows the drain: /ready is 503 while calls finish, /health answers until the end", () =>
+    Effect.gen(function*() {
+      // The server in its own scope, the client (a caller elsewhere) outliving its stop.
+      const infra = yield* Layer.build(Infra)
+      const serverScope = yield* Scope.make()
+      const server = yield* Layer.buildWithScope(serverLayer(), serverScope).pipe(Effect.provide(infra))
+      const address = Context.get(server, Server.Server).httpAddress!
+      expect((yield* get(address, "/ready")).status).toBe(200)
+      const client = yield* Layer.build(Client.layer()).pipe(Effect.provide(infra))
+      const testing = yield* Client.make(Testing, { service: "testing" }).pipe(Effect.provide(client))
+      // A call that keeps the drain going for a while.
+      const call = yield* Effect.fork(testing.Sleep({ millis: 1500 }))
+      yield* eventually(
+        Client.stats("testing").pipe(Effect.provide(client)),
+        (stats) => stats.endpoints.find((e) => e.endpoint === "Sleep")!.inFlight === 1
+      )
+      const closing = yield* Effect.fork(Scope.close(serverScope, Exit.void))
+      yield* eventually(get(address, "/ready"), (ready) => ready.status === 503)
+      const health = yield* get(address, "/health")
+      expect(health.status).toBe(200)
+      expect(JSON.parse(health.body).status).toBe("draining")
+      expect(yield* Fiber.join(call)).toBe("slept 1500")
+      yield* Fiber.join(closing)
+      const after = yield* Effect.promise(() => fetch(`http://${address}/health`).then(() => "open", () => "closed"))
+      expect(after).toBe("closed")
+    }))
+
+  it("the Prometheus text escapes label values and ends with a newline", () => {
+    const text = render({
+      service: "a\"b\\c\nd",
+      node: "n",
+      uptimeMillis: 1,
+      endpoints: [],
+      connections: { open: 0, accepted: 0, refused: 0 },
+      bytes: { received: 0, sent: 0 },
+      broker: { published: 0, publishFailed: 0, delivered: 0, deliveryFailed: 0 },
+      memory: { rss: 1, heapUsed: 1, heapTotal: 1, external: 1 },
+      eventLoopDelayMillis: { min: 0, mean: 0, max: 0, p50: 0, p99: 0 },
+      gc: { count: 0, pauseMillis: 0 }
+    })
+    expect(text).toContain(`service="a\\"b\\\\c\\nd"`)
+    expect(text.endsWith("\n")).toBe(true)
+  })
+})
