@@ -4,6 +4,7 @@
  * so a process without servers pays nothing.
  */
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks"
 import type { IntervalHistogram } from "node:perf_hooks"
 
@@ -30,7 +31,7 @@ const start = (): Monitors => {
 }
 
 /** Keeps the monitors running for the scope (the server's). */
-export const acquire: Effect.Effect<void, never, import("effect/Scope").Scope> = Effect.acquireRelease(
+export const acquire: Effect.Effect<void, never, Scope.Scope> = Effect.acquireRelease(
   Effect.sync(() => {
     if (users++ === 0) monitors = start()
   }),

@@ -153,8 +153,8 @@ export const make = <Rpcs extends Rpc.Any>(
     }
     // The probe port opens first and closes last (after the drain below): `/ready` says 503 for the whole
     // stop, `/health` answers to the end.
-    let probed: Probed | undefined
-    const probe = options.http === undefined ? undefined : yield* listenProbe(options.http, () => probed)
+    const probed: { current: Probed | undefined } = { current: undefined }
+    const probe = options.http === undefined ? undefined : yield* listenProbe(options.http, () => probed.current)
     const maxConnections = options.limits?.maxConnections ?? defaults.maxConnections
     const connections = new Set<ServerConnection>()
     let allClosed: Deferred.Deferred<void> | undefined
@@ -228,7 +228,7 @@ export const make = <Rpcs extends Rpc.Any>(
       broker: { ...brokerCounters },
       ...processStats.snapshot()
     }))
-    probed = { health, stats }
+    probed.current = { health, stats }
     for (const rpc of Debug.Contract.requests.values() as Iterable<Rpc.AnyWithProps>) {
       const answer = rpc._tag === HEALTH ? health : stats
       routes.set(rpc._tag, makeRoute(rpc, () => answer, runtime))
