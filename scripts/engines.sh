@@ -19,6 +19,7 @@ packages_for() {
     postgres) echo "postgresql" ;;
     avahi) echo "avahi-daemon avahi-utils dbus" ;;
     protoc) echo "protobuf-compiler" ;;
+    promparse) echo "python3-prometheus-client" ;;
     *) die "unknown engine '$1'" ;;
   esac
 }
@@ -31,14 +32,16 @@ binary_for() {
     postgres) echo /usr/lib/postgresql/15/bin/postgres ;;
     avahi) echo avahi-browse ;;
     protoc) echo protoc ;;
+    promparse) echo /usr/lib/python3/dist-packages/prometheus_client/parser.py ;;
   esac
 }
 
 install() {
   local engines=("$@") missing=()
-  [ ${#engines[@]} -eq 0 ] && engines=(etcd nats redis postgres)
+  [ ${#engines[@]} -eq 0 ] && engines=(etcd nats redis postgres promparse)
   for e in "${engines[@]}"; do
-    command -v "$(binary_for "$e")" >/dev/null 2>&1 || missing+=($(packages_for "$e"))
+    local binary; binary=$(binary_for "$e")
+    command -v "$binary" >/dev/null 2>&1 || [ -e "$binary" ] || missing+=($(packages_for "$e"))
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
