@@ -16,7 +16,11 @@
  */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as internalMetrics from "./internal/debug/metrics.js"
 
 /**
  * `not-ready`: listening but not registered yet; `serving`; `draining`: stopping (deregistered, finishing
@@ -140,3 +144,24 @@ export interface HttpOptions {
   /** Default "0.0.0.0" (probes come from outside the pod/host). */
   readonly host?: string | undefined
 }
+
+/**
+ * Whether servers, clients and the broker of this context report to Effect `Metric`s (off by default).
+ * Read when each is built: provide `layerMetrics` to them (or to the whole program).
+ * @since 0.1.0
+ * @category references
+ */
+export class Metrics extends Context.Reference<Metrics>()("effect-micro/Debug/Metrics", {
+  defaultValue: (): boolean => false
+}) {}
+
+/**
+ * Turns the framework's figures into Effect `Metric`s, in the global metric registry where any Effect
+ * metrics exporter (OTLP, Prometheus through OpenTelemetry) reads them: per endpoint on servers and clients
+ * `micro_{server,client}_calls_total{service,endpoint,outcome}`, `micro_{server,client}_call_duration_seconds`
+ * (histogram) and `micro_{server,client}_calls_in_flight`; per process the broker counters, RSS, heap,
+ * event-loop delay and GC (copied once a second). Costs a few hook updates per call (see docs/observability.md).
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMetrics: Layer.Layer<Metrics> = Layer.scoped(Metrics, Effect.as(internalMetrics.collect, true))

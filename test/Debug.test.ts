@@ -5,8 +5,9 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Scope from "effect/Scope"
-import { Broker, Client, Codec, Registry, Selector, Server, Transport } from "../src/index.js"
+import { Broker, Client, Codec, Debug, Registry, Selector, Server, Transport } from "../src/index.js"
 import { render } from "../src/internal/debug/prometheus.js"
 import { handlers, Testing } from "./support/contract.js"
 import { eventually } from "./support/eventually.js"
@@ -118,6 +119,56 @@ describe("Debug", () => {
       const after = yield* Effect.promise(() => fetch(`http://${address}/health`).then(() => "open", () => "closed"))
       expect(after).toBe("closed")
     }))
+
+  it.scopedLive("Debug.layerMetrics: servers, clients and the broker report to Effect metrics", () =>
+    Effect.gen(function*() {
+      const testing = yield* Client.make(Testing, { service: "metered" })
+      const broker = yield* Broker.Broker
+      const valueOf = (name: string, labels: Record<string, string>) =>
+        Metric.unsafeSnapshot().find((pair) =>
+          pair.metricKey.name === name &&
+          Object.entries(labels).every(([key, value]) =>
+            pair.metricKey.tags.some((tag) => tag.key === key && tag.value === value)
+          )
+        )?.metricState
+      const count = (name: string, labels: Record<string, string>) =>
+        (valueOf(name, labels) as { count?: number } | undefined)?.count ?? 0
+      const before = {
+        server: count("micro_server_calls_total", { service: "metered", endpoint: "Hello", outcome: "succeeded" }),
+        client: count("micro_client_calls_total", { service: "metered", endpoint: "Hello", outcome: "failed" }),
+        published: count("micro_broker_published_total", { outcome: "succeeded" })
+      }
+      yield* testing.Hello({ name: "Ada" })
+      yield* testing.Hello({ name: "Bob" })
+      yield* Effect.flip(testing.Hello({ name: "nobody" }))
+      yield* broker.publish("metered", new Uint8Array([1]))
+      expect(count("micro_server_calls_total", { service: "metered", endpoint: "Hello", outcome: "succeeded" }))
+        .toBe(before.server + 2)
+      expect(count("micro_client_calls_total", { service: "metered", endpoint: "Hello", outcome: "failed" }))
+        .toBe(before.client + 1)
+      const histogram = valueOf("micro_server_call_duration_seconds", {
+        service: "metered",
+        endpoint: "Hello"
+      }) as unknown as {
+        count: number
+      }
+      expect(histogram.count).toBeGreaterThanOrEqual(3)
+      // Process-wide figures are copied once a second.
+      yield* eventually(
+        Effect.sync(() => count("micro_broker_published_total", { outcome: "succeeded" })),
+        (published) => published >= before.published + 1,
+        "5 seconds"
+      )
+      expect(valueOf("process_resident_memory_bytes", {})).toBeDefined()
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          Client.layer(),
+          Server.layer(Testing, { name: "metered", address: "memory:0" }).pipe(Layer.provide(handlers("m1"))),
+          Broker.layerMemory
+        ).pipe(Layer.provideMerge(Infra), Layer.provide(Debug.layerMetrics))
+      )
+    ))
 
   it("the Prometheus text escapes label values and ends with a newline", () => {
     const text = render({

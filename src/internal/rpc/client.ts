@@ -5,7 +5,7 @@
  */
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
-import type * as Cause from "effect/Cause"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -25,6 +25,7 @@ import { BadRequest, ServiceUnavailable, StreamClosed, Timeout } from "../../Err
 import type { Metadata } from "../../Metadata.js"
 import { empty as emptyMetadata, merge as mergeMetadata, outgoingRef } from "../../Metadata.js"
 import type { Node, Registry, Service } from "../../Registry.js"
+import { CallMetrics } from "../debug/metrics.js"
 import type { Peekable } from "../registry/cached.js"
 import { peekKey } from "../registry/cached.js"
 import type { CallAttempts } from "./callTarget.js"
@@ -35,6 +36,7 @@ import { runtimeOf } from "./clientService.js"
 import type { CompiledEndpoint } from "./endpoint.js"
 import { decodeError, EndpointCodecs } from "./endpoint.js"
 import { budgetExhausted, isRetryable, neverReachedAServer } from "./retryRules.js"
+import { Outcome } from "./serverStats.js"
 import { Sender } from "./streamSender.js"
 import type { ExchangeContext } from "./unaryExchange.js"
 import { LatencyObserver, protocolError, UnaryExchange, waitingOf } from "./unaryExchange.js"
@@ -99,6 +101,21 @@ export const make = <Rpcs extends Rpc.Any>(
       out[rpc._tag] = caller.method()
     }
     return out
+  })
+
+/** How a finished call counts in metrics. */
+const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Outcome =>
+  Exit.isSuccess(exit) ? Outcome.Succeeded : Cause.isInterruptedOnly(exit.cause) ? Outcome.Cancelled : Outcome.Failed
+
+/** `effect` reported to `metrics` (only when `Debug.layerMetrics` is on: this allocates per call). */
+const measured = <A, E, R>(metrics: CallMetrics, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    metrics.start()
+    const startedAt = performance.now()
+    return Effect.onExit(
+      effect,
+      (exit) => Effect.sync(() => metrics.end(outcomeOf(exit), performance.now() - startedAt))
+    )
   })
 
 /** A selected node and the pooled connection to it. */
@@ -169,12 +186,21 @@ class Caller {
   }
 
   method(): (input: unknown, options?: ClientOptions) => unknown {
+    const metrics = this.client.metrics ? new CallMetrics("client", this.service, this.endpoint.name) : undefined
     switch (this.endpoint.shape) {
       case "unary":
-        return (input, options) => this.withResolved(options, (resolved, fiber) => this.unary(resolved, input, fiber))
+        return metrics === undefined
+          ? (input, options) => this.withResolved(options, (resolved, fiber) => this.unary(resolved, input, fiber))
+          : (input, options) =>
+            measured(metrics, this.withResolved(options, (resolved, fiber) => this.unary(resolved, input, fiber)))
       case "client-stream":
-        return (input, options) =>
-          this.withResolved(options, (resolved) => this.clientStream(resolved, input as Stream.Stream<unknown>))
+        return (input, options) => {
+          const call = this.withResolved(
+            options,
+            (resolved) => this.clientStream(resolved, input as Stream.Stream<unknown>)
+          )
+          return metrics === undefined ? call : measured(metrics, call)
+        }
       case "server-stream":
         return (input, options) =>
           Stream.unwrapScoped(this.withResolved(options, (resolved) => this.openStream(resolved, input, undefined)))

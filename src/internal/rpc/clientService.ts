@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { Client, ClientLayerOptions, ClientMiddleware, ClientOptions, NodeStatus } from "../../Client.js"
 import { Codecs } from "../../Codec.js"
+import * as Debug from "../../Debug.js"
 import { Registry } from "../../Registry.js"
 import { Selector } from "../../Selector.js"
 import { Transport } from "../../Transport.js"
@@ -29,6 +30,8 @@ export interface ClientService extends Client.Service {
   readonly hungWatch: HungWatch | undefined
   /** Undefined when retries are not budgeted. */
   readonly budget: RetryBudget | undefined
+  /** `Debug.layerMetrics` was provided: calls report to Effect metrics. */
+  readonly metrics: boolean
 }
 
 /**
@@ -92,7 +95,8 @@ export const makeService = (
       codecs: yield* Codecs,
       defaults: options ?? {},
       nodes: () => Array.from(health.all(), statusOf),
-      middleware: options?.middleware ?? []
+      middleware: options?.middleware ?? [],
+      metrics: yield* Debug.Metrics
     }
   })
 

@@ -21,6 +21,7 @@ import { Transport } from "../../Transport.js"
 import { brokerCounters } from "../broker/counters.js"
 import { randomId } from "../common/text.js"
 import { listen as listenProbe, type Probed } from "../debug/http.js"
+import { CallMetrics } from "../debug/metrics.js"
 import * as processStats from "../debug/process.js"
 import { advertisedAddress } from "../transport/address.js"
 import { DeadlineWheel } from "./deadlines.js"
@@ -127,6 +128,9 @@ export const make = <Rpcs extends Rpc.Any>(
         runtimeFlags: runtime.runtimeFlags
       })
       routes.set(rpc._tag, makeRoute(rpc, entry.handler, endpointRuntime))
+    }
+    if (yield* Debug.Metrics) {
+      for (const route of routes.values()) route.stats.metrics = new CallMetrics("server", options.name, route.name)
     }
     if (routes.has(HEALTH) || routes.has(STATS)) {
       return yield* Effect.dieMessage(`the endpoint names "${HEALTH}" and "${STATS}" are built in; rename yours`)

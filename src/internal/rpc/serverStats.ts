@@ -3,6 +3,8 @@
  * objects made once per endpoint or server: the hot path increments fields, never allocates.
  */
 
+import type { CallMetrics } from "../debug/metrics.js"
+
 /** Upper bounds (ms) of the call-duration histogram buckets; a last, implicit one is +Inf. */
 export const DURATION_BUCKETS_MS: ReadonlyArray<number> = [
   1,
@@ -25,6 +27,8 @@ export const Outcome = { Succeeded: 0, Failed: 1, Cancelled: 2 } as const
 export type Outcome = typeof Outcome[keyof typeof Outcome]
 
 export class EndpointStats {
+  /** Effect metrics of this endpoint, when `Debug.layerMetrics` is on. */
+  metrics: CallMetrics | undefined = undefined
   started = 0
   succeeded = 0
   failed = 0
@@ -40,6 +44,7 @@ export class EndpointStats {
   start(): void {
     this.started++
     this.inFlight++
+    this.metrics?.start()
   }
 
   end(outcome: Outcome, millis: number): void {
@@ -51,6 +56,7 @@ export class EndpointStats {
     while (bucket < DURATION_BUCKETS_MS.length && millis > DURATION_BUCKETS_MS[bucket]!) bucket++
     this.durationCounts[bucket]!++
     this.durationSumMillis += millis
+    this.metrics?.end(outcome, millis)
   }
 }
 

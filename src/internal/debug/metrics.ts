@@ -1,0 +1,118 @@
+/**
+ * The framework's figures as Effect `Metric`s (in the global metric registry, where any Effect metrics
+ * exporter reads them), on when `Debug.layerMetrics` is provided. Per-call metrics update hooks resolved once
+ * per endpoint (no key building, no Effect per call); process-wide figures (broker counters, memory, event
+ * loop, GC) are copied into metrics once a second by one collector fiber per process.
+ */
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import type * as MetricHook from "effect/MetricHook"
+import * as MetricKey from "effect/MetricKey"
+import * as MetricLabel from "effect/MetricLabel"
+import type * as Scope from "effect/Scope"
+import { brokerCounters } from "../broker/counters.js"
+import type { Outcome } from "../rpc/serverStats.js"
+import { DURATION_BUCKETS_MS } from "../rpc/serverStats.js"
+import * as processStats from "./process.js"
+
+const registry = Metric.globalMetricRegistry
+
+const labelsOf = (labels: Record<string, string>) =>
+  Object.entries(labels).map(([key, value]) => MetricLabel.make(key, value))
+
+const counter = (name: string, description: string, labels: Record<string, string>) =>
+  registry.getCounter(MetricKey.taggedWithLabels(MetricKey.counter(name, { description }), labelsOf(labels)))
+
+const gauge = (name: string, description: string, labels: Record<string, string>) =>
+  registry.getGauge(MetricKey.taggedWithLabels(MetricKey.gauge(name, { description }), labelsOf(labels)))
+
+const SECONDS = MetricBoundaries.fromIterable(DURATION_BUCKETS_MS.map((ms) => ms / 1000))
+
+const histogram = (name: string, description: string, labels: Record<string, string>) =>
+  registry.getHistogram(MetricKey.taggedWithLabels(MetricKey.histogram(name, SECONDS, description), labelsOf(labels)))
+
+/** One endpoint's call metrics, on one side (`server` or `client`). */
+export class CallMetrics {
+  private readonly outcomes: ReadonlyArray<MetricHook.MetricHook.Counter<number>>
+  private readonly duration: MetricHook.MetricHook.Histogram
+  private readonly inFlightGauge: MetricHook.MetricHook.Gauge<number>
+  private inFlight = 0
+
+  constructor(side: "server" | "client", service: string, endpoint: string) {
+    const labels = { service, endpoint }
+    const calls = `micro_${side}_calls_total`
+    const help = side === "server" ? "Calls this server handled, by outcome." : "Calls this client made, by outcome."
+    this.outcomes = [
+      counter(calls, help, { ...labels, outcome: "succeeded" }),
+      counter(calls, help, { ...labels, outcome: "failed" }),
+      counter(calls, help, { ...labels, outcome: "cancelled" })
+    ]
+    this.duration = histogram(`micro_${side}_call_duration_seconds`, "Call duration.", labels)
+    this.inFlightGauge = gauge(`micro_${side}_calls_in_flight`, "Calls running now.", labels)
+  }
+
+  start(): void {
+    this.inFlightGauge.update(++this.inFlight)
+  }
+
+  end(outcome: Outcome, millis: number): void {
+    this.inFlightGauge.update(--this.inFlight)
+    this.outcomes[outcome]!.update(1)
+    this.duration.update(millis / 1000)
+  }
+}
+
+/** Copies the process-wide figures into metrics (counters by their increase since the last copy). */
+const makeCopy = () => {
+  const publishHelp = "Messages published, by outcome."
+  const deliverHelp = "Messages handled by this process's subscribers, by outcome."
+  const published = counter("micro_broker_published_total", publishHelp, { outcome: "succeeded" })
+  const publishFailed = counter("micro_broker_published_total", publishHelp, { outcome: "failed" })
+  const delivered = counter("micro_broker_delivered_total", deliverHelp, { outcome: "succeeded" })
+  const deliveryFailed = counter("micro_broker_delivered_total", deliverHelp, { outcome: "failed" })
+  const rss = gauge("process_resident_memory_bytes", "Resident set size.", {})
+  const heapUsed = gauge("nodejs_heap_used_bytes", "V8 heap in use.", {})
+  const delayP99 = gauge("nodejs_eventloop_delay_seconds", "Event-loop delay.", { stat: "p99" })
+  const gcCount = counter("nodejs_gc_total", "Garbage collections.", {})
+  const last = { ...brokerCounters, gc: 0 }
+  // The increase since the metrics started, not since the process did: start from the current values.
+  last.gc = processStats.snapshot().gc.count
+  return () => {
+    published.update(brokerCounters.published - last.published)
+    publishFailed.update(brokerCounters.publishFailed - last.publishFailed)
+    delivered.update(brokerCounters.delivered - last.delivered)
+    deliveryFailed.update(brokerCounters.deliveryFailed - last.deliveryFailed)
+    Object.assign(last, brokerCounters)
+    const snapshot = processStats.snapshot()
+    rss.update(snapshot.memory.rss)
+    heapUsed.update(snapshot.memory.heapUsed)
+    delayP99.update(snapshot.eventLoopDelayMillis.p99 / 1000)
+    gcCount.update(snapshot.gc.count - last.gc)
+    last.gc = snapshot.gc.count
+  }
+}
+
+let holders = 0
+let timer: ReturnType<typeof setInterval> | undefined
+
+/** Keeps the process-wide figures flowing into metrics (every second) while the scope is open. */
+export const collect: Effect.Effect<void, never, Scope.Scope> = Effect.zipRight(
+  processStats.acquire,
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      if (holders++ > 0) return
+      const copy = makeCopy()
+      copy()
+      timer = setInterval(copy, 1000)
+      timer.unref()
+    }),
+    () =>
+      Effect.sync(() => {
+        if (--holders === 0 && timer !== undefined) {
+          clearInterval(timer)
+          timer = undefined
+        }
+      })
+  )
+)
