@@ -70,6 +70,14 @@ export const scenarios: ReadonlyArray<Scenario> = [
     client: () => import("./clients/effectMicro.js").then((m) => m.make("application/protobuf"))
   },
   {
+    name: "effect-micro-json-metrics",
+    group: "rpc",
+    description: "as effect-micro-json with Debug.layerMetrics on both sides (Effect metrics per call)",
+    server: ["bench/servers/effectMicro.ts", "metrics"],
+    client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json", { metrics: true })),
+    optional: true
+  },
+  {
     name: "effect-micro-json-lean",
     group: "rpc",
     description: "diagnostic (opt-in): as effect-micro-json but timeout 0 (no deadline) and retry false",

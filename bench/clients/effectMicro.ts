@@ -14,6 +14,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
 import * as Client from "../../src/Client.js"
 import * as Codec from "../../src/Codec.js"
+import * as Debug from "../../src/Debug.js"
 import * as Registry from "../../src/Registry.js"
 import * as Selector from "../../src/Selector.js"
 import * as Transport from "../../src/Transport.js"
@@ -24,7 +25,11 @@ import type { LoadClient } from "./types.js"
 
 export const make = (
   contentType: string,
-  options?: Pick<Client.ClientOptions, "timeout" | "retry"> & { readonly caller?: "promise" | "fork" }
+  options?: Pick<Client.ClientOptions, "timeout" | "retry"> & {
+    readonly caller?: "promise" | "fork"
+    /** `Debug.layerMetrics` on. */
+    readonly metrics?: boolean
+  }
 ) =>
 async (address: string): Promise<LoadClient> => {
   const Live = Client.layer().pipe(
@@ -32,7 +37,8 @@ async (address: string): Promise<LoadClient> => {
       Registry.layerStatic({ [serviceName]: [address] }),
       Selector.layer,
       Transport.layerTcp(),
-      Codec.layer
+      Codec.layer,
+      options?.metrics ? Debug.layerMetrics : Layer.empty
     ))
   )
   const managed = ManagedRuntime.make(Live)

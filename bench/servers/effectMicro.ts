@@ -2,19 +2,22 @@
  * effect-micro server: `Server.layer` over TCP with the default codecs (JSON, protobuf, msgpack, bytes),
  * serving the `Bench` contract with an echo handler written with plain `Effect.succeed` (no `Effect.gen`),
  * or, with the argument `bidi`, the `BenchStream` contract whose `Chat` handler returns its input stream
- * (every message echoed). No registration (the client dials the address directly). Sub-path imports only.
+ * (every message echoed); with `metrics`, `Debug.layerMetrics` on (Effect metrics per call). No registration (the client dials the address directly). Sub-path imports only.
  *
  * Prints `READY host:port` on stdout. SIGTERM exits via `process.exit` so `--cpu-prof` writes its profile.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Codec from "../../src/Codec.js"
+import * as Debug from "../../src/Debug.js"
 import * as Registry from "../../src/Registry.js"
 import * as Server from "../../src/Server.js"
 import * as Transport from "../../src/Transport.js"
 import { Bench, BenchStream, serviceName } from "../contract.js"
 
-const Deps = Layer.mergeAll(Transport.layerTcp(), Registry.layerMemory, Codec.layer)
+const Deps = process.argv[2] === "metrics"
+  ? Layer.mergeAll(Transport.layerTcp(), Registry.layerMemory, Codec.layer, Debug.layerMetrics)
+  : Layer.mergeAll(Transport.layerTcp(), Registry.layerMemory, Codec.layer)
 const options = { name: serviceName, address: "127.0.0.1:0", register: false } as const
 
 const Live = process.argv[2] === "bidi"
