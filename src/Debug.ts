@@ -159,7 +159,8 @@ export class Metrics extends Context.Reference<Metrics>()("effect-micro/Debug/Me
  * Turns the framework's figures into Effect `Metric`s, in the global metric registry where any Effect
  * metrics exporter (OTLP, Prometheus through OpenTelemetry) reads them: per endpoint on servers and clients
  * `micro_{server,client}_calls_total{service,endpoint,outcome}`, `micro_{server,client}_call_duration_seconds`
- * (histogram) and `micro_{server,client}_calls_in_flight`; per process the broker counters, RSS, heap,
+ * (histogram) and `micro_{server,client}_calls_in_flight`; per store operation
+ * `micro_store_operations_total{backend,operation,outcome}` and its duration; per process the broker counters, RSS, heap,
  * event-loop delay and GC (copied once a second). Costs a few hook updates per call (see docs/observability.md).
  * @since 0.1.0
  * @category layers

@@ -7,7 +7,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Scope from "effect/Scope"
-import { Broker, Client, Codec, Debug, Registry, Selector, Server, Transport } from "../src/index.js"
+import { Broker, Client, Codec, Debug, Registry, Selector, Server, Store, Transport } from "../src/index.js"
 import { render } from "../src/internal/debug/prometheus.js"
 import { handlers, Testing } from "./support/contract.js"
 import { eventually } from "./support/eventually.js"
@@ -160,12 +160,22 @@ describe("Debug", () => {
         "5 seconds"
       )
       expect(valueOf("process_resident_memory_bytes", {})).toBeDefined()
+      // Store operations, by backend, operation and outcome.
+      const store = yield* Store.Store
+      yield* store.write({ key: "k", value: new Uint8Array([1]) })
+      yield* store.read("k")
+      yield* Effect.flip(store.read("missing"))
+      expect(count("micro_store_operations_total", { backend: "memory", operation: "write", outcome: "succeeded" }))
+        .toBeGreaterThanOrEqual(1)
+      expect(count("micro_store_operations_total", { backend: "memory", operation: "read", outcome: "failed" }))
+        .toBeGreaterThanOrEqual(1)
     }).pipe(
       Effect.provide(
         Layer.mergeAll(
           Client.layer(),
           Server.layer(Testing, { name: "metered", address: "memory:0" }).pipe(Layer.provide(handlers("m1"))),
-          Broker.layerMemory
+          Broker.layerMemory,
+          Store.layerMemory()
         ).pipe(Layer.provideMerge(Infra), Layer.provide(Debug.layerMetrics))
       )
     ))

@@ -5,12 +5,14 @@
  * loop, GC) are copied into metrics once a second by one collector fiber per process.
  */
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import type * as MetricHook from "effect/MetricHook"
 import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
 import type * as Scope from "effect/Scope"
+import type { Store } from "../../Store.js"
 import { brokerCounters } from "../broker/counters.js"
 import type { Outcome } from "../rpc/serverStats.js"
 import { DURATION_BUCKETS_MS } from "../rpc/serverStats.js"
@@ -59,6 +61,48 @@ export class CallMetrics {
   end(outcome: Outcome, millis: number): void {
     this.inFlightGauge.update(--this.inFlight)
     this.outcomes[outcome]!.update(1)
+    this.duration.update(millis / 1000)
+  }
+}
+
+/** `store` with each read, write, delete and list counted and timed (`micro_store_*`, tagged by backend). */
+export const measuredStore = (store: Store.Service): Store.Service => {
+  const measure = (operation: string) => {
+    const metrics = new OperationMetrics(store.backend, operation)
+    return <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.suspend(() => {
+        const startedAt = performance.now()
+        return Effect.onExit(effect, (exit) => Effect.sync(() => metrics.end(exit, performance.now() - startedAt)))
+      })
+  }
+  const read = measure("read")
+  const write = measure("write")
+  const del = measure("delete")
+  const list = measure("list")
+  return {
+    ...store,
+    read: (key, options) => read(store.read(key, options)),
+    write: (record, options) => write(store.write(record, options)),
+    delete: (key, options) => del(store.delete(key, options)),
+    list: (options) => list(store.list(options))
+  }
+}
+
+class OperationMetrics {
+  private readonly succeeded: MetricHook.MetricHook.Counter<number>
+  private readonly failed: MetricHook.MetricHook.Counter<number>
+  private readonly duration: MetricHook.MetricHook.Histogram
+
+  constructor(backend: string, operation: string) {
+    const labels = { backend, operation }
+    const help = "Store operations, by outcome (a read of a missing key fails with NotFound)."
+    this.succeeded = counter("micro_store_operations_total", help, { ...labels, outcome: "succeeded" })
+    this.failed = counter("micro_store_operations_total", help, { ...labels, outcome: "failed" })
+    this.duration = histogram("micro_store_operation_duration_seconds", "Store operation duration.", labels)
+  }
+
+  end(exit: Exit.Exit<unknown, unknown>, millis: number): void {
+    ;(Exit.isSuccess(exit) ? this.succeeded : this.failed).update(1)
     this.duration.update(millis / 1000)
   }
 }

@@ -7,6 +7,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as Debug from "../../Debug.js"
 import type {
   Change,
   ListOptions,
@@ -20,6 +21,7 @@ import type {
   WriteOptions
 } from "../../Store.js"
 import { StoreError, TypeId } from "../../Store.js"
+import { measuredStore } from "../debug/metrics.js"
 
 export type Metadata = { readonly [name: string]: MetadataValue }
 
@@ -93,6 +95,8 @@ export interface Settings {
   readonly defaults: Namespace
   /** Largest accepted `value.byteLength`; larger writes fail with reason TooLarge before the backend. */
   readonly maxValueSize: number
+  /** `Debug.layerMetrics` was provided: operations report to Effect metrics. */
+  readonly metrics?: boolean | undefined
 }
 
 /** The layer's shared settings; a bad default namespace or `maxValueSize` fails the layer with reason Invalid. */
@@ -105,7 +109,7 @@ export const resolveSettings = (options: StoreOptions | undefined): Effect.Effec
   if (typeof maxValueSize !== "number" || !Number.isSafeInteger(maxValueSize) || maxValueSize < 0) {
     return Effect.fail(invalid(`maxValueSize must be a non-negative integer (bytes), got ${String(maxValueSize)}`))
   }
-  return Effect.succeed({ defaults: { database, table }, maxValueSize })
+  return Effect.map(Debug.Metrics, (metrics) => ({ defaults: { database, table }, maxValueSize, metrics }))
 }
 
 /** The one place the value size limit is enforced (every backend goes through `fromBackend`). */
@@ -355,7 +359,17 @@ export const fromBackend = (backend: Backend, settings: Settings): Store.Service
     return backend.watch(ns, prefix)
   }
 
-  return { [TypeId]: TypeId, backend: backend.name, defaults, read, write, delete: del, list, watch }
+  const service: Store.Service = {
+    [TypeId]: TypeId,
+    backend: backend.name,
+    defaults,
+    read,
+    write,
+    delete: del,
+    list,
+    watch
+  }
+  return settings.metrics ? measuredStore(service) : service
 }
 
 export const slice = <A>(items: ReadonlyArray<A>, offset: number, limit: number | undefined): ReadonlyArray<A> =>
