@@ -34,6 +34,7 @@ import * as Debug from "./Debug.js"
 import type { CallError } from "./Errors.js"
 import * as internal from "./internal/rpc/client.js"
 import * as runtime from "./internal/rpc/clientService.js"
+import * as internalDynamic from "./internal/rpc/dynamic.js"
 import type { Metadata } from "./Metadata.js"
 import type { Registry } from "./Registry.js"
 import type { Filter, Selector } from "./Selector.js"
@@ -269,6 +270,38 @@ export const stats = (
   options?: ClientOptions
 ): Effect.Effect<Debug.Stats, CallError, Client> =>
   Effect.flatMap(make(Debug.Contract, { retry: false, ...options, service }), (debug) => debug["Debug.Stats"]())
+
+/**
+ * Asks a service's built-in `Debug.Describe` endpoint: its endpoints, their call shapes and the JSON Schemas
+ * of their messages (see `health` for which node answers).
+ * @since 0.1.0
+ * @category debug
+ */
+export const describe = (
+  service: string,
+  options?: ClientOptions
+): Effect.Effect<Debug.Description, CallError, Client> =>
+  Effect.flatMap(make(Debug.Contract, { retry: false, ...options, service }), (debug) => debug["Debug.Describe"]())
+
+/**
+ * A client of a service without its TypeScript contract: `Debug.Describe` tells its endpoints, and each is
+ * callable with any JSON value (the server validates it against its real Schemas). `methods[name]` is
+ * `(json) => Effect` (unary), `(json) => Stream` (server stream), `(Stream) => Effect` (client stream) or
+ * `(Stream) => Stream` (bidi); endpoint errors fail with their JSON value. JSON only. For the CLI, gateways
+ * and scripts.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const dynamic: (
+  service: string,
+  options?: ClientOptions
+) => Effect.Effect<DynamicClient, CallError, Client> = internalDynamic.dynamic
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type DynamicClient = internalDynamic.DynamicClient
 
 /**
  * The client runtime. Needs a Registry (use the cached one in production), a Selector, a Transport and

@@ -1,9 +1,11 @@
 /**
- * What a running service says about itself, as go-micro's `Debug` handlers do. Every server answers two
+ * What a running service says about itself, as go-micro's `Debug` handlers do. Every server answers three
  * built-in endpoints over its own protocol, whatever its contract:
  *
  * - `Debug.Health`: status (`not-ready` until registered, `serving`, `draining` once it stops), uptime,
  *   version, node. Call it with `Client.health(service, { node })`.
+ * - `Debug.Describe`: the contract: every endpoint's call shape and the JSON Schemas of its messages and
+ *   errors (what the CLI and the gateway need to call a service without its TypeScript contract).
  * - `Debug.Stats`: calls started/succeeded/failed/cancelled and a duration histogram per endpoint, calls in
  *   flight, connections, bytes in and out, broker publishes and deliveries, memory, event-loop delay and GC.
  *   Call it with `Client.stats(service, { node })`. The counters are plain numbers bumped on the hot path.
@@ -121,6 +123,45 @@ export const Stats = Schema.Struct({
 export interface Stats extends Schema.Schema.Type<typeof Stats> {}
 
 /**
+ * One endpoint as `Debug.Describe` tells it: call shape, idempotency, and JSON Schemas (as JSON text, so that
+ * every codec carries them) of one request message, one reply message and the endpoint's typed errors, for
+ * their wire (encoded) form. A Schema with no JSON Schema form is described as `{"description": …}`.
+ * @since 0.1.0
+ * @category models
+ */
+export const EndpointDescription = Schema.Struct({
+  name: Schema.String,
+  shape: Schema.Literal("unary", "server-stream", "client-stream", "bidi"),
+  idempotent: Schema.Boolean,
+  request: Schema.String,
+  response: Schema.String,
+  error: Schema.String
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface EndpointDescription extends Schema.Schema.Type<typeof EndpointDescription> {}
+
+/**
+ * What a service serves. `digest` (also in each registered node's metadata as `describe`) changes when the
+ * contract does: a client that cached a description can tell it is stale without asking again.
+ * @since 0.1.0
+ * @category models
+ */
+export const Description = Schema.Struct({
+  service: Schema.String,
+  version: Schema.String,
+  digest: Schema.String,
+  endpoints: Schema.Array(EndpointDescription)
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Description extends Schema.Schema.Type<typeof Description> {}
+
+/**
  * The built-in endpoints every server answers (names `Debug.Health` and `Debug.Stats`), as a contract: for
  * clients in other languages (`Protobuf.toProto(Debug.Contract)`) and for `Client.make`.
  * @since 0.1.0
@@ -128,7 +169,8 @@ export interface Stats extends Schema.Schema.Type<typeof Stats> {}
  */
 export const Contract = RpcGroup.make(
   Rpc.make("Debug.Health", { success: Health }),
-  Rpc.make("Debug.Stats", { success: Stats })
+  Rpc.make("Debug.Stats", { success: Stats }),
+  Rpc.make("Debug.Describe", { success: Description })
 )
 
 /**

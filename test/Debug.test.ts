@@ -55,6 +55,10 @@ describe("Debug", () => {
       // The registry lists the contract's endpoints only.
       const [service] = yield* Effect.flatMap(Registry.Registry, (registry) => registry.getService("testing"))
       expect(service!.endpoints.map((e) => e.name)).not.toContain("Debug.Health")
+      // The node advertises the digest of its description.
+      const description = yield* Client.describe("testing")
+      expect(service!.nodes[0]!.metadata.describe).toBe(description.digest)
+      expect(description.endpoints.map((e) => e.name)).toContain("Hello")
     }).pipe(Effect.provide(Layer.mergeAll(Client.layer(), serverLayer(false)).pipe(Layer.provideMerge(Infra)))))
 
   it.scopedLive("broker publishes and deliveries are counted", () =>

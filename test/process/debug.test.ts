@@ -5,9 +5,11 @@
  * started by SIGTERM.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import { spawnSync } from "node:child_process"
 import { Client, Codec, Registry, Selector, Transport } from "../../src/index.js"
 import { Testing } from "../support/contract.js"
@@ -102,6 +104,50 @@ describe("Debug across processes", () => {
         expect(sample(families, "micro_server_call_duration_seconds_bucket", { ...hello, le: "+Inf" })).toBe(6)
         expect(sample(families, "micro_server_connections", {})).toBeGreaterThanOrEqual(1)
         expect(sample(families, "process_resident_memory_bytes", {})).toBeGreaterThan(10_000_000)
+      }).pipe(Effect.provide(clientLayer(server.ready)))
+    }))
+
+  it.scopedLive("Describe tells the contract (shapes, JSON Schemas, digest); dynamic calls in every shape", () =>
+    Effect.gen(function*() {
+      const server = yield* spawnFixture(fixture, { NODE_ID: "d3" })
+      yield* Effect.gen(function*() {
+        const description = yield* Client.describe("testing")
+        expect(description.service).toBe("testing")
+        expect(description.digest).toMatch(/^[0-9a-f]{16}$/)
+        const byName = Object.fromEntries(description.endpoints.map((e) => [e.name, e]))
+        expect(Object.keys(byName).sort()).toEqual(
+          ["Boom", "Bytes", "Chat", "Countdown", "Echo", "Hello", "Sleep", "Sum", "WhoAmI"]
+        )
+        expect(byName.Hello).toMatchObject({ shape: "unary", idempotent: false })
+        expect(byName.Echo!.idempotent).toBe(true)
+        expect(byName.Countdown!.shape).toBe("server-stream")
+        expect(byName.Sum!.shape).toBe("client-stream")
+        expect(byName.Chat!.shape).toBe("bidi")
+        // The JSON Schemas match the contract's Schemas.
+        expect(JSON.parse(byName.Hello!.request)).toMatchObject({
+          type: "object",
+          required: ["name"],
+          properties: { name: { type: "string" } }
+        })
+        expect(JSON.parse(byName.Hello!.error)).toMatchObject({
+          $ref: "#/$defs/UnknownName",
+          $defs: { UnknownName: { type: "object", required: ["name", "_tag"] } }
+        })
+        expect(JSON.parse(byName.Countdown!.response)).toMatchObject({ type: "number" })
+
+        const client = yield* Client.dynamic("testing")
+        const unary = client.methods.Hello as (input: unknown) => Effect.Effect<unknown, any>
+        const serverStream = client.methods.Countdown as (input: unknown) => Stream.Stream<unknown, any>
+        const clientStream = client.methods.Sum as (input: Stream.Stream<unknown>) => Effect.Effect<unknown, any>
+        const bidi = client.methods.Chat as (input: Stream.Stream<unknown>) => Stream.Stream<unknown, any>
+        expect(yield* unary({ name: "Ada" })).toBe("Hello, Ada!")
+        // Endpoint errors arrive as their JSON value; invalid input is the server's BadRequest.
+        expect(yield* Effect.flip(unary({ name: "nobody" }))).toEqual({ _tag: "UnknownName", name: "nobody" })
+        expect((yield* Effect.flip(unary({ nom: 1 })))._tag).toBe("BadRequest")
+        expect(Chunk.toReadonlyArray(yield* Stream.runCollect(serverStream({ from: 2 })))).toEqual([2, 1, 0])
+        expect(yield* clientStream(Stream.make(1, 2, 3))).toBe(6)
+        const chat = yield* Stream.runCollect(bidi(Stream.make("x")))
+        expect(Chunk.toReadonlyArray(chat)).toEqual(["echo: x", "goodbye"])
       }).pipe(Effect.provide(clientLayer(server.ready)))
     }))
 

@@ -20,6 +20,7 @@ import { ServerMiddleware } from "../../Server.js"
 import { Transport } from "../../Transport.js"
 import { brokerCounters } from "../broker/counters.js"
 import { randomId } from "../common/text.js"
+import { describe, describeEndpoint } from "../debug/describe.js"
 import { listen as listenProbe, type Probed } from "../debug/http.js"
 import { CallMetrics } from "../debug/metrics.js"
 import * as processStats from "../debug/process.js"
@@ -54,6 +55,8 @@ const millis = (input: Duration.DurationInput | undefined, fallback: Duration.Du
 
 const HEALTH = "Debug.Health"
 const STATS = "Debug.Stats"
+const DESCRIBE = "Debug.Describe"
+const builtIn = (name: string) => name === HEALTH || name === STATS || name === DESCRIBE
 
 const makeRoute = (rpc: Rpc.AnyWithProps, handler: Route["handler"], runtime: Runtime.Runtime<never>): Route => {
   const schemas = schemasOf(rpc)
@@ -132,9 +135,14 @@ export const make = <Rpcs extends Rpc.Any>(
     if (yield* Debug.Metrics) {
       for (const route of routes.values()) route.stats.metrics = new CallMetrics("server", options.name, route.name)
     }
-    if (routes.has(HEALTH) || routes.has(STATS)) {
-      return yield* Effect.dieMessage(`the endpoint names "${HEALTH}" and "${STATS}" are built in; rename yours`)
+    for (const name of routes.keys()) {
+      if (builtIn(name)) return yield* Effect.dieMessage(`the endpoint name "${name}" is built in; rename yours`)
     }
+    const description = describe(
+      options.name,
+      options.version ?? defaults.version,
+      [...routes.values()].map((route) => describeEndpoint(route.name, route.schemas))
+    )
 
     const deadlines = new DeadlineWheel(yield* Effect.clock)
     yield* Effect.forkScoped(deadlines.run)
@@ -198,7 +206,12 @@ export const make = <Rpcs extends Rpc.Any>(
     const node = {
       id: options.id ?? `${options.name}-${randomId()}`,
       address,
-      metadata: { transport: transport.name, protocol: "effect-micro/1", ...options.metadata }
+      metadata: {
+        transport: transport.name,
+        protocol: "effect-micro/1",
+        describe: description.digest,
+        ...options.metadata
+      }
     }
     const service: RegisteredService = {
       name: options.name,
@@ -224,7 +237,7 @@ export const make = <Rpcs extends Rpc.Any>(
       service: options.name,
       node: node.id,
       uptimeMillis: Date.now() - startedAt,
-      endpoints: [...routes.values()].filter((route) => route.name !== HEALTH && route.name !== STATS).map((route) =>
+      endpoints: [...routes.values()].filter((route) => !builtIn(route.name)).map((route) =>
         snapshotEndpoint(route.stats)
       ),
       connections: { open: connectionStats.open, accepted: connectionStats.accepted, refused: connectionStats.refused },
@@ -234,7 +247,7 @@ export const make = <Rpcs extends Rpc.Any>(
     }))
     probed.current = { health, stats }
     for (const rpc of Debug.Contract.requests.values() as Iterable<Rpc.AnyWithProps>) {
-      const answer = rpc._tag === HEALTH ? health : stats
+      const answer = rpc._tag === HEALTH ? health : rpc._tag === STATS ? stats : Effect.succeed(description)
       routes.set(rpc._tag, makeRoute(rpc, () => answer, runtime))
     }
 
