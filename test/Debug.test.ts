@@ -7,6 +7,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { Broker, Client, Codec, Debug, Registry, Selector, Server, Store, Transport } from "../src/index.js"
 import { render } from "../src/internal/debug/prometheus.js"
 import { handlers, Testing } from "./support/contract.js"
@@ -145,6 +146,9 @@ describe("Debug", () => {
       yield* testing.Hello({ name: "Ada" })
       yield* testing.Hello({ name: "Bob" })
       yield* Effect.flip(testing.Hello({ name: "nobody" }))
+      yield* Stream.runDrain(testing.Countdown({ from: 3 }))
+      expect(count("micro_client_calls_total", { service: "metered", endpoint: "Countdown", outcome: "succeeded" }))
+        .toBeGreaterThanOrEqual(1)
       yield* broker.publish("metered", new Uint8Array([1]))
       expect(count("micro_server_calls_total", { service: "metered", endpoint: "Hello", outcome: "succeeded" }))
         .toBe(before.server + 2)

@@ -118,6 +118,17 @@ const measured = <A, E, R>(metrics: CallMetrics, effect: Effect.Effect<A, E, R>)
     )
   })
 
+/** `stream` reported to `metrics`: from when it is run until it ends (a stream stopped early is cancelled). */
+const measuredStream = <A, E, R>(metrics: CallMetrics, stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+  Stream.suspend(() => {
+    metrics.start()
+    const startedAt = performance.now()
+    return Stream.ensuringWith(
+      stream,
+      (exit) => Effect.sync(() => metrics.end(outcomeOf(exit), performance.now() - startedAt))
+    )
+  })
+
 /** A selected node and the pooled connection to it. */
 class Connected {
   constructor(readonly node: Node, readonly connection: ClientConnection) {}
@@ -202,14 +213,22 @@ class Caller {
           return metrics === undefined ? call : measured(metrics, call)
         }
       case "server-stream":
-        return (input, options) =>
-          Stream.unwrapScoped(this.withResolved(options, (resolved) => this.openStream(resolved, input, undefined)))
-      case "bidi":
-        return (input, options) =>
-          Stream.unwrapScoped(
-            this.withResolved(options, (resolved) =>
-              this.openStream(resolved, undefined, input as Stream.Stream<unknown>))
+        return (input, options) => {
+          const stream = Stream.unwrapScoped(
+            this.withResolved(options, (resolved) => this.openStream(resolved, input, undefined))
           )
+          return metrics === undefined ? stream : measuredStream(metrics, stream)
+        }
+      case "bidi":
+        return (input, options) => {
+          const stream = Stream.unwrapScoped(
+            this.withResolved(
+              options,
+              (resolved) => this.openStream(resolved, undefined, input as Stream.Stream<unknown>)
+            )
+          )
+          return metrics === undefined ? stream : measuredStream(metrics, stream)
+        }
     }
   }
 
