@@ -1,13 +1,12 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import type { Change, MemoryOptions, Record as StoreRecord, Store } from "../../Store.js"
 import type { Backend, Metadata, Namespace, Query } from "./common.js"
 import { compareKeys, expiryOf, fromBackend, makeRecord, NO_METADATA, notFound, resolveSettings } from "./common.js"
+import { ChangeFanout } from "./fanout.js"
 
 interface Entry {
   readonly value: Uint8Array
@@ -61,7 +60,7 @@ export const make = (options?: MemoryOptions): Effect.Effect<Store.Service, neve
   Effect.gen(function*() {
     const settings = yield* Effect.orDie(resolveSettings(options))
     const tables = new Map<string, Table>()
-    const changes = yield* Effect.acquireRelease(PubSub.unbounded<Change>(), PubSub.shutdown)
+    const changes = new ChangeFanout("memory")
     const tableOf = (ns: Namespace, create: boolean): Table | undefined => {
       const id = `${ns.database}\u0000${ns.table}`
       let table = tables.get(id)
@@ -108,7 +107,8 @@ export const make = (options?: MemoryOptions): Effect.Effect<Store.Service, neve
         }
         if (table.entries.size === 0) tables.delete(id)
       }
-      return expired.length === 0 ? Effect.void : PubSub.publishAll(changes, expired)
+      changes.publishAll(expired)
+      return Effect.void
     })
     const interval = options?.sweepInterval === undefined ? Duration.seconds(1) : Duration.decode(options.sweepInterval)
     yield* sweep.pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
@@ -130,8 +130,8 @@ export const make = (options?: MemoryOptions): Effect.Effect<Store.Service, neve
             metadata,
             expiresAt: ttlMillis === undefined ? undefined : now + ttlMillis
           })
-          const change: Change = { type: "write", database: ns.database, table: ns.table, key }
-          return PubSub.publish(changes, change)
+          changes.publish({ type: "write", database: ns.database, table: ns.table, key })
+          return Effect.void
         }),
       remove: (ns, key) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -140,15 +140,10 @@ export const make = (options?: MemoryOptions): Effect.Effect<Store.Service, neve
           const visible = live(table.entries.get(key), now)
           if (!table.delete(key)) return Effect.void
           // Deleting an entry that had already expired (but was not swept yet) reports the expiry.
-          const change: Change = { type: visible ? "delete" : "expire", database: ns.database, table: ns.table, key }
-          return PubSub.publish(changes, change)
+          changes.publish({ type: visible ? "delete" : "expire", database: ns.database, table: ns.table, key })
+          return Effect.void
         }),
-      watch: (ns, prefix) =>
-        Stream.fromPubSub(changes).pipe(
-          Stream.filter((change) =>
-            change.database === ns.database && change.table === ns.table && change.key.startsWith(prefix)
-          )
-        )
+      watch: (ns, prefix) => changes.watch(ns, prefix)
     }
     return fromBackend(backend, settings)
   })

@@ -30,7 +30,6 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
-import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -58,6 +57,7 @@ import {
   unavailable,
   upperBound
 } from "./common.js"
+import { ChangeFanout } from "./fanout.js"
 
 export const defaultFilename = (): string => path.join(process.cwd(), ".micro", "store.db")
 
@@ -483,7 +483,7 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
     // connection made it. A poller (started by the first `watch`, on `Clock`) looks at `PRAGMA
     // data_version` every `watchInterval`, which moves when another connection committed, and after this
     // connection's own writes; then it reads the log past the last change it saw and publishes each change.
-    const changes = yield* PubSub.unbounded<Change>()
+    const changes = new ChangeFanout("sqlite")
     const layerScope = yield* Effect.scope
     let lastSeq = 0
     let lastVersion = -1
@@ -500,7 +500,8 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
     const pollOnce = Effect.suspend(() => {
       try {
         const found = poll()
-        return found.length === 0 ? Effect.void : PubSub.publishAll(changes, found)
+        changes.publishAll(found)
+        return Effect.void
       } catch (cause) {
         return Effect.logWarning("sqlite store: reading the change log failed", failure("watch", cause))
       }
@@ -545,16 +546,7 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
           ? Effect.suspend(() => put(ns, key, value, metadata, null))
           : Effect.clockWith((clock) => put(ns, key, value, metadata, clock.unsafeCurrentTimeMillis() + ttlMillis)),
       remove: (ns, key) => Effect.clockWith((clock) => remove(ns, key, clock.unsafeCurrentTimeMillis())),
-      watch: (ns, prefix) =>
-        Stream.unwrapScoped(Effect.zipRight(
-          startWatching,
-          Effect.map(PubSub.subscribe(changes), (subscription) =>
-            Stream.fromQueue(subscription).pipe(
-              Stream.filter((change) =>
-                change.database === ns.database && change.table === ns.table && change.key.startsWith(prefix)
-              )
-            ))
-        ))
+      watch: (ns, prefix) => Stream.unwrap(Effect.as(startWatching, changes.watch(ns, prefix)))
     }
     return fromBackend(backend, settings)
   })
