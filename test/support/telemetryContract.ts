@@ -5,6 +5,7 @@
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { Broker, Client, Store } from "../../src/index.js"
 
@@ -13,13 +14,19 @@ export const topic = "telemetry.events"
 export const Front = RpcGroup.make(Rpc.make("Relay", { payload: { text: Schema.String }, success: Schema.String }))
 export const Back = RpcGroup.make(Rpc.make("Publish", { payload: { text: Schema.String }, success: Schema.String }))
 
-/** `front`'s handler: logs, then calls `back` (whose service name is given). */
+/** Counted by `front` (an Effect metric, exported by `Telemetry.layerOtlp`). */
+export const relays = Metric.counter("telemetry_relays")
+
+/** `front`'s handler: logs, counts, then calls `back` (whose service name is given). */
 export const frontHandlers = (backService: string) =>
   Front.toLayer(Effect.gen(function*() {
     const back = yield* Client.make(Back, { service: backService })
     return {
       Relay: ({ text }) =>
-        Effect.zipRight(Effect.log(`front relaying ${text}`), back.Publish({ text }).pipe(Effect.orDie))
+        Effect.log(`front relaying ${text}`).pipe(
+          Effect.zipRight(Metric.increment(relays)),
+          Effect.zipRight(back.Publish({ text }).pipe(Effect.orDie))
+        )
     }
   }))
 
