@@ -45,7 +45,7 @@ export interface OtlpOptions {
   readonly attributes?: Record<string, unknown> | undefined
   /** HTTP headers of every export request (e.g. an API key). Default: none. */
   readonly headers?: Record<string, string> | undefined
-  /** `json` (default, OTLP/JSON) or `protobuf` (binary OTLP, smaller). */
+  /** Body encoding of the exports: `json` (OTLP/JSON) or `protobuf` (binary OTLP, smaller). Default `json`. */
   readonly encoding?: "json" | "protobuf" | undefined
   /** How often buffered spans and log records are sent (and sooner once `maxBatchSize` are buffered). Default 1 second. */
   readonly exportInterval?: Duration.DurationInput | undefined
