@@ -90,8 +90,9 @@ export const wrapBroker: (broker: Broker.Service) => Broker.Service = internalBr
 
 /**
  * Wraps the `Broker` in context with `wrapBroker`. Provide the inner broker to it:
- * `Tracing.layerBroker.pipe(Layer.provide(HttpBroker.layer()))`. With auth, put it outside
- * (`Layer.provide(AuthMiddleware.layerBroker)`), so the delivery span also covers the auth check.
+ * `Tracing.layerBroker.pipe(Layer.provide(HttpBroker.layer()))`. With auth, put it inside the auth wrapper
+ * (`AuthMiddleware.layerBroker.pipe(Layer.provide(Tracing.layerBroker), Layer.provide(HttpBroker.layer()))`)
+ * so the delivery span also covers the auth check (a refused message is a failed span).
  * @since 0.1.0
  * @category layers
  */

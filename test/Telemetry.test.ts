@@ -6,14 +6,18 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Tracer from "effect/Tracer"
 import {
+  AuthMiddleware,
   Broker,
   Client,
   Codec,
+  Errors,
   Registry,
   Selector,
   Server,
@@ -151,6 +155,25 @@ describe("Telemetry", () => {
       const deliver = spans.find((span) => span.name === "deliver plain")!
       expect(Option.isNone(deliver.parent)).toBe(true)
       expect(deliver.traceId).not.toBe(spans.find((span) => span.name === "subscribing")!.traceId)
+    }))
+
+  it.scoped("inside the auth wrapper, the delivery span covers the auth check: a refused message is a failed span", () =>
+    Effect.gen(function*() {
+      const spans: Array<Tracer.Span> = []
+      let handled = 0
+      const broker = AuthMiddleware.wrapBroker(Tracing.wrapBroker(yield* Broker.makeMemory), {
+        authorize: () => Effect.fail(Errors.Forbidden.of("not for you", "test"))
+      })
+      const published = yield* Effect.gen(function*() {
+        yield* broker.subscribe("guarded", () => Effect.sync(() => handled++))
+        return yield* Effect.either(broker.publish("guarded", new Uint8Array([1])))
+      }).pipe(Effect.provide(recordingTracer(spans)))
+      expect(handled).toBe(0)
+      expect(Either.isLeft(published) && published.left.failures[0]?.reason).toBe("Forbidden")
+      const deliver = spans.find((span) => span.name === "deliver guarded")!
+      const publish = spans.find((span) => span.name === "publish guarded")!
+      expect(parentId(deliver)).toBe(publish.spanId)
+      expect(deliver.status._tag === "Ended" && Exit.isFailure(deliver.status.exit)).toBe(true)
     }))
 
   it.scoped("each retry is an event of the client span, naming the failed attempt", () =>
