@@ -18,6 +18,8 @@
  *
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -84,6 +86,15 @@ const loadOtlp = Effect.tryPromise({
  */
 export const layerOtlp = (options: OtlpOptions): Layer.Layer<never> =>
   Layer.unwrapEffect(Effect.map(loadOtlp, (module) => module.layer(options)))
+
+/**
+ * `layerOtlp` with options read from `Config`, e.g. the standard variables:
+ * `Telemetry.layerOtlpConfig({ url: Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"), serviceName: Config.string("OTEL_SERVICE_NAME") })`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerOtlpConfig = (config: Config.Config.Wrap<OtlpOptions>): Layer.Layer<never, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layerOtlp))
 
 /**
  * Options of `layerConsole`.

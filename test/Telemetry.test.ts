@@ -4,6 +4,8 @@
  * trace and span ids of the span they were logged in; retries are events of the client span.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -27,6 +29,7 @@ import {
   Transport
 } from "../src/index.js"
 import { Testing } from "./support/contract.js"
+import { receiver } from "./support/otlpReceiver.js"
 import { Back, backHandlers, Front, frontHandlers, topic } from "./support/telemetryContract.js"
 
 /** Effect's own tracer, every ended span recorded. */
@@ -208,6 +211,47 @@ describe("Telemetry", () => {
       expect(name).toBe("retry")
       expect(attributes).toMatchObject({ "rpc.retry.attempt": 2, "error.type": "TransportError" })
       expect(["memory:g1", "memory:g2"]).toContain(attributes["rpc.retry.failed_address"])
+    }))
+})
+
+describe("Telemetry.layerOtlp", () => {
+  it.scopedLive("from Config: spans and logs reach an OTLP/HTTP receiver, flushed when the layer closes", () =>
+    Effect.gen(function*() {
+      const otlp = yield* receiver
+      const otlpLayer = Telemetry.layerOtlpConfig({
+        url: Config.string("OTLP_URL"),
+        serviceName: Config.string("SERVICE"),
+        node: Config.string("NODE"),
+        // Longer than the test: only the flush on close can deliver.
+        exportInterval: Config.succeed("1 hour"),
+        metrics: Config.succeed(false)
+      }).pipe(
+        Layer.provide(Layer.setConfigProvider(
+          ConfigProvider.fromMap(new Map([["OTLP_URL", otlp.url], ["SERVICE", "in-process"], ["NODE", "n7"]]))
+        ))
+      )
+      const span = yield* Effect.scoped(
+        Effect.gen(function*() {
+          yield* Layer.buildWithScope(otlpLayer, yield* Effect.scope)
+          return yield* Effect.log("inside").pipe(
+            Effect.zipRight(Effect.currentSpan),
+            Effect.withSpan("unit of work", { kind: "server" })
+          )
+        }).pipe(Effect.provide(otlpLayer))
+      )
+      expect(otlp.spans).toMatchObject([{
+        service: "in-process",
+        node: "n7",
+        name: "unit of work",
+        traceId: span.traceId,
+        spanId: span.spanId
+      }])
+      expect(otlp.logs.find((log) => log.body === "inside")).toMatchObject({
+        service: "in-process",
+        node: "n7",
+        traceId: span.traceId,
+        spanId: span.spanId
+      })
     }))
 })
 
