@@ -23,7 +23,7 @@ import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as console from "./internal/telemetry/console.js"
+import * as internalConsole from "./internal/telemetry/console.js"
 import type * as otlp from "./internal/telemetry/otlp.js"
 
 /**
@@ -121,4 +121,4 @@ export interface ConsoleOptions {
  * @since 0.1.0
  * @category layers
  */
-export const layerConsole: (options?: ConsoleOptions) => Layer.Layer<never> = console.layer
+export const layerConsole: (options?: ConsoleOptions) => Layer.Layer<never> = internalConsole.layer
