@@ -8,44 +8,43 @@
  * ```
  *
  * The client middleware opens a span per call and sends its context as a W3C `traceparent` header in the
- * call metadata; the server middleware continues that trace with a span per handled call. Any Effect
- * `Tracer` (e.g. @effect/opentelemetry) receives them. Spans never capture stack traces.
+ * call metadata; the server middleware continues that trace with a span per handled call. A retried call
+ * records each retry as a `retry` event on its client span. `layerBroker` and `layerStore` add spans for
+ * publish/deliver (the context travels in message headers) and for store operations.
+ *
+ * Spans go to the Effect `Tracer` in context: `Telemetry.layerOtlp` (OTLP/HTTP to a collector),
+ * `Telemetry.layerConsole` (development), or any other. Spans never capture stack traces.
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Tracer from "effect/Tracer"
+import type * as Tracer from "effect/Tracer"
+import { Broker } from "./Broker.js"
 import type { ClientMiddleware } from "./Client.js"
+import * as internalBroker from "./internal/telemetry/broker.js"
+import * as internalStore from "./internal/telemetry/store.js"
+import * as traceparent from "./internal/telemetry/traceparent.js"
 import type { Middleware } from "./Server.js"
+import { Store } from "./Store.js"
 
-const TRACEPARENT = "traceparent"
+const TRACEPARENT = traceparent.TRACEPARENT
 
 /**
  * Formats a span as a W3C `traceparent` value (version 00, sampled flag from the span).
  * @since 0.1.0
  * @category utils
  */
-export const formatTraceparent = (span: Tracer.AnySpan): string =>
-  `00-${span.traceId.padStart(32, "0").slice(-32)}-${span.spanId.padStart(16, "0").slice(-16)}-${
-    span.sampled ? "01" : "00"
-  }`
+export const formatTraceparent: (span: Tracer.AnySpan) => string = traceparent.formatTraceparent
 
 /**
  * Parses a W3C `traceparent` value; None when malformed (a bad header never fails a call).
  * @since 0.1.0
  * @category utils
  */
-export const parseTraceparent = (value: string | undefined): Option.Option<Tracer.ExternalSpan> => {
-  if (value === undefined) return Option.none()
-  const match = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(value.trim().toLowerCase())
-  if (match === null || match[1] === "ff" || /^0+$/.test(match[2]!) || /^0+$/.test(match[3]!)) return Option.none()
-  return Option.some(Tracer.externalSpan({
-    traceId: match[2]!,
-    spanId: match[3]!,
-    sampled: (parseInt(match[4]!, 16) & 1) === 1
-  }))
-}
+export const parseTraceparent: (value: string | undefined) => Option.Option<Tracer.ExternalSpan> =
+  traceparent.parseTraceparent
 
 /**
  * Server middleware: a span per handled call (`<service>/<endpoint>`, kind "server"), child of the caller's
@@ -78,3 +77,44 @@ export const client: ClientMiddleware = (call, next) =>
       next({ ...call, metadata: { ...call.metadata, [TRACEPARENT]: formatTraceparent(span) } }),
       span
     ))
+
+/**
+ * A `Broker` with spans: each publish is a span (`publish <topic>`, kind "producer") whose context travels
+ * as the message's `traceparent` header; each delivered message is handled in a span (`deliver <topic>`,
+ * kind "consumer") that continues the publisher's trace (a new trace when the message has no valid
+ * `traceparent`). Works with every broker, across processes.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const wrapBroker: (broker: Broker.Service) => Broker.Service = internalBroker.wrapBroker
+
+/**
+ * Wraps the `Broker` in context with `wrapBroker`. Provide the inner broker to it:
+ * `Tracing.layerBroker.pipe(Layer.provide(HttpBroker.layer()))`. With auth, put it inside the auth wrapper
+ * (`AuthMiddleware.layerBroker.pipe(Layer.provide(Tracing.layerBroker), Layer.provide(HttpBroker.layer()))`)
+ * so the delivery span also covers the auth check (a refused message is a failed span).
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerBroker: Layer.Layer<Broker, never, Broker> = Layer.effect(
+  Broker,
+  Effect.map(Broker, internalBroker.wrapBroker)
+)
+
+/**
+ * A `Store` with a span (kind "client") per `read`, `write`, `delete` and `list`, named `store.<operation>`,
+ * with the backend, database, table and key as attributes (`watch` is not traced: it is a long-lived stream).
+ * @since 0.1.0
+ * @category constructors
+ */
+export const wrapStore: (store: Store.Service) => Store.Service = internalStore.wrapStore
+
+/**
+ * Wraps the `Store` in context with `wrapStore`: `Tracing.layerStore.pipe(Layer.provide(Store.layer()))`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStore: Layer.Layer<Store, never, Store> = Layer.effect(
+  Store,
+  Effect.map(Store, internalStore.wrapStore)
+)

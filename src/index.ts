@@ -118,6 +118,11 @@ export * as Store from "./Store.js"
  */
 export * as Subscriber from "./Subscriber.js"
 /**
+ * Where spans and logs go: OTLP/HTTP export or the console
+ * @since 0.1.0
+ */
+export * as Telemetry from "./Telemetry.js"
+/**
  * Mutual TLS transport
  * @since 0.1.0
  */

@@ -28,6 +28,7 @@ import type { Node, Registry, Service } from "../../Registry.js"
 import { CallMetrics } from "../debug/metrics.js"
 import type { Peekable } from "../registry/cached.js"
 import { peekKey } from "../registry/cached.js"
+import { recordRetry } from "../telemetry/retry.js"
 import type { CallAttempts } from "./callTarget.js"
 import { withTarget } from "./callTarget.js"
 import type { CallHandlers, ClientConnection } from "./clientConnection.js"
@@ -465,13 +466,17 @@ class Caller {
   ): (error: E) => Effect.Effect<A, E> {
     const budget = this.client.budget
     const idempotent = this.endpoint.idempotent
+    let number = 1
     const retryFrom = (error: E): Effect.Effect<A, E> =>
       isRetryable(error, idempotent)
         ? Effect.matchEffect(driver.next(error as CallError), {
           onFailure: () => this.giveUp(error, attempts),
           onSuccess: () =>
             budget === undefined || neverReachedAServer(error) || budget.tryWithdraw()
-              ? Effect.catchAll(attempt(attempts), retryFrom)
+              ? Effect.zipRight(
+                recordRetry(error, ++number, attempts.lastAddress),
+                Effect.catchAll(attempt(attempts), retryFrom)
+              )
               : this.giveUp(budgetExhausted(error) as E, attempts)
         })
         : this.giveUp(error, attempts)
