@@ -16,7 +16,7 @@ const drain = <E>(pull: Effect.Effect<Chunk.Chunk<{ readonly key: string }>, Opt
     const keys: Array<string> = []
     while (true) {
       const next = yield* Effect.either(pull)
-      if (next._tag === "Right") keys.push(...Chunk.toReadonlyArray(next.right).map((c) => c.key))
+      if (next._tag === "Right") { for (const change of next.right) keys.push(change.key) }
       else return { keys, error: Option.getOrUndefined(next.left) }
     }
   })
