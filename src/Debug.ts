@@ -99,6 +99,15 @@ export const Stats = Schema.Struct({
     delivered: Schema.Number,
     deliveryFailed: Schema.Number
   }),
+  /** This process' registry activity: its servers' registrations, its clients' cache lookups. */
+  registry: Schema.Struct({
+    registrations: Schema.Number,
+    registrationFailures: Schema.Number,
+    lookups: Schema.Number,
+    lookupFailures: Schema.Number,
+    staleServed: Schema.Number,
+    watchEvents: Schema.Number
+  }),
   memory: Schema.Struct({
     rss: Schema.Number,
     heapUsed: Schema.Number,

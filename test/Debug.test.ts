@@ -53,6 +53,7 @@ describe("Debug", () => {
       expect(stats.bytes.received).toBeGreaterThan(0)
       expect(stats.bytes.sent).toBeGreaterThan(0)
       expect(stats.memory.rss).toBeGreaterThan(0)
+      expect(stats.registry.registrations).toBeGreaterThanOrEqual(1)
       // The registry lists the contract's endpoints only.
       const [service] = yield* Effect.flatMap(Registry.Registry, (registry) => registry.getService("testing"))
       expect(service!.endpoints.map((e) => e.name)).not.toContain("Debug.Health")
@@ -197,6 +198,14 @@ describe("Debug", () => {
       connections: { open: 0, accepted: 0, refused: 0 },
       bytes: { received: 0, sent: 0 },
       broker: { published: 0, publishFailed: 0, delivered: 0, deliveryFailed: 0 },
+      registry: {
+        registrations: 0,
+        registrationFailures: 0,
+        lookups: 0,
+        lookupFailures: 0,
+        staleServed: 0,
+        watchEvents: 0
+      },
       memory: { rss: 1, heapUsed: 1, heapTotal: 1, external: 1 },
       eventLoopDelayMillis: { min: 0, mean: 0, max: 0, p50: 0, p99: 0 },
       gc: { count: 0, pauseMillis: 0 }

@@ -95,7 +95,8 @@ describe("Debug across processes", () => {
           micro_broker_published: "counter",
           process_resident_memory_bytes: "gauge",
           nodejs_eventloop_delay_seconds: "gauge",
-          nodejs_gc: "counter"
+          nodejs_gc: "counter",
+          micro_registry_lookups: "counter"
         })
         const hello = { service: "testing", node: "d1", endpoint: "Hello" }
         expect(sample(families, "micro_server_calls_total", { ...hello, outcome: "succeeded" })).toBe(5)

@@ -14,6 +14,7 @@ import * as MetricLabel from "effect/MetricLabel"
 import type * as Scope from "effect/Scope"
 import type { Store } from "../../Store.js"
 import { brokerCounters } from "../broker/counters.js"
+import { registryCounters } from "../registry/counters.js"
 import type { Outcome } from "../rpc/serverStats.js"
 import { DURATION_BUCKETS_MS } from "../rpc/serverStats.js"
 import * as processStats from "./process.js"
@@ -119,7 +120,14 @@ const makeCopy = () => {
   const heapUsed = gauge("nodejs_heap_used_bytes", "V8 heap in use.", {})
   const delayP99 = gauge("nodejs_eventloop_delay_seconds", "Event-loop delay.", { stat: "p99" })
   const gcCount = counter("nodejs_gc_total", "Garbage collections.", {})
+  const registrationHelp = "Registrations and renewals, by outcome."
+  const lookupHelp = "Lookups the client cache sent to the registry, by outcome."
+  const registrations = counter("micro_registry_registrations_total", registrationHelp, { outcome: "succeeded" })
+  const registrationFailures = counter("micro_registry_registrations_total", registrationHelp, { outcome: "failed" })
+  const lookups = counter("micro_registry_lookups_total", lookupHelp, { outcome: "succeeded" })
+  const lookupFailures = counter("micro_registry_lookups_total", lookupHelp, { outcome: "failed" })
   const last = { ...brokerCounters, gc: 0 }
+  const lastRegistry = { ...registryCounters }
   // The increase since the metrics started, not since the process did: start from the current values.
   last.gc = processStats.snapshot().gc.count
   return () => {
@@ -128,6 +136,13 @@ const makeCopy = () => {
     delivered.update(brokerCounters.delivered - last.delivered)
     deliveryFailed.update(brokerCounters.deliveryFailed - last.deliveryFailed)
     Object.assign(last, brokerCounters)
+    registrations.update(registryCounters.registrations - lastRegistry.registrations)
+    registrationFailures.update(registryCounters.registrationFailures - lastRegistry.registrationFailures)
+    lookups.update(
+      registryCounters.lookups - registryCounters.lookupFailures - (lastRegistry.lookups - lastRegistry.lookupFailures)
+    )
+    lookupFailures.update(registryCounters.lookupFailures - lastRegistry.lookupFailures)
+    Object.assign(lastRegistry, registryCounters)
     const snapshot = processStats.snapshot()
     rss.update(snapshot.memory.rss)
     heapUsed.update(snapshot.memory.heapUsed)

@@ -84,6 +84,25 @@ export const render = (stats: Stats): string => {
     .sample("micro_broker_delivered_total", { ...node, outcome: "succeeded" }, stats.broker.delivered)
     .sample("micro_broker_delivered_total", { ...node, outcome: "failed" }, stats.broker.deliveryFailed)
 
+  out.family("micro_registry_registrations_total", "counter", "Registrations and renewals, by outcome.")
+    .sample("micro_registry_registrations_total", { ...node, outcome: "succeeded" }, stats.registry.registrations)
+    .sample("micro_registry_registrations_total", { ...node, outcome: "failed" }, stats.registry.registrationFailures)
+    .family("micro_registry_lookups_total", "counter", "Lookups the client cache sent to the registry, by outcome.")
+    .sample(
+      "micro_registry_lookups_total",
+      { ...node, outcome: "succeeded" },
+      stats.registry.lookups - stats.registry.lookupFailures
+    )
+    .sample("micro_registry_lookups_total", { ...node, outcome: "failed" }, stats.registry.lookupFailures)
+    .family(
+      "micro_registry_stale_served_total",
+      "counter",
+      "Lookups answered from the cache while the registry was down."
+    )
+    .sample("micro_registry_stale_served_total", node, stats.registry.staleServed)
+    .family("micro_registry_watch_events_total", "counter", "Registry watch events applied by the client cache.")
+    .sample("micro_registry_watch_events_total", node, stats.registry.watchEvents)
+
   out.family("process_resident_memory_bytes", "gauge", "Resident set size.")
     .sample("process_resident_memory_bytes", node, stats.memory.rss)
     .family("nodejs_heap_used_bytes", "gauge", "V8 heap in use.")

@@ -9,6 +9,7 @@ import * as Stream from "effect/Stream"
 import type { ServiceNotFound } from "../../Errors.js"
 import type { Event, RegistryError, Service } from "../../Registry.js"
 import { Registry } from "../../Registry.js"
+import { registryCounters } from "./counters.js"
 
 export interface Options {
   readonly ttl?: Duration.DurationInput | undefined
@@ -57,6 +58,7 @@ export const make = (
 
     const onEvent = (event: Event) =>
       Effect.sync(() => {
+        registryCounters.watchEvents++
         const entry = cache.get(event.service.name)
         if (entry === undefined) return // only names someone asked for are cached
         entry.services = apply(entry.services, event)
@@ -82,8 +84,10 @@ export const make = (
           if (running !== undefined) return yield* restore(Deferred.await(running))
           const deferred = yield* Deferred.make<ReadonlyArray<Service>, ServiceNotFound | RegistryError>()
           inflight.set(name, deferred)
+          registryCounters.lookups++
           const exit = yield* restore(underlying.getService(name)).pipe(Effect.exit)
           inflight.delete(name)
+          if (Exit.isFailure(exit)) registryCounters.lookupFailures++
           const now = clock.unsafeCurrentTimeMillis()
           if (Exit.isSuccess(exit)) cache.set(name, { services: exit.value, fetchedAt: now })
           else if (Exit.isFailure(exit)) {
@@ -92,6 +96,7 @@ export const make = (
             if (failure?._tag === "ServiceNotFound") cache.delete(name)
             else if (failure?._tag === "RegistryError" && stale !== undefined) {
               // the registry is unavailable: serve what we had (go-micro does the same)
+              registryCounters.staleServed++
               yield* Deferred.succeed(deferred, stale.services)
               yield* Effect.logDebug(`cached registry: serving stale "${name}"`, failure.detail)
               return stale.services

@@ -24,6 +24,7 @@ import { describe, describeEndpoint } from "../debug/describe.js"
 import { listen as listenProbe, type Probed } from "../debug/http.js"
 import { CallMetrics } from "../debug/metrics.js"
 import * as processStats from "../debug/process.js"
+import { registryCounters } from "../registry/counters.js"
 import { advertisedAddress } from "../transport/address.js"
 import { DeadlineWheel } from "./deadlines.js"
 import { EndpointCodecs } from "./endpoint.js"
@@ -243,6 +244,7 @@ export const make = <Rpcs extends Rpc.Any>(
       connections: { open: connectionStats.open, accepted: connectionStats.accepted, refused: connectionStats.refused },
       bytes: { received: connectionStats.bytesIn, sent: connectionStats.bytesOut },
       broker: { ...brokerCounters },
+      registry: { ...registryCounters },
       ...processStats.snapshot()
     }))
     probed.current = { health, stats }
@@ -253,7 +255,12 @@ export const make = <Rpcs extends Rpc.Any>(
 
     if (options.register !== false) {
       const ttl = options.registerTtl ?? defaults.registerTtl
-      const register = registry.register(service, { ttl })
+      const register = registry.register(service, { ttl }).pipe(
+        Effect.tapBoth({
+          onFailure: () => Effect.sync(() => registryCounters.registrationFailures++),
+          onSuccess: () => Effect.sync(() => registryCounters.registrations++)
+        })
+      )
       // Registered last, so it runs first on shutdown: clients stop picking this node before it drains.
       yield* Effect.acquireRelease(
         register.pipe(
