@@ -14,6 +14,7 @@ import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { readFileSync } from "node:fs"
 import { call } from "./commands/call.js"
 import { describe } from "./commands/describe.js"
 import { health } from "./commands/health.js"
@@ -27,7 +28,12 @@ const micro = Command.make("micro").pipe(
   Command.withSubcommands([services, describe, call, health, stats, publish])
 )
 
-const cli = Command.run(micro, { name: "micro", version: "0.1.0" })
+// src/cli/main.ts and dist/cli/main.js are both two levels below the package root.
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  readonly version: string
+}
+
+const cli = Command.run(micro, { name: "micro", version })
 
 /** Prints a failure on stderr and returns its exit code (the CLI already printed its own usage errors). */
 const report = (cause: Cause.Cause<unknown>): Effect.Effect<number> => {
