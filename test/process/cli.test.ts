@@ -69,6 +69,7 @@ const lines = (text: string) => text.split("\n").filter((line) => line !== "")
 let scope: Scope.CloseableScope
 let testing: Child
 let other: Child
+let subscriber: Child
 
 /** Every invocation, started together once the services are up (the pool runs three at a time). */
 const runs = {
@@ -88,17 +89,18 @@ const runs = {
   chat: () => micro(["call", "other", "Chat", "-"], `"x"\n"y"\n`),
   metadata: () => micro(["call", "testing", "WhoAmI", "--metadata", "tenant=acme", "--timeout", "2s", "--json"]),
   badLine: () => micro(["call", "testing", "Sum"], "1\nx\n"),
-  missing: () => micro(["describe"])
+  publish: () => micro(["publish", "cli.test", `{"id":"a","n":1}`, "--json"])
 }
 let results: { [K in keyof typeof runs]: Promise<Run> }
 
 beforeAll(async () => {
   scope = await Effect.runPromise(Scope.make())
-  ;[testing, other] = await Effect.runPromise(
+  ;[testing, other, subscriber] = await Effect.runPromise(
     Effect.all([
       spawnFixture(fixture, { NODE_ID: "t1", MDNS_PORT: String(mdnsPort) }),
-      spawnFixture(fixture, { NODE_ID: "o1", SERVICE: "other", MDNS_PORT: String(mdnsPort) })
-    ], { concurrency: 2 }).pipe(Scope.extend(scope))
+      spawnFixture(fixture, { NODE_ID: "o1", SERVICE: "other", MDNS_PORT: String(mdnsPort) }),
+      spawnFixture("test/process/fixtures/brokerSubscriber.ts", { TOPIC: "cli.test", MDNS_PORT: String(mdnsPort) })
+    ], { concurrency: 3 }).pipe(Scope.extend(scope))
   )
   results = Object.fromEntries(
     Object.entries(runs).map(([name, run]) => [name, run()])
@@ -121,14 +123,18 @@ describe("micro CLI", { timeout: 90_000 }, () => {
       results.stats
     ])
     expect(services.code).toBe(0)
-    expect(lines(services.stdout)[0]).toMatch(/^NAME\s+VERSIONS\s+NODES$/)
-    expect(services.stdout).toMatch(/other\s+latest\s+1/)
-    expect(services.stdout).toMatch(/testing\s+latest\s+1/)
+    expect(lines(services.stdout)[0]).toMatch(/^NAME\s+KIND\s+VERSIONS\s+NODES$/)
+    expect(services.stdout).toMatch(/other\s+service\s+latest\s+1/)
+    expect(services.stdout).toMatch(/testing\s+service\s+latest\s+1/)
+    expect(services.stdout).toMatch(/cli\.test\s+subscription\s+1\s+1/)
     expect(servicesJson.code).toBe(0)
-    expect(JSON.parse(servicesJson.stdout)).toEqual([
-      { name: "other", versions: ["latest"], nodes: 1 },
-      { name: "testing", versions: ["latest"], nodes: 1 }
+    // The broker subscriber is in the registry too (the HTTP broker advertises subscriptions there).
+    const listed = JSON.parse(servicesJson.stdout) as Array<{ name: string }>
+    expect(listed.filter((service) => service.name === "other" || service.name === "testing")).toEqual([
+      { name: "other", kind: "service", versions: ["latest"], nodes: 1 },
+      { name: "testing", kind: "service", versions: ["latest"], nodes: 1 }
     ])
+    expect(listed).toContainEqual(expect.objectContaining({ kind: "subscription", nodes: 1 }))
 
     expect(describeJson.code).toBe(0)
     const description = JSON.parse(describeJson.stdout)
@@ -149,7 +155,9 @@ describe("micro CLI", { timeout: 90_000 }, () => {
     expect(byName.Hello.response).toMatchObject({ type: "string" })
     expect(byName.Hello.error).toMatchObject({ $ref: "#/$defs/UnknownName" })
 
+    // Every service's every node, broker subscriptions excepted (they answer no RPC).
     expect(health.code).toBe(0)
+    expect(JSON.parse(health.stdout)).toHaveLength(2)
     expect(JSON.parse(health.stdout)).toEqual(expect.arrayContaining([
       expect.objectContaining({ service: "testing", node: "t1", address: testing.ready, status: "serving" }),
       expect.objectContaining({ service: "other", node: "o1", address: other.ready, status: "serving" })
@@ -200,10 +208,21 @@ describe("micro CLI", { timeout: 90_000 }, () => {
     expect(JSON.parse(metadata.stdout)).toMatchObject({ tenant: "acme", endpoint: "WhoAmI" })
   })
 
-  it("usage errors exit 64: a bad stdin line, a missing argument", async () => {
-    const [badLine, missing] = await Promise.all([results.badLine, results.missing])
+  it("a bad stdin line is a usage error (exit 64)", async () => {
+    const badLine = await results.badLine
     expect(badLine.code).toBe(64)
     expect(JSON.parse(badLine.stderr)).toMatchObject({ _tag: "UsageError", detail: expect.stringContaining("line 2") })
-    expect(missing.code).toBe(64)
+  })
+
+  it("publish: the HTTP broker delivers to a subscriber found over mdns", async () => {
+    const published = await results.publish
+    expect(published).toMatchObject({ code: 0, stderr: "" })
+    expect(JSON.parse(published.stdout)).toEqual({ topic: "cli.test", published: true })
+    const line = await subscriber.waitForLine((line) => line.startsWith("MSG "))
+    expect(JSON.parse(line.slice(4))).toMatchObject({
+      topic: "cli.test",
+      body: `{"id":"a","n":1}`,
+      contentType: "application/json"
+    })
   })
 })

@@ -1,7 +1,7 @@
 /** Looking services up for the commands: every service, or every version of one. */
 import * as Effect from "effect/Effect"
 import type { ServiceNotFound } from "../../Errors.js"
-import { Registry, type RegistryError, type Service } from "../../Registry.js"
+import { type Node, Registry, type RegistryError, type Service } from "../../Registry.js"
 import type { RegistryOptions } from "../options.js"
 
 /**
@@ -30,3 +30,9 @@ export const nodesOf = (services: ReadonlyArray<Service>) =>
   services.flatMap((service) =>
     service.nodes.map((node) => ({ service: service.name, version: service.version, node }))
   )
+
+/**
+ * The HTTP broker advertises each subscription as a registry entry whose nodes carry `broker` metadata; those
+ * nodes serve POSTed messages, not RPC (no `Debug.Health` to ask).
+ */
+export const isSubscription = (node: Node): boolean => node.metadata.broker !== undefined

@@ -8,7 +8,7 @@ import { Unhealthy } from "../exit.js"
 import * as layers from "../layers.js"
 import * as options from "../options.js"
 import * as output from "../output.js"
-import { getService, listServices, nodesOf } from "./discovery.js"
+import { getService, isSubscription, listServices, nodesOf } from "./discovery.js"
 
 /** A probe should not wait as long as a call: a node this slow to say it is alive is not healthy. */
 const probeTimeout = "2 seconds"
@@ -28,7 +28,11 @@ export const health = Command.make(
         onNone: () => listServices(config),
         onSome: getService
       })
-      const rows = yield* Effect.forEach(nodesOf(services), ({ node, service, version }) =>
+      // Every service: its RPC nodes only (broker subscriptions are listed by `services`, not probed).
+      const nodes = Option.isSome(config.service)
+        ? nodesOf(services)
+        : nodesOf(services).filter(({ node }) => !isSubscription(node))
+      const rows = yield* Effect.forEach(nodes, ({ node, service, version }) =>
         Client.health(service, { node: node.address, timeout: probeTimeout }).pipe(
           Effect.map((answer) => ({
             service,
