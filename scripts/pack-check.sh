@@ -68,6 +68,15 @@ node --input-type=module -e '
   }
   console.log(`pack-check: ${entries.length} entry points import; internal modules are not exported`)'
 
+# The `micro` bin runs from the installed package (its optional peers, @effect/cli and the printers, are
+# installed above with the others).
+help=$(npx --no -- micro --help)
+case "$help" in *"- services"*) ;; *) echo "micro --help lists no commands: $help"; exit 1 ;; esac
+have=$(npx --no -- micro --version)
+want=$(node -p 'require("./node_modules/effect-micro/package.json").version')
+[ "$have" = "$want" ] || { echo "micro --version printed '$have', expected '$want'"; exit 1; }
+echo "pack-check: npx micro --help runs from the tarball"
+
 # A user's service, typechecked against the published types.
 cat > tsconfig.json <<'EOF'
 {
