@@ -179,6 +179,8 @@ class Caller {
   private readonly directNode: Node | undefined
   /** What each unary exchange of this endpoint shares. */
   private readonly context: ExchangeContext
+  /** The endpoint's client metrics, when `Debug.layerMetrics` is on. */
+  private readonly metrics: CallMetrics | undefined
 
   constructor(
     private readonly client: ClientService,
@@ -186,6 +188,7 @@ class Caller {
     private readonly endpoint: Endpoint,
     private readonly options: ClientOptions
   ) {
+    this.metrics = client.metrics ? new CallMetrics("client", service, endpoint.name) : undefined
     const direct = options.node
     this.directNode = direct === undefined ? undefined : { id: direct, address: direct, metadata: {} }
     this.context = {
@@ -198,13 +201,11 @@ class Caller {
   }
 
   method(): (input: unknown, options?: ClientOptions) => unknown {
-    const metrics = this.client.metrics ? new CallMetrics("client", this.service, this.endpoint.name) : undefined
+    const metrics = this.metrics
     switch (this.endpoint.shape) {
       case "unary":
-        return metrics === undefined
-          ? (input, options) => this.withResolved(options, (resolved, fiber) => this.unary(resolved, input, fiber))
-          : (input, options) =>
-            measured(metrics, this.withResolved(options, (resolved, fiber) => this.unary(resolved, input, fiber)))
+        // Unary attempts are measured by their exchange (no Effect op per call): see `wait`.
+        return (input, options) => this.withResolved(options, (resolved, fiber) => this.unary(resolved, input, fiber))
       case "client-stream":
         return (input, options) => {
           const call = this.withResolved(
@@ -599,6 +600,12 @@ class Caller {
       // Only latency-aware selectors pay for the measurement.
       const observe = context.selector.observe
       if (observe !== undefined) call.observe = new LatencyObserver(observe, context.service, node, deadlines.clock)
+      const metrics = this.metrics
+      if (metrics !== undefined) {
+        call.metrics = metrics
+        call.startedAt = performance.now()
+        metrics.start()
+      }
       call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call)
       if (resolved.timeoutMillis > 0 && !call.settled) {
         const timeout = resolved.timeoutMillis

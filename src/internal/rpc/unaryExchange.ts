@@ -7,6 +7,7 @@ import type { TransportError } from "../../Errors.js"
 import { TransportError as TransportErrors } from "../../Errors.js"
 import type { Node } from "../../Registry.js"
 import type { Selector } from "../../Selector.js"
+import type { CallMetrics } from "../debug/metrics.js"
 import type { CallHandlers, ClientConnection } from "./clientConnection.js"
 import type { HungWatch } from "./clientService.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
@@ -14,6 +15,7 @@ import type { CompiledEndpoint } from "./endpoint.js"
 import { decodeError } from "./endpoint.js"
 import type { NodeHealth, NodeState } from "./nodeHealth.js"
 import { isNodeFailure } from "./retryRules.js"
+import { Outcome } from "./serverStats.js"
 
 /**
  * The unary call a fiber is waiting on, so that the server hears CANCEL when that fiber is interrupted.
@@ -80,6 +82,9 @@ export class UnaryExchange implements CallHandlers {
   deadline: DeadlineEntry | undefined = undefined
   settled = false
   observe: LatencyObserver | undefined = undefined
+  /** With `Debug.layerMetrics`: the endpoint's client metrics and when this attempt started. */
+  metrics: CallMetrics | undefined = undefined
+  startedAt = 0
 
   constructor(
     private readonly compiled: CompiledEndpoint,
@@ -112,6 +117,7 @@ export class UnaryExchange implements CallHandlers {
 
   private succeed(value: unknown): void {
     if (!this.finish()) return
+    this.metrics?.end(Outcome.Succeeded, performance.now() - this.startedAt)
     this.context.health.succeed(this.state, this.owner)
     this.resume(Effect.succeed(value))
   }
@@ -122,6 +128,7 @@ export class UnaryExchange implements CallHandlers {
    */
   fail(error: unknown, nodeFailed: boolean): void {
     if (!this.finish()) return
+    this.metrics?.end(Outcome.Failed, performance.now() - this.startedAt)
     const health = this.context.health
     if (nodeFailed) health.fail(this.state, this.owner, "failure")
     else health.succeed(this.state, this.owner)
@@ -157,6 +164,7 @@ export class UnaryExchange implements CallHandlers {
   /** The waiting fiber was interrupted: forget the deadline and cancel on the server. */
   abandon(): void {
     if (!this.finish()) return
+    this.metrics?.end(Outcome.Cancelled, performance.now() - this.startedAt)
     this.context.health.release(this.state, this.owner)
     this.connection.cancel(this.id)
   }
