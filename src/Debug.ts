@@ -69,6 +69,8 @@ export const EndpointStats = Schema.Struct({
   failed: Schema.Number,
   /** Ended by the caller (cancel, connection lost) or by the server's stop. */
   cancelled: Schema.Number,
+  /** `failed` by code: the framework error's (`"408"`, `"500"` …) or `"error"` for the endpoint's own errors. */
+  failedByCode: Schema.Record({ key: Schema.String, value: Schema.Number }),
   inFlight: Schema.Number,
   durationBucketsMillis: Schema.Array(Schema.Number),
   durationCounts: Schema.Array(Schema.Number),

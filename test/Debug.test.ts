@@ -45,6 +45,8 @@ describe("Debug", () => {
       const stats = yield* Client.stats("testing")
       const hello = stats.endpoints.find((e) => e.endpoint === "Hello")!
       expect(hello).toMatchObject({ started: 3, succeeded: 2, failed: 1, cancelled: 0, inFlight: 0 })
+      expect(hello.failedByCode).toEqual({ error: 1 })
+      expect(stats.endpoints.find((e) => e.endpoint === "Boom")!.failedByCode).toEqual({ "500": 1 })
       expect(hello.durationCounts[hello.durationCounts.length - 1]).toBe(3)
       expect(stats.endpoints.find((e) => e.endpoint === "Boom")).toMatchObject({ started: 1, failed: 1 })
       // The Debug endpoints are not counted as the service's own.
@@ -155,6 +157,8 @@ describe("Debug", () => {
         .toBe(before.server + 2)
       expect(count("micro_client_calls_total", { service: "metered", endpoint: "Hello", outcome: "failed" }))
         .toBe(before.client + 1)
+      expect(count("micro_server_calls_total", { service: "metered", endpoint: "Hello", code: "error" }))
+        .toBeGreaterThanOrEqual(1)
       const histogram = valueOf("micro_server_call_duration_seconds", {
         service: "metered",
         endpoint: "Hello"

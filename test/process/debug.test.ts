@@ -100,7 +100,12 @@ describe("Debug across processes", () => {
         })
         const hello = { service: "testing", node: "d1", endpoint: "Hello" }
         expect(sample(families, "micro_server_calls_total", { ...hello, outcome: "succeeded" })).toBe(5)
-        expect(sample(families, "micro_server_calls_total", { ...hello, outcome: "failed" })).toBe(1)
+        expect(sample(families, "micro_server_calls_total", { ...hello, outcome: "failed", code: "error" })).toBe(1)
+        expect(sample(families, "micro_server_calls_total", { ...hello, outcome: "succeeded", code: "ok" })).toBe(5)
+        expect(
+          sample(families, "micro_server_calls_total", { service: "testing", endpoint: "Boom", outcome: "failed" })
+        ).toBe(1)
+        expect(stats.endpoints.find((e) => e.endpoint === "Boom")!.failedByCode).toEqual({ "500": 1 })
         expect(sample(families, "micro_server_call_duration_seconds_count", hello)).toBe(6)
         expect(sample(families, "micro_server_call_duration_seconds_bucket", { ...hello, le: "+Inf" })).toBe(6)
         expect(sample(families, "micro_server_connections", {})).toBeGreaterThanOrEqual(1)

@@ -15,7 +15,7 @@ import type * as Scope from "effect/Scope"
 import type { Store } from "../../Store.js"
 import { brokerCounters } from "../broker/counters.js"
 import { registryCounters } from "../registry/counters.js"
-import type { Outcome } from "../rpc/serverStats.js"
+import { Outcome } from "../rpc/serverStats.js"
 import { DURATION_BUCKETS_MS } from "../rpc/serverStats.js"
 import * as processStats from "./process.js"
 
@@ -35,22 +35,31 @@ const SECONDS = MetricBoundaries.fromIterable(DURATION_BUCKETS_MS.map((ms) => ms
 const histogram = (name: string, description: string, labels: Record<string, string>) =>
   registry.getHistogram(MetricKey.taggedWithLabels(MetricKey.histogram(name, SECONDS, description), labelsOf(labels)))
 
-/** One endpoint's call metrics, on one side (`server` or `client`). */
+/**
+ * One endpoint's call metrics, on one side (`server` or `client`). Calls are counted by `outcome` and `code`:
+ * `ok` for a success, the framework error's code (`408`, `503` …) or `error` (the endpoint's own error)
+ * for a failure, `cancelled`. The counter of a failure code is resolved on its first occurrence.
+ */
 export class CallMetrics {
-  private readonly outcomes: ReadonlyArray<MetricHook.MetricHook.Counter<number>>
+  private readonly succeeded: MetricHook.MetricHook.Counter<number>
+  private readonly cancelled: MetricHook.MetricHook.Counter<number>
+  private readonly failed = new Map<string, MetricHook.MetricHook.Counter<number>>()
   private readonly duration: MetricHook.MetricHook.Histogram
   private readonly inFlightGauge: MetricHook.MetricHook.Gauge<number>
+  private readonly calls: string
+  private readonly help: string
+  private readonly labels: Record<string, string>
   private inFlight = 0
 
   constructor(side: "server" | "client", service: string, endpoint: string) {
     const labels = { service, endpoint }
-    const calls = `micro_${side}_calls_total`
-    const help = side === "server" ? "Calls this server handled, by outcome." : "Calls this client made, by outcome."
-    this.outcomes = [
-      counter(calls, help, { ...labels, outcome: "succeeded" }),
-      counter(calls, help, { ...labels, outcome: "failed" }),
-      counter(calls, help, { ...labels, outcome: "cancelled" })
-    ]
+    this.labels = labels
+    this.calls = `micro_${side}_calls_total`
+    this.help = side === "server"
+      ? "Calls this server handled, by outcome and code."
+      : "Calls (attempts, for unary calls) this client made, by outcome and code."
+    this.succeeded = counter(this.calls, this.help, { ...labels, outcome: "succeeded", code: "ok" })
+    this.cancelled = counter(this.calls, this.help, { ...labels, outcome: "cancelled", code: "cancelled" })
     this.duration = histogram(`micro_${side}_call_duration_seconds`, "Call duration.", labels)
     this.inFlightGauge = gauge(`micro_${side}_calls_in_flight`, "Calls running now.", labels)
   }
@@ -59,9 +68,18 @@ export class CallMetrics {
     this.inFlightGauge.update(++this.inFlight)
   }
 
-  end(outcome: Outcome, millis: number): void {
+  end(outcome: Outcome, millis: number, failCode = "error"): void {
     this.inFlightGauge.update(--this.inFlight)
-    this.outcomes[outcome]!.update(1)
+    if (outcome === Outcome.Succeeded) this.succeeded.update(1)
+    else if (outcome === Outcome.Cancelled) this.cancelled.update(1)
+    else {
+      let failed = this.failed.get(failCode)
+      if (failed === undefined) {
+        failed = counter(this.calls, this.help, { ...this.labels, outcome: "failed", code: failCode })
+        this.failed.set(failCode, failed)
+      }
+      failed.update(1)
+    }
     this.duration.update(millis / 1000)
   }
 }

@@ -35,12 +35,14 @@ export const render = (stats: Stats): string => {
   const node = { service: stats.service, node: stats.node }
   const out = new Exposition()
 
-  out.family("micro_server_calls_total", "counter", "Calls that ended, by endpoint and outcome.")
+  out.family("micro_server_calls_total", "counter", "Calls that ended, by endpoint, outcome and code.")
   for (const endpoint of stats.endpoints) {
     const at = { ...node, endpoint: endpoint.endpoint }
-    out.sample("micro_server_calls_total", { ...at, outcome: "succeeded" }, endpoint.succeeded)
-    out.sample("micro_server_calls_total", { ...at, outcome: "failed" }, endpoint.failed)
-    out.sample("micro_server_calls_total", { ...at, outcome: "cancelled" }, endpoint.cancelled)
+    out.sample("micro_server_calls_total", { ...at, outcome: "succeeded", code: "ok" }, endpoint.succeeded)
+    for (const [code, count] of Object.entries(endpoint.failedByCode)) {
+      out.sample("micro_server_calls_total", { ...at, outcome: "failed", code }, count)
+    }
+    out.sample("micro_server_calls_total", { ...at, outcome: "cancelled", code: "cancelled" }, endpoint.cancelled)
   }
   out.family("micro_server_calls_started_total", "counter", "Calls started, by endpoint.")
   for (const endpoint of stats.endpoints) {

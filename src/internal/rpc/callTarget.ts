@@ -14,6 +14,12 @@ export interface CallAttempts {
 
 const frameworkTags: ReadonlySet<string> = new Set(MicroError.members.map((member) => member._tag))
 
+/** The code of a framework error as a label (`"408"`), undefined for any other value. */
+export const frameworkCode = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && frameworkTags.has((error as { _tag?: string })._tag ?? "")
+    ? String((error as MicroError).code)
+    : undefined
+
 /** `error` with the call filled in when it is a framework error (a copy: errors are values), else `error`. */
 export const withTarget = <E>(
   error: E,

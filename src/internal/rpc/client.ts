@@ -13,6 +13,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Mailbox from "effect/Mailbox"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -30,7 +31,7 @@ import type { Peekable } from "../registry/cached.js"
 import { peekKey } from "../registry/cached.js"
 import { recordRetry } from "../telemetry/retry.js"
 import type { CallAttempts } from "./callTarget.js"
-import { withTarget } from "./callTarget.js"
+import { frameworkCode, withTarget } from "./callTarget.js"
 import type { CallHandlers, ClientConnection } from "./clientConnection.js"
 import type { ClientService } from "./clientService.js"
 import { runtimeOf } from "./clientService.js"
@@ -108,6 +109,15 @@ export const make = <Rpcs extends Rpc.Any>(
 const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Outcome =>
   Exit.isSuccess(exit) ? Outcome.Succeeded : Cause.isInterruptedOnly(exit.cause) ? Outcome.Cancelled : Outcome.Failed
 
+/** A failed call's code for metrics: the framework error's, or `error`. */
+const codeOf = (exit: Exit.Exit<unknown, unknown>): string | undefined =>
+  Exit.isFailure(exit) ?
+    Option.match(Cause.failureOption(exit.cause), {
+      onNone: () => "500",
+      onSome: frameworkCode
+    }) :
+    undefined
+
 /** `effect` reported to `metrics` (only when `Debug.layerMetrics` is on: this allocates per call). */
 const measured = <A, E, R>(metrics: CallMetrics, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.suspend(() => {
@@ -115,7 +125,7 @@ const measured = <A, E, R>(metrics: CallMetrics, effect: Effect.Effect<A, E, R>)
     const startedAt = performance.now()
     return Effect.onExit(
       effect,
-      (exit) => Effect.sync(() => metrics.end(outcomeOf(exit), performance.now() - startedAt))
+      (exit) => Effect.sync(() => metrics.end(outcomeOf(exit), performance.now() - startedAt, codeOf(exit)))
     )
   })
 
@@ -126,7 +136,7 @@ const measuredStream = <A, E, R>(metrics: CallMetrics, stream: Stream.Stream<A, 
     const startedAt = performance.now()
     return Stream.ensuringWith(
       stream,
-      (exit) => Effect.sync(() => metrics.end(outcomeOf(exit), performance.now() - startedAt))
+      (exit) => Effect.sync(() => metrics.end(outcomeOf(exit), performance.now() - startedAt, codeOf(exit)))
     )
   })
 

@@ -83,6 +83,7 @@ const snapshotEndpoint = (stats: EndpointStats): Debug.EndpointStats => {
     succeeded: stats.succeeded,
     failed: stats.failed,
     cancelled: stats.cancelled,
+    failedByCode: stats.failedByCode === undefined ? {} : Object.fromEntries(stats.failedByCode),
     inFlight: stats.inFlight,
     durationBucketsMillis: DURATION_BUCKETS_MS,
     durationCounts,

@@ -24,6 +24,7 @@ import type { IncomingCall } from "../../Metadata.js"
 import { currentCallRef } from "../../Metadata.js"
 import type { Connection } from "../../Transport.js"
 import { describeDefect } from "../codec/inputLimits.js"
+import { frameworkCode } from "./callTarget.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint, EndpointCodecs } from "./endpoint.js"
 import { encodeFailure, encodeFramework, encodeFrameworkErrorJson, ERROR_JSON } from "./endpoint.js"
@@ -118,6 +119,8 @@ interface CallState {
   startedAt: number
   /** How the call ended, set before `finish`; a call finished without one was cancelled. */
   outcome: Outcome
+  /** A failed call's code: the framework error's (`408`, `500` …) or `error` for the endpoint's own. */
+  failCode: string
 }
 
 export class ServerConnection {
@@ -437,7 +440,8 @@ export class ServerConnection {
       stall: undefined,
       stats: undefined,
       startedAt: 0,
-      outcome: Outcome.Cancelled
+      outcome: Outcome.Cancelled,
+      failCode: "error"
     }
 
     let request: unknown
@@ -645,7 +649,17 @@ export class ServerConnection {
 
   private onCallExit(streamId: number, state: CallState, exit: Exit.Exit<unknown, unknown>): void {
     if (state.done) return
-    state.outcome = Exit.isSuccess(exit) ? Outcome.Succeeded : Outcome.Failed
+    if (Exit.isSuccess(exit)) state.outcome = Outcome.Succeeded
+    else {
+      // The code is counted by `finish`, before the error frame is written.
+      state.outcome = Outcome.Failed
+      const failed = Cause.failureOption(exit.cause)
+      state.failCode = Option.isSome(failed)
+        ? frameworkCode(failed.value) ?? "error"
+        : Option.isSome(Cause.dieOption(exit.cause))
+        ? "500"
+        : "499"
+    }
     this.finish(streamId, state)
     const compiled = state.compiled!
     if (Exit.isSuccess(exit)) {
@@ -687,7 +701,7 @@ export class ServerConnection {
   private finish(streamId: number, state: CallState): void {
     if (state.done) return
     state.done = true
-    state.stats?.end(state.outcome, performance.now() - state.startedAt)
+    state.stats?.end(state.outcome, performance.now() - state.startedAt, state.failCode)
     this.calls.delete(streamId)
     this.shared.deadlines.remove(state.deadline)
     this.shared.deadlines.remove(state.stall)
@@ -707,6 +721,8 @@ export class ServerConnection {
     error: MicroError,
     kind: number = ErrorKind.Framework
   ): void {
+    const state = this.calls.get(streamId)
+    if (state !== undefined && !state.done) state.failCode = String(error.code)
     if (compiled !== undefined) {
       const encoded = encodeFramework(compiled, error)
       this.writer.write(encodeError(streamId, (encoded.kind & ERROR_JSON) | kind, encoded.body))

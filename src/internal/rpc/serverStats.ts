@@ -47,16 +47,22 @@ export class EndpointStats {
     this.metrics?.start()
   }
 
-  end(outcome: Outcome, millis: number): void {
+  /** Failed calls by code (`"408"`, `"error"` …), made on the first failure. */
+  failedByCode: Map<string, number> | undefined = undefined
+
+  end(outcome: Outcome, millis: number, failCode = "error"): void {
     this.inFlight--
     if (outcome === Outcome.Succeeded) this.succeeded++
-    else if (outcome === Outcome.Failed) this.failed++
-    else this.cancelled++
+    else if (outcome === Outcome.Failed) {
+      this.failed++
+      const byCode = this.failedByCode ??= new Map()
+      byCode.set(failCode, (byCode.get(failCode) ?? 0) + 1)
+    } else this.cancelled++
     let bucket = 0
     while (bucket < DURATION_BUCKETS_MS.length && millis > DURATION_BUCKETS_MS[bucket]!) bucket++
     this.durationCounts[bucket]!++
     this.durationSumMillis += millis
-    this.metrics?.end(outcome, millis)
+    this.metrics?.end(outcome, millis, failCode)
   }
 }
 

@@ -8,6 +8,7 @@ import { TransportError as TransportErrors } from "../../Errors.js"
 import type { Node } from "../../Registry.js"
 import type { Selector } from "../../Selector.js"
 import type { CallMetrics } from "../debug/metrics.js"
+import { frameworkCode } from "./callTarget.js"
 import type { CallHandlers, ClientConnection } from "./clientConnection.js"
 import type { HungWatch } from "./clientService.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
@@ -128,7 +129,7 @@ export class UnaryExchange implements CallHandlers {
    */
   fail(error: unknown, nodeFailed: boolean): void {
     if (!this.finish()) return
-    this.metrics?.end(Outcome.Failed, performance.now() - this.startedAt)
+    this.metrics?.end(Outcome.Failed, performance.now() - this.startedAt, frameworkCode(error))
     const health = this.context.health
     if (nodeFailed) health.fail(this.state, this.owner, "failure")
     else health.succeed(this.state, this.owner)
