@@ -155,6 +155,23 @@ export const EndpointDescription = Schema.Struct({
 export interface EndpointDescription extends Schema.Schema.Type<typeof EndpointDescription> {}
 
 /**
+ * A typed topic the service's process subscribes to (`Topic.subscribe`, `Subscriber.layer`): its name, queue
+ * group (absent: every subscriber gets every message), and the JSON Schema of its messages.
+ * @since 0.1.0
+ * @category models
+ */
+export const TopicDescription = Schema.Struct({
+  topic: Schema.String,
+  queue: Schema.optional(Schema.String),
+  schema: Schema.String
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TopicDescription extends Schema.Schema.Type<typeof TopicDescription> {}
+
+/**
  * What a service serves. `digest` (also in each registered node's metadata as `describe`) changes when the
  * contract does: a client that cached a description can tell it is stale without asking again.
  * @since 0.1.0
@@ -164,7 +181,9 @@ export const Description = Schema.Struct({
   service: Schema.String,
   version: Schema.String,
   digest: Schema.String,
-  endpoints: Schema.Array(EndpointDescription)
+  endpoints: Schema.Array(EndpointDescription),
+  /** Typed topics the process subscribes to, as they are when asked (not part of `digest`). */
+  topics: Schema.optional(Schema.Array(TopicDescription))
 })
 /**
  * @since 0.1.0

@@ -25,6 +25,8 @@ import type { BrokerError, Message, PublishOptions, SubscribeOptions, Subscripti
 import { Broker } from "./Broker.js"
 import * as Codec from "./Codec.js"
 import type { BadRequest, CodecError } from "./Errors.js"
+import { jsonSchemaText } from "./internal/debug/describe.js"
+import { TopicDirectory } from "./internal/debug/topics.js"
 import * as Protobuf from "./Protobuf.js"
 
 /**
@@ -209,6 +211,27 @@ export const subscribe = <A, I, E, R>(
   options?: SubscribeOptions
 ): Effect.Effect<Subscription, BrokerError, Broker | Scope.Scope | R> =>
   // Every broker runs handlers with the context of the fiber that subscribed (which has R).
+  Effect.zipLeft(subscribeTyped(topic, handler, options), listed(topic, options))
+
+// Shown by `Debug.Describe` of the process' servers for as long as the subscription lives.
+const listed = <A, I>(topic: Topic<A, I>, options: SubscribeOptions | undefined) =>
+  Effect.flatMap(TopicDirectory, (directory) =>
+    Effect.acquireRelease(
+      Effect.sync(() =>
+        directory.add({
+          topic: topic.name,
+          ...(options?.queue === undefined ? {} : { queue: options.queue }),
+          schema: jsonSchemaText(topic.schema)
+        })
+      ),
+      (remove) => Effect.sync(remove)
+    ))
+
+const subscribeTyped = <A, I, E, R>(
+  topic: Topic<A, I>,
+  handler: (value: A, message: Message) => Effect.Effect<void, E, R>,
+  options?: SubscribeOptions
+): Effect.Effect<Subscription, BrokerError, Broker | Scope.Scope | R> =>
   Effect.flatMap(codecs, (codecs) =>
     Effect.flatMap(Broker, (broker) => {
       // The codec compiled for the last content-type seen (a publisher's messages share one).

@@ -6,10 +6,12 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Broker, Client, Codec, Debug, Registry, Selector, Server, Store, Transport } from "../src/index.js"
+import { Broker, Client, Codec, Debug, Registry, Selector, Server, Store, Topic, Transport } from "../src/index.js"
 import { render } from "../src/internal/debug/prometheus.js"
+import { Directory, TopicDirectory } from "../src/internal/debug/topics.js"
 import { handlers, Testing } from "./support/contract.js"
 import { eventually } from "./support/eventually.js"
 
@@ -64,6 +66,36 @@ describe("Debug", () => {
       expect(service!.nodes[0]!.metadata.describe).toBe(description.digest)
       expect(description.endpoints.map((e) => e.name)).toContain("Hello")
     }).pipe(Effect.provide(Layer.mergeAll(Client.layer(), serverLayer(false)).pipe(Layer.provideMerge(Infra)))))
+
+  it.scopedLive("Describe lists the typed topics the process subscribes to, for as long as they are subscribed", () =>
+    Effect.gen(function*() {
+      const Orders = Topic.make("orders.created", Schema.Struct({ id: Schema.String, total: Schema.Number }))
+      const before = yield* Client.describe("testing")
+      expect(before.topics).toEqual([])
+      const subscription = yield* Scope.make()
+      yield* Topic.subscribe(Orders, () => Effect.void, { queue: "billing" }).pipe(Scope.extend(subscription))
+      yield* Topic.subscribe(Orders, () => Effect.void).pipe(Scope.extend(subscription))
+      const during = yield* Client.describe("testing")
+      expect(during.topics).toEqual([
+        { topic: "orders.created", schema: expect.any(String) },
+        { topic: "orders.created", queue: "billing", schema: expect.any(String) }
+      ])
+      expect(JSON.parse(during.topics![0]!.schema)).toMatchObject({
+        type: "object",
+        required: ["id", "total"],
+        properties: { id: { type: "string" }, total: { type: "number" } }
+      })
+      // Topics are not part of the contract's digest.
+      expect(during.digest).toBe(before.digest)
+      yield* Scope.close(subscription, Exit.void)
+      expect((yield* Client.describe("testing")).topics).toEqual([])
+    }).pipe(
+      // A directory of its own, so other tests' subscriptions in this process do not show.
+      Effect.provide(
+        Layer.mergeAll(Client.layer(), serverLayer(false), Broker.layerMemory).pipe(Layer.provideMerge(Infra))
+      ),
+      Effect.provideService(TopicDirectory, new Directory())
+    ))
 
   it.scopedLive("broker publishes and deliveries are counted", () =>
     Effect.gen(function*() {

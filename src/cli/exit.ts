@@ -5,8 +5,10 @@
  */
 import * as Data from "effect/Data"
 import { BrokerError } from "../Broker.js"
+import { DynamicConfigError } from "../DynamicConfig.js"
 import * as Errors from "../Errors.js"
 import { RegistryError } from "../Registry.js"
+import { StoreError, type StoreErrorReason } from "../Store.js"
 
 /** The process exit codes (docs/cli.md). 64 is `EX_USAGE` from sysexits.h. */
 export const ExitCode = {
@@ -28,6 +30,15 @@ export class EndpointError extends Data.TaggedError("EndpointError")<{ readonly 
 export class Unhealthy extends Data.TaggedError("Unhealthy")<{ readonly nodes: number }> {}
 
 const cliId = "effect-micro.cli"
+
+const storeStatus: Record<StoreErrorReason, number> = {
+  NotFound: 404,
+  Invalid: 400,
+  TooLarge: 413,
+  Unsupported: 501,
+  Codec: 422,
+  Unavailable: 503
+}
 
 /** The exit code and the stderr JSON of a failure. */
 export const classify = (error: unknown): { readonly code: ExitCode; readonly json: unknown } => {
@@ -61,6 +72,31 @@ export const classify = (error: unknown): { readonly code: ExitCode; readonly js
         detail: error.message,
         status: error.reason,
         failures: error.failures
+      }
+    }
+  }
+  if (error instanceof StoreError) {
+    return {
+      code: error.reason === "NotFound" ? ExitCode.notFound : ExitCode.frameworkError,
+      json: {
+        _tag: "StoreError",
+        id: cliId,
+        code: storeStatus[error.reason],
+        detail: error.detail,
+        status: error.reason,
+        ...(error.key === undefined ? {} : { key: error.key })
+      }
+    }
+  }
+  if (error instanceof DynamicConfigError) {
+    return {
+      code: error.reason === "Missing" ? ExitCode.notFound : ExitCode.frameworkError,
+      json: {
+        _tag: "DynamicConfigError",
+        id: cliId,
+        code: error.reason === "Missing" ? 404 : error.reason === "Unavailable" ? 503 : 422,
+        detail: error.message,
+        status: error.reason
       }
     }
   }

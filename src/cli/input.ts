@@ -69,3 +69,15 @@ export const checkInput = (invalid: Deferred.Deferred<UsageError>): Effect.Effec
     Deferred.poll(invalid),
     Option.match({ onNone: () => Effect.void, onSome: (awaited) => Effect.flatMap(awaited, Effect.fail) })
   )
+
+/** Raw bytes: the argument as UTF-8, else all of stdin as it is (`-` or nothing, unless stdin is a terminal). */
+export const bytes = (arg: Option.Option<string>): Effect.Effect<Uint8Array, UsageError> =>
+  fromStdin(arg)
+    ? NodeStream.fromReadable(
+      () => process.stdin,
+      (error) => new UsageError({ detail: `cannot read stdin: ${String(error)}` })
+    ).pipe(
+      Stream.runCollect,
+      Effect.map((chunks) => Buffer.concat([...chunks]))
+    )
+    : Effect.succeed(new TextEncoder().encode(Option.getOrElse(arg, () => "")))

@@ -15,17 +15,21 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { readFileSync } from "node:fs"
+import { bench } from "./commands/bench.js"
 import { call } from "./commands/call.js"
+import { config } from "./commands/config.js"
 import { describe } from "./commands/describe.js"
 import { health } from "./commands/health.js"
 import { publish } from "./commands/publish.js"
 import { services } from "./commands/services.js"
 import { stats } from "./commands/stats.js"
+import { store } from "./commands/store.js"
+import { subscribe } from "./commands/subscribe.js"
 import { classify, ExitCode } from "./exit.js"
 
 const micro = Command.make("micro").pipe(
   Command.withDescription("Inspect and call effect-micro services."),
-  Command.withSubcommands([services, describe, call, health, stats, publish])
+  Command.withSubcommands([services, describe, call, bench, health, stats, publish, subscribe, store, config])
 )
 
 // src/cli/main.ts and dist/cli/main.js are both two levels below the package root.

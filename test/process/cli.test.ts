@@ -1,70 +1,30 @@
 /**
  * The `micro` CLI against real services: two fixture services register over mdns on a private loopback port,
- * and the CLI runs as a child process (`node --import tsx src/cli/main.ts`), checked by its stdout, stderr
- * and exit code. Every invocation starts as soon as the services are up, three at a time, to keep the file
- * under a minute; the tests then check their results.
+ * and the CLI runs as a child process (test/support/cli.ts), checked by its stdout, stderr and exit code.
+ * Every one-shot invocation starts as soon as the services are up, three at a time; the tests then check their
+ * results. Store and config commands need no services (the store is a file, config is local sources).
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import * as path from "node:path"
+import * as cli from "../support/cli.js"
 import { type Child, spawnFixture } from "../support/processes.js"
 
-const root = path.resolve(import.meta.dirname, "../..")
 const mdnsPort = 20000 + Math.floor(Math.random() * 20000)
 const discovery = ["--mdns-interface", "127.0.0.1", "--mdns-port", String(mdnsPort)]
 const fixture = "test/process/fixtures/rpcServer.ts"
 
-interface Run {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
+/** A command that looks services up, on the test's private mdns. */
+const micro = (args: ReadonlyArray<string>, stdin = "") => cli.run([...args, ...discovery], { stdin })
 
-const running = new Set<ChildProcess>()
-
-// Each run starts tsx (≈2.5 s of CPU): more than three at once only slows every one of them on 2 cores.
-const slots = 3
-let free = slots
-const waiting: Array<() => void> = []
-const limited = async <A>(run: () => Promise<A>): Promise<A> => {
-  if (free === 0) await new Promise<void>((wake) => waiting.push(wake))
-  else free--
-  try {
-    return await run()
-  } finally {
-    const next = waiting.shift()
-    if (next) next()
-    else free++
-  }
-}
-
-/** Runs the CLI to completion with `stdin` as its input (killed after 30 s). */
-const micro = (args: ReadonlyArray<string>, stdin = "") => limited(() => start(args, stdin))
-
-const start = (args: ReadonlyArray<string>, stdin: string) =>
-  new Promise<Run>((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args, ...discovery], {
-      cwd: root,
-      stdio: ["pipe", "pipe", "pipe"]
-    })
-    running.add(child)
-    let stdout = ""
-    let stderr = ""
-    child.stdout!.on("data", (chunk) => (stdout += String(chunk)))
-    child.stderr!.on("data", (chunk) => (stderr += String(chunk)))
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      running.delete(child)
-      resolve({ code, stdout, stderr })
-    })
-    child.stdin!.end(stdin)
-  })
-
-const lines = (text: string) => text.split("\n").filter((line) => line !== "")
+const scratch = mkdtempSync(path.join(tmpdir(), "micro-cli-"))
+const storeArgs = ["--store", path.join(scratch, "store.db")]
+const configFile = path.join(scratch, "app.yaml")
+writeFileSync(configFile, "db:\n  host: a\n  port: 5432\n")
 
 let scope: Scope.CloseableScope
 let testing: Child
@@ -89,9 +49,26 @@ const runs = {
   chat: () => micro(["call", "other", "Chat", "-"], `"x"\n"y"\n`),
   metadata: () => micro(["call", "testing", "WhoAmI", "--metadata", "tenant=acme", "--timeout", "2s", "--json"]),
   badLine: () => micro(["call", "testing", "Sum"], "1\nx\n"),
-  publish: () => micro(["publish", "cli.test", `{"id":"a","n":1}`, "--json"])
+  publish: () => micro(["publish", "cli.test", `{"id":"a","n":1}`, "--json"]),
+  bench: () => micro(["bench", "testing", "Hello", `{"name":"Ada"}`, "-n", "200", "-c", "4", "--json"]),
+  benchStream: () => micro(["bench", "testing", "Countdown", "{}"]),
+  completions: () => cli.run(["--completions", "bash"]),
+  // One record's life, in order, on an embedded store file (the store is a backend, not a service).
+  store: async () => ({
+    put: await cli.run(["store", "put", "user/1", `{"n":1}`, ...storeArgs]),
+    putStdin: await cli.run(["store", "put", "user/2", "--ttl", "1m", "-m", "a=b", ...storeArgs], { stdin: "hello" }),
+    get: await cli.run(["store", "get", "user/1", ...storeArgs]),
+    prefix: await cli.run(["store", "get", "user/", "--prefix", "--json", ...storeArgs]),
+    missing: await cli.run(["store", "get", "nope", ...storeArgs]),
+    deleted: await cli.run(["store", "delete", "user/1", ...storeArgs]),
+    list: await cli.run(["store", "list", "--json", ...storeArgs])
+  }),
+  config: () => cli.run(["config", "get", "-s", configFile, "-s", "env:APP", "--json"], { env: { APP_DB_HOST: "b" } }),
+  configPath: () => cli.run(["config", "get", "db.port", "-s", `file:${configFile}`]),
+  configMissing: () => cli.run(["config", "get", "db.nope", "-s", configFile]),
+  configNoSource: () => cli.run(["config", "get"])
 }
-let results: { [K in keyof typeof runs]: Promise<Run> }
+let results: { [K in keyof typeof runs]: ReturnType<typeof runs[K]> }
 
 beforeAll(async () => {
   scope = await Effect.runPromise(Scope.make())
@@ -108,8 +85,9 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  for (const child of running) child.kill("SIGKILL")
+  cli.cleanup()
   await Effect.runPromise(Scope.close(scope, Exit.void))
+  rmSync(scratch, { recursive: true, force: true })
 })
 
 // The tests wait on the shared pool of invocations, so each may wait for the others' runs.
@@ -123,7 +101,7 @@ describe("micro CLI", { timeout: 90_000 }, () => {
       results.stats
     ])
     expect(services.code).toBe(0)
-    expect(lines(services.stdout)[0]).toMatch(/^NAME\s+KIND\s+VERSIONS\s+NODES$/)
+    expect(cli.lines(services.stdout)[0]).toMatch(/^NAME\s+KIND\s+VERSIONS\s+NODES$/)
     expect(services.stdout).toMatch(/other\s+service\s+latest\s+1/)
     expect(services.stdout).toMatch(/testing\s+service\s+latest\s+1/)
     expect(services.stdout).toMatch(/cli\.test\s+subscription\s+1\s+1/)
@@ -154,6 +132,8 @@ describe("micro CLI", { timeout: 90_000 }, () => {
     })
     expect(byName.Hello.response).toMatchObject({ type: "string" })
     expect(byName.Hello.error).toMatchObject({ $ref: "#/$defs/UnknownName" })
+    // The fixture subscribes to no typed topic (test/Debug.test.ts covers the topics list).
+    expect(description.topics).toEqual([])
 
     // Every service's every node, broker subscriptions excepted (they answer no RPC).
     expect(health.code).toBe(0)
@@ -200,10 +180,10 @@ describe("micro CLI", { timeout: 90_000 }, () => {
     expect(Object.keys(badRequest)).toEqual(expect.arrayContaining(["id", "code", "detail", "status", "_tag"]))
 
     expect(countdown.code).toBe(0)
-    expect(lines(countdown.stdout)).toEqual(["2", "1", "0"])
+    expect(cli.lines(countdown.stdout)).toEqual(["2", "1", "0"])
     expect(sum).toMatchObject({ code: 0, stdout: "6\n" })
     expect(chat.code).toBe(0)
-    expect(lines(chat.stdout).map((line) => JSON.parse(line))).toEqual(["echo: x", "echo: y", "goodbye"])
+    expect(cli.lines(chat.stdout).map((line) => JSON.parse(line))).toEqual(["echo: x", "echo: y", "goodbye"])
     expect(metadata.code).toBe(0)
     expect(JSON.parse(metadata.stdout)).toMatchObject({ tenant: "acme", endpoint: "WhoAmI" })
   })
@@ -224,5 +204,94 @@ describe("micro CLI", { timeout: 90_000 }, () => {
       body: `{"id":"a","n":1}`,
       contentType: "application/json"
     })
+  })
+
+  it("subscribe tails a topic: it registers, then prints each message as one JSON line", async () => {
+    const tail = cli.start(["subscribe", "cli.tail", "--count", "1", "--json", ...discovery])
+    await tail.stderrLine(/^subscribed to cli\.tail$/)
+    const published = await micro(["publish", "cli.tail", `{"id":"t"}`, "-m", "k=v"])
+    expect(published.code).toBe(0)
+    const done = await tail.exited
+    expect(done.code).toBe(0)
+    expect(JSON.parse(done.stdout)).toEqual({
+      topic: "cli.tail",
+      contentType: "application/json",
+      headers: { k: "v" },
+      payload: { id: "t" }
+    })
+  })
+
+  it("bench: calls/s and latency percentiles of a unary endpoint; streams are refused", async () => {
+    const [bench, benchStream] = await Promise.all([results.bench, results.benchStream])
+    expect(bench.code).toBe(0)
+    const report = JSON.parse(bench.stdout)
+    expect(report).toMatchObject({
+      service: "testing",
+      endpoint: "Hello",
+      concurrency: 4,
+      calls: 200,
+      succeeded: 200,
+      failed: 0
+    })
+    expect(report.perSecond).toBeGreaterThan(0)
+    expect(report.latencyMillis.p50).toBeGreaterThan(0)
+    expect(report.latencyMillis.p50).toBeLessThanOrEqual(report.latencyMillis.p99)
+    expect(report.latencyMillis.p99).toBeLessThanOrEqual(report.latencyMillis.max)
+    expect(benchStream.code).toBe(64)
+    expect(JSON.parse(benchStream.stderr)).toMatchObject({
+      _tag: "UsageError",
+      detail: expect.stringContaining("server-stream")
+    })
+  })
+
+  it("store: put (argument, stdin with ttl and metadata), get, get --prefix, list, delete; absent key exits 3", async () => {
+    const store = await results.store
+    expect(store.put.code).toBe(0)
+    expect(store.putStdin.code).toBe(0)
+    expect(store.get).toMatchObject({ code: 0, stdout: `{"n":1}` })
+    expect(store.prefix.code).toBe(0)
+    const [first, second] = JSON.parse(store.prefix.stdout)
+    expect(first).toEqual({ key: "user/1", value: `{"n":1}`, metadata: {} })
+    expect(second).toMatchObject({ key: "user/2", value: "hello", metadata: { a: "b" } })
+    expect(second.expiresInMillis).toBeGreaterThan(0)
+    expect(second.expiresInMillis).toBeLessThanOrEqual(60_000)
+    expect(store.missing.code).toBe(3)
+    expect(JSON.parse(store.missing.stderr)).toMatchObject({
+      _tag: "StoreError",
+      code: 404,
+      status: "NotFound",
+      key: "nope"
+    })
+    expect(store.deleted.code).toBe(0)
+    expect(JSON.parse(store.list.stdout)).toEqual(["user/2"])
+  })
+
+  it("config: sources merged in order (file, then env), a path, a missing path (3), no source (64), watch", async () => {
+    const [merged, atPath, missing, noSource] = await Promise.all([
+      results.config,
+      results.configPath,
+      results.configMissing,
+      results.configNoSource
+    ])
+    expect(merged.code).toBe(0)
+    expect(JSON.parse(merged.stdout)).toMatchObject({ db: { host: "b", port: 5432 } })
+    expect(atPath).toMatchObject({ code: 0, stdout: "5432\n" })
+    expect(missing.code).toBe(3)
+    expect(JSON.parse(missing.stderr)).toMatchObject({ _tag: "DynamicConfigError", status: "Missing" })
+    expect(noSource.code).toBe(64)
+
+    const watch = cli.start(["config", "watch", "db.port", "-s", configFile, "--count", "2"])
+    expect(await watch.stdoutLines(1)).toEqual(["5432"])
+    writeFileSync(configFile, "db:\n  host: a\n  port: 6000\n")
+    const done = await watch.exited
+    expect(done.code).toBe(0)
+    expect(cli.lines(done.stdout)).toEqual(["5432", "6000"])
+  })
+
+  it("--completions prints a shell completion script", async () => {
+    const completions = await results.completions
+    expect(completions.code).toBe(0)
+    expect(completions.stdout).toContain("_micro_bash_completions")
+    expect(completions.stdout).toContain("subscribe")
   })
 })

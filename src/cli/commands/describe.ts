@@ -34,13 +34,15 @@ export const describe = Command.make(
         response: parseSchema(endpoint.response),
         error: parseSchema(endpoint.error)
       }))
+      const topics = (description.topics ?? []).map((topic) => ({ ...topic, schema: parseSchema(topic.schema) }))
       if (config.asJson) {
         return yield* output.json({
           service: description.service,
           version: description.version,
           digest: description.digest,
           nodes,
-          endpoints
+          endpoints,
+          topics
         })
       }
       const lines = [
@@ -71,8 +73,19 @@ export const describe = Command.make(
           `  error:    ${show(endpoint.error)}`
         )
       }
+      if (topics.length > 0) {
+        lines.push(
+          "",
+          output.table(
+            ["TOPIC", "QUEUE", "MESSAGE"],
+            topics.map((topic) => [topic.topic, topic.queue ?? "-", show(topic.schema)])
+          )
+        )
+      }
       yield* output.text(lines.join("\n"))
     }).pipe(Effect.provide(layers.stack(config)))
 ).pipe(
-  Command.withDescription("Show a service's nodes and endpoints, with JSON Schemas of requests, responses and errors.")
+  Command.withDescription(
+    "Show a service's nodes, endpoints (JSON Schemas of requests, responses, errors) and subscribed topics."
+  )
 )

@@ -9,22 +9,30 @@ import type { EndpointSchemas } from "../../Contract.js"
 import type { Description, EndpointDescription } from "../../Debug.js"
 import { errorMessage } from "../common/text.js"
 
+// Computed once per Schema object (contracts and topics are usually module constants).
+const jsonSchemas = new WeakMap<object, string>()
+
 /** A Schema's JSON Schema as JSON text; one with no JSON Schema form (a declared type) says why. */
-const jsonSchemaOf = (schema: Schema.Schema.All): string => {
-  try {
-    return JSON.stringify(JSONSchema.make(schema as Schema.Schema<unknown, unknown>))
-  } catch (error) {
-    return JSON.stringify({ description: `no JSON Schema: ${errorMessage(error)}` })
+export const jsonSchemaText = (schema: Schema.Schema.All): string => {
+  let text = jsonSchemas.get(schema)
+  if (text === undefined) {
+    try {
+      text = JSON.stringify(JSONSchema.make(schema as Schema.Schema<unknown, unknown>))
+    } catch (error) {
+      text = JSON.stringify({ description: `no JSON Schema: ${errorMessage(error)}` })
+    }
+    jsonSchemas.set(schema, text)
   }
+  return text
 }
 
 export const describeEndpoint = (name: string, schemas: EndpointSchemas): EndpointDescription => ({
   name,
   shape: schemas.shape,
   idempotent: schemas.idempotent,
-  request: jsonSchemaOf(schemas.request),
-  response: jsonSchemaOf(schemas.response),
-  error: jsonSchemaOf(schemas.error)
+  request: jsonSchemaText(schemas.request),
+  response: jsonSchemaText(schemas.response),
+  error: jsonSchemaText(schemas.error)
 })
 
 export const describe = (

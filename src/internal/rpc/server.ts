@@ -21,6 +21,7 @@ import { Transport } from "../../Transport.js"
 import { brokerCounters } from "../broker/counters.js"
 import { randomId } from "../common/text.js"
 import { describe, describeEndpoint } from "../debug/describe.js"
+import { TopicDirectory } from "../debug/topics.js"
 import { listen as listenProbe, type Probed } from "../debug/http.js"
 import { CallMetrics } from "../debug/metrics.js"
 import * as processStats from "../debug/process.js"
@@ -249,8 +250,10 @@ export const make = <Rpcs extends Rpc.Any>(
       ...processStats.snapshot()
     }))
     probed.current = { health, stats }
+    const topics = yield* TopicDirectory
+    const describeNow = Effect.sync(() => ({ ...description, topics: topics.list() }))
     for (const rpc of Debug.Contract.requests.values() as Iterable<Rpc.AnyWithProps>) {
-      const answer = rpc._tag === HEALTH ? health : rpc._tag === STATS ? stats : Effect.succeed(description)
+      const answer = rpc._tag === HEALTH ? health : rpc._tag === STATS ? stats : describeNow
       routes.set(rpc._tag, makeRoute(rpc, () => answer, runtime))
     }
 
