@@ -18,6 +18,7 @@ import { readFileSync } from "node:fs"
 import { call } from "./commands/call.js"
 import { describe } from "./commands/describe.js"
 import { health } from "./commands/health.js"
+import { newProject } from "./commands/new.js"
 import { publish } from "./commands/publish.js"
 import { services } from "./commands/services.js"
 import { stats } from "./commands/stats.js"
@@ -25,7 +26,7 @@ import { classify, ExitCode } from "./exit.js"
 
 const micro = Command.make("micro").pipe(
   Command.withDescription("Inspect and call effect-micro services."),
-  Command.withSubcommands([services, describe, call, health, stats, publish])
+  Command.withSubcommands([services, describe, call, health, stats, publish, newProject])
 )
 
 // src/cli/main.ts and dist/cli/main.js are both two levels below the package root.
