@@ -96,3 +96,27 @@ EOF
 cp "$root/scripts/pack-check-sample.ts" service.ts
 npx tsc -p tsconfig.json
 echo "pack-check: the sample typechecks (effect $installed, moduleResolution nodenext)"
+
+# `micro new` from the installed tarball: the generated project, with effect-micro pointed at this tarball and
+# the rest from the registry (the npm cache first), must typecheck, pass its tests and run its demo.
+# --ignore-scripts: better-sqlite3's install would fetch a prebuilt addon from GitHub or build one (headers
+# from nodejs.org), i.e. leave the registry; the demo and the tests never open the embedded store, so never
+# load the addon.
+started=$SECONDS
+mkdir "$work/new"
+cd "$work/new"
+"$work/app/node_modules/.bin/micro" new demo-svc >/dev/null
+cd demo-svc
+node -e '
+  const fs = require("node:fs")
+  const pkg = JSON.parse(fs.readFileSync("package.json", "utf8"))
+  pkg.dependencies["effect-micro"] = `file:${process.argv[1]}`
+  fs.writeFileSync("package.json", JSON.stringify(pkg, null, 2) + "\n")' "$work/$tarball"
+npm install --silent --no-audit --no-fund --prefer-offline --ignore-scripts
+got=$(node -p 'require("effect-micro/package.json").version')
+[ "$got" = "$want" ] || { echo "the generated project has effect-micro $got, expected this build ($want)"; exit 1; }
+timeout 300 npx tsc --noEmit
+timeout 300 npm test --silent
+demo=$(timeout 120 npm start --silent 2>&1) || { echo "npm start failed:"; echo "$demo"; exit 1; }
+case "$demo" in *"Countdown → 3 2 1 0"*) ;; *) echo "npm start did not run the client: $demo"; exit 1 ;; esac
+echo "pack-check: micro new demo-svc installs, typechecks, passes its tests and runs its demo ($((SECONDS - started)) s)"
