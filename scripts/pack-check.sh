@@ -2,7 +2,8 @@
 # The package as a user gets it: build, `npm pack`, install the tarball into a fresh ESM project next to a
 # *different* compatible patch of effect (peer dependencies, so there must be exactly one copy), import every
 # public entry point from plain Node, and typecheck a sample service with `moduleResolution: nodenext`.
-# Also checks that nothing under `internal/` can be imported. Needs the npm registry.
+# Also checks that nothing under `internal/` can be imported, and that a project made by `micro new` installs,
+# typechecks, passes its tests and runs its demo. Needs the npm registry.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
