@@ -2,7 +2,8 @@
 # The package as a user gets it: build, `npm pack`, install the tarball into a fresh ESM project next to a
 # *different* compatible patch of effect (peer dependencies, so there must be exactly one copy), import every
 # public entry point from plain Node, and typecheck a sample service with `moduleResolution: nodenext`.
-# Also checks that nothing under `internal/` can be imported. Needs the npm registry.
+# Also checks that nothing under `internal/` can be imported, and that a project made by `micro new` installs,
+# typechecks, passes its tests and runs its demo. Needs the npm registry.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -96,3 +97,28 @@ EOF
 cp "$root/scripts/pack-check-sample.ts" service.ts
 npx tsc -p tsconfig.json
 echo "pack-check: the sample typechecks (effect $installed, moduleResolution nodenext)"
+
+# `micro new` from the installed tarball: the generated project, with effect-micro pointed at this tarball and
+# the rest from the registry (the npm cache first), must typecheck, pass its tests and run its demo.
+# --ignore-scripts: better-sqlite3's install would fetch a prebuilt addon from GitHub or build one (headers
+# from nodejs.org), i.e. leave the registry; the demo and the tests never open the embedded store, so never
+# load the addon.
+started=$SECONDS
+mkdir "$work/new"
+cd "$work/new"
+"$work/app/node_modules/.bin/micro" new demo-svc >/dev/null
+cd demo-svc
+node -e '
+  const fs = require("node:fs")
+  const pkg = JSON.parse(fs.readFileSync("package.json", "utf8"))
+  pkg.dependencies["effect-micro"] = `file:${process.argv[1]}`
+  fs.writeFileSync("package.json", JSON.stringify(pkg, null, 2) + "\n")' "$work/$tarball"
+npm install --silent --no-audit --no-fund --prefer-offline --ignore-scripts
+got=$(node -p 'require("effect-micro/package.json").version')
+[ "$got" = "$want" ] || { echo "the generated project has effect-micro $got, expected this build ($want)"; exit 1; }
+timeout -k 10 300 npx tsc --noEmit
+timeout -k 10 300 npm test --silent
+# Into a file, not $(...): a server left running by a failed demo would hold a pipe open (and the check with it).
+timeout -k 10 120 npm start --silent >"$work/demo.log" 2>&1 || { echo "npm start failed:"; cat "$work/demo.log"; exit 1; }
+grep -q "Countdown → 3 2 1 0" "$work/demo.log" || { echo "npm start did not run the client:"; cat "$work/demo.log"; exit 1; }
+echo "pack-check: micro new demo-svc installs, typechecks, passes its tests and runs its demo ($((SECONDS - started)) s)"

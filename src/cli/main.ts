@@ -20,6 +20,7 @@ import { call } from "./commands/call.js"
 import { config } from "./commands/config.js"
 import { describe } from "./commands/describe.js"
 import { health } from "./commands/health.js"
+import { newProject } from "./commands/new.js"
 import { publish } from "./commands/publish.js"
 import { services } from "./commands/services.js"
 import { stats } from "./commands/stats.js"
@@ -29,7 +30,19 @@ import { classify, ExitCode } from "./exit.js"
 
 const micro = Command.make("micro").pipe(
   Command.withDescription("Inspect and call effect-micro services."),
-  Command.withSubcommands([services, describe, call, bench, health, stats, publish, subscribe, store, config])
+  Command.withSubcommands([
+    services,
+    describe,
+    call,
+    bench,
+    health,
+    stats,
+    publish,
+    subscribe,
+    store,
+    config,
+    newProject
+  ])
 )
 
 // src/cli/main.ts and dist/cli/main.js are both two levels below the package root.
