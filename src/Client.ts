@@ -287,8 +287,9 @@ export const describe = (
  * A client of a service without its TypeScript contract: `Debug.Describe` tells its endpoints, and each is
  * callable with any JSON value (the server validates it against its real Schemas). `methods[name]` is
  * `(json) => Effect` (unary), `(json) => Stream` (server stream), `(Stream) => Effect` (client stream) or
- * `(Stream) => Stream` (bidi); endpoint errors fail with their JSON value. JSON only. For the CLI, gateways
- * and scripts.
+ * `(Stream) => Stream` (bidi); endpoint errors fail with their JSON value. Messages travel as JSON, or as
+ * MessagePack with `contentType: "application/msgpack"` (protobuf needs the real Schemas). For the CLI,
+ * gateways and scripts.
  * @since 0.1.0
  * @category constructors
  */

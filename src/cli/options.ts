@@ -75,6 +75,10 @@ export const call = {
   node: Options.text("node").pipe(
     Options.optional,
     Options.withDescription("Call this node (host:port) instead of one the selector picks.")
+  ),
+  contentType: Options.choice("content-type", ["application/json", "application/msgpack"]).pipe(
+    Options.withDefault("application/json" as const),
+    Options.withDescription("Encoding on the wire (protobuf needs the contract's Schemas, which the CLI has not).")
   )
 }
 
@@ -82,6 +86,7 @@ export interface CallOptions {
   readonly metadata: Option.Option<HashMap.HashMap<string, string>>
   readonly timeout: Option.Option<string>
   readonly node: Option.Option<string>
+  readonly contentType: "application/json" | "application/msgpack"
 }
 
 /** The client options `call` passes on. */
@@ -94,6 +99,7 @@ export const clientOptions = (options: CallOptions): Effect.Effect<ClientOptions
         onNone: () => ({}),
         onSome: (map) => ({ metadata: Object.fromEntries(HashMap.toEntries(map)) })
       }),
-      ...Option.match(options.node, { onNone: () => ({}), onSome: (node) => ({ node }) })
+      ...Option.match(options.node, { onNone: () => ({}), onSome: (node) => ({ node }) }),
+      contentType: options.contentType
     })
   )

@@ -39,6 +39,7 @@ const runs = {
   health: () => micro(["health", "--json"]),
   stats: () => micro(["stats", "testing", "--json"]),
   ok: () => micro(["call", "testing", "Hello", `{"name":"Ada"}`, "--json"]),
+  msgpack: () => micro(["call", "testing", "Hello", `{"name":"Ada"}`, "--content-type", "application/msgpack"]),
   endpointError: () => micro(["call", "testing", "Hello", `{"name":"nobody"}`]),
   unknownEndpoint: () => micro(["call", "testing", "Nope", "{}"]),
   unknownService: () => micro(["call", "nosuch", "Hello", "{}"]),
@@ -163,6 +164,7 @@ describe("micro CLI", { timeout: 90_000 }, () => {
         results.metadata
       ])
     expect(ok).toMatchObject({ code: 0, stdout: "\"Hello, Ada!\"\n" })
+    expect(await results.msgpack).toMatchObject({ code: 0, stdout: "\"Hello, Ada!\"\n" })
 
     expect(endpointError.code).toBe(1)
     expect(JSON.parse(endpointError.stderr)).toEqual({ _tag: "UnknownName", name: "nobody" })

@@ -1,7 +1,7 @@
 /**
  * Calls without the TypeScript contract: a contract rebuilt from a `Debug.Describe` answer whose messages are
  * any JSON value (the server validates them against its real Schemas, as always). What the CLI and the HTTP
- * gateway use. JSON only: protobuf needs the real Schemas.
+ * gateway use. JSON by default, or MessagePack (`contentType`); protobuf needs the real Schemas.
  */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
@@ -45,7 +45,8 @@ export const fromDescription = (
   const endpoints = description.endpoints.map(rpcOf)
   const group = RpcGroup.make(...endpoints) as RpcGroup.RpcGroup<Rpc.Any>
   return Effect.map(
-    make(group, { ...options, contentType: "application/json", service: description.service }),
+    // Schema-less codecs only: the messages are plain values (protobuf needs the real Schemas).
+    make(group, { ...options, contentType: options?.contentType ?? "application/json", service: description.service }),
     (typed) => ({ description, methods: typed as Record<string, DynamicMethod> })
   )
 }
