@@ -1,7 +1,8 @@
 /**
  * A caching wrapper for any `Registry`: `getService` is answered from memory, filled on the first miss,
- * kept fresh by the wrapped registry's `watch`, and refetched once an entry is older than `ttl`. When the
- * wrapped registry fails (engine down), stale entries are served instead of the error, as go-micro does.
+ * kept fresh by the wrapped registry's `watch`, and refreshed once an entry is older than `ttl`: the stale
+ * entry is served at once while one background fetch refreshes it, so only a name never seen waits on the
+ * wrapped registry. When it fails (engine down), stale entries keep being served, as go-micro does.
  * Everything else (`register`, `deregister`, `listServices`, `watch`) goes straight through. Entry age is
  * measured on the `Clock` of the fiber that builds the cache (TestClock in tests).
  *
@@ -19,7 +20,10 @@ import type { Registry } from "./Registry.js"
  * @category models
  */
 export interface CachedRegistryOptions {
-  /** Longest an entry is served without asking the wrapped registry again. Default 1 minute (go-micro's). */
+  /**
+   * Age after which an entry is refreshed (in the background; it is still served meanwhile). Default 1 minute
+   * (go-micro's).
+   */
   readonly ttl?: Duration.DurationInput | undefined
 }
 

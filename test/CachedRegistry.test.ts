@@ -79,7 +79,7 @@ describe("CachedRegistry", () => {
       expect(yield* Ref.get(calls)).toBe(2)
     }))
 
-  it.scoped("entries older than the staleness bound (1 min) are refetched", () =>
+  it.scoped("entries older than the staleness bound (1 min) are refetched in the background", () =>
     Effect.gen(function*() {
       const { cached, calls, memory } = yield* makeCounted
       yield* memory.register(makeService("greeter", [{ id: "g1", port: 1 }]))
@@ -89,6 +89,44 @@ describe("CachedRegistry", () => {
       expect(yield* Ref.get(calls)).toBe(1)
       yield* TestClock.adjust("2 seconds")
       yield* cached.getService("greeter")
+      yield* settle
+      expect(yield* Ref.get(calls)).toBe(2)
+    }))
+
+  it.scoped("a stale entry is served at once while one slow fetch refreshes it (etcd starting up)", () =>
+    Effect.gen(function*() {
+      const memory = yield* Registry.makeMemory
+      const calls = yield* Ref.make(0)
+      const slow = yield* Ref.make(false)
+      const registry: Registry.Registry.Service = {
+        ...memory,
+        getService: (name) =>
+          Ref.update(calls, (n) => n + 1).pipe(
+            Effect.zipRight(
+              Effect.flatMap(Ref.get(slow), (isSlow) => isSlow ? Effect.sleep("5 seconds") : Effect.void)
+            ),
+            Effect.zipRight(memory.getService(name))
+          )
+      }
+      const cached = yield* CachedRegistry.make(registry)
+      yield* settle
+      yield* memory.register(makeService("greeter", [{ id: "g1", port: 1 }]))
+      yield* cached.getService("greeter")
+      yield* Ref.set(slow, true)
+      yield* TestClock.adjust("61 seconds")
+      // Every lookup answers without waiting on the registry; one fetch runs for all of them.
+      for (let i = 0; i < 3; i++) {
+        const [service] = yield* cached.getService("greeter")
+        expect(service!.nodes.map((n) => n.id)).toEqual(["g1"])
+      }
+      yield* settle
+      expect(yield* Ref.get(calls)).toBe(2)
+      // Once the fetch is back the entry is fresh again: served with no further fetch.
+      yield* memory.register(makeService("greeter", [{ id: "g2", port: 2 }]), { ttl: "10 minutes" })
+      yield* TestClock.adjust("5 seconds")
+      yield* settle
+      const [service] = yield* cached.getService("greeter")
+      expect(service!.nodes.map((n) => n.id).sort()).toEqual(["g1", "g2"])
       expect(yield* Ref.get(calls)).toBe(2)
     }))
 
@@ -101,7 +139,10 @@ describe("CachedRegistry", () => {
       yield* TestClock.adjust("2 minutes")
       const [service] = yield* cached.getService("greeter")
       expect(service!.nodes.map((n) => n.id)).toEqual(["g1"])
+      yield* settle
       expect(yield* Ref.get(calls)).toBe(2)
+      // The failed refresh keeps the entry: still served.
+      expect((yield* cached.getService("greeter"))[0]!.nodes.map((n) => n.id)).toEqual(["g1"])
       const error = yield* Effect.flip(cached.getService("other"))
       expect(error).toMatchObject({ _tag: "RegistryError", reason: "Unavailable" })
     }))
@@ -144,12 +185,14 @@ describe("CachedRegistry", () => {
       yield* memory.register(makeService("greeter", [{ id: "g2", port: 2 }]))
       yield* settle
       expect(peek("greeter")!.flatMap((s) => s.nodes.map((n) => n.id)).sort()).toEqual(["g1", "g2"])
-      // Stale after the ttl (TestClock captured when the cache was built): undefined until getService refetches.
+      // Stale after the ttl (TestClock captured when the cache was built): undefined until getService has
+      // refetched (in the background: it serves the stale entry meanwhile).
       yield* TestClock.adjust("61 seconds")
       expect(peek("greeter")).toBeUndefined()
-      const refetched = yield* cached.getService("greeter")
+      yield* cached.getService("greeter")
+      yield* settle
       expect(yield* Ref.get(calls)).toBe(2)
-      expect(peek("greeter")).toBe(refetched)
+      expect(peek("greeter")).toBe(yield* cached.getService("greeter"))
       // Gone from the registry: the entry is dropped.
       yield* memory.deregister(makeService("greeter", [{ id: "g1", port: 1 }]))
       yield* memory.deregister(makeService("greeter", [{ id: "g2", port: 2 }]))

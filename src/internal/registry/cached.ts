@@ -66,7 +66,7 @@ export const make = (
       })
 
     // The watch keeps entries fresh; if it breaks, events may be lost, so every entry is marked stale
-    // (refetched on next use, still served if the registry is down) and the watch is restarted.
+    // (refreshed on next use, served meanwhile and while the registry is down) and the watch is restarted.
     yield* underlying.watch().pipe(
       Stream.runForEach(onEvent),
       Effect.ensuring(Effect.sync(() => {
@@ -115,6 +115,12 @@ export const make = (
         : undefined
     }
 
+    // A stale entry is served at once while one background fetch refreshes it: a caller never waits on the
+    // registry for a name it has seen (etcd starting up, listening but not ready, would hold every call up to
+    // the registry's timeout). Only a name never seen, or known to be gone, waits for the registry.
+    const scope = yield* Effect.scope
+    const refresh = (name: string) => Effect.forkIn(Effect.ignore(fetch(name)), scope)
+
     const service: Registry.Service & Peekable = {
       register: underlying.register,
       deregister: underlying.deregister,
@@ -122,8 +128,10 @@ export const make = (
       watch: underlying.watch,
       getService: (name) =>
         Effect.suspend(() => {
-          const services = peek(name)
-          return services !== undefined ? Effect.succeed(services) : fetch(name)
+          const entry = cache.get(name)
+          if (entry === undefined || entry.services.length === 0) return fetch(name)
+          if (clock.unsafeCurrentTimeMillis() - entry.fetchedAt < ttlMillis) return Effect.succeed(entry.services)
+          return inflight.has(name) ? Effect.succeed(entry.services) : Effect.as(refresh(name), entry.services)
         }),
       [peekKey]: peek
     }
