@@ -7,11 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as JSONSchema from "effect/JSONSchema"
+import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import * as cli from "../support/cli.js"
+import { UnknownName } from "../support/contract.js"
 import { type Child, spawnFixture } from "../support/processes.js"
 
 const mdnsPort = 20000 + Math.floor(Math.random() * 20000)
@@ -133,6 +136,10 @@ describe("micro CLI", { timeout: 90_000 }, () => {
     })
     expect(byName.Hello.response).toMatchObject({ type: "string" })
     expect(byName.Hello.error).toMatchObject({ $ref: "#/$defs/UnknownName" })
+    // Exactly the contract's Schemas as effect/JSONSchema renders them.
+    expect(byName.Hello.request).toEqual(JSONSchema.make(Schema.Struct({ name: Schema.String })))
+    expect(byName.Hello.response).toEqual(JSONSchema.make(Schema.String))
+    expect(byName.Hello.error).toEqual(JSONSchema.make(UnknownName))
     // The fixture subscribes to no typed topic (test/Debug.test.ts covers the topics list).
     expect(description.topics).toEqual([])
 
