@@ -11,12 +11,14 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Store from "../src/Store.js"
+import { eventually } from "./support/eventually.js"
 import { failureReason, storeContract } from "./support/storeContract.js"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-micro-store-"))
@@ -342,5 +344,96 @@ describe("Store (sqlite) while another connection holds the write lock", () => {
         Effect.scoped(Store.makeSqlite({ filename: ":memory:", busyTimeout: "soon" as any }))
       )
       expect(garbage.reason).toBe("Invalid")
+    }))
+})
+
+// ----- the change log behind watch: installed while someone watches, dropped when nobody does -----
+
+interface Inspector {
+  prepare(
+    source: string
+  ): { get(...params: ReadonlyArray<unknown>): unknown; run(...params: ReadonlyArray<unknown>): unknown }
+  exec(source: string): unknown
+  close(): unknown
+}
+
+/** A third connection (another process, for SQLite) that looks at the file and can play a crashed watcher. */
+const inspector = (file: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => new RawSqlite(file) as unknown as Inspector),
+    (db) => Effect.sync(() => db.close())
+  ).pipe(Effect.map((db) => ({
+    triggers: Effect.sync(() =>
+      db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'trigger'").get() as { n: number }
+    ).pipe(Effect.map(({ n }) => n)),
+    db
+  })))
+
+/** Runs a watch in the background until the returned fiber is interrupted. */
+const watching = (store: Store.Store.Service) => Effect.fork(Stream.runDrain(store.watch()))
+
+describe("Store (sqlite) change log", () => {
+  it.scopedLive("exists only while some process watches: the last watcher's stop drops the triggers", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "lease", "two.db")
+      const a = yield* Store.makeSqlite({ filename: file, watchInterval: "20 millis" })
+      const b = yield* Store.makeSqlite({ filename: file, watchInterval: "20 millis" })
+      const look = yield* inspector(file)
+      expect(yield* look.triggers).toBe(0)
+      const watchA = yield* watching(a)
+      yield* eventually(look.triggers, (n) => n === 3)
+      const watchB = yield* watching(b)
+      const watchB2 = yield* watching(b)
+      yield* Fiber.interrupt(watchA)
+      // b still watches (twice): its lease keeps the log, and its writes keep being logged.
+      expect(yield* look.triggers).toBe(3)
+      yield* Fiber.interrupt(watchB)
+      expect(yield* look.triggers).toBe(3)
+      yield* Fiber.interrupt(watchB2)
+      expect(yield* look.triggers).toBe(0)
+      // Writes are plain again; a new watch installs the log again and sees them.
+      yield* a.write({ key: "k", value: new Uint8Array([1]) })
+      const seen = yield* Effect.fork(Stream.runHead(b.watch()))
+      yield* eventually(look.triggers, (n) => n === 3)
+      yield* a.write({ key: "k2", value: new Uint8Array([2]) })
+      expect(Option.getOrThrow(yield* Fiber.join(seen))).toMatchObject({ type: "write", key: "k2" })
+    }))
+
+  it.scopedLive("a crashed watcher's log is dropped by another process' expiry sweep once its lease ran out", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "lease", "crashed.db")
+      const a = yield* Store.makeSqlite({ filename: file, watchInterval: "20 millis", sweepInterval: "50 millis" })
+      const look = yield* inspector(file)
+      const watch = yield* watching(a)
+      yield* eventually(look.triggers, (n) => n === 3)
+      // A process that watched and died: its lease row outlives it by the lease's length.
+      look.db.prepare("INSERT INTO effect_micro_store_watchers (owner, expires_at) VALUES ('crashed', ?)")
+        .run(Date.now() + 300)
+      yield* Fiber.interrupt(watch)
+      expect(yield* look.triggers).toBe(3)
+      yield* eventually(look.triggers, (n) => n === 0, "5 seconds")
+    }))
+
+  it.scopedLive("a watcher whose lease was taken away (paused too long) fails with Unavailable; watching again works", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "lease", "paused.db")
+      const a = yield* Store.makeSqlite({ filename: file, watchInterval: "20 millis" })
+      const look = yield* inspector(file)
+      const watch = yield* watching(a)
+      yield* eventually(look.triggers, (n) => n === 3)
+      // What another process' sweep does once this one's lease expired unrenewed.
+      look.db.exec("DELETE FROM effect_micro_store_watchers")
+      look.db.exec(
+        `DROP TRIGGER effect_micro_store_log_insert; DROP TRIGGER effect_micro_store_log_update; DROP TRIGGER effect_micro_store_log_delete`
+      )
+      // The next renewal (every third of the 5 s lease) finds the lease gone.
+      const error = yield* Effect.flip(Fiber.join(watch)).pipe(Effect.timeout("5 seconds"))
+      expect(error).toMatchObject({ reason: "Unavailable", detail: expect.stringContaining("may have been missed") })
+      // Its stream ended, so nobody watches: no log. Watching again installs it and sees new writes.
+      expect(yield* look.triggers).toBe(0)
+      const seen = yield* Effect.fork(Stream.runHead(a.watch()))
+      yield* eventually(look.triggers, (n) => n === 3)
+      yield* a.write({ key: "after", value: new Uint8Array([1]) })
+      expect(Option.getOrThrow(yield* Fiber.join(seen))).toMatchObject({ type: "write", key: "after" })
     }))
 })

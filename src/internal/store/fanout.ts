@@ -61,6 +61,12 @@ export class ChangeFanout {
     )
   }
 
+  /** Ends every watcher's stream with `error`. */
+  failAll(error: StoreError): void {
+    for (const watcher of this.watchers) watcher.mailbox.unsafeDone(Exit.fail(error))
+    this.watchers.clear()
+  }
+
   private lagged(watcher: Watcher): void {
     this.watchers.delete(watcher)
     watcher.mailbox.unsafeDone(Exit.fail(

@@ -32,13 +32,12 @@ import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import type { SqliteOptions, Store } from "../../Store.js"
 import { StoreError } from "../../Store.js"
-import type { Change, Record as StoreRecord } from "../../Store.js"
+import type { Record as StoreRecord } from "../../Store.js"
 import { errorMessage } from "../common/text.js"
 import type { Backend, Metadata, Namespace, Query } from "./common.js"
 import {
@@ -57,26 +56,10 @@ import {
   unavailable,
   upperBound
 } from "./common.js"
-import { ChangeFanout } from "./fanout.js"
+import * as ChangeLog from "./sqliteChangeLog.js"
+import type { Database, DatabaseConstructor, Statement } from "./sqliteDriver.js"
 
 export const defaultFilename = (): string => path.join(process.cwd(), ".micro", "store.db")
-
-// The part of better-sqlite3's API used here (the package ships no types).
-interface Statement {
-  run(...params: ReadonlyArray<unknown>): unknown
-  get(...params: ReadonlyArray<unknown>): unknown
-  all(...params: ReadonlyArray<unknown>): Array<unknown>
-  pluck(toggle?: boolean): Statement
-  raw(toggle?: boolean): Statement
-}
-interface Database {
-  prepare(source: string): Statement
-  pragma(source: string, options?: { readonly simple?: boolean }): unknown
-  exec(source: string): Database
-  transaction<F extends (...args: Array<never>) => unknown>(fn: F): F & { readonly immediate: F }
-  close(): Database
-}
-type DatabaseConstructor = new(filename: string) => Database
 
 /** A row of a range read. Time always comes from the fiber's `Clock` (TestClock in tests). */
 type Row = readonly [key: string, value: Uint8Array, metadata: string, expiresAt: number | null]
@@ -84,10 +67,6 @@ type Row = readonly [key: string, value: Uint8Array, metadata: string, expiresAt
 type ValueRow = readonly [value: Uint8Array, metadata: string, expiresAt: number | null]
 
 const LIVE = "(expires_at IS NULL OR expires_at > ?)"
-const CHANGES = "effect_micro_store_changes"
-const CONTEXT = "effect_micro_store_context"
-/** Changes kept in the log (trimmed by the sweep): a watcher more than this far behind misses some. */
-const CHANGES_KEPT = 100_000
 
 const MIGRATIONS: ReadonlyArray<readonly [id: number, name: string, ddl: ReadonlyArray<string>]> = [
   [1, "create_store", [
@@ -102,36 +81,6 @@ const MIGRATIONS: ReadonlyArray<readonly [id: number, name: string, ddl: Readonl
 ) WITHOUT ROWID`,
     `CREATE INDEX IF NOT EXISTS ${TABLE}_expiry ON ${TABLE} (expires_at) WHERE expires_at IS NOT NULL`
   ]]
-]
-
-/**
- * The change log behind `watch`, written by triggers so that every connection's (process') writes land in
- * it. Installed by the first `watch` on a file, not by default: it makes every write insert a second row
- * (measured ≈1.5–2× fewer writes/s), so only files someone watches pay for it. `expiring` is set by the
- * sweep inside its transaction, so its deletes are logged as expiries. `seq` is a rowid (no AUTOINCREMENT:
- * the trim keeps the newest rows, so it only grows).
- */
-const CHANGE_LOG: ReadonlyArray<string> = [
-  `CREATE TABLE IF NOT EXISTS ${CHANGES} (
-  seq INTEGER PRIMARY KEY,
-  op TEXT NOT NULL,
-  db_name TEXT NOT NULL,
-  table_name TEXT NOT NULL,
-  key TEXT NOT NULL
-)`,
-  `CREATE TABLE IF NOT EXISTS ${CONTEXT} (id INTEGER PRIMARY KEY CHECK (id = 1), expiring INTEGER NOT NULL)`,
-  `INSERT OR IGNORE INTO ${CONTEXT} (id, expiring) VALUES (1, 0)`,
-  `CREATE TRIGGER IF NOT EXISTS ${TABLE}_log_insert AFTER INSERT ON ${TABLE} BEGIN
-  INSERT INTO ${CHANGES} (op, db_name, table_name, key) VALUES ('write', NEW.db_name, NEW.table_name, NEW.key);
-END`,
-  `CREATE TRIGGER IF NOT EXISTS ${TABLE}_log_update AFTER UPDATE ON ${TABLE} BEGIN
-  INSERT INTO ${CHANGES} (op, db_name, table_name, key) VALUES ('write', NEW.db_name, NEW.table_name, NEW.key);
-END`,
-  `CREATE TRIGGER IF NOT EXISTS ${TABLE}_log_delete AFTER DELETE ON ${TABLE} BEGIN
-  INSERT INTO ${CHANGES} (op, db_name, table_name, key) VALUES (
-    CASE WHEN (SELECT expiring FROM ${CONTEXT} WHERE id = 1) = 1 THEN 'expire' ELSE 'delete' END,
-    OLD.db_name, OLD.table_name, OLD.key);
-END`
 ]
 
 const LATEST_MIGRATION = MIGRATIONS[MIGRATIONS.length - 1]![0]
@@ -290,10 +239,7 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
           SET value = excluded.value, metadata = excluded.metadata, expires_at = excluded.expires_at`),
         // Rows that already expired are left to the sweep.
         remove: db.prepare(`DELETE FROM ${TABLE} WHERE db_name = ? AND table_name = ? AND key = ? AND ${LIVE}`),
-        sweep: db.prepare(`DELETE FROM ${TABLE} WHERE expires_at IS NOT NULL AND expires_at <= ?`),
-        hasChangeLog: db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '${CONTEXT}'`)
-          .pluck(),
-        dataVersion: db.prepare("PRAGMA data_version").pluck()
+        sweep: db.prepare(`DELETE FROM ${TABLE} WHERE expires_at IS NOT NULL AND expires_at <= ?`)
       }),
       catch: (cause) => unavailable("sqlite", "cannot prepare statements", cause)
     })
@@ -345,44 +291,30 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
         expiresAt === null ? undefined : expiryOf(expiresAt, now)
       )
 
-    /** The change log's statements, prepared once the log exists (this process or another installed it). */
-    let log:
-      | {
-        readonly expiring: Statement
-        readonly trim: Statement
-        readonly last: Statement
-        readonly since: Statement
-      }
-      | undefined
-    const changeLog = () => {
-      if (log === undefined && prepared.hasChangeLog.get() === 1) {
-        log = {
-          expiring: db.prepare(`UPDATE ${CONTEXT} SET expiring = ? WHERE id = 1`),
-          trim: db.prepare(`DELETE FROM ${CHANGES} WHERE seq <= (SELECT max(seq) FROM ${CHANGES}) - ${CHANGES_KEPT}`),
-          last: db.prepare(`SELECT coalesce(max(seq), 0) FROM ${CHANGES}`).pluck(),
-          since: db.prepare(`SELECT seq, op, db_name, table_name, key FROM ${CHANGES} WHERE seq > ? ORDER BY seq`).raw()
+    const changeLog = yield* ChangeLog.make({
+      db,
+      watchInterval: watchInterval.value,
+      locked: (what, run) => {
+        try {
+          return Effect.succeed(run())
+        } catch (cause) {
+          return failed(what, cause, run)
         }
-      }
-      return log
-    }
-    // One transaction: with a change log, the deletes are logged as expiries (the flag is never seen set by
-    // another connection) and the log is trimmed.
-    const sweepTransaction = db.transaction((now: number) => {
-      const changes = changeLog()
-      if (changes === undefined) return void prepared.sweep.run(now)
-      changes.expiring.run(1)
-      prepared.sweep.run(now)
-      changes.expiring.run(0)
-      changes.trim.run()
+      },
+      failure
     })
-    /** Set once someone watches; then local writes mark the log as worth reading (data_version ignores them). */
-    let watching = false
-    let localWrites = false
+    // While this process watches, its own commits must be looked for in the log (data_version ignores them).
+    const feed = changeLog.state
+    // One transaction: with a change log, the deletes are logged as expiries (the flag is never seen set by
+    // another connection), the log is trimmed, and dropped if its watchers are gone.
+    const sweepTransaction = db.transaction((now: number) => {
+      changeLog.sweep(now, () => void prepared.sweep.run(now))
+    })
     const sweep = Effect.clockWith((clock) => {
       const now = clock.unsafeCurrentTimeMillis()
       const run = () => {
-        sweepTransaction(now)
-        if (watching) localWrites = true
+        sweepTransaction.immediate(now)
+        if (feed.watching) feed.localWrites = true
       }
       try {
         run()
@@ -407,7 +339,7 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
       try {
         // better-sqlite3 binds any Uint8Array (view offsets respected) as a BLOB.
         prepared.put.run(ns.database, ns.table, key, value, encoded, expiresAt)
-        if (watching) localWrites = true
+        if (feed.watching) feed.localWrites = true
         return Effect.void
       } catch (cause) {
         return putFailed(cause, ns, key, value, encoded, expiresAt)
@@ -469,7 +401,7 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
     const remove = (ns: Namespace, key: string, now: number): Effect.Effect<void, StoreError> => {
       try {
         prepared.remove.run(ns.database, ns.table, key, now)
-        if (watching) localWrites = true
+        if (feed.watching) feed.localWrites = true
         return Effect.void
       } catch (cause) {
         return removeFailed(cause, ns, key, now)
@@ -477,63 +409,6 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
     }
     const removeFailed = (cause: unknown, ns: Namespace, key: string, now: number) =>
       failed("delete", cause, () => void prepared.remove.run(ns.database, ns.table, key, now))
-
-    // ---- watch: the change log, polled while anyone watches
-    // Every commit that touches the store table also appends to the change log (triggers), whichever
-    // connection made it. A poller (started by the first `watch`, on `Clock`) looks at `PRAGMA
-    // data_version` every `watchInterval`, which moves when another connection committed, and after this
-    // connection's own writes; then it reads the log past the last change it saw and publishes each change.
-    const changes = new ChangeFanout("sqlite")
-    const layerScope = yield* Effect.scope
-    let lastSeq = 0
-    let lastVersion = -1
-    const poll = (): ReadonlyArray<Change> => {
-      const version = prepared.dataVersion.get() as number
-      if (version === lastVersion && !localWrites) return []
-      lastVersion = version
-      localWrites = false
-      const rows = log!.since.all(lastSeq) as Array<readonly [number, string, string, string, string]>
-      if (rows.length === 0) return []
-      lastSeq = rows[rows.length - 1]![0]
-      return rows.map(([, op, database, table, key]) => ({ type: op as Change["type"], database, table, key }))
-    }
-    const pollOnce = Effect.suspend(() => {
-      try {
-        const found = poll()
-        changes.publishAll(found)
-        return Effect.void
-      } catch (cause) {
-        return Effect.logWarning("sqlite store: reading the change log failed", failure("watch", cause))
-      }
-    })
-    const installChangeLog = () => {
-      db.transaction(() => {
-        for (const statement of CHANGE_LOG) db.exec(statement)
-      }).immediate()
-      changeLog()
-    }
-    const startWatching = yield* Effect.cached(
-      Effect.suspend(() => {
-        try {
-          installChangeLog()
-          return Effect.void
-        } catch (cause) {
-          return failed("watch (installing the change log)", cause, installChangeLog)
-        }
-      }).pipe(
-        Effect.zipRight(Effect.suspend(() => {
-          lastSeq = log!.last.get() as number
-          lastVersion = prepared.dataVersion.get() as number
-          watching = true
-          return pollOnce.pipe(
-            Effect.repeat(Schedule.spaced(watchInterval.value)),
-            Effect.forkIn(layerScope),
-            Effect.asVoid
-          )
-        })),
-        Effect.catchAllDefect((cause) => Effect.fail(failure("watch", cause)))
-      )
-    )
 
     const backend: Backend = {
       name: "sqlite",
@@ -546,7 +421,7 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
           ? Effect.suspend(() => put(ns, key, value, metadata, null))
           : Effect.clockWith((clock) => put(ns, key, value, metadata, clock.unsafeCurrentTimeMillis() + ttlMillis)),
       remove: (ns, key) => Effect.clockWith((clock) => remove(ns, key, clock.unsafeCurrentTimeMillis())),
-      watch: (ns, prefix) => Stream.unwrap(Effect.as(startWatching, changes.watch(ns, prefix)))
+      watch: changeLog.watch
     }
     return fromBackend(backend, settings)
   })
