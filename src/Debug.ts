@@ -22,6 +22,8 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type { TransportError } from "./Errors.js"
 import * as internalMetrics from "./internal/debug/metrics.js"
 
 /**
@@ -216,6 +218,45 @@ export interface HttpOptions {
   /** Default "0.0.0.0" (probes come from outside the pod/host). */
   readonly host?: string | undefined
 }
+
+/**
+ * Options of `serveHttp` / `layerHttp`: the probe port of a process that runs no server.
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProbeOptions extends HttpOptions {
+  /** The process' name in `/health` and `/stats` (and the `service` label of `/metrics`). */
+  readonly name: string
+  /** Its node id. Default `<name>-<pid>`. */
+  readonly node?: string | undefined
+  /** Its version in `/health`. Default "latest". */
+  readonly version?: string | undefined
+}
+
+/**
+ * The HTTP probe port for a process that runs no server (a worker that only subscribes, a gateway, a batch
+ * job): `/health`, `/ready` (200 once listening), `/stats` and `/metrics` with the process-wide figures —
+ * broker publishes and deliveries, registry lookups, memory, event-loop delay, GC — and no endpoints. Open
+ * until the scope closes; returns the bound address (`port: 0` picks a free one). A process with a server
+ * uses the server's `http` option instead.
+ * @since 0.1.0
+ * @category probes
+ */
+export const serveHttp = (
+  options: ProbeOptions
+): Effect.Effect<{ readonly address: string }, TransportError, Scope.Scope> =>
+  Effect.flatMap(
+    Effect.promise(() => import("./internal/debug/standalone.js")),
+    (standalone) => standalone.serve(options)
+  )
+
+/**
+ * `serveHttp` as a layer, open as long as the layer.
+ * @since 0.1.0
+ * @category probes
+ */
+export const layerHttp = (options: ProbeOptions): Layer.Layer<never, TransportError> =>
+  Layer.scopedDiscard(serveHttp(options))
 
 /**
  * Whether servers, clients and the broker of this context report to Effect `Metric`s (off by default).

@@ -133,6 +133,31 @@ describe("Debug", () => {
       expect(post.status).toBe(405)
     }).pipe(Effect.provide(serverLayer().pipe(Layer.provideMerge(Infra)))))
 
+  it.scopedLive("a process without a server gets the same probe port: process-wide figures, no endpoints", () =>
+    Effect.gen(function*() {
+      const probeScope = yield* Scope.make()
+      const { address } = yield* Debug.serveHttp({ name: "worker", node: "w1", host: "127.0.0.1" }).pipe(
+        Scope.extend(probeScope)
+      )
+      const broker = yield* Broker.Broker
+      const before = JSON.parse((yield* get(address, "/stats")).body)
+      yield* broker.publish("jobs", new Uint8Array([1]))
+      const health = yield* get(address, "/health")
+      expect(health.status).toBe(200)
+      expect(JSON.parse(health.body)).toMatchObject({ status: "serving", service: "worker", node: "w1", address })
+      expect((yield* get(address, "/ready")).status).toBe(200)
+      const stats = JSON.parse((yield* get(address, "/stats")).body)
+      expect(stats).toMatchObject({ service: "worker", node: "w1", endpoints: [], connections: { open: 0 } })
+      expect(stats.broker.published - before.broker.published).toBe(1)
+      expect(stats.memory.rss).toBeGreaterThan(0)
+      const metrics = yield* get(address, "/metrics")
+      expect(metrics.body).toContain("micro_broker_published_total")
+      expect((yield* get(address, "/nope")).status).toBe(404)
+      yield* Scope.close(probeScope, Exit.void)
+      const closed = yield* Effect.either(Effect.tryPromise(() => fetch(`http://${address}/health`)))
+      expect(closed._tag).toBe("Left")
+    }).pipe(Effect.provide(Broker.layerMemory)))
+
   it.scopedLive("readiness follows the drain: /ready is 503 while calls finish, /health answers until the end", () =>
     Effect.gen(function*() {
       // The server in its own scope, the client (a caller elsewhere) outliving its stop.
