@@ -13,6 +13,8 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts"],
+    // Child processes run a transpiled copy of the project with plain node (see the file).
+    globalSetup: ["test/support/globalSetup.ts"],
     // Cross-process and engine suites spawn real processes; keep the machine (2 cores) from thrashing.
     maxWorkers: 2,
     minWorkers: 1,

@@ -1,5 +1,5 @@
 /**
- * mdns between processes: a child process (the fixture, run with tsx) registers a service; this process
+ * mdns between processes: a child process (the fixture) registers a service; this process
  * resolves it by name. SIGKILL → it disappears within its TTL; SIGTERM → goodbye, it disappears at once.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -11,6 +11,7 @@ import * as path from "node:path"
 import * as MdnsRegistry from "../../src/MdnsRegistry.js"
 import { eventually } from "../support/eventually.js"
 import { liveWatch, uniqueName } from "../support/registryContract.js"
+import { transpiled } from "../support/transpiled.js"
 
 const port = 20000 + Math.floor(Math.random() * 20000)
 const options: MdnsRegistry.MdnsRegistryOptions = {
@@ -25,7 +26,7 @@ const fixture = path.resolve(import.meta.dirname, "fixtures/mdns-service.ts")
 const child = (service: string, ttlMillis: number, nodePort: number) =>
   Effect.acquireRelease(
     Effect.async<ChildProcess, Error>((resume) => {
-      const proc = spawn(process.execPath, ["--import", "tsx", fixture], {
+      const proc = spawn(process.execPath, [transpiled(fixture)], {
         env: {
           ...process.env,
           MDNS_PORT: String(port),

@@ -13,6 +13,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Store from "../../src/Store.js"
+import { transpiled } from "../support/transpiled.js"
 
 const fixture = path.resolve(import.meta.dirname, "fixtures/storeWriter.ts")
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-micro-durability-"))
@@ -30,7 +31,7 @@ interface Run {
 /** Starts the writer, lets it acknowledge at least `minAcks` writes plus a random delay, SIGKILLs it. */
 const writeAndKill = (filename: string, synchronous: "FULL" | "NORMAL", minAcks: number): Promise<Run> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", fixture, filename, synchronous], {
+    const child = spawn(process.execPath, [transpiled(fixture), filename, synchronous], {
       cwd: path.resolve(import.meta.dirname, "../.."),
       stdio: ["ignore", "pipe", "pipe"]
     })
@@ -117,12 +118,19 @@ describe("embedded store durability (SIGKILL)", () => {
         const filename = path.join(dir, "watch", "store.db")
         const store = yield* Store.makeSqlite({ filename, synchronous: "NORMAL", watchInterval: "50 millis" })
         const seen: Array<string> = []
+        const seenKeys = new Set<string>()
         yield* store.watch().pipe(
-          Stream.runForEach((change) => Effect.sync(() => change.type === "write" && seen.push(change.key))),
+          Stream.runForEach((change) =>
+            Effect.sync(() => {
+              if (change.type !== "write") return
+              seen.push(change.key)
+              seenKeys.add(change.key)
+            })
+          ),
           Effect.forkScoped
         )
         // The subscription starts asynchronously: a probe written here must come through first.
-        const probe = (key: string) => Effect.sync(() => seen.includes(key))
+        const probe = (key: string) => Effect.sync(() => seenKeys.has(key))
         yield* store.write({ key: "probe", value: new Uint8Array([1]) }).pipe(
           Effect.zipRight(Effect.sleep("20 millis")),
           Effect.zipRight(probe("probe")),
@@ -131,7 +139,7 @@ describe("embedded store durability (SIGKILL)", () => {
         )
         const run = yield* Effect.promise(() => writeAndKill(filename, "NORMAL", 2000))
         expect(run.acked.length).toBeGreaterThanOrEqual(2000)
-        const missing = () => run.acked.filter((key) => !seen.includes(key))
+        const missing = () => run.acked.filter((key) => !seenKeys.has(key))
         yield* Effect.sync(() => missing().length).pipe(
           Effect.zipLeft(Effect.sleep("50 millis")),
           Effect.repeat({ until: (n) => n === 0 }),

@@ -1,38 +1,15 @@
 /**
  * Runs the `micro` CLI as a child process for the process tests: to completion (`run`, three at a time, since
  * more at once only slows every one on 2 cores), or as a long-running command whose output is read as it comes
- * (`start`). The sources are transpiled once per test file with esbuild (what tsx uses, without type checks)
- * and run with plain node: a start costs ≈0.9 s of CPU instead of ≈2.9 s under `--import tsx`.
+ * (`start`), from the run's transpiled copy (test/support/globalSetup.ts).
  */
-import { buildSync } from "esbuild"
 import { type ChildProcess, spawn } from "node:child_process"
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import * as path from "node:path"
+import { transpiled } from "./transpiled.js"
 
 const root = path.resolve(import.meta.dirname, "../..")
 
-let compiled: string | undefined
-
-/** `src/` as JavaScript under node_modules/.cache (so packages resolve from the project), built on first use. */
-const main = (): string => {
-  if (compiled === undefined) {
-    const cache = path.join(root, "node_modules/.cache")
-    mkdirSync(cache, { recursive: true })
-    compiled = mkdtempSync(path.join(cache, "micro-cli-"))
-    buildSync({
-      entryPoints: [path.join(root, "src/**/*.ts")],
-      outdir: path.join(compiled, "dist"),
-      outbase: path.join(root, "src"),
-      format: "esm",
-      platform: "node",
-      target: "node20",
-      logLevel: "error"
-    })
-    // The CLI reads its version from the package.json two levels above dist/cli/main.js.
-    copyFileSync(path.join(root, "package.json"), path.join(compiled, "package.json"))
-  }
-  return path.join(compiled, "dist/cli/main.js")
-}
+const main = () => transpiled("src/cli/main.ts")
 
 export interface Run {
   readonly code: number | null
@@ -156,11 +133,9 @@ export const start = (args: ReadonlyArray<string>, options: RunOptions = {}): St
   }
 }
 
-/** Kills every CLI process still running and removes the transpiled sources (afterAll). */
+/** Kills every CLI process still running (afterAll). */
 export const cleanup = (): void => {
   for (const child of running) child.kill("SIGKILL")
-  if (compiled !== undefined) rmSync(compiled, { recursive: true, force: true })
-  compiled = undefined
 }
 
 export const lines = (text: string): ReadonlyArray<string> => text.split("\n").filter((line) => line !== "")

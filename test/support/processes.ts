@@ -1,8 +1,9 @@
-/** Spawns fixture processes (TypeScript via tsx) and always kills them when the scope closes. */
+/** Spawns fixture processes (the run's transpiled copy, plain node) and always kills them when the scope closes. */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
+import { transpiled } from "./transpiled.js"
 
 const root = path.resolve(import.meta.dirname, "../..")
 
@@ -40,7 +41,7 @@ export const spawnFixture = (
 
 const start = (fixture: string, env: Record<string, string>, readyTimeoutMillis: number): Promise<Child> =>
   new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ["--import", "tsx", path.resolve(root, fixture)], {
+    const proc = spawn(process.execPath, [transpiled(fixture)], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"]
