@@ -53,6 +53,11 @@ export * as Contract from "./Contract.js"
  */
 export * as Debug from "./Debug.js"
 /**
+ * A web dashboard of the system (an HttpRouter)
+ * @since 0.1.0
+ */
+export * as Dashboard from "./Dashboard.js"
+/**
  * The zero-configuration stack
  * @since 0.1.0
  */
