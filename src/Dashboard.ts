@@ -6,7 +6,7 @@
  * in the module: nothing is loaded from elsewhere, so it works offline.
  *
  * ```ts
- * HttpRouter.empty.pipe(HttpRouter.mount("/ui", Dashboard.router))   // needs Registry, Client and Broker
+ * HttpRouter.empty.pipe(HttpRouter.mount("/ui", Dashboard.router))   // needs Registry and Client (and a Broker to tail topics)
  * ```
  *
  * The call form POSTs the payload as JSON to `{callPrefix}/{service}/{endpoint}` on the page's origin (the
@@ -21,7 +21,7 @@
  *   `change` (`{type, service}` per `Registry.watch` event).
  * - `GET api/topics/{topic}`: server-sent events, `subscribed` then one `message` per message published to
  *   the topic. The tail subscribes through the `Broker` with a queue group of its own, so it sees a copy of
- *   every message without taking any from the topic's subscribers.
+ *   every message without taking any from the topic's subscribers (503 when the process has no `Broker`).
  *
  * Errors are JSON `{_tag, id, code, detail, status}` with the HTTP status of the code (framework errors keep
  * theirs: 404 for an unknown service, 408 for a timeout …; a registry or broker failure is 503).
@@ -33,7 +33,6 @@
  */
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import type * as Duration from "effect/Duration"
-import type { Broker } from "./Broker.js"
 import type { Client } from "./Client.js"
 import * as internal from "./internal/dashboard/router.js"
 import type { Registry } from "./Registry.js"
@@ -67,11 +66,12 @@ export interface DashboardOptions {
 }
 
 /**
- * What the dashboard's routes need from the process that serves them.
+ * What the dashboard's routes need from the process that serves them. The `Broker` is optional: it is looked
+ * up per request, and without one topic tails answer 503.
  * @since 0.1.0
  * @category models
  */
-export type Requirements = Registry | Client | Broker
+export type Requirements = Registry | Client
 
 /**
  * The dashboard's router with the given options, to mount under a prefix (`HttpRouter.mount("/ui", …)`) or

@@ -267,6 +267,22 @@ describe("Dashboard", () => {
       expect((yield* message(3)).data).toMatchObject({ encoding: "base64", body: "//4AAQ==", truncated: false })
     }))
 
+  it.scopedLive("without a Broker in the process, the rest works and a tail answers 503", () =>
+    Effect.gen(function*() {
+      const base = yield* serve()
+      const services = yield* get(`${base}/ui/api/services`)
+      expect(services.json.map((s: { name: string }) => s.name)).toEqual(["testing"])
+      const tail = yield* get(`${base}/ui/api/topics/orders`)
+      expect(tail.status).toBe(503)
+      expect(tail.json).toMatchObject({ _tag: "BrokerError", code: 503, status: "No Broker" })
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(node("testing", "t1"), Client.layer()).pipe(
+          Layer.provideMerge(Layer.mergeAll(Transport.layerMemory, Registry.layerMemory, Codec.layer, Selector.layer))
+        )
+      )
+    ))
+
   test("tails are limited, refused for a bad topic, and end (freeing their slot) when the browser leaves", () =>
     Effect.gen(function*() {
       const base = yield* serve({ maxTails: 1 })

@@ -7,7 +7,8 @@
  * `probeTimeout`; a topic tail is one broker subscription with a sliding buffer of `tailBuffer` messages
  * (the oldest are dropped for a slow browser: `seq` shows the gap) and bodies cut to `tailBodyLimit` bytes; at
  * most `maxTails` tails are open at once per router (503 beyond). `node=` query parameters must name a node
- * the registry lists for that service, so the API never dials an address a browser made up.
+ * the registry lists for that service, so the API never dials an address a browser made up. The Broker is
+ * optional: without one in the serving process, tails answer 503.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -16,6 +17,7 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
@@ -239,8 +241,12 @@ const tail = (settings: Settings, open: { count: number }) =>
     if (open.count >= settings.maxTails) {
       return problem(503, "Too Many Tails", `at most ${settings.maxTails} topic tails may be open at once`)
     }
+    const found = yield* Effect.serviceOption(Broker)
+    if (Option.isNone(found)) {
+      return problem(503, "No Broker", "this process has no Broker: provide one to tail topics", "BrokerError")
+    }
+    const broker = found.value
     yield* Effect.acquireRelease(Effect.sync(() => open.count++), () => Effect.sync(() => open.count--))
-    const broker = yield* Broker
     const messages = yield* Effect.acquireRelease(Queue.sliding<TailedMessage>(settings.tailBuffer), Queue.shutdown)
     let seq = 0
     const queue = `micro-dashboard-${randomId()}`
