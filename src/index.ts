@@ -73,6 +73,11 @@ export * as DynamicConfig from "./DynamicConfig.js"
  */
 export * as Errors from "./Errors.js"
 /**
+ * The HTTP API gateway: JSON, SSE, WebSocket and OpenAPI in front of any service
+ * @since 0.1.0
+ */
+export * as Gateway from "./Gateway.js"
+/**
  * The default broker
  * @since 0.1.0
  */

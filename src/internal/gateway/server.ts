@@ -1,0 +1,53 @@
+/**
+ * The gateway on its own Node HTTP server: the router served by @effect/platform-node, with Node's limits
+ * (headers and request timeouts, keep-alive timeout, connection cap) set on the `http.Server`.
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import type { ServeError } from "@effect/platform/HttpServerError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as Http from "node:http"
+import type { Client } from "../../Client.js"
+import type { Gateway, GatewayOptions } from "../../Gateway.js"
+import type { Registry } from "../../Registry.js"
+import * as router from "./router.js"
+
+/** Defaults of `GatewayOptions`' server fields (documented there). */
+export const defaults = {
+  port: 8080,
+  host: "0.0.0.0",
+  headersTimeout: Duration.seconds(10),
+  requestTimeout: Duration.seconds(30),
+  keepAliveTimeout: Duration.seconds(5),
+  maxConnections: 10_000
+} as const
+
+const millis = (duration: Duration.DurationInput) => Duration.toMillis(Duration.decode(duration))
+
+export const make = (
+  options: GatewayOptions
+): Effect.Effect<Gateway.Service, ServeError, Client | Registry | Scope.Scope> =>
+  Effect.gen(function*() {
+    const app = yield* router.make(options)
+    const headersTimeout = millis(options.headersTimeout ?? defaults.headersTimeout)
+    const requestTimeout = millis(options.requestTimeout ?? defaults.requestTimeout)
+    const server = yield* NodeHttpServer.make(() => {
+      const server = Http.createServer({
+        headersTimeout,
+        // Node wants requestTimeout ≥ headersTimeout (0 turns it off).
+        requestTimeout: requestTimeout === 0 ? 0 : Math.max(requestTimeout, headersTimeout),
+        keepAliveTimeout: millis(options.keepAliveTimeout ?? defaults.keepAliveTimeout)
+      })
+      server.maxConnections = options.maxConnections ?? defaults.maxConnections
+      return server
+    }, { port: options.port ?? defaults.port, host: options.host ?? defaults.host })
+    const serve = server.serve(app)
+    // @effect/platform opens a span per request unless told not to (+µs per request); opt-in here.
+    yield* options.tracing === true ? serve : HttpMiddleware.withTracerDisabledWhenEffect(serve, () => true)
+    const address = server.address
+    return address._tag === "TcpAddress"
+      ? { host: address.hostname, port: address.port }
+      : { host: address.path, port: 0 }
+  })
