@@ -24,6 +24,7 @@ import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { Client, ClientOptions } from "./Client.js"
+import type { DashboardOptions } from "./Dashboard.js"
 import * as internalRouter from "./internal/gateway/router.js"
 import * as internalServer from "./internal/gateway/server.js"
 import type { Registry } from "./Registry.js"
@@ -119,6 +120,12 @@ export interface RouterOptions {
   readonly openApi?: { readonly title?: string | undefined; readonly version?: string | undefined } | false | undefined
   /** Serve the `/docs` page. Default true. */
   readonly docs?: boolean | undefined
+  /**
+   * Serve the web dashboard (`Dashboard.make`) at `/ui`, its call form posting to this gateway's call route;
+   * `true` for the dashboard's defaults. It shows the whole registry and has no auth of its own (see
+   * docs/dashboard.md). Topic tails use the `Broker` of the gateway's context when there is one. Default: off.
+   */
+  readonly dashboard?: DashboardOptions | boolean | undefined
   /**
    * WebSocket calls: client messages buffered before the call takes them; a client sending faster than the
    * service consumes beyond this is closed with 1008. Default 256.

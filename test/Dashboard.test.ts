@@ -12,7 +12,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as http from "node:http"
-import { Broker, Client, Codec, Dashboard, Registry, Selector, Server, Transport } from "../src/index.js"
+import { Broker, Client, Codec, Dashboard, Gateway, Registry, Selector, Server, Transport } from "../src/index.js"
 import { mountPath } from "../src/internal/dashboard/router.js"
 import { handlers, Testing } from "./support/contract.js"
 import { eventually } from "./support/eventually.js"
@@ -282,6 +282,30 @@ describe("Dashboard", () => {
         )
       )
     ))
+
+  test("on the gateway (dashboard: true): the page at /ui, its API, and the call route its form posts to", () =>
+    Effect.gen(function*() {
+      const server = yield* NodeHttpServer.make(() => http.createServer(), { port: 0, host: "127.0.0.1" })
+      yield* server.serve(yield* Gateway.router({ dashboard: { title: "gw" } }))
+      const base = `http://127.0.0.1:${(server.address as HttpServer.TcpAddress).port}`
+      const page = yield* get(`${base}/ui`)
+      expect(page.status).toBe(200)
+      expect(page.text).toContain(`<base href="/ui/">`)
+      expect(page.text).toContain(`"callPrefix":""`)
+      const services = yield* get(`${base}/ui/api/services`)
+      expect(services.json.map((s: { name: string }) => s.name)).toEqual(["other", "testing"])
+      const script = yield* get(`${base}/ui/app.js`)
+      expect(script.type).toMatch(/^text\/javascript/)
+      const call = yield* Effect.promise(() =>
+        fetch(`${base}/testing/Hello`, { method: "POST", body: JSON.stringify({ name: "Ada" }) }).then((r) => r.json())
+      )
+      expect(call).toBe("Hello, Ada!")
+      // Off by default.
+      const plain = yield* NodeHttpServer.make(() => http.createServer(), { port: 0, host: "127.0.0.1" })
+      yield* plain.serve(yield* Gateway.router())
+      const none = yield* get(`http://127.0.0.1:${(plain.address as HttpServer.TcpAddress).port}/ui/app.js`)
+      expect(none.status).not.toBe(200)
+    }))
 
   test("tails are limited, refused for a bad topic, and end (freeing their slot) when the browser leaves", () =>
     Effect.gen(function*() {

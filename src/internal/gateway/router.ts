@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Client } from "../../Client.js"
+import * as Dashboard from "../../Dashboard.js"
 import type { Description } from "../../Debug.js"
 import { ServiceNotFound } from "../../Errors.js"
 import type { RouterOptions } from "../../Gateway.js"
@@ -381,6 +382,18 @@ export const make = (
     }
     router = HttpRouter.post(router, "/:service/:endpoint", postRoute)
     router = HttpRouter.get(router, "/:service/:endpoint", webSocketRoute)
+    if (options.dashboard !== undefined && options.dashboard !== false) {
+      // Its routes under /ui are static or longer, so they win over /:service/:endpoint. It needs the Registry
+      // and Client this router already requires (the cast below drops them from the type, as for ours).
+      router = HttpRouter.mount(
+        router,
+        "/ui",
+        Dashboard.make(options.dashboard === true ? {} : options.dashboard) as unknown as HttpRouter.HttpRouter<
+          never,
+          HttpServerRequest.ParsedSearchParams
+        >
+      )
+    }
 
     // The router provides ParsedSearchParams to its routes (its types do not say so).
     let app: HttpApp.Default<never, never> = Effect.catchTag(
