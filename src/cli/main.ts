@@ -17,6 +17,7 @@ import * as Option from "effect/Option"
 import { readFileSync } from "node:fs"
 import { call } from "./commands/call.js"
 import { describe } from "./commands/describe.js"
+import { gateway } from "./commands/gateway.js"
 import { health } from "./commands/health.js"
 import { publish } from "./commands/publish.js"
 import { services } from "./commands/services.js"
@@ -25,7 +26,7 @@ import { classify, ExitCode } from "./exit.js"
 
 const micro = Command.make("micro").pipe(
   Command.withDescription("Inspect and call effect-micro services."),
-  Command.withSubcommands([services, describe, call, health, stats, publish])
+  Command.withSubcommands([services, describe, call, health, stats, publish, gateway])
 )
 
 // src/cli/main.ts and dist/cli/main.js are both two levels below the package root.

@@ -332,7 +332,14 @@ export const make = (
       function*() {
         const names = allowed !== undefined
           ? [...allowed]
-          : [...new Set((yield* Effect.orElseSucceed(registry.listServices, () => [])).map((service) => service.name))]
+          : [
+            ...new Set(
+              (yield* Effect.orElseSucceed(registry.listServices, () => []))
+                // Servers advertise their describe digest; other entries (broker subscriptions) are not services.
+                .filter((service) => service.nodes.some((node) => node.metadata["describe"] !== undefined))
+                .map((service) => service.name)
+            )
+          ]
         const found: Array<Description> = []
         const unavailable: Array<string> = []
         yield* Effect.forEach(names, (name) =>
