@@ -13,6 +13,7 @@ import * as CachedRegistry from "../../CachedRegistry.js"
 import * as Client from "../../Client.js"
 import * as Codec from "../../Codec.js"
 import * as Gateway from "../../Gateway.js"
+import * as HttpBroker from "../../HttpBroker.js"
 import * as Selector from "../../Selector.js"
 import * as Transport from "../../Transport.js"
 import * as layers from "../layers.js"
@@ -38,6 +39,11 @@ export const gateway = Command.make(
       Options.withDescription("Expose only this service (repeatable; default: every service in the registry).")
     ),
     cors: Options.boolean("cors").pipe(Options.withDescription("Answer CORS requests from any origin.")),
+    ui: Options.boolean("ui").pipe(
+      Options.withDescription(
+        "Serve the web dashboard at /ui (services, nodes, schemas, call forms, topic tails; no auth of its own)."
+      )
+    ),
     rateLimit: Options.integer("rate-limit").pipe(
       Options.optional,
       Options.withDescription("Requests per second per client IP (token bucket, burst = the rate; default off).")
@@ -55,12 +61,16 @@ export const gateway = Command.make(
           host: config.host,
           ...(config.services.length === 0 ? {} : { services: config.services }),
           ...(config.cors ? { cors: true } : {}),
+          ...(config.ui ? { dashboard: true } : {}),
           ...Option.match(config.rateLimit, {
             onNone: () => ({}),
             onSome: (ratePerSecond) => ({ rateLimit: { ratePerSecond } })
           })
         }).pipe(
-          Layer.provideMerge(Client.layer()),
+          // With --ui, an HTTP broker (its endpoint on the gateway's host) for the dashboard's topic tails.
+          Layer.provideMerge(
+            config.ui ? Layer.merge(Client.layer(), HttpBroker.layer({ host: config.host })) : Client.layer()
+          ),
           Layer.provideMerge(
             Layer.mergeAll(
               CachedRegistry.layer().pipe(Layer.provide(layers.registry(config))),
