@@ -6,6 +6,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import type * as HttpServer from "@effect/platform/HttpServer"
 import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -305,6 +306,25 @@ describe("Dashboard", () => {
       yield* plain.serve(yield* Gateway.router())
       const none = yield* get(`http://127.0.0.1:${(plain.address as HttpServer.TcpAddress).port}/ui/app.js`)
       expect(none.status).not.toBe(200)
+    }))
+
+  test("closing the gateway ends its open event streams: its close does not wait for the browsers to leave", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        Gateway.layer({ port: 0, host: "127.0.0.1", dashboard: true }),
+        scope
+      )
+      const base = `http://127.0.0.1:${Context.get(context, Gateway.Gateway).port}`
+      const registry = yield* Sse.open(`${base}/ui/api/registry`)
+      yield* registry.next((e) => e.event === "services")
+      const tail = yield* Sse.open(`${base}/ui/api/topics/orders`)
+      yield* tail.next((e) => e.event === "subscribed")
+      // Without the signal, Node's server.close() would wait for these two responses forever.
+      yield* Scope.close(scope, Exit.void).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the gateway's close hung") })
+      )
+      yield* eventually(Effect.sync(() => registry.ended() && tail.ended()), (ended) => ended, "2 seconds")
     }))
 
   test("tails are limited, refused for a bad topic, and end (freeing their slot) when the browser leaves", () =>

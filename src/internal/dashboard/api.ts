@@ -185,7 +185,7 @@ const perNode = <A>(
  * each watch event. A broken watch sends `error` and ends the stream; EventSource then reconnects.
  */
 const registryEvents = (settings: Settings) =>
-  Effect.map(Registry, (registry) => {
+  Effect.flatMap(Registry, (registry) => {
     const list = Effect.map(registry.listServices, (services) => sse.event("services", listJson(services)))
     const changes = registry.watch().pipe(
       Stream.map((event: Event) => sse.event("change", { type: event.type, service: serviceJson(event.service) }))
@@ -266,7 +266,7 @@ const tail = (settings: Settings, open: { count: number }) =>
       Stream.map(Stream.fromQueue(messages), (message) =>
         sse.event("message", message))
     )
-    return sse.response(events, settings.heartbeat)
+    return yield* sse.response(events, settings.heartbeat)
   }).pipe(Effect.catchAll(errorResponse))
 
 const notFound = Effect.map(

@@ -6,8 +6,10 @@
 import * as Headers from "@effect/platform/Headers"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import { ServerClosing } from "../common/serverClosing.js"
 
 const encoder = new TextEncoder()
 
@@ -21,21 +23,24 @@ const retry = encoder.encode("retry: 2000\n\n")
 
 /**
  * `events` as an SSE response, with a keep-alive comment every `heartbeat`; the response ends when `events`
- * ends (the keep-alives stop with it).
+ * ends (the keep-alives stop with it), or when the server serving it starts to close (`ServerClosing`).
  */
 export const response = (
   events: Stream.Stream<Uint8Array>,
   heartbeat: Duration.DurationInput
-): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.stream(
-    Stream.concat(
-      Stream.make(retry),
-      Stream.merge(events, Stream.as(Stream.fromSchedule(Schedule.spaced(heartbeat)), keepAlive), {
-        haltStrategy: "left"
-      })
-    ),
-    {
-      contentType: "text/event-stream",
-      headers: Headers.fromInput({ "cache-control": "no-cache", "x-accel-buffering": "no" })
-    }
-  )
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  Effect.map(ServerClosing, (closing) =>
+    HttpServerResponse.stream(
+      Stream.concat(
+        Stream.make(retry),
+        Stream.merge(events, Stream.as(Stream.fromSchedule(Schedule.spaced(heartbeat)), keepAlive), {
+          haltStrategy: "left"
+        })
+      ).pipe(Stream.interruptWhen(closing)),
+      {
+        contentType: "text/event-stream",
+        // `connection: close`: once the stream ends, its socket closes too instead of idling as keep-alive, so a
+        // closing server is not left waiting for it.
+        headers: Headers.fromInput({ "cache-control": "no-cache", "x-accel-buffering": "no", connection: "close" })
+      }
+    ))

@@ -5,6 +5,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type { ServeError } from "@effect/platform/HttpServerError"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -12,6 +13,7 @@ import * as Http from "node:http"
 import type { Client } from "../../Client.js"
 import type { Gateway, GatewayOptions } from "../../Gateway.js"
 import type { Registry } from "../../Registry.js"
+import { ServerClosing } from "../common/serverClosing.js"
 import * as router from "./router.js"
 
 /** Defaults of `GatewayOptions`' server fields (documented there). */
@@ -33,6 +35,7 @@ export const make = (
     const app = yield* router.make(options)
     const headersTimeout = millis(options.headersTimeout ?? defaults.headersTimeout)
     const requestTimeout = millis(options.requestTimeout ?? defaults.requestTimeout)
+    const closing = yield* Deferred.make<void>()
     const server = yield* NodeHttpServer.make(() => {
       const server = Http.createServer({
         headersTimeout,
@@ -43,7 +46,10 @@ export const make = (
       server.maxConnections = options.maxConnections ?? defaults.maxConnections
       return server
     }, { port: options.port ?? defaults.port, host: options.host ?? defaults.host })
-    const serve = server.serve(app)
+    // Finalizers run in reverse: this one runs before the server's close, which waits for every open response,
+    // and ends the event streams (the dashboard's) that would otherwise hold it until the browser leaves.
+    yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
+    const serve = server.serve(Effect.provideService(app, ServerClosing, Deferred.await(closing)))
     // @effect/platform opens a span per request unless told not to (+µs per request); opt-in here.
     yield* options.tracing === true ? serve : HttpMiddleware.withTracerDisabledWhenEffect(serve, () => true)
     const address = server.address
