@@ -169,6 +169,12 @@ describe("dashboard in Chromium (processes)", { timeout: 90_000 }, () => {
     await sleep.locator(`button[type="submit"]`).click()
     await sleep.locator(`.result.error`).waitFor({ timeout: 10_000 })
     expect(await sleep.locator(".status-line").textContent()).toMatch(/^400 /)
+    // A server-streaming endpoint: the gateway answers NDJSON, shown as it came.
+    const countdown = page.locator(`.endpoint[data-endpoint="Countdown"]`)
+    await countdown.locator(`input[name="from"]`).fill("2")
+    await countdown.locator(`button[type="submit"]`).click()
+    await countdown.locator(`.result.ok`).waitFor({ timeout: 10_000 })
+    expect((await countdown.locator(".result").textContent())!.trim().split("\n")).toEqual(["2", "1", "0"])
     await page.screenshot({ path: path.join(output, "dashboard-calls.png"), fullPage: true })
 
     // A live tail of a topic: a message published by another process shows up.
