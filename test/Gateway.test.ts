@@ -2,14 +2,22 @@
  * The HTTP gateway in one process: services on the memory transport and registry, the gateway on a real HTTP
  * port (loopback), called with fetch, a WebSocket client (`ws`) and raw sockets.
  */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Validator } from "@seriousme/openapi-schema-validator"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as http from "node:http"
 import * as net from "node:net"
 import WebSocket from "ws"
 import {
@@ -469,6 +477,110 @@ describe("Gateway", () => {
         expect(ws.frames).toEqual(["hello", "caller"])
       }))
   })
+})
+
+/** A contract that changes between deployments: V2 adds an endpoint. */
+const EvolvingV1 = RpcGroup.make(Rpc.make("A", { success: Schema.String }))
+const EvolvingV2 = RpcGroup.make(
+  Rpc.make("A", { success: Schema.String }),
+  Rpc.make("B", { payload: { n: Schema.Number }, success: Schema.Number })
+)
+
+describe("Gateway (changing services)", () => {
+  it.scopedLive("a new contract is picked up: a missing endpoint re-describes, the registry watch refreshes OpenAPI", () =>
+    Effect.gen(function*() {
+      const infra = yield* Layer.build(Infra)
+      const gateway = yield* Layer.build(
+        Gateway.layer({ port: 0, host: "127.0.0.1" }).pipe(Layer.provideMerge(Client.layer()))
+      ).pipe(Effect.provide(infra))
+      const { port } = Context.get(gateway, Gateway.Gateway)
+      const call = (path: string, body: unknown = {}) =>
+        Effect.promise(async () => {
+          const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(body)
+          })
+          return { status: response.status, json: await response.json() as any }
+        })
+      const paths = Effect.promise(async () =>
+        Object.keys(((await (await fetch(`http://127.0.0.1:${port}/openapi.json`)).json()) as any).paths as object)
+      )
+
+      const v1Scope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        Server.layer(EvolvingV1, { name: "evolving", id: "v1", address: "memory:v1" }).pipe(
+          Layer.provide(EvolvingV1.toLayer({ A: () => Effect.succeed("v1") }))
+        ),
+        v1Scope
+      ).pipe(Effect.provide(infra))
+      expect((yield* call("/evolving/A")).json).toBe("v1")
+      expect((yield* call("/evolving/B", { n: 1 })).status).toBe(404)
+      expect(yield* paths).toContain("/evolving/A")
+      expect(yield* paths).not.toContain("/evolving/B")
+      yield* Scope.close(v1Scope, Exit.void)
+
+      yield* Layer.build(
+        Server.layer(EvolvingV2, { name: "evolving", id: "v2", address: "memory:v2" }).pipe(
+          Layer.provide(EvolvingV2.toLayer({ A: () => Effect.succeed("v2"), B: ({ n }) => Effect.succeed(n * 2) }))
+        )
+      ).pipe(Effect.provide(infra))
+      // The registry announced another describe digest: the cached description is dropped.
+      yield* eventually(paths, (list) => list.includes("/evolving/B"))
+      expect((yield* call("/evolving/B", { n: 21 })).json).toBe(42)
+      expect((yield* call("/evolving/A")).json).toBe("v2")
+    }))
+
+  it.scopedLive("Gateway.router inside a server of one's own, mounted under a prefix", () =>
+    Effect.gen(function*() {
+      const app = yield* Gateway.router({ docs: false })
+      const server = yield* Layer.build(
+        HttpRouter.empty.pipe(
+          HttpRouter.get("/hello", HttpServerResponse.text("mine")),
+          HttpRouter.mountApp("/api", app),
+          HttpServer.serve(),
+          Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
+        )
+      )
+      const address = Context.get(server, HttpServer.HttpServer).address as HttpServer.TcpAddress
+      const base = `http://127.0.0.1:${address.port}`
+      const reply = yield* Effect.promise(() =>
+        fetch(`${base}/api/testing/Hello`, { method: "POST", body: `{"name":"Ada"}` }).then((r) => r.json())
+      )
+      expect(reply).toBe("Hello, Ada!")
+      expect(yield* Effect.promise(() => fetch(`${base}/hello`).then((r) => r.text()))).toBe("mine")
+      expect(yield* Effect.promise(() => fetch(`${base}/api/docs`).then((r) => r.status))).toBe(404)
+    }).pipe(Effect.provide(Layer.mergeAll(Client.layer(), services).pipe(Layer.provideMerge(Infra)))))
+
+  it.scopedLive("maxConnections: connections past the cap are closed at once", () =>
+    Effect.gen(function*() {
+      const { host, port } = yield* Gateway.Gateway
+      const first = yield* Effect.acquireRelease(
+        Effect.async<net.Socket>((resume) => {
+          const socket = net.connect(port, host, () => resume(Effect.succeed(socket)))
+        }),
+        (socket) => Effect.sync(() => socket.destroy())
+      )
+      expect(first.readyState).toBe("open")
+      const refused = yield* Effect.promise(() =>
+        fetch(`http://${host}:${port}/testing/Hello`, { method: "POST", body: `{"name":"x"}` }).then(
+          (r) => `status ${r.status}`,
+          () => "closed"
+        )
+      )
+      expect(refused).toBe("closed")
+      first.destroy()
+      const after = yield* eventually(
+        Effect.promise(() =>
+          fetch(`http://${host}:${port}/testing/Hello`, { method: "POST", body: `{"name":"x"}` }).then(
+            (r) => r.status,
+            () => 0
+          )
+        ),
+        (status) => status === 200
+      )
+      expect(after).toBe(200)
+    }).pipe(Effect.provide(gatewayLayer({ maxConnections: 1 }))))
 })
 
 /** A chunked POST (no Content-Length) written on a raw socket; the status line it gets. */

@@ -21,15 +21,18 @@ export const readBody = (
   request: HttpServerRequest.HttpServerRequest,
   limit: number
 ): Effect.Effect<string, Failure> => {
-  const declared = request.headers["content-length"]
-  if (declared !== undefined && Number(declared) > limit) return Effect.fail(tooLarge(limit))
   const source = (request as unknown as { readonly source?: unknown }).source
   if (!(source instanceof IncomingMessage)) {
+    const declared = request.headers["content-length"]
+    if (declared !== undefined && Number(declared) > limit) return Effect.fail(tooLarge(limit))
     // Not Node's request (another platform's server): its own reader, with the same limit.
     return Effect.mapError(request.text, () => badRequest("request body could not be read")).pipe(
       Effect.filterOrFail((text) => Buffer.byteLength(text) <= limit, () => tooLarge(limit))
     )
   }
+  // Node's own header object: `request.headers` would copy every header.
+  const declared = source.headers["content-length"]
+  if (declared !== undefined && Number(declared) > limit) return Effect.fail(tooLarge(limit))
   if (source.readableEnded) return Effect.succeed("")
   return Effect.async<string, Failure>((resume) => {
     const chunks: Array<Buffer> = []
