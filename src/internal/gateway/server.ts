@@ -49,7 +49,8 @@ export const make = (
     // Finalizers run in reverse: this one runs before the server's close, which waits for every open response,
     // and ends the event streams (the dashboard's) that would otherwise hold it until the browser leaves.
     yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
-    const serve = server.serve(Effect.provideService(app, ServerClosing, Deferred.await(closing)))
+    // Provided around `serve`, not per request: the request fibers start from the runtime `serve` captures.
+    const serve = Effect.provideService(server.serve(app), ServerClosing, Deferred.await(closing))
     // @effect/platform opens a span per request unless told not to (+µs per request); opt-in here.
     yield* options.tracing === true ? serve : HttpMiddleware.withTracerDisabledWhenEffect(serve, () => true)
     const address = server.address
