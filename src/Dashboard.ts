@@ -59,7 +59,10 @@ export interface DashboardOptions {
   readonly heartbeat?: Duration.DurationInput | undefined
   /** Topic tails open at once (each one broker subscription); more are refused with 503. Default 16. */
   readonly maxTails?: number | undefined
-  /** Messages a tail holds for a slow browser; beyond it the oldest are dropped (`seq` shows the gap). Default 256. */
+  /**
+   * Messages a tail (and registry changes a live list) holds for a slow browser; beyond it the oldest are dropped
+   * (a tail's `seq` shows the gap; the list is repaired by its next full copy). Default 256.
+   */
   readonly tailBuffer?: number | undefined
   /** Bytes of each message body a tail shows (the rest is cut, `truncated: true`). Default 4096. */
   readonly tailBodyLimit?: number | undefined

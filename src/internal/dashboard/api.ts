@@ -4,11 +4,12 @@
  * Broker) of the process that mounts the router, so it sees the system as that process' clients do.
  *
  * Limits: per-node probes (health, stats) run at most `probeConcurrency` at a time, each bounded by
- * `probeTimeout`; a topic tail is one broker subscription with a sliding buffer of `tailBuffer` messages
- * (the oldest are dropped for a slow browser: `seq` shows the gap) and bodies cut to `tailBodyLimit` bytes; at
- * most `maxTails` tails are open at once per router (503 beyond). `node=` query parameters must name a node
- * the registry lists for that service, so the API never dials an address a browser made up. The Broker is
- * optional: without one in the serving process, tails answer 503.
+ * `probeTimeout`. A slow browser never grows memory: a registry stream buffers at most `tailBuffer` changes
+ * (the oldest are dropped; the periodic full list repairs them), a topic tail (one broker subscription) at
+ * most `tailBuffer` messages (the oldest are dropped: `seq` shows the gap), bodies cut to `tailBodyLimit`
+ * bytes; at most `maxTails` tails are open at once per router (503 beyond). `node=` query parameters must
+ * name a node the registry lists for that service, so the API never dials an address a browser made up. The
+ * Broker is optional: without one in the serving process, tails answer 503.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -187,7 +188,10 @@ const perNode = <A>(
 const registryEvents = (settings: Settings) =>
   Effect.flatMap(Registry, (registry) => {
     const list = Effect.map(registry.listServices, (services) => sse.event("services", listJson(services)))
+    // Watches are unbounded PubSubs: a sliding buffer keeps a stalled browser from growing one (the next
+    // `services` list repairs what it dropped).
     const changes = registry.watch().pipe(
+      Stream.buffer({ capacity: settings.tailBuffer, strategy: "sliding" }),
       Stream.map((event: Event) => sse.event("change", { type: event.type, service: serviceJson(event.service) }))
     )
     const refreshes = Stream.fromSchedule(Schedule.spaced(settings.refreshInterval)).pipe(Stream.mapEffect(() => list))
