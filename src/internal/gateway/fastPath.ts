@@ -73,6 +73,28 @@ export const make = (
 ): (request: Http.IncomingMessage, response: Http.ServerResponse) => boolean => {
   if (core.cors) return () => false
   const runFork = Runtime.runFork(runtime)
+
+  // Calls whose requests completed in this turn of the event loop start together, in one `setImmediate`
+  // after the poll phase: each fiber runs synchronously up to queueing its frame, so the client connection
+  // flushes all of them in one write instead of one write (a syscall) per request. Measured at 64 clients:
+  // that write was the largest cost on the path (≈ 25 % of the gateway's CPU). The immediate is one-shot;
+  // calls started after the runtime closed fail at once (and the server is closed by then).
+  let pending: Array<() => void> = []
+  let scheduled = false
+  const startPending = () => {
+    scheduled = false
+    const batch = pending
+    pending = []
+    for (const start of batch) start()
+  }
+  const startSoon = (start: () => void) => {
+    pending.push(start)
+    if (!scheduled) {
+      scheduled = true
+      setImmediate(startPending)
+    }
+  }
+
   return (request, response) => {
     if (request.method !== "POST" || request.url === undefined) return false
     const target = targetOf(request.url)
@@ -118,19 +140,22 @@ export const make = (
         timeoutText
       )
       if (options instanceof Failure) return sendFailure(response, options)
-      const onFailure = core.failureFor(endpoint)
-      const call = endpoint.method(payload, options as ClientOptions | undefined) as Effect.Effect<unknown, unknown>
-      const fiber = runFork(call)
-      fiber.addObserver((exit) => {
-        if (exit._tag === "Success") return send(response, 200, exit.value)
-        const error = Cause.failureOption(exit.cause)
-        if (error._tag === "Some") return sendFailure(response, onFailure(error.value))
-        // Interrupted (the client went away: nobody to answer) or a defect in the gateway.
-        send(response, 500, frameworkBody(InternalServerError.of("the call died", "effect-micro.gateway")))
-      })
-      // A client that goes away cancels its call.
-      response.once("close", () => {
-        if (!response.writableFinished) fiber.unsafeInterruptAsFork(fiber.id())
+      startSoon(() => {
+        if (response.destroyed) return // the client left before the call started
+        const onFailure = core.failureFor(endpoint)
+        const call = endpoint.method(payload, options as ClientOptions | undefined) as Effect.Effect<unknown, unknown>
+        const fiber = runFork(call)
+        fiber.addObserver((exit) => {
+          if (exit._tag === "Success") return send(response, 200, exit.value)
+          const error = Cause.failureOption(exit.cause)
+          if (error._tag === "Some") return sendFailure(response, onFailure(error.value))
+          // Interrupted (the client went away: nobody to answer) or a defect in the gateway.
+          send(response, 500, frameworkBody(InternalServerError.of("the call died", "effect-micro.gateway")))
+        })
+        // A client that goes away cancels its call.
+        response.once("close", () => {
+          if (!response.writableFinished) fiber.unsafeInterruptAsFork(fiber.id())
+        })
       })
     })
     return true
