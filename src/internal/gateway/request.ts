@@ -35,35 +35,52 @@ export const readBody = (
   if (declared !== undefined && Number(declared) > limit) return Effect.fail(tooLarge(limit))
   if (source.readableEnded) return Effect.succeed("")
   return Effect.async<string, Failure>((resume) => {
-    const chunks: Array<Buffer> = []
-    let size = 0
-    const cleanup = () => {
-      source.off("data", onData)
-      source.off("end", onEnd)
-      source.off("error", onError)
-    }
-    function onData(chunk: Buffer) {
-      size += chunk.length
-      if (size > limit) {
-        cleanup()
-        resume(Effect.fail(tooLarge(limit)))
-        return
-      }
-      chunks.push(chunk)
-    }
-    function onEnd() {
-      cleanup()
-      resume(Effect.succeed(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")))
-    }
-    function onError(error: Error) {
-      cleanup()
-      resume(Effect.fail(badRequest(`request body could not be read: ${error.message}`)))
-    }
-    source.on("data", onData)
-    source.on("end", onEnd)
-    source.on("error", onError)
-    return Effect.sync(cleanup)
+    const cancel = collectBody(
+      source,
+      limit,
+      (failure, text) => resume(failure === undefined ? Effect.succeed(text) : Effect.fail(failure))
+    )
+    return Effect.sync(cancel)
   })
+}
+
+/**
+ * Reads a Node request's body as text, calling `done` once: with a `Failure` past `limit` bytes (413) or on a
+ * stream error (400). Returns a function that stops listening.
+ */
+export const collectBody = (
+  source: IncomingMessage,
+  limit: number,
+  done: (failure: Failure | undefined, text: string) => void
+): () => void => {
+  const chunks: Array<Buffer> = []
+  let size = 0
+  const cleanup = () => {
+    source.off("data", onData)
+    source.off("end", onEnd)
+    source.off("error", onError)
+  }
+  function onData(chunk: Buffer) {
+    size += chunk.length
+    if (size > limit) {
+      cleanup()
+      done(tooLarge(limit), "")
+      return
+    }
+    chunks.push(chunk)
+  }
+  function onEnd() {
+    cleanup()
+    done(undefined, chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8"))
+  }
+  function onError(error: Error) {
+    cleanup()
+    done(badRequest(`request body could not be read: ${error.message}`), "")
+  }
+  source.on("data", onData)
+  source.on("end", onEnd)
+  source.on("error", onError)
+  return cleanup
 }
 
 /** Sentinel of a body that is not JSON (no allocation of an Either per request). */
@@ -91,6 +108,12 @@ export const parseTimeout = (text: string): number | undefined => {
   return millis > 0 ? millis : undefined
 }
 
+/** Request headers by lower-case name: the platform's `Headers` or Node's own object (arrays for repeats). */
+export type HeaderLookup = { readonly [name: string]: string | ReadonlyArray<string> | undefined }
+
+const headerText = (value: string | ReadonlyArray<string> | undefined): string | undefined =>
+  value === undefined || typeof value === "string" ? value : value[0]
+
 export interface CallSettings {
   /** Header names (lower case) copied into metadata. */
   readonly metadataHeaders: ReadonlyArray<string>
@@ -105,20 +128,20 @@ export interface CallSettings {
  */
 export const callOptions = (
   settings: CallSettings,
-  headers: HttpServerRequest.HttpServerRequest["headers"],
+  headers: HeaderLookup,
   queryTimeout: string | undefined,
   token?: string | undefined
 ): ClientOptions | undefined | Failure => {
   let metadata: Record<string, string> | undefined
   for (const name of settings.metadataHeaders) {
-    const value = headers[name]
+    const value = headerText(headers[name])
     if (value !== undefined) (metadata ??= {})[name] = value
   }
   if (settings.forwardAuthorization) {
-    const authorization = headers["authorization"] ?? (token === undefined ? undefined : `Bearer ${token}`)
+    const authorization = headerText(headers["authorization"]) ?? (token === undefined ? undefined : `Bearer ${token}`)
     if (authorization !== undefined) (metadata ??= {})["authorization"] = authorization
   }
-  const timeoutText = headers["x-micro-timeout"] ?? queryTimeout
+  const timeoutText = headerText(headers["x-micro-timeout"]) ?? queryTimeout
   let timeout: Duration.Duration | undefined
   if (timeoutText !== undefined) {
     const millis = parseTimeout(timeoutText)

@@ -103,9 +103,32 @@ const coerce = (value: string, type: string | undefined): unknown => {
   return value
 }
 
+/** What the routes share with the layer's fast path (fastPath.ts): the same cache, rules and limiter. */
+export interface Core {
+  readonly cache: ClientCache
+  readonly settings: CallSettings
+  readonly allowed: ReadonlySet<string> | undefined
+  readonly maxBodySize: number
+  readonly limiter: rateLimit.RateLimiter | undefined
+  readonly trustProxy: boolean
+  readonly nowMillis: () => number
+  readonly failureFor: (endpoint: GatewayEndpoint) => (error: unknown) => Failure
+  /**
+   * Whether a `POST /{a}/{b}` may be an alias rather than a call: the first path segments of POST aliases, or
+   * `true` when one starts with a parameter (then every such path goes through the router).
+   */
+  readonly postAliasPrefixes: ReadonlySet<string> | true
+  readonly cors: boolean
+}
+
 export const make = (
   options: RouterOptions = {}
 ): Effect.Effect<HttpApp.Default<never, never>, never, Client | Registry | Scope.Scope> =>
+  Effect.map(makeWithCore(options), ({ app }) => app)
+
+export const makeWithCore = (
+  options: RouterOptions = {}
+): Effect.Effect<{ app: HttpApp.Default<never, never>; core: Core }, never, Client | Registry | Scope.Scope> =>
   Effect.gen(function*() {
     const registry = yield* Registry
     const cache: ClientCache = yield* clients.make({ maxServices: options.maxServices ?? defaults.maxServices })
@@ -248,7 +271,9 @@ export const make = (
             onFailure: refuse,
             onSuccess: (text) => {
               const body = parseJson(text)
-              if (body === invalidJson) return refuse(badRequest("request body is not JSON"))
+              if (body === invalidJson) {
+                return refuse(badRequest("request body is not JSON"))
+              }
               if (typeof body !== "object" || body === null || Array.isArray(body)) {
                 return refuse(badRequest("an alias takes a JSON object body (merged with the query and path params)"))
               }
@@ -360,8 +385,14 @@ export const make = (
     }
 
     let router: HttpRouter.HttpRouter<never, HttpServerRequest.ParsedSearchParams> = HttpRouter.empty
+    let postAliasPrefixes: Set<string> | true = new Set()
     for (const [route, targetText] of Object.entries(options.aliases ?? {})) {
       const alias = parseAlias(route, targetText)
+      if (alias.method === "POST" && postAliasPrefixes !== true) {
+        const first = alias.path.split("/")[1] ?? ""
+        if (first.startsWith(":") || first.startsWith("*")) postAliasPrefixes = true
+        else postAliasPrefixes.add(first)
+      }
       const hasBody = alias.method !== "GET" && alias.method !== "HEAD" && alias.method !== "DELETE"
       router = HttpRouter.route(alias.method as "GET")(
         router,
@@ -380,11 +411,14 @@ export const make = (
       router = HttpRouter.get(
         router,
         "/docs",
-        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-          Effect.map(descriptions, ({ found, unavailable }) =>
-            HttpServerResponse.html(
-              openapi.docsPage(found, title, unavailable, request.headers["host"] ?? "localhost")
-            )))
+        Effect.flatMap(
+          HttpServerRequest.HttpServerRequest,
+          (request) =>
+            Effect.map(descriptions, ({ found, unavailable }) =>
+              HttpServerResponse.html(
+                openapi.docsPage(found, title, unavailable, request.headers["host"] ?? "localhost")
+              ))
+        )
       )
     }
     router = HttpRouter.post(router, "/:service/:endpoint", postRoute)
@@ -406,18 +440,18 @@ export const make = (
     let app: HttpApp.Default<never, never> = Effect.catchTag(
       router as unknown as HttpApp.Default<RouteNotFound>,
       "RouteNotFound",
-      (error) =>
-        Effect.succeed(respondFailure(notFound(`no route ${error.request.method} ${error.request.url}`)))
+      (error) => Effect.succeed(respondFailure(notFound(`no route ${error.request.method} ${error.request.url}`)))
     )
 
-    if (options.rateLimit !== undefined && options.rateLimit !== false) {
-      const { burst, maxClients, ratePerSecond } = options.rateLimit
-      const limiter = rateLimit.make({
-        ratePerSecond,
-        burst: burst ?? Math.max(1, ratePerSecond),
-        maxClients: maxClients ?? defaults.rateLimitMaxClients
+    const limiter = options.rateLimit === undefined || options.rateLimit === false
+      ? undefined
+      : rateLimit.make({
+        ratePerSecond: options.rateLimit.ratePerSecond,
+        burst: options.rateLimit.burst ?? Math.max(1, options.rateLimit.ratePerSecond),
+        maxClients: options.rateLimit.maxClients ?? defaults.rateLimitMaxClients
       })
-      const trustProxy = options.trustProxy ?? false
+    const trustProxy = options.trustProxy ?? false
+    if (limiter !== undefined) {
       const inner = app
       app = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
         const wait = limiter.take(clientKey(request, trustProxy), clock.unsafeCurrentTimeMillis())
@@ -426,7 +460,7 @@ export const make = (
         }
         return Effect.succeed(
           HttpServerResponse.setHeader(
-            respondFailure(httpError(429, "Too Many Requests", `rate limited; retry in ${wait} s`)),
+            respondFailure(rateLimited(wait)),
             "retry-after",
             String(wait)
           )
@@ -445,7 +479,19 @@ export const make = (
         ...(cors.credentials === undefined ? {} : { credentials: cors.credentials })
       })(app)
     }
-    return app
+    const core: Core = {
+      cache,
+      settings,
+      allowed,
+      maxBodySize,
+      limiter,
+      trustProxy,
+      nowMillis: () => clock.unsafeCurrentTimeMillis(),
+      failureFor,
+      postAliasPrefixes,
+      cors: options.cors !== undefined && options.cors !== false
+    }
+    return { app, core }
   })
 
 const noStatuses: ReadonlyMap<string, number> = new Map()
@@ -459,13 +505,22 @@ const serviceNotFound = (service: string): Failure =>
 
 /** The client's address: the socket's, or the first `X-Forwarded-For` entry behind a trusted proxy. */
 const clientKey = (request: HttpServerRequest.HttpServerRequest, trustProxy: boolean): string => {
-  if (trustProxy) {
-    const forwarded = request.headers["x-forwarded-for"]
-    if (forwarded !== undefined) {
-      const comma = forwarded.indexOf(",")
-      return (comma === -1 ? forwarded : forwarded.slice(0, comma)).trim()
-    }
-  }
   const address = request.remoteAddress
-  return address._tag === "Some" ? address.value : "unknown"
+  return clientKeyOf(
+    trustProxy ? request.headers["x-forwarded-for"] : undefined,
+    address._tag === "Some" ? address.value : undefined
+  )
 }
+
+/** The rate limiter's key from `X-Forwarded-For` (when trusted) or the socket's address. */
+export const clientKeyOf = (forwarded: string | undefined, remoteAddress: string | undefined): string => {
+  if (forwarded !== undefined) {
+    const comma = forwarded.indexOf(",")
+    return (comma === -1 ? forwarded : forwarded.slice(0, comma)).trim()
+  }
+  return remoteAddress ?? "unknown"
+}
+
+/** The 429 body and its Retry-After. */
+export const rateLimited = (wait: number): Failure =>
+  httpError(429, "Too Many Requests", `rate limited; retry in ${wait} s`)

@@ -14,6 +14,7 @@ import type { Client } from "../../Client.js"
 import type { Gateway, GatewayOptions } from "../../Gateway.js"
 import type { Registry } from "../../Registry.js"
 import { ServerClosing } from "../common/serverClosing.js"
+import * as fastPath from "./fastPath.js"
 import * as router from "./router.js"
 
 /** Defaults of `GatewayOptions`' server fields (documented there). */
@@ -32,7 +33,9 @@ export const make = (
   options: GatewayOptions
 ): Effect.Effect<Gateway.Service, ServeError, Client | Registry | Scope.Scope> =>
   Effect.gen(function*() {
-    const app = yield* router.make(options)
+    const { app, core } = yield* router.makeWithCore(options)
+    const runtime = yield* Effect.runtime<never>()
+    let nodeServer: Http.Server | undefined
     const headersTimeout = millis(options.headersTimeout ?? defaults.headersTimeout)
     const requestTimeout = millis(options.requestTimeout ?? defaults.requestTimeout)
     const closing = yield* Deferred.make<void>()
@@ -44,6 +47,7 @@ export const make = (
         keepAliveTimeout: millis(options.keepAliveTimeout ?? defaults.keepAliveTimeout)
       })
       server.maxConnections = options.maxConnections ?? defaults.maxConnections
+      nodeServer = server
       return server
     }, { port: options.port ?? defaults.port, host: options.host ?? defaults.host })
     // Finalizers run in reverse: this one runs before the server's close, which waits for every open response,
@@ -53,6 +57,22 @@ export const make = (
     const serve = Effect.provideService(server.serve(app), ServerClosing, Deferred.await(closing))
     // @effect/platform opens a span per request unless told not to (+µs per request); opt-in here.
     yield* options.tracing === true ? serve : HttpMiddleware.withTracerDisabledWhenEffect(serve, () => true)
+    // The fast path (fastPath.ts) answers what it can and hands the rest to the platform's handler: it takes
+    // the handler's place as the server's one "request" listener (the platform's finalizer removing its own
+    // listener then finds nothing; the server closes with the scope anyway). Off when tracing is on, so every
+    // request gets its span.
+    if (nodeServer !== undefined && options.tracing !== true) {
+      const server = nodeServer
+      const platformHandlers = server.listeners("request") as Array<
+        (request: Http.IncomingMessage, response: Http.ServerResponse) => void
+      >
+      const fast = fastPath.make(core, runtime)
+      server.removeAllListeners("request")
+      server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+        if (fast(request, response)) return
+        for (const handler of platformHandlers) handler(request, response)
+      })
+    }
     const address = server.address
     return address._tag === "TcpAddress"
       ? { host: address.hostname, port: address.port }
