@@ -212,6 +212,28 @@ describe("Dashboard", () => {
       yield* events.next(isExtra("delete", 0), { from: mark })
     }))
 
+  test("keep-alive comments every heartbeat; callPrefix reaches the page; options out of range fall back", () =>
+    Effect.gen(function*() {
+      const base = yield* serve({ heartbeat: "50 millis", callPrefix: "/api/", maxTails: -1, probeConcurrency: 0 })
+      const text = yield* Effect.promise(async () => {
+        const abort = new AbortController()
+        const response = await fetch(`${base}/ui/api/topics/beat`, { signal: abort.signal })
+        const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+        let seen = ""
+        while ((seen.match(/: keep-alive/g) ?? []).length < 3) seen += (await reader.read()).value ?? ""
+        await reader.cancel()
+        abort.abort()
+        return seen
+      })
+      expect(text.startsWith("retry: 2000\n\n")).toBe(true)
+      expect(text).toContain("event: subscribed")
+      const page = yield* get(`${base}/ui/`)
+      expect(page.text).toContain(`"callPrefix":"/api"`)
+      // probeConcurrency 0 would ask no node at all; it falls back to the default.
+      const health = yield* get(`${base}/ui/api/services/testing/health`)
+      expect(health.json).toHaveLength(2)
+    }))
+
   test("the whole list again every refreshInterval", () =>
     Effect.gen(function*() {
       const base = yield* serve({ refreshInterval: "100 millis" })
