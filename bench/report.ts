@@ -1,12 +1,12 @@
 /** Markdown tables of a benchmark run (pure functions of the results). */
 import type { CodecRow } from "./codec.js"
 import type { LoadResult } from "./loadgen.js"
-import { baseline, reference, streamReference } from "./scenarios.js"
+import { baseline, gatewayDirect, gatewayReference, reference, streamReference } from "./scenarios.js"
 import type { StoreRow } from "./store.js"
 
 export interface Measurement {
   readonly scenario: string
-  readonly group: "rpc" | "stream"
+  readonly group: "rpc" | "stream" | "gateway"
   readonly inflight: number
   /** Calls (rpc) or echoed messages (stream) per second in the window. */
   readonly reqPerSec: number
@@ -104,6 +104,48 @@ export const rpcTable = (rows: ReadonlyArray<Measurement>): string =>
         fmt(row.clientCpuUsPerReq, 1),
         fmt(row.clientPeakRssMb, 1),
         ratio(row.clientPeakRssMb, mol?.clientPeakRssMb),
+        errorsCell(row)
+      ]
+    })
+  )
+
+/**
+ * Gateways: req/s and latency vs moleculer-web and vs calling the service directly. "server" is the gateway
+ * process only (the service runs in its own child process); for `gateway-direct` it is the service.
+ */
+export const gatewayTable = (rows: ReadonlyArray<Measurement>): string =>
+  markdown(
+    [
+      "scenario",
+      "in flight",
+      "req/s",
+      "vs moleculer-web",
+      "vs direct",
+      "p50 µs",
+      "p99 µs",
+      "p50 vs moleculer-web",
+      "gateway CPU µs/req",
+      "CPU vs moleculer-web",
+      "gateway peak RSS MB",
+      "client CPU µs/req",
+      "errors"
+    ],
+    rows.map((row) => {
+      const web = rows.find((r) => r.scenario === gatewayReference && r.inflight === row.inflight)
+      const direct = rows.find((r) => r.scenario === gatewayDirect && r.inflight === row.inflight)
+      return [
+        row.scenario,
+        String(row.inflight),
+        fmt(row.reqPerSec),
+        ratio(row.reqPerSec, web?.reqPerSec),
+        ratio(row.reqPerSec, direct?.reqPerSec),
+        fmt(row.latencyUs.p50),
+        fmt(row.latencyUs.p99),
+        ratio(row.latencyUs.p50, web?.latencyUs.p50),
+        fmt(row.serverCpuUsPerReq, 1),
+        ratio(row.serverCpuUsPerReq, web?.serverCpuUsPerReq),
+        fmt(row.serverPeakRssMb, 1),
+        fmt(row.clientCpuUsPerReq, 1),
         errorsCell(row)
       ]
     })
@@ -220,6 +262,7 @@ export const idleTable = (rows: ReadonlyArray<IdleRow>): string =>
 /** The headline ratios, one line each. */
 export const summary = (results: {
   readonly rpc: ReadonlyArray<Measurement>
+  readonly gateway?: ReadonlyArray<Measurement> | undefined
   readonly stream: ReadonlyArray<Measurement>
   readonly codec: ReadonlyArray<CodecRow>
   readonly store: ReadonlyArray<StoreRow>
@@ -243,6 +286,15 @@ export const summary = (results: {
           } Moleculer's`
       )
     }
+  }
+  for (const row of (results.gateway ?? []).filter((r) => r.scenario === "gateway-effect-micro")) {
+    const web = results.gateway!.find((r) => r.scenario === gatewayReference && r.inflight === row.inflight)
+    const direct = results.gateway!.find((r) => r.scenario === gatewayDirect && r.inflight === row.inflight)
+    lines.push(
+      `- gateway @${row.inflight} in flight: ${ratio(row.reqPerSec, web?.reqPerSec)} moleculer-web req/s, ` +
+        `${ratio(row.reqPerSec, direct?.reqPerSec)} of calling the service directly ` +
+        `(p50 ${fmt(row.latencyUs.p50)} µs vs ${fmt(direct?.latencyUs.p50 ?? NaN)} µs direct)`
+    )
   }
   for (const row of results.stream.filter((r) => r.scenario !== streamReference)) {
     const ref = results.stream.find((r) => r.scenario === streamReference && r.inflight === row.inflight)

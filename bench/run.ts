@@ -5,6 +5,8 @@
  *   rpc     unary echo: raw node:net, Moleculer (TCP), @effect/rpc (TCP, msgpack), effect-micro (JSON, msgpack,
  *           protobuf) at each in-flight count — req/s, p50/p99, server CPU µs/req (/proc), server peak RSS,
  *           ratios to raw net and to Moleculer;
+ *   gateway unary echo over HTTP through effect-micro's Gateway vs moleculer-web, and vs calling the service
+ *           directly (the service in a child of the gateway process; the gateway's CPU µs/req, req/s, latency);
  *   stream  messages echoed on one bidi stream: effect-micro vs grpc-js — msgs/s, latency, server CPU µs/msg;
  *   codec   encode+decode ops/s of a 10-field message: our protobuf vs protobufjs vs our JSON/msgpack codecs;
  *   store   writes/s and reads/s of each Store layer next to the raw driver (engines started and stopped here);
@@ -21,6 +23,7 @@
  *   BENCH_WINDOW_MS          rpc/stream measured window (default 5000)
  *   BENCH_INFLIGHT           rpc in-flight counts (default "64,1")
  *   BENCH_STREAM_INFLIGHT    stream messages in flight (default "64")
+ *   BENCH_GATEWAY_INFLIGHT   gateway: HTTP requests in flight, one keep-alive connection each (default "64")
  *   BENCH_SCENARIOS          rpc/stream scenario names (default: all but the optional diagnostics)
  *   BENCH_CODEC_ROUND_MS     codec: time per codec per round (default 100); BENCH_CODEC_ROUNDS (default 15)
  *   BENCH_STORE_MS           store: time per implementation per cell (default 2000, split over 4 rounds)
@@ -54,7 +57,16 @@ import { clkTck, cpuTicks, statusKib } from "./proc.js"
 import type { PubsubRow } from "./pubsub/measure.js"
 import { pubsubSummary, pubsubTable, runPubsub } from "./pubsub/measure.js"
 import type { IdleRow, Measurement, StartupRow, StoreCellFailure } from "./report.js"
-import { codecTable, idleTable, rpcTable, startupTable, storeTable, streamTable, summary } from "./report.js"
+import {
+  codecTable,
+  gatewayTable,
+  idleTable,
+  rpcTable,
+  startupTable,
+  storeTable,
+  streamTable,
+  summary
+} from "./report.js"
 import type { Scenario } from "./scenarios.js"
 import { scenarios } from "./scenarios.js"
 import type { StoreRow } from "./store.js"
@@ -77,7 +89,7 @@ const listEnv = (name: string, fallback: string): Array<string> =>
 const countsEnv = (name: string, fallback: string): Array<number> =>
   listEnv(name, fallback).map(Number).filter((n) => Number.isInteger(n) && n > 0)
 
-const allGroups = ["rpc", "stream", "codec", "store", "pubsub", "idle", "startup"] as const
+const allGroups = ["rpc", "stream", "gateway", "codec", "store", "pubsub", "idle", "startup"] as const
 type Group = typeof allGroups[number]
 
 const config = {
@@ -86,6 +98,7 @@ const config = {
   windowMs: numberEnv("BENCH_WINDOW_MS", 5000),
   inflight: countsEnv("BENCH_INFLIGHT", "64,1"),
   streamInflight: countsEnv("BENCH_STREAM_INFLIGHT", "64"),
+  gatewayInflight: countsEnv("BENCH_GATEWAY_INFLIGHT", "64"),
   scenarios: process.env.BENCH_SCENARIOS === undefined ? undefined : listEnv("BENCH_SCENARIOS", ""),
   codecRoundMs: numberEnv("BENCH_CODEC_ROUND_MS", 100),
   codecRounds: numberEnv("BENCH_CODEC_ROUNDS", 15),
@@ -206,7 +219,7 @@ const measure = async (launcher: Launcher, scenario: Scenario, inflight: number)
 
 const runLoad = async (
   launcher: Launcher,
-  group: "rpc" | "stream",
+  group: "rpc" | "stream" | "gateway",
   inflights: ReadonlyArray<number>
 ): Promise<Array<Measurement>> => {
   const selected = scenarios.filter((s) =>
@@ -242,7 +255,8 @@ const runLoad = async (
 const runIdle = async (launcher: Launcher): Promise<Array<IdleRow>> => {
   const servers = new Map<string, { readonly args: ReadonlyArray<string>; readonly scenarios: Array<string> }>()
   for (const scenario of scenarios) {
-    if (scenario.optional === true) continue
+    // Gateway servers start a second process (the service behind them): not comparable here.
+    if (scenario.optional === true || scenario.group === "gateway") continue
     const key = scenario.server.join(" ")
     const entry = servers.get(key) ?? { args: scenario.server, scenarios: [] }
     entry.scenarios.push(scenario.name)
@@ -439,6 +453,7 @@ const main = async () => {
   const has = (group: Group) => config.groups.includes(group)
   const rpc = has("rpc") ? await runLoad(launcher, "rpc", config.inflight) : []
   const stream = has("stream") ? await runLoad(launcher, "stream", config.streamInflight) : []
+  const gateway = has("gateway") ? await runLoad(launcher, "gateway", config.gatewayInflight) : []
   const idle = has("idle") ? await runIdle(launcher) : []
   const startup = has("startup") ? await runStartup(launcher) : []
   const codec = has("codec") ? await runCodec(launcher) : undefined
@@ -450,6 +465,9 @@ const main = async () => {
 
   const sections: Array<string> = []
   if (rpc.length > 0) sections.push(`### RPC (unary echo)\n\n${rpcTable(rpc)}`)
+  if (gateway.length > 0) {
+    sections.push(`### HTTP gateway (unary echo over HTTP/1.1 keep-alive, JSON)\n\n${gatewayTable(gateway)}`)
+  }
   if (stream.length > 0) sections.push(`### Bidi streaming (one stream, messages echoed)\n\n${streamTable(stream)}`)
   if (codec !== undefined && codec.rows.length > 0) {
     sections.push(`### Codecs (10-field message, encode+decode)\n\n${codecTable(codec.rows)}`)
@@ -463,7 +481,7 @@ const main = async () => {
   if (idle.length > 0) sections.push(`### Idle server RSS\n\n${idleTable(idle)}`)
   if (startup.length > 0) sections.push(`### Start-up (process start → serving)\n\n${startupTable(startup)}`)
   const summaryText = [
-    summary({ rpc, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle, startup }),
+    summary({ rpc, gateway, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle, startup }),
     ...pubsubSummary(pubsub?.rows ?? [])
   ].filter((line) => line !== "").join("\n")
   if (summaryText !== "") sections.push(`### Summary (same-run ratios)\n\n${summaryText}`)
@@ -500,6 +518,7 @@ const main = async () => {
             optional
           })),
           rpc,
+          gateway,
           stream,
           codec,
           store,
@@ -516,7 +535,7 @@ const main = async () => {
     )
     console.log(`saved ${path.relative(root, file)}`)
   }
-  const failed = [...rpc, ...stream].some((r) => r.failure !== undefined) ||
+  const failed = [...rpc, ...gateway, ...stream].some((r) => r.failure !== undefined) ||
     [...idle, ...startup].some((r) => r.failure !== undefined) || codec?.failure !== undefined ||
     (store?.failures.length ?? 0) > 0 ||
     pubsub?.failure !== undefined || (pubsub?.rows.some((r) => r.failure !== undefined) ?? false)

@@ -3,14 +3,15 @@
  * `READY <address>`, and a client factory loaded in the load-generator process.
  *
  * Group `rpc`: unary echo calls. Group `stream`: messages echoed on one bidirectional stream (a "call" is one
- * message out and its echo back, so "req/s" there is msgs/s each way).
+ * message out and its echo back, so "req/s" there is msgs/s each way). Group `gateway`: the same unary echo
+ * over HTTP/1.1 keep-alive (JSON body) through an API gateway in front of the service, vs calling it directly.
  */
 import type { ClientFactory } from "./clients/types.js"
 
 export interface Scenario {
   /** Unique, used on the command line (`BENCH_SCENARIOS=a,b`) and in results. */
   readonly name: string
-  readonly group: "rpc" | "stream"
+  readonly group: "rpc" | "stream" | "gateway"
   /** One line for the README / table legend. */
   readonly description: string
   /**
@@ -123,6 +124,29 @@ export const scenarios: ReadonlyArray<Scenario> = [
     server: ["bench/servers/effectMicro.ts", "bidi"],
     client: () => import("./clients/effectMicroBidi.js").then((m) => m.make("application/msgpack")),
     optional: true
+  },
+  {
+    name: "gateway-effect-micro",
+    group: "gateway",
+    description:
+      "effect-micro Gateway.layer (HTTP/1.1, JSON) → effect-micro server over TCP (child process); undici keep-alive pool",
+    server: ["bench/servers/gateway.ts"],
+    client: () => import("./clients/http.js").then((m) => m.make("/bench/Echo"))
+  },
+  {
+    name: "gateway-moleculer-web",
+    group: "gateway",
+    description:
+      "moleculer-web 0.11 (HTTP/1.1, JSON) → Moleculer 0.15 server over the TCP transporter (child process); same client",
+    server: ["bench/servers/moleculerWeb.ts"],
+    client: () => import("./clients/http.js").then((m) => m.make("/bench/Echo"))
+  },
+  {
+    name: "gateway-direct",
+    group: "gateway",
+    description: "no gateway: the effect-micro client calling the same effect-micro server directly (TCP, JSON)",
+    server: ["bench/servers/effectMicro.ts"],
+    client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json"))
   }
 ]
 
@@ -130,3 +154,5 @@ export const scenarios: ReadonlyArray<Scenario> = [
 export const baseline = "raw-net"
 export const reference = "moleculer"
 export const streamReference = "grpc-js-bidi"
+export const gatewayReference = "gateway-moleculer-web"
+export const gatewayDirect = "gateway-direct"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs and runs the real engines the plugin suites use, on loopback, each in its own temp dir.
 #
-#   scripts/engines.sh install [etcd|nats|redis|postgres|avahi|protoc ...]   apt-get install what is missing (all by default)
+#   scripts/engines.sh install [etcd|nats|redis|postgres|avahi|protoc|chromium ...]   apt-get install what is missing
+#                                             (by default etcd, nats, redis, postgres, promparse; chromium, for the
+#                                             browser test, only when named: scripts/test.sh names it)
 #   scripts/engines.sh start ENGINE [PORT]    start one; prints  ENGINE_ADDRESS=127.0.0.1:PORT  and  ENGINE_DIR=/tmp/...
 #   scripts/engines.sh stop DIR               stop the engine started in DIR (from the start output)
 #
@@ -20,6 +22,7 @@ packages_for() {
     avahi) echo "avahi-daemon avahi-utils dbus" ;;
     protoc) echo "protobuf-compiler" ;;
     promparse) echo "python3-prometheus-client" ;;
+    chromium) echo "chromium" ;;
     *) die "unknown engine '$1'" ;;
   esac
 }
@@ -33,6 +36,8 @@ binary_for() {
     avahi) echo avahi-browse ;;
     protoc) echo protoc ;;
     promparse) echo /usr/lib/python3/dist-packages/prometheus_client/parser.py ;;
+    # test/process/dashboard.test.ts drives this path with playwright-core (no browser download).
+    chromium) echo /usr/bin/chromium ;;
   esac
 }
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: installs dependencies and the engine packages (etcd, nats, redis, postgres) when
-# missing, typechecks and lints (sources and the docs' code blocks), checks the packed package, then runs vitest.
+# The whole test suite: installs dependencies and the engine packages (etcd, nats, redis, postgres, and chromium
+# for the browser test) when missing, typechecks and lints (sources and the docs' code blocks), checks the packed
+# package, then runs vitest.
 # Engines are started and stopped by the tests themselves.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 bash scripts/engines.sh install
+# Debian's Chromium for the dashboard's browser test (test/process/dashboard.test.ts); not a default engine.
+bash scripts/engines.sh install chromium
 npm run typecheck
 npm run lint
 if [ "$#" -eq 0 ]; then

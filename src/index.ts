@@ -53,6 +53,11 @@ export * as Contract from "./Contract.js"
  */
 export * as Debug from "./Debug.js"
 /**
+ * A web dashboard of the system (an HttpRouter)
+ * @since 0.1.0
+ */
+export * as Dashboard from "./Dashboard.js"
+/**
  * The zero-configuration stack
  * @since 0.1.0
  */
@@ -67,6 +72,11 @@ export * as DynamicConfig from "./DynamicConfig.js"
  * @since 0.1.0
  */
 export * as Errors from "./Errors.js"
+/**
+ * The HTTP API gateway: JSON, SSE, WebSocket and OpenAPI in front of any service
+ * @since 0.1.0
+ */
+export * as Gateway from "./Gateway.js"
 /**
  * The default broker
  * @since 0.1.0

@@ -19,6 +19,7 @@ import { bench } from "./commands/bench.js"
 import { call } from "./commands/call.js"
 import { config } from "./commands/config.js"
 import { describe } from "./commands/describe.js"
+import { gateway } from "./commands/gateway.js"
 import { health } from "./commands/health.js"
 import { newProject } from "./commands/new.js"
 import { publish } from "./commands/publish.js"
@@ -41,7 +42,8 @@ const micro = Command.make("micro").pipe(
     subscribe,
     store,
     config,
-    newProject
+    newProject,
+    gateway
   ])
 )
 

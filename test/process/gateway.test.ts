@@ -1,0 +1,121 @@
+/**
+ * The gateway as an operator runs it: two nodes of a service in child processes (TCP, mdns on a private
+ * loopback port), `micro gateway` in another process, and `curl` as the HTTP client (a unary call, `curl -N`
+ * for SSE). Killing one node: the calls keep being answered by the other.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { execFile, spawn } from "node:child_process"
+import * as path from "node:path"
+import { spawnFixture } from "../support/processes.js"
+
+const root = path.resolve(import.meta.dirname, "../..")
+const mdnsPort = 20000 + Math.floor(Math.random() * 20000)
+const fixture = "test/process/fixtures/rpcServer.ts"
+
+/** `micro gateway` on a free port; its base URL once it prints that it listens. Killed with the scope. */
+const startGateway: Effect.Effect<string, Error, Scope.Scope> = Effect.acquireRelease(
+  Effect.sync(() =>
+    spawn(process.execPath, [
+      "--import",
+      "tsx",
+      "src/cli/main.ts",
+      "gateway",
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      "--mdns-interface",
+      "127.0.0.1",
+      "--mdns-port",
+      String(mdnsPort)
+    ], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+  ),
+  (child) =>
+    Effect.promise(() =>
+      new Promise<void>((done) => {
+        if (child.exitCode !== null || child.signalCode !== null) return done()
+        child.once("exit", () => done())
+        child.kill("SIGKILL")
+      })
+    )
+).pipe(
+  Effect.flatMap((child) =>
+    Effect.async<string, Error>((resume) => {
+      let stdout = ""
+      let stderr = ""
+      const timer = setTimeout(() => resume(Effect.fail(new Error(`gateway did not start: ${stderr}`))), 30_000)
+      child.stderr!.on("data", (data) => (stderr += data))
+      child.stdout!.on("data", (data) => {
+        stdout += data
+        const match = /gateway listening on (http:\/\/\S+)/.exec(stdout)
+        if (match !== null) {
+          clearTimeout(timer)
+          resume(Effect.succeed(match[1]!))
+        }
+      })
+      child.once("exit", (code) => {
+        clearTimeout(timer)
+        resume(Effect.fail(new Error(`gateway exited (${code}): ${stderr}`)))
+      })
+      return Effect.sync(() => clearTimeout(timer))
+    })
+  )
+)
+
+/** Runs curl (bounded); its stdout. */
+const curl = (args: ReadonlyArray<string>) =>
+  Effect.async<{ stdout: string; code: number | null }, Error>((resume) => {
+    const child = execFile("curl", ["-s", "--max-time", "10", ...args], (error, stdout) => {
+      resume(Effect.succeed({ stdout, code: error === null ? 0 : (error.code as number | null) ?? null }))
+    })
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+const postJson = (url: string, body: string, extra: ReadonlyArray<string> = []) =>
+  curl(["-X", "POST", "-H", "content-type: application/json", "-d", body, ...extra, url])
+
+describe("gateway (processes)", { timeout: 90_000 }, () => {
+  it.scopedLive("micro gateway serves curl: unary JSON, SSE with -N; a killed node's calls go to the other", () =>
+    Effect.gen(function*() {
+      const [t1] = yield* Effect.all([
+        spawnFixture(fixture, { NODE_ID: "t1", MDNS_PORT: String(mdnsPort) }),
+        spawnFixture(fixture, { NODE_ID: "t2", MDNS_PORT: String(mdnsPort) })
+      ], { concurrency: 2 })
+      const base = yield* startGateway
+
+      // mdns: the gateway sees both nodes once their announcements arrived.
+      const seen = new Set<string>()
+      const deadline = Date.now() + 20_000
+      while (seen.size < 2 && Date.now() < deadline) {
+        const reply = yield* postJson(`${base}/testing/Echo`, `{"text":"hi"}`)
+        if (reply.code === 0 && reply.stdout.startsWith("{")) seen.add(JSON.parse(reply.stdout).node)
+      }
+      expect([...seen].sort()).toEqual(["t1", "t2"])
+
+      const hello = yield* postJson(`${base}/testing/Hello`, `{"name":"Ada"}`, ["-w", "\\n%{http_code}"])
+      expect(hello.stdout).toBe(`"Hello, Ada!"\n200`)
+      const typed = yield* postJson(`${base}/testing/Hello`, `{"name":"nobody"}`, ["-w", "\\n%{http_code}"])
+      const [typedBody, typedStatus] = typed.stdout.split("\n")
+      expect(JSON.parse(typedBody!)).toEqual({ _tag: "UnknownName", name: "nobody" })
+      expect(typedStatus).toBe("422")
+
+      const sse = yield* postJson(`${base}/testing/Countdown`, `{"from":3}`, ["-N"])
+      expect(sse.stdout).toBe("data: 3\n\ndata: 2\n\ndata: 1\n\ndata: 0\n\n")
+
+      // One node dies: every later call is still answered (refused dials are retried on the other node).
+      t1.kill("SIGKILL")
+      yield* Effect.promise(() => t1.exited)
+      const nodes: Array<string> = []
+      for (let i = 0; i < 20; i++) {
+        const reply = yield* postJson(`${base}/testing/Echo`, `{"text":"after"}`, ["-w", "\\n%{http_code}"])
+        const [body, status] = reply.stdout.split("\n")
+        expect(status, body).toBe("200")
+        nodes.push(JSON.parse(body!).node)
+        const unary = yield* postJson(`${base}/testing/Hello`, `{"name":"Bo"}`)
+        expect(unary.stdout).toBe(`"Hello, Bo!"`)
+      }
+      expect(new Set(nodes)).toEqual(new Set(["t2"]))
+    }))
+})
