@@ -136,7 +136,10 @@ export interface GatewayOptions extends RouterOptions {
   readonly port?: number | undefined
   /** Address to listen on. Default "0.0.0.0". */
   readonly host?: string | undefined
-  /** Time to receive a request's headers (Node `headersTimeout`); then 408. Default 10 s. */
+  /**
+   * Time to receive a request's headers (Node `headersTimeout`); then 408 and the connection closes. Default
+   * 10 s. Node checks both timeouts every half of the shorter one (at least every second).
+   */
   readonly headersTimeout?: Duration.DurationInput | undefined
   /** Time to receive a whole request (Node `requestTimeout`); then 408. Default 30 s. */
   readonly requestTimeout?: Duration.DurationInput | undefined

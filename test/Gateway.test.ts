@@ -530,7 +530,7 @@ describe("Gateway (rate limit on the fast path)", () => {
   )
 })
 
-describe("Gateway (changing services)", () => {
+describe("Gateway (own layers: contract changes, router in a server of ones own, server limits)", () => {
   it.scopedLive("a new contract is picked up: a missing endpoint re-describes, the registry watch refreshes OpenAPI", () =>
     Effect.gen(function*() {
       const infra = yield* Layer.build(Infra)
@@ -595,6 +595,22 @@ describe("Gateway (changing services)", () => {
       expect(yield* Effect.promise(() => fetch(`${base}/hello`).then((r) => r.text()))).toBe("mine")
       expect(yield* Effect.promise(() => fetch(`${base}/api/docs`).then((r) => r.status))).toBe(404)
     }).pipe(Effect.provide(Layer.mergeAll(Client.layer(), services).pipe(Layer.provideMerge(Infra)))))
+
+  it.scopedLive("headersTimeout: a client that never finishes its headers gets 408 and is closed", () =>
+    Effect.gen(function*() {
+      const { host, port } = yield* Gateway.Gateway
+      const started = Date.now()
+      const received = yield* Effect.async<string>((resume) => {
+        const socket = net.connect(port, host, () => socket.write(`POST /testing/Hello HTTP/1.1\r\nhost: ${host}\r\n`))
+        let data = ""
+        socket.on("data", (chunk) => (data += chunk))
+        socket.on("close", () => resume(Effect.succeed(data)))
+        socket.on("error", () => resume(Effect.succeed(data)))
+        return Effect.sync(() => socket.destroy())
+      })
+      expect(received).toMatch(/^HTTP\/1\.1 408/)
+      expect(Date.now() - started).toBeLessThan(5000)
+    }).pipe(Effect.provide(gatewayLayer({ headersTimeout: "300 millis", requestTimeout: "600 millis" }))))
 
   it.scopedLive("maxConnections: connections past the cap are closed at once", () =>
     Effect.gen(function*() {
