@@ -124,6 +124,11 @@ export interface RouterOptions {
   /** Serve the `/docs` page. Default true. */
   readonly docs?: boolean | undefined
   /**
+   * An SSE comment (`: ping`) sent on a streamed reply this often, so proxies that close quiet connections
+   * keep slow streams open; `false` for none. Default 15 s.
+   */
+  readonly sseHeartbeat?: Duration.DurationInput | false | undefined
+  /**
    * WebSocket calls: client messages buffered before the call takes them; a client sending faster than the
    * service consumes beyond this is closed with 1008. Default 256.
    */

@@ -17,6 +17,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as http from "node:http"
 import * as net from "node:net"
 import WebSocket from "ws"
@@ -54,7 +55,8 @@ const Users = RpcGroup.make(
   Rpc.make("Search", {
     payload: { minAge: Schema.Number, tag: Schema.optional(Schema.String) },
     success: Schema.Array(User)
-  })
+  }),
+  Rpc.make("Slow", { payload: { millis: Schema.Number }, success: Schema.String, stream: true })
 )
 const usersLayer = Users.toLayer({
   Get: ({ id, verbose }) =>
@@ -63,7 +65,8 @@ const usersLayer = Users.toLayer({
       : id === "bad"
       ? Effect.fail(new Suspended({ id }))
       : Effect.succeed({ id, name: verbose === true ? `User ${id} (verbose)` : `User ${id}`, age: 42 }),
-  Search: ({ minAge, tag }) => Effect.succeed([{ id: tag ?? "x", name: "found", age: minAge }])
+  Search: ({ minAge, tag }) => Effect.succeed([{ id: tag ?? "x", name: "found", age: minAge }]),
+  Slow: ({ millis }) => Stream.fromEffect(Effect.as(Effect.sleep(millis), "done"))
 })
 
 const Infra = Layer.mergeAll(Transport.layerMemory, Registry.layerMemory, Codec.layer, Selector.layer)
@@ -510,6 +513,22 @@ const EvolvingV2 = RpcGroup.make(
   Rpc.make("A", { success: Schema.String }),
   Rpc.make("B", { payload: { n: Schema.Number }, success: Schema.Number })
 )
+
+describe("Gateway (SSE heartbeat)", () => {
+  layer(gatewayLayer({ sseHeartbeat: "100 millis" }), { excludeTestServices: true })((it) => {
+    it.effect("a quiet stream gets `: ping` comments until its messages come", () =>
+      Effect.gen(function*() {
+        const reply = yield* post("/users/Slow", { millis: 450 })
+        const pings = reply.text.split("\n\n").filter((block) => block === ": ping").length
+        expect(pings).toBeGreaterThanOrEqual(2)
+        expect(reply.text.endsWith("data: \"done\"\n\n")).toBe(true)
+        // The events themselves are unchanged.
+        expect(sseEvents(reply.text.split("\n\n").filter((b) => b !== ": ping").join("\n\n"))).toEqual([
+          { event: "message", data: "done" }
+        ])
+      }))
+  })
+})
 
 describe("Gateway (rate limit on the fast path)", () => {
   // No CORS and no aliases: cached unary calls take the layer's fast path, which shares the limiter.

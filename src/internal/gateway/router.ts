@@ -37,6 +37,7 @@ export const defaults = {
   endpointErrorStatus: 422,
   maxServices: 256,
   maxPendingMessages: 256,
+  sseHeartbeat: Duration.seconds(15),
   rateLimitMaxClients: 10_000,
   title: "effect-micro gateway"
 } as const
@@ -134,6 +135,9 @@ export const makeWithCore = (
     const clock = yield* Effect.clock
     const maxBodySize = options.maxBodySize ?? defaults.maxBodySize
     const maxPending = options.maxPendingMessages ?? defaults.maxPendingMessages
+    const heartbeatMillis = options.sseHeartbeat === false
+      ? 0
+      : Duration.toMillis(Duration.decode(options.sseHeartbeat ?? defaults.sseHeartbeat))
     const allowed = options.services === undefined ? undefined : new Set(options.services)
     const settings: CallSettings = {
       metadataHeaders: (options.metadataHeaders ?? defaults.metadataHeaders).map((name) => name.toLowerCase()),
@@ -203,7 +207,9 @@ export const makeWithCore = (
           })
         case "server-stream": {
           const replies = method(payload, callOpts) as Stream.Stream<unknown, unknown>
-          return Effect.succeed(wantsNdjson(headers["accept"]) ? ndjson(replies, onFailure) : sse(replies, onFailure))
+          return Effect.succeed(
+            wantsNdjson(headers["accept"]) ? ndjson(replies, onFailure) : sse(replies, onFailure, heartbeatMillis)
+          )
         }
         case "client-stream":
         case "bidi": {
@@ -220,7 +226,9 @@ export const makeWithCore = (
             })
           }
           const replies = method(input, callOpts) as Stream.Stream<unknown, unknown>
-          return Effect.succeed(wantsNdjson(headers["accept"]) ? ndjson(replies, onFailure) : sse(replies, onFailure))
+          return Effect.succeed(
+            wantsNdjson(headers["accept"]) ? ndjson(replies, onFailure) : sse(replies, onFailure, heartbeatMillis)
+          )
         }
       }
     }
