@@ -121,6 +121,12 @@ export interface RouterOptions {
   readonly maxServices?: number | undefined
   /** Serve `/openapi.json`; `info` fields of the document. Default: on, title "effect-micro gateway". */
   readonly openApi?: { readonly title?: string | undefined; readonly version?: string | undefined } | false | undefined
+  /**
+   * Apps served by the gateway under a path prefix, before its own routes: `{ "/ui": dashboard }` (an
+   * `HttpApp`, e.g. an `HttpRouter`; it sees the path without the prefix; its failures answer 404 for a
+   * `RouteNotFound`, else 500). Default: none.
+   */
+  readonly mounts?: Readonly<Record<`/${string}`, HttpApp.Default<unknown, never>>> | undefined
   /** Serve the `/docs` page. Default true. */
   readonly docs?: boolean | undefined
   /**

@@ -615,6 +615,28 @@ describe("Gateway (own layers: contract changes, router in a server of ones own,
       expect(yield* Effect.promise(() => fetch(`${base}/api/docs`).then((r) => r.status))).toBe(404)
     }).pipe(Effect.provide(Layer.mergeAll(Client.layer(), services).pipe(Layer.provideMerge(Infra)))))
 
+  it.scopedLive("mounts: an app of one's own under a prefix on the gateway's port (a dashboard's place)", () =>
+    Effect.gen(function*() {
+      const base = yield* baseUrl
+      const page = yield* Effect.promise(() => fetch(`${base}/extra/page`).then((r) => r.text()))
+      expect(page).toBe("extra page")
+      const posted = yield* Effect.promise(() =>
+        fetch(`${base}/extra/form`, { method: "POST", body: "x" }).then((r) => r.text())
+      )
+      expect(posted).toBe("form posted")
+      expect(yield* Effect.promise(() => fetch(`${base}/extra/nope`).then((r) => r.status))).toBe(404)
+      // The gateway's own routes are unchanged.
+      expect((yield* post("/testing/Hello", { name: "Ada" })).json).toBe("Hello, Ada!")
+      expect((yield* post("/testing/Hello", { name: "Ada" })).json).toBe("Hello, Ada!")
+    }).pipe(Effect.provide(gatewayLayer({
+      mounts: {
+        "/extra": HttpRouter.empty.pipe(
+          HttpRouter.get("/page", HttpServerResponse.text("extra page")),
+          HttpRouter.post("/form", HttpServerResponse.text("form posted"))
+        )
+      }
+    }))))
+
   it.scopedLive("headersTimeout: a client that never finishes its headers gets 408 and is closed", () =>
     Effect.gen(function*() {
       const { host, port } = yield* Gateway.Gateway

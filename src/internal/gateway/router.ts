@@ -407,6 +407,18 @@ export const makeWithCore = (
         aliasRoute(alias.target, hasBody)
       )
     }
+    for (const [prefix, mounted] of Object.entries(options.mounts ?? {})) {
+      const answered: HttpApp.Default<never, never> = Effect.catchAll(mounted, (error) =>
+        refuse(
+          (error as { _tag?: unknown } | null)?._tag === "RouteNotFound"
+            ? notFound(`no route under ${prefix}`)
+            : httpError(500, "Internal Server Error", `${prefix}: the mounted app failed`)
+        ))
+      router = HttpRouter.mountApp(router, prefix as `/${string}`, answered)
+      // A POST under a mount is the mounted app's, never a call (the fast path stands aside).
+      const first = prefix.split("/")[1] ?? ""
+      if (postAliasPrefixes !== true) postAliasPrefixes.add(first)
+    }
     if (options.openApi !== false) {
       router = HttpRouter.get(
         router,
