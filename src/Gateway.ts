@@ -33,7 +33,7 @@ const loadRouter = Effect.promise(() => import("./internal/gateway/router.js"))
 const loadServer = Effect.promise(() => import("./internal/gateway/server.js"))
 
 /**
- * CORS (`HttpMiddleware.cors` of @effect/platform): preflight `OPTIONS` answered, headers added to replies.
+ * CORS, through the platform's `HttpMiddleware.cors`: preflight `OPTIONS` answered, headers added to replies.
  * @since 0.1.0
  * @category models
  */
@@ -147,7 +147,7 @@ export interface RouterOptions {
  * @category models
  */
 export interface GatewayOptions extends RouterOptions {
-  /** Port. Default 8080 (0: a free port, read it from the `Gateway` service). */
+  /** Port; 0 picks a free one (read it from the `Gateway` service). Default 8080. */
   readonly port?: number | undefined
   /** Address to listen on. Default "0.0.0.0". */
   readonly host?: string | undefined
