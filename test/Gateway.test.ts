@@ -17,6 +17,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as http from "node:http"
 import * as net from "node:net"
 import WebSocket from "ws"
@@ -54,7 +55,8 @@ const Users = RpcGroup.make(
   Rpc.make("Search", {
     payload: { minAge: Schema.Number, tag: Schema.optional(Schema.String) },
     success: Schema.Array(User)
-  })
+  }),
+  Rpc.make("Slow", { payload: { millis: Schema.Number }, success: Schema.String, stream: true })
 )
 const usersLayer = Users.toLayer({
   Get: ({ id, verbose }) =>
@@ -63,7 +65,8 @@ const usersLayer = Users.toLayer({
       : id === "bad"
       ? Effect.fail(new Suspended({ id }))
       : Effect.succeed({ id, name: verbose === true ? `User ${id} (verbose)` : `User ${id}`, age: 42 }),
-  Search: ({ minAge, tag }) => Effect.succeed([{ id: tag ?? "x", name: "found", age: minAge }])
+  Search: ({ minAge, tag }) => Effect.succeed([{ id: tag ?? "x", name: "found", age: minAge }]),
+  Slow: ({ millis }) => Stream.fromEffect(Effect.as(Effect.sleep(millis), "done"))
 })
 
 const Infra = Layer.mergeAll(Transport.layerMemory, Registry.layerMemory, Codec.layer, Selector.layer)
@@ -511,6 +514,22 @@ const EvolvingV2 = RpcGroup.make(
   Rpc.make("B", { payload: { n: Schema.Number }, success: Schema.Number })
 )
 
+describe("Gateway (SSE heartbeat)", () => {
+  layer(gatewayLayer({ sseHeartbeat: "100 millis" }), { excludeTestServices: true })((it) => {
+    it.effect("a quiet stream gets `: ping` comments until its messages come", () =>
+      Effect.gen(function*() {
+        const reply = yield* post("/users/Slow", { millis: 450 })
+        const pings = reply.text.split("\n\n").filter((block) => block === ": ping").length
+        expect(pings).toBeGreaterThanOrEqual(2)
+        expect(reply.text.endsWith("data: \"done\"\n\n")).toBe(true)
+        // The events themselves are unchanged.
+        expect(sseEvents(reply.text.split("\n\n").filter((b) => b !== ": ping").join("\n\n"))).toEqual([
+          { event: "message", data: "done" }
+        ])
+      }))
+  })
+})
+
 describe("Gateway (rate limit on the fast path)", () => {
   // No CORS and no aliases: cached unary calls take the layer's fast path, which shares the limiter.
   layer(gatewayLayer({ rateLimit: { ratePerSecond: 1, burst: 2 }, trustProxy: true }), { excludeTestServices: true })(
@@ -530,7 +549,7 @@ describe("Gateway (rate limit on the fast path)", () => {
   )
 })
 
-describe("Gateway (changing services)", () => {
+describe("Gateway (own layers: contract changes, router in a server of ones own, server limits)", () => {
   it.scopedLive("a new contract is picked up: a missing endpoint re-describes, the registry watch refreshes OpenAPI", () =>
     Effect.gen(function*() {
       const infra = yield* Layer.build(Infra)
@@ -595,6 +614,44 @@ describe("Gateway (changing services)", () => {
       expect(yield* Effect.promise(() => fetch(`${base}/hello`).then((r) => r.text()))).toBe("mine")
       expect(yield* Effect.promise(() => fetch(`${base}/api/docs`).then((r) => r.status))).toBe(404)
     }).pipe(Effect.provide(Layer.mergeAll(Client.layer(), services).pipe(Layer.provideMerge(Infra)))))
+
+  it.scopedLive("mounts: an app of one's own under a prefix on the gateway's port (a dashboard's place)", () =>
+    Effect.gen(function*() {
+      const base = yield* baseUrl
+      const page = yield* Effect.promise(() => fetch(`${base}/extra/page`).then((r) => r.text()))
+      expect(page).toBe("extra page")
+      const posted = yield* Effect.promise(() =>
+        fetch(`${base}/extra/form`, { method: "POST", body: "x" }).then((r) => r.text())
+      )
+      expect(posted).toBe("form posted")
+      expect(yield* Effect.promise(() => fetch(`${base}/extra/nope`).then((r) => r.status))).toBe(404)
+      // The gateway's own routes are unchanged.
+      expect((yield* post("/testing/Hello", { name: "Ada" })).json).toBe("Hello, Ada!")
+      expect((yield* post("/testing/Hello", { name: "Ada" })).json).toBe("Hello, Ada!")
+    }).pipe(Effect.provide(gatewayLayer({
+      mounts: {
+        "/extra": HttpRouter.empty.pipe(
+          HttpRouter.get("/page", HttpServerResponse.text("extra page")),
+          HttpRouter.post("/form", HttpServerResponse.text("form posted"))
+        )
+      }
+    }))))
+
+  it.scopedLive("headersTimeout: a client that never finishes its headers gets 408 and is closed", () =>
+    Effect.gen(function*() {
+      const { host, port } = yield* Gateway.Gateway
+      const started = Date.now()
+      const received = yield* Effect.async<string>((resume) => {
+        const socket = net.connect(port, host, () => socket.write(`POST /testing/Hello HTTP/1.1\r\nhost: ${host}\r\n`))
+        let data = ""
+        socket.on("data", (chunk) => (data += chunk))
+        socket.on("close", () => resume(Effect.succeed(data)))
+        socket.on("error", () => resume(Effect.succeed(data)))
+        return Effect.sync(() => socket.destroy())
+      })
+      expect(received).toMatch(/^HTTP\/1\.1 408/)
+      expect(Date.now() - started).toBeLessThan(5000)
+    }).pipe(Effect.provide(gatewayLayer({ headersTimeout: "300 millis", requestTimeout: "600 millis" }))))
 
   it.scopedLive("maxConnections: connections past the cap are closed at once", () =>
     Effect.gen(function*() {

@@ -38,6 +38,7 @@ export const defaults = {
   endpointErrorStatus: 422,
   maxServices: 256,
   maxPendingMessages: 256,
+  sseHeartbeat: Duration.seconds(15),
   rateLimitMaxClients: 10_000,
   title: "effect-micro gateway"
 } as const
@@ -135,6 +136,9 @@ export const makeWithCore = (
     const clock = yield* Effect.clock
     const maxBodySize = options.maxBodySize ?? defaults.maxBodySize
     const maxPending = options.maxPendingMessages ?? defaults.maxPendingMessages
+    const heartbeatMillis = options.sseHeartbeat === false
+      ? 0
+      : Duration.toMillis(Duration.decode(options.sseHeartbeat ?? defaults.sseHeartbeat))
     const allowed = options.services === undefined ? undefined : new Set(options.services)
     const settings: CallSettings = {
       metadataHeaders: (options.metadataHeaders ?? defaults.metadataHeaders).map((name) => name.toLowerCase()),
@@ -204,7 +208,9 @@ export const makeWithCore = (
           })
         case "server-stream": {
           const replies = method(payload, callOpts) as Stream.Stream<unknown, unknown>
-          return Effect.succeed(wantsNdjson(headers["accept"]) ? ndjson(replies, onFailure) : sse(replies, onFailure))
+          return Effect.succeed(
+            wantsNdjson(headers["accept"]) ? ndjson(replies, onFailure) : sse(replies, onFailure, heartbeatMillis)
+          )
         }
         case "client-stream":
         case "bidi": {
@@ -221,7 +227,9 @@ export const makeWithCore = (
             })
           }
           const replies = method(input, callOpts) as Stream.Stream<unknown, unknown>
-          return Effect.succeed(wantsNdjson(headers["accept"]) ? ndjson(replies, onFailure) : sse(replies, onFailure))
+          return Effect.succeed(
+            wantsNdjson(headers["accept"]) ? ndjson(replies, onFailure) : sse(replies, onFailure, heartbeatMillis)
+          )
         }
       }
     }
@@ -399,6 +407,18 @@ export const makeWithCore = (
         alias.path as HttpRouter.PathInput,
         aliasRoute(alias.target, hasBody)
       )
+    }
+    for (const [prefix, mounted] of Object.entries(options.mounts ?? {})) {
+      const answered: HttpApp.Default<never, never> = Effect.catchAll(mounted, (error) =>
+        refuse(
+          (error as { _tag?: unknown } | null)?._tag === "RouteNotFound"
+            ? notFound(`no route under ${prefix}`)
+            : httpError(500, "Internal Server Error", `${prefix}: the mounted app failed`)
+        ))
+      router = HttpRouter.mountApp(router, prefix as `/${string}`, answered)
+      // A POST under a mount is the mounted app's, never a call (the fast path stands aside).
+      const first = prefix.split("/")[1] ?? ""
+      if (postAliasPrefixes !== true) postAliasPrefixes.add(first)
     }
     if (options.openApi !== false) {
       router = HttpRouter.get(

@@ -42,6 +42,12 @@ export const make = (
     const server = yield* NodeHttpServer.make(() => {
       const server = Http.createServer({
         headersTimeout,
+        // Node checks the two timeouts on this interval (default 30 s, which would let a slow client hold a
+        // connection for up to 30 s past them): half the shorter timeout, between 100 ms and 1 s.
+        connectionsCheckingInterval: Math.min(
+          1000,
+          Math.max(100, Math.floor(Math.min(headersTimeout, requestTimeout || headersTimeout) / 2))
+        ),
         // Node wants requestTimeout ≥ headersTimeout (0 turns it off).
         requestTimeout: requestTimeout === 0 ? 0 : Math.max(requestTimeout, headersTimeout),
         keepAliveTimeout: millis(options.keepAliveTimeout ?? defaults.keepAliveTimeout)

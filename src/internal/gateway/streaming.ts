@@ -12,6 +12,7 @@
  */
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Socket from "@effect/platform/Socket"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Mailbox from "effect/Mailbox"
@@ -24,20 +25,34 @@ const encoder = new TextEncoder()
 
 const sseHeaders = { "cache-control": "no-cache", "x-accel-buffering": "no" }
 
-/** Replies as Server-Sent Events. */
+const ping = encoder.encode(": ping\n\n")
+
+/**
+ * Replies as Server-Sent Events. Every `heartbeatMillis` (0: never) an SSE comment (`: ping`) goes out, so
+ * proxies that close quiet connections keep a slow stream open; clients ignore comments.
+ */
 export const sse = (
   replies: Stream.Stream<unknown, unknown>,
-  failure: (error: unknown) => Failure
-): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.stream(
-    replies.pipe(
-      Stream.map((value) => encoder.encode(`data: ${JSON.stringify(value) ?? "null"}\n\n`)),
-      Stream.catchAll((error) =>
-        Stream.succeed(encoder.encode(`event: error\ndata: ${JSON.stringify(failure(error).body)}\n\n`))
+  failure: (error: unknown) => Failure,
+  heartbeatMillis: number
+): HttpServerResponse.HttpServerResponse => {
+  const events = replies.pipe(
+    Stream.map((value) => encoder.encode(`data: ${JSON.stringify(value) ?? "null"}\n\n`)),
+    Stream.catchAll((error) =>
+      Stream.succeed(encoder.encode(`event: error\ndata: ${JSON.stringify(failure(error).body)}\n\n`))
+    )
+  )
+  return HttpServerResponse.stream(
+    heartbeatMillis > 0
+      ? Stream.merge(
+        events,
+        Stream.tick(Duration.millis(heartbeatMillis)).pipe(Stream.drop(1), Stream.as(ping)),
+        { haltStrategy: "left" }
       )
-    ),
+      : events,
     { contentType: "text/event-stream", headers: sseHeaders }
   )
+}
 
 /** Replies as newline-delimited JSON. */
 export const ndjson = (
