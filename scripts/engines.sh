@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and runs the real engines the plugin suites use, on loopback, each in its own temp dir.
 #
-#   scripts/engines.sh install [etcd|nats|redis|postgres|avahi|protoc ...]   apt-get install what is missing (all by default)
+#   scripts/engines.sh install [etcd|nats|redis|postgres|avahi|protoc|promparse|grpcpy ...]   apt-get install what is missing (all by default)
 #   scripts/engines.sh start ENGINE [PORT]    start one; prints  ENGINE_ADDRESS=127.0.0.1:PORT  and  ENGINE_DIR=/tmp/...
 #   scripts/engines.sh stop DIR               stop the engine started in DIR (from the start output)
 #
@@ -20,6 +20,7 @@ packages_for() {
     avahi) echo "avahi-daemon avahi-utils dbus" ;;
     protoc) echo "protobuf-compiler" ;;
     promparse) echo "python3-prometheus-client" ;;
+    grpcpy) echo "python3-grpcio python3-grpc-tools" ;;
     *) die "unknown engine '$1'" ;;
   esac
 }
@@ -33,12 +34,13 @@ binary_for() {
     avahi) echo avahi-browse ;;
     protoc) echo protoc ;;
     promparse) echo /usr/lib/python3/dist-packages/prometheus_client/parser.py ;;
+    grpcpy) echo /usr/lib/python3/dist-packages/grpc/__init__.py ;;
   esac
 }
 
 install() {
   local engines=("$@") missing=()
-  [ ${#engines[@]} -eq 0 ] && engines=(etcd nats redis postgres promparse)
+  [ ${#engines[@]} -eq 0 ] && engines=(etcd nats redis postgres promparse protoc grpcpy)
   for e in "${engines[@]}"; do
     local binary; binary=$(binary_for "$e")
     command -v "$binary" >/dev/null 2>&1 || [ -e "$binary" ] || missing+=($(packages_for "$e"))
