@@ -36,7 +36,7 @@ import type { CompiledEndpoint } from "../../../internal/rpc/endpoint.js"
 import type { ServerWrapper } from "../../../internal/rpc/serverConnection.js"
 import type { IncomingCall, Metadata } from "../../../Metadata.js"
 import { currentCallRef } from "../../../Metadata.js"
-import { codeOfFramework, DETAILS_TRAILER, encodeStatus, ENDPOINT_ERROR_CODE } from "./status.js"
+import { codeOfFramework, DETAILS_TRAILER, encodeStatus, ENDPOINT_ERROR_CODE, ERROR_KIND_TRAILER } from "./status.js"
 
 /** The content-type handlers see in `IncomingCall` for gRPC calls. */
 export const GRPC_CONTENT_TYPE = "application/grpc+proto"
@@ -119,11 +119,11 @@ export const statusOf = (
     if (Either.isRight(encoded)) {
       // A framework error the contract declares (e.g. `error: Errors.Unauthorized`) keeps its status code.
       if (isMicroError(failure)) {
-        return withDetails(codeOfFramework(failure), failure.detail, route.errorUrl, encoded.right)
+        return withDetails(codeOfFramework(failure), failure.detail, "endpoint", route.errorUrl, encoded.right)
       }
       const tag = (failure as { readonly _tag?: unknown })._tag
       const message = typeof tag === "string" ? tag : "endpoint error"
-      return withDetails(ENDPOINT_ERROR_CODE, message, route.errorUrl, encoded.right)
+      return withDetails(ENDPOINT_ERROR_CODE, message, "endpoint", route.errorUrl, encoded.right)
     }
     return frameworkStatus(
       shared,
@@ -147,12 +147,19 @@ export const frameworkStatus = (
   const code = codeOfFramework(error)
   const encoded = compiled.framework.encode(error)
   if (Either.isLeft(encoded)) return { code, details: error.detail, metadata: new GrpcMetadata() }
-  return withDetails(code, error.detail, shared.frameworkUrl, encoded.right)
+  return withDetails(code, error.detail, "framework", shared.frameworkUrl, encoded.right)
 }
 
-const withDetails = (code: number, message: string, url: string, value: Uint8Array): grpc.StatusObject => {
+const withDetails = (
+  code: number,
+  message: string,
+  kind: "endpoint" | "framework",
+  url: string,
+  value: Uint8Array
+): grpc.StatusObject => {
   const metadata = new GrpcMetadata()
   metadata.set(DETAILS_TRAILER, encodeStatus(code, message, url, value))
+  metadata.set(ERROR_KIND_TRAILER, kind)
   return { code, details: message, metadata }
 }
 

@@ -49,6 +49,12 @@ export const Code = {
 /** The trailer that carries the `google.rpc.Status` with the typed error. */
 export const DETAILS_TRAILER = "grpc-status-details-bin"
 
+/**
+ * The trailer an effect-micro server adds beside the details: `endpoint` (the detail is the endpoint's
+ * declared error) or `framework` (a `MicroError`). Its absence means a foreign server's status.
+ */
+export const ERROR_KIND_TRAILER = "effect-micro-error"
+
 /** The status code a framework error is sent with. */
 export const codeOfFramework = (error: MicroError): number => {
   switch (error._tag) {
