@@ -6,6 +6,8 @@
  *           protobuf) at each in-flight count — req/s, p50/p99, server CPU µs/req (/proc), server peak RSS,
  *           ratios to raw net and to Moleculer;
  *   stream  messages echoed on one bidi stream: effect-micro vs grpc-js — msgs/s, latency, server CPU µs/msg;
+ *   grpc    unary and bidi over effect-micro's gRPC layer vs grpc-js + proto-loader (same .proto, same payload)
+ *           and vs effect-micro's native protocol (protobuf) — not in the default groups: BENCH_GROUPS=grpc;
  *   codec   encode+decode ops/s of a 10-field message: our protobuf vs protobufjs vs our JSON/msgpack codecs;
  *   store   writes/s and reads/s of each Store layer next to the raw driver (engines started and stopped here);
  *   pubsub  events/s delivered to a subscriber in another process: effect-micro HTTP broker (with results and
@@ -21,6 +23,7 @@
  *   BENCH_WINDOW_MS          rpc/stream measured window (default 5000)
  *   BENCH_INFLIGHT           rpc in-flight counts (default "64,1")
  *   BENCH_STREAM_INFLIGHT    stream messages in flight (default "64")
+ *   BENCH_GRPC_INFLIGHT      grpc group: calls (unary) or messages (bidi) in flight (default "64")
  *   BENCH_SCENARIOS          rpc/stream scenario names (default: all but the optional diagnostics)
  *   BENCH_CODEC_ROUND_MS     codec: time per codec per round (default 100); BENCH_CODEC_ROUNDS (default 15)
  *   BENCH_STORE_MS           store: time per implementation per cell (default 2000, split over 4 rounds)
@@ -54,7 +57,17 @@ import { clkTck, cpuTicks, statusKib } from "./proc.js"
 import type { PubsubRow } from "./pubsub/measure.js"
 import { pubsubSummary, pubsubTable, runPubsub } from "./pubsub/measure.js"
 import type { IdleRow, Measurement, StartupRow, StoreCellFailure } from "./report.js"
-import { codecTable, idleTable, rpcTable, startupTable, storeTable, streamTable, summary } from "./report.js"
+import {
+  codecTable,
+  grpcSummary,
+  grpcTable,
+  idleTable,
+  rpcTable,
+  startupTable,
+  storeTable,
+  streamTable,
+  summary
+} from "./report.js"
 import type { Scenario } from "./scenarios.js"
 import { scenarios } from "./scenarios.js"
 import type { StoreRow } from "./store.js"
@@ -77,15 +90,18 @@ const listEnv = (name: string, fallback: string): Array<string> =>
 const countsEnv = (name: string, fallback: string): Array<number> =>
   listEnv(name, fallback).map(Number).filter((n) => Number.isInteger(n) && n > 0)
 
-const allGroups = ["rpc", "stream", "codec", "store", "pubsub", "idle", "startup"] as const
+const allGroups = ["rpc", "stream", "codec", "store", "pubsub", "idle", "startup", "grpc"] as const
+/** Run when BENCH_GROUPS is not set (grpc is opt-in: it repeats rpc/stream measurements over another protocol). */
+const defaultGroups = allGroups.filter((group) => group !== "grpc")
 type Group = typeof allGroups[number]
 
 const config = {
-  groups: listEnv("BENCH_GROUPS", allGroups.join(",")) as Array<Group>,
+  groups: listEnv("BENCH_GROUPS", defaultGroups.join(",")) as Array<Group>,
   warmupMs: numberEnv("BENCH_WARMUP_MS", 2000),
   windowMs: numberEnv("BENCH_WINDOW_MS", 5000),
   inflight: countsEnv("BENCH_INFLIGHT", "64,1"),
   streamInflight: countsEnv("BENCH_STREAM_INFLIGHT", "64"),
+  grpcInflight: countsEnv("BENCH_GRPC_INFLIGHT", "64"),
   scenarios: process.env.BENCH_SCENARIOS === undefined ? undefined : listEnv("BENCH_SCENARIOS", ""),
   codecRoundMs: numberEnv("BENCH_CODEC_ROUND_MS", 100),
   codecRounds: numberEnv("BENCH_CODEC_ROUNDS", 15),
@@ -206,7 +222,7 @@ const measure = async (launcher: Launcher, scenario: Scenario, inflight: number)
 
 const runLoad = async (
   launcher: Launcher,
-  group: "rpc" | "stream",
+  group: "rpc" | "stream" | "grpc",
   inflights: ReadonlyArray<number>
 ): Promise<Array<Measurement>> => {
   const selected = scenarios.filter((s) =>
@@ -439,6 +455,7 @@ const main = async () => {
   const has = (group: Group) => config.groups.includes(group)
   const rpc = has("rpc") ? await runLoad(launcher, "rpc", config.inflight) : []
   const stream = has("stream") ? await runLoad(launcher, "stream", config.streamInflight) : []
+  const grpcRows = has("grpc") ? await runLoad(launcher, "grpc", config.grpcInflight) : []
   const idle = has("idle") ? await runIdle(launcher) : []
   const startup = has("startup") ? await runStartup(launcher) : []
   const codec = has("codec") ? await runCodec(launcher) : undefined
@@ -451,6 +468,7 @@ const main = async () => {
   const sections: Array<string> = []
   if (rpc.length > 0) sections.push(`### RPC (unary echo)\n\n${rpcTable(rpc)}`)
   if (stream.length > 0) sections.push(`### Bidi streaming (one stream, messages echoed)\n\n${streamTable(stream)}`)
+  if (grpcRows.length > 0) sections.push(`### gRPC (unary and bidi, protobuf)\n\n${grpcTable(grpcRows)}`)
   if (codec !== undefined && codec.rows.length > 0) {
     sections.push(`### Codecs (10-field message, encode+decode)\n\n${codecTable(codec.rows)}`)
   }
@@ -464,7 +482,8 @@ const main = async () => {
   if (startup.length > 0) sections.push(`### Start-up (process start → serving)\n\n${startupTable(startup)}`)
   const summaryText = [
     summary({ rpc, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle, startup }),
-    ...pubsubSummary(pubsub?.rows ?? [])
+    ...pubsubSummary(pubsub?.rows ?? []),
+    ...grpcSummary(grpcRows)
   ].filter((line) => line !== "").join("\n")
   if (summaryText !== "") sections.push(`### Summary (same-run ratios)\n\n${summaryText}`)
   const markdown = sections.join("\n\n")
@@ -501,6 +520,7 @@ const main = async () => {
           })),
           rpc,
           stream,
+          grpc: grpcRows,
           codec,
           store,
           pubsub,
@@ -516,7 +536,7 @@ const main = async () => {
     )
     console.log(`saved ${path.relative(root, file)}`)
   }
-  const failed = [...rpc, ...stream].some((r) => r.failure !== undefined) ||
+  const failed = [...rpc, ...stream, ...grpcRows].some((r) => r.failure !== undefined) ||
     [...idle, ...startup].some((r) => r.failure !== undefined) || codec?.failure !== undefined ||
     (store?.failures.length ?? 0) > 0 ||
     pubsub?.failure !== undefined || (pubsub?.rows.some((r) => r.failure !== undefined) ?? false)
