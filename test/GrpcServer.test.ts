@@ -8,7 +8,10 @@ import { describe, expect, layer } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
 import * as protoLoader from "@grpc/proto-loader"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
@@ -23,6 +26,11 @@ import { failByMetadata, handlers, Interop, interrupted, started } from "./suppo
 
 const require = createRequire(import.meta.url)
 const PACKAGE = "interop.v1"
+
+const HEALTH_PROTO = `syntax = "proto3"; package grpc.health.v1;
+  message HealthCheckRequest { string service = 1; }
+  message HealthCheckResponse { enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; } ServingStatus status = 1; }
+  service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); rpc Watch(HealthCheckRequest) returns (stream HealthCheckResponse); }`
 
 const descriptorRoot = protobuf.Root.fromJSON(
   JSON.parse(fs.readFileSync(require.resolve("protobufjs/google/protobuf/descriptor.json"), "utf8"))
@@ -231,14 +239,7 @@ describe("GrpcServer: grpc-js + proto-loader client from the emitted .proto", ()
     it.scoped("standard health: Check and Watch", () =>
       Effect.gen(function*() {
         const server = yield* GrpcServer.GrpcServer
-        const client = loadClient(
-          `syntax = "proto3"; package grpc.health.v1;
-           message HealthCheckRequest { string service = 1; }
-           message HealthCheckResponse { enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; } ServingStatus status = 1; }
-           service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); rpc Watch(HealthCheckRequest) returns (stream HealthCheckResponse); }`,
-          "grpc.health.v1.Health",
-          server.listenAddress
-        ) as any
+        const client = loadClient(HEALTH_PROTO, "grpc.health.v1.Health", server.listenAddress) as any
         yield* closeClient(client)
         expect((yield* unary(client, "Check", { service: "" })).value).toEqual({ status: 1 })
         expect((yield* unary(client, "Check", { service: "interop.v1.Interop" })).value).toEqual({ status: 1 })
@@ -339,6 +340,43 @@ describe("GrpcServer: auth middleware applies to gRPC calls", () => {
         metadata.set("authorization", `Bearer ${token.accessToken}`)
         const { value } = yield* unary(client, "WhoAmI", {}, { metadata })
         expect(value.account).toBe("caller")
+      }))
+  })
+})
+
+describe("GrpcServer: graceful stop", () => {
+  layer(Registry.layerMemory, { timeout: 30_000, excludeTestServices: true })((it) => {
+    it.scoped("NOT_SERVING, new calls refused as not started (UNAVAILABLE), calls still running stopped at drainTimeout", () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const server = yield* GrpcServer.make(Interop, {
+          name: "draining",
+          package: PACKAGE,
+          serviceName: "Interop",
+          address: "127.0.0.1:0",
+          drainTimeout: "500 millis"
+        }).pipe(Scope.extend(scope), Effect.provide(handlers))
+        const client = loadClient(server.proto, "interop.v1.Interop", server.listenAddress) as any
+        yield* closeClient(client)
+        const health = loadClient(HEALTH_PROTO, "grpc.health.v1.Health", server.listenAddress)
+        yield* closeClient(health)
+        const inFlight = yield* Effect.fork(Effect.flip(unary(client, "Slow", { millis: 0, token: "drain" })))
+        yield* eventually(Effect.sync(() => started.has("drain")), (running) => running)
+        const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+        // Deregistered first, then NOT_SERVING while the call in flight may still finish.
+        yield* eventually(
+          Effect.map(unary(health, "Check", { service: "" }), ({ value }) => value.status),
+          (status) => status === 2
+        )
+        const registry = yield* Registry.Registry
+        expect(yield* Effect.flip(registry.getService("draining"))).toMatchObject({ _tag: "ServiceNotFound" })
+        const refused = yield* Effect.flip(unary(client, "Hello", { name: "late" }))
+        expect(refused.code).toBe(grpc.status.UNAVAILABLE)
+        expect(refused.metadata.get("effect-micro-error")).toEqual(["not-started"])
+        const stopped = yield* Fiber.join(inFlight)
+        expect([stopped.code, stopped.details]).toEqual([grpc.status.UNAVAILABLE, "server stopped"])
+        yield* Fiber.join(closing)
+        expect(interrupted.has("drain")).toBe(true)
       }))
   })
 })

@@ -39,10 +39,13 @@ interface GrpcCall {
 const deliverStatus = (address: string, handlers: CallHandlers, error: grpc.ServiceError): void => {
   const kind = error.metadata?.get(ERROR_KIND_TRAILER)[0]
   const details = error.metadata?.get(DETAILS_TRAILER)[0]
-  if ((kind === "endpoint" || kind === "framework") && Buffer.isBuffer(details)) {
+  if ((kind === "endpoint" || kind === "framework" || kind === "not-started") && Buffer.isBuffer(details)) {
     const value = decodeStatusDetails(details)?.[0]?.value
     if (value !== undefined) {
-      return handlers.onError(kind === "endpoint" ? ErrorKind.Endpoint : ErrorKind.Framework, Buffer.from(value))
+      return handlers.onError(
+        kind === "endpoint" ? ErrorKind.Endpoint : kind === "framework" ? ErrorKind.Framework : ErrorKind.NotStarted,
+        Buffer.from(value)
+      )
     }
   }
   const message = error.details ?? error.message

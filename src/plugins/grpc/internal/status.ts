@@ -51,7 +51,8 @@ export const DETAILS_TRAILER = "grpc-status-details-bin"
 
 /**
  * The trailer an effect-micro server adds beside the details: `endpoint` (the detail is the endpoint's
- * declared error) or `framework` (a `MicroError`). Its absence means a foreign server's status.
+ * declared error), `framework` (a `MicroError`), or `not-started` (a `MicroError` sent before the handler
+ * ran, e.g. while draining: safe to retry anywhere). Its absence means a foreign server's status.
  */
 export const ERROR_KIND_TRAILER = "effect-micro-error"
 
