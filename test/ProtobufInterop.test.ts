@@ -322,11 +322,11 @@ describe("Protobuf interop with protobufjs (emitted .proto)", () => {
         const plan = planContract(Contract, { package: "interop", serviceName: "Demo" })
         const ours = FileDescriptorProto.toObject(FileDescriptorProto.decode(fileDescriptor(plan, "contract.proto")))
         expect(ours).toEqual(fromProtoc)
-      // Not trivially equal: the contract has messages, enums, maps, proto3 optionals, oneofs and streams.
-      const text = JSON.stringify(ours)
-      for (const feature of ["mapEntry", "proto3Optional", "oneofDecl", "enumType", "serverStreaming"]) {
-        expect(text).toContain(feature)
-      }
+        // Not trivially equal: the contract has messages, enums, maps, proto3 optionals, oneofs and streams.
+        const text = JSON.stringify(ours)
+        for (const feature of ["mapEntry", "proto3Optional", "oneofDecl", "enumType", "serverStreaming"]) {
+          expect(text).toContain(feature)
+        }
       } finally {
         fs.rmSync(dir, { recursive: true, force: true })
       }
