@@ -170,6 +170,30 @@ describe("GrpcClient → a hand-written grpc-js server (proto-loader)", () => {
         expect(error).toMatchObject({ _tag: "TransportError", reason: "dial" })
         expect(error.message).toContain("grpc.service")
       }))
+
+    it.scoped("a gRPC node called with JSON, or by a client without GrpcClient: clear typed errors", () =>
+      Effect.gen(function*() {
+        const foreign = yield* foreignServer
+        const registry = yield* Registry.Registry
+        yield* registry.register({
+          name: "typed-errors",
+          version: "1",
+          metadata: {},
+          endpoints: [],
+          nodes: [grpcNode("t1", foreign.address)]
+        })
+        const client = yield* Client.make(Interop, { service: "typed-errors", retry: false })
+        const json = yield* Effect.flip(client.Hello({ name: "Ada" }, { contentType: "application/json" }))
+        expect(json).toMatchObject({ _tag: "BadRequest" })
+        expect(json.message).toContain("gRPC carries protobuf")
+        // A plain Client runtime (native protocol only) refuses the node at dial time, naming the fix.
+        const plain = yield* Client.make(Interop, { service: "typed-errors", retry: false }).pipe(
+          Effect.flatMap((native) => Effect.flip(native.Hello({ name: "Ada" }))),
+          Effect.provide(Client.layer())
+        )
+        expect(plain).toMatchObject({ _tag: "TransportError", reason: "dial" })
+        expect(plain.message).toContain("GrpcClient.layer")
+      }))
   })
 })
 

@@ -68,8 +68,17 @@ const badRequest = (handlers: CallHandlers, detail: string): void =>
     Buffer.from(encodeFrameworkErrorJson(BadRequest.of(detail, "effect-micro.client")))
   )
 
+interface ParsedHeader {
+  /** `/<package.Service>/<Method>`. */
+  readonly path: string
+  readonly metadata: Readonly<Record<string, string>>
+  /** Why the call cannot be made over gRPC. */
+  readonly error: string | undefined
+}
+
 export class GrpcConnection implements CallConnection {
   private readonly calls = new Map<number, GrpcCall>()
+  private readonly headers = new WeakMap<Buffer, ParsedHeader>()
   private readonly client: GrpcJsClient
   private nextId = 1
   unusable = false
@@ -84,6 +93,28 @@ export class GrpcConnection implements CallConnection {
     private readonly onGone: (self: GrpcConnection) => void
   ) {
     this.client = new GrpcJsClient(address, credentials, options)
+  }
+
+  /**
+   * What a call header says, parsed once per header: the client reuses one header Buffer per endpoint and
+   * content-type for calls without metadata, so the common call skips the parse.
+   */
+  private parse(header: Buffer): ParsedHeader {
+    let parsed = this.headers.get(header)
+    if (parsed !== undefined) return parsed
+    const call = decodeCallHeader(header, 0, header.length)
+    parsed = call === undefined
+      ? { path: "", metadata: {}, error: "malformed call header" }
+      : call.contentType !== Protobuf.contentType && call.contentType !== Protobuf.contentTypeAlias
+      ? {
+        path: "",
+        metadata: {},
+        error: `gRPC carries protobuf: call with contentType "${Protobuf.contentType}" ` +
+          `(GrpcClient.layer makes it the default), not "${call.contentType}"`
+      }
+      : { path: `/${this.service}/${pascal(call.endpoint)}`, metadata: call.metadata, error: undefined }
+    this.headers.set(header, parsed)
+    return parsed
   }
 
   get activeCalls(): number {
@@ -103,24 +134,17 @@ export class GrpcConnection implements CallConnection {
       handlers.onClosed(TransportError.of("closed", this.address, "connection already closed", true))
       return id
     }
-    const call = decodeCallHeader(header, 0, header.length)
-    if (call === undefined) {
-      badRequest(handlers, "malformed call header")
+    const parsed = this.parse(header)
+    if (parsed.error !== undefined) {
+      badRequest(handlers, parsed.error)
       return id
     }
-    if (call.contentType !== Protobuf.contentType && call.contentType !== Protobuf.contentTypeAlias) {
-      badRequest(
-        handlers,
-        `gRPC carries protobuf: call with contentType "${Protobuf.contentType}" (GrpcClient.layer makes it the default), not "${call.contentType}"`
-      )
-      return id
-    }
-    const metadata = toGrpcMetadata(call.metadata)
+    const metadata = toGrpcMetadata(parsed.metadata)
     if (typeof metadata === "string") {
       badRequest(handlers, metadata)
       return id
     }
-    const path = `/${this.service}/${pascal(call.endpoint)}`
+    const path = parsed.path
     const options: grpc.CallOptions = timeoutMillis > 0 ? { deadline: Date.now() + timeoutMillis } : {}
     const state: GrpcCall = { handlers, call: undefined, received: 0, allowed: window, paused: false }
     this.calls.set(id, state)
