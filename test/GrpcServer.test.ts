@@ -32,6 +32,16 @@ const HEALTH_PROTO = `syntax = "proto3"; package grpc.health.v1;
   message HealthCheckResponse { enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; } ServingStatus status = 1; }
   service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); rpc Watch(HealthCheckRequest) returns (stream HealthCheckResponse); }`
 
+const REFLECTION_PROTO = `syntax = "proto3"; package grpc.reflection.v1;
+          message ServerReflectionRequest { string host = 1; oneof message_request { string file_by_filename = 3; string file_containing_symbol = 4; string list_services = 7; } }
+          message FileDescriptorResponse { repeated bytes file_descriptor_proto = 1; }
+          message ServiceResponse { string name = 1; }
+          message ListServiceResponse { repeated ServiceResponse service = 1; }
+          message ErrorResponse { int32 error_code = 1; string error_message = 2; }
+          message ServerReflectionResponse { string valid_host = 1; ServerReflectionRequest original_request = 2;
+            oneof message_response { FileDescriptorResponse file_descriptor_response = 4; ListServiceResponse list_services_response = 6; ErrorResponse error_response = 7; } }
+          service ServerReflection { rpc ServerReflectionInfo(stream ServerReflectionRequest) returns (stream ServerReflectionResponse); }`
+
 const descriptorRoot = protobuf.Root.fromJSON(
   JSON.parse(fs.readFileSync(require.resolve("protobufjs/google/protobuf/descriptor.json"), "utf8"))
 )
@@ -211,6 +221,38 @@ describe("GrpcServer: grpc-js + proto-loader client from the emitted .proto", ()
         expect(unknown.code).toBe(grpc.status.UNIMPLEMENTED)
       }))
 
+    it.scoped("hostile input: an oversized message is refused, a malformed reflection request answered, serving goes on", () =>
+      Effect.gen(function*() {
+        const server = yield* GrpcServer.GrpcServer
+        const raw = new grpc.Client(server.listenAddress, grpc.credentials.createInsecure())
+        yield* closeClient(raw)
+        const oversized = yield* Effect.async<Buffer, grpc.ServiceError>((resume) => {
+          raw.makeUnaryRequest(
+            "/interop.v1.Interop/Hello",
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            Buffer.alloc(5 * 1024 * 1024),
+            (error, value) => resume(error === null ? Effect.succeed(value!) : Effect.fail(error))
+          )
+        }).pipe(Effect.flip)
+        expect(oversized.code).toBe(grpc.status.RESOURCE_EXHAUSTED)
+        const reflection = raw.makeBidiStreamRequest(
+          "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+          (b: Buffer) => b,
+          (b: Buffer) => b
+        )
+        const replies = collect(reflection)
+        reflection.write(Buffer.from([0x3a, 0xff, 0xff, 0xff])) // list_services with a length past the end
+        reflection.end()
+        const [reply] = yield* replies
+        const response = protobuf.parse(REFLECTION_PROTO, { keepCase: true }).root
+          .lookupType("grpc.reflection.v1.ServerReflectionResponse").decode(reply as Buffer) as any
+        expect(response.error_response.error_code).toBe(grpc.status.INVALID_ARGUMENT)
+        const client = loadClient(server.proto, "interop.v1.Interop", server.listenAddress)
+        yield* closeClient(client)
+        expect((yield* unary(client, "Hello", { name: "still" })).value.greeting).toBe("Hello still")
+      }))
+
     it.scoped("grpc-timeout becomes the handler's deadline: DEADLINE_EXCEEDED and the handler is stopped", () =>
       Effect.gen(function*() {
         const server = yield* GrpcServer.GrpcServer
@@ -257,18 +299,10 @@ describe("GrpcServer: grpc-js + proto-loader client from the emitted .proto", ()
     it.scoped("server reflection: list services, then the file descriptor of a symbol, readable by protobufjs", () =>
       Effect.gen(function*() {
         const server = yield* GrpcServer.GrpcServer
-        const reflectionProto = `syntax = "proto3"; package grpc.reflection.v1;
-          message ServerReflectionRequest { string host = 1; oneof message_request { string file_by_filename = 3; string file_containing_symbol = 4; string list_services = 7; } }
-          message FileDescriptorResponse { repeated bytes file_descriptor_proto = 1; }
-          message ServiceResponse { string name = 1; }
-          message ListServiceResponse { repeated ServiceResponse service = 1; }
-          message ErrorResponse { int32 error_code = 1; string error_message = 2; }
-          message ServerReflectionResponse { string valid_host = 1; ServerReflectionRequest original_request = 2;
-            oneof message_response { FileDescriptorResponse file_descriptor_response = 4; ListServiceResponse list_services_response = 6; ErrorResponse error_response = 7; } }
-          service ServerReflection { rpc ServerReflectionInfo(stream ServerReflectionRequest) returns (stream ServerReflectionResponse); }`
+
         for (const version of ["v1", "v1alpha"]) {
           const client = loadClient(
-            reflectionProto.replace("package grpc.reflection.v1;", `package grpc.reflection.${version};`),
+            REFLECTION_PROTO.replace("package grpc.reflection.v1;", `package grpc.reflection.${version};`),
             `grpc.reflection.${version}.ServerReflection`,
             server.listenAddress
           ) as any

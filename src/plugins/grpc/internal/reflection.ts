@@ -77,9 +77,10 @@ export class Reflection {
   answer(bytes: Buffer): Uint8Array {
     const request = decodeRequest(bytes)
     const w = new Writer(256)
+    // A malformed request is not echoed as original_request: it would make the response undecodable too.
+    if (request === undefined) return this.error(w, Code.INVALID_ARGUMENT, "malformed ServerReflectionRequest")
     key(w, 2, 2)
     w.bytes(bytes) // original_request
-    if (request === undefined) return this.error(w, Code.INVALID_ARGUMENT, "malformed ServerReflectionRequest")
     switch (request.field) {
       case LIST_SERVICES:
         sub(w, 6, (w) => {
