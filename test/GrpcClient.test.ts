@@ -9,8 +9,10 @@ import * as grpc from "@grpc/grpc-js"
 import * as protoLoader from "@grpc/proto-loader"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -29,52 +31,57 @@ const proto = Protobuf.toProto(Interop, { package: PACKAGE, serviceName: "Intero
 const foreignCancelled = new Set<string>()
 
 /** A gRPC server implemented by hand from the `.proto` (proto-loader), as another team's Node service would be. */
-const foreignServer = Effect.acquireRelease(
-  Effect.async<{ readonly server: grpc.Server; readonly address: string }, Error>((resume) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-micro-grpc-foreign-"))
-    const file = path.join(dir, "contract.proto")
-    fs.writeFileSync(file, proto)
-    const definition = protoLoader.loadSync(file, { keepCase: true, longs: Number, defaults: true })
-    fs.rmSync(dir, { recursive: true, force: true })
-    const loaded = grpc.loadPackageDefinition(definition) as any
-    const server = new grpc.Server()
-    server.addService(loaded.interop.v1.Interop.service, {
-      Hello: (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
-        if (call.request.name === "nobody") return callback({ code: grpc.status.NOT_FOUND, details: "no such user" })
-        callback(null, { greeting: `Hi ${call.request.name}`, caller: String(call.metadata.get("x-caller")[0] ?? "") })
-      },
-      Count: (call: grpc.ServerWritableStream<any, any>) => {
-        for (let n = 1; n <= call.request.to; n++) call.write({ n })
-        call.end()
-      },
-      Sum: (call: grpc.ServerReadableStream<any, any>, callback: grpc.sendUnaryData<any>) => {
-        let total = 0
-        let count = 0
-        call.on("data", (item) => {
-          total += item.value
-          count++
-        })
-        call.on("end", () => callback(null, { total, count }))
-      },
-      Chat: (call: grpc.ServerDuplexStream<any, any>) => {
-        call.on("data", (item) => call.write({ text: `${item.text}!` }))
-        call.on("end", () => call.end())
-      },
-      Slow: (call: grpc.ServerUnaryCall<any, any>) => {
-        call.on("cancelled", () => foreignCancelled.add(call.request.token))
-      },
-      Fail: (_call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) =>
-        callback({ code: grpc.status.INVALID_ARGUMENT, details: "bad kind" })
-    })
-    server.bindAsync(
-      "127.0.0.1:0",
-      grpc.ServerCredentials.createInsecure(),
-      (error, port) =>
-        resume(error === null ? Effect.succeed({ server, address: `127.0.0.1:${port}` }) : Effect.fail(error))
-    )
-  }),
-  ({ server }) => Effect.sync(() => server.forceShutdown())
-)
+const foreignServerAt = (bindAddress: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly server: grpc.Server; readonly address: string }, Error>((resume) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-micro-grpc-foreign-"))
+      const file = path.join(dir, "contract.proto")
+      fs.writeFileSync(file, proto)
+      const definition = protoLoader.loadSync(file, { keepCase: true, longs: Number, defaults: true })
+      fs.rmSync(dir, { recursive: true, force: true })
+      const loaded = grpc.loadPackageDefinition(definition) as any
+      const server = new grpc.Server()
+      server.addService(loaded.interop.v1.Interop.service, {
+        Hello: (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
+          if (call.request.name === "nobody") return callback({ code: grpc.status.NOT_FOUND, details: "no such user" })
+          callback(null, {
+            greeting: `Hi ${call.request.name}`,
+            caller: String(call.metadata.get("x-caller")[0] ?? "")
+          })
+        },
+        Count: (call: grpc.ServerWritableStream<any, any>) => {
+          for (let n = 1; n <= call.request.to; n++) call.write({ n })
+          call.end()
+        },
+        Sum: (call: grpc.ServerReadableStream<any, any>, callback: grpc.sendUnaryData<any>) => {
+          let total = 0
+          let count = 0
+          call.on("data", (item) => {
+            total += item.value
+            count++
+          })
+          call.on("end", () => callback(null, { total, count }))
+        },
+        Chat: (call: grpc.ServerDuplexStream<any, any>) => {
+          call.on("data", (item) => call.write({ text: `${item.text}!` }))
+          call.on("end", () => call.end())
+        },
+        Slow: (call: grpc.ServerUnaryCall<any, any>) => {
+          call.on("cancelled", () => foreignCancelled.add(call.request.token))
+        },
+        Fail: (_call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) =>
+          callback({ code: grpc.status.INVALID_ARGUMENT, details: "bad kind" })
+      })
+      server.bindAsync(
+        bindAddress,
+        grpc.ServerCredentials.createInsecure(),
+        (error, port) =>
+          resume(error === null ? Effect.succeed({ server, address: `127.0.0.1:${port}` }) : Effect.fail(error))
+      )
+    }),
+    ({ server }) => Effect.sync(() => server.forceShutdown())
+  )
+const foreignServer = foreignServerAt("127.0.0.1:0")
 
 /** A loopback port with nothing listening (a node that died). */
 const deadAddress = Effect.async<string>((resume) => {
@@ -153,6 +160,29 @@ describe("GrpcClient → a hand-written grpc-js server (proto-loader)", () => {
         )
         expect(error).toMatchObject({ _tag: "Timeout" })
         yield* eventually(Effect.sync(() => foreignCancelled.has("foreign-deadline")), (done) => done)
+      }))
+
+    it.scoped("a node restarted on its address is reached again at once (no grpc-js reconnect backoff)", () =>
+      Effect.gen(function*() {
+        const first = yield* Scope.make()
+        const { address } = yield* foreignServerAt("127.0.0.1:0").pipe(Scope.extend(first))
+        const registry = yield* Registry.Registry
+        yield* registry.register({
+          name: "restarting",
+          version: "1",
+          metadata: {},
+          endpoints: [],
+          nodes: [grpcNode("r1", address)]
+        })
+        const client = yield* Client.make(Interop, { service: "restarting", retry: false })
+        expect((yield* client.Hello({ name: "one" })).greeting).toBe("Hi one")
+        yield* Scope.close(first, Exit.void)
+        const down = yield* Effect.flip(client.Hello({ name: "two" }))
+        expect(down).toMatchObject({ _tag: "TransportError" })
+        yield* foreignServerAt(address)
+        // The first call after the restart gets through: the refused channel was retired and a fresh one dials
+        // at once (grpc-js alone fails calls until its reconnect backoff, 1 s and growing, has run out).
+        expect((yield* client.Hello({ name: "three" })).greeting).toBe("Hi three")
       }))
 
     it.scoped("a gRPC node without grpc.service metadata: a clear dial error", () =>

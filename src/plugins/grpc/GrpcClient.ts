@@ -46,8 +46,8 @@ export interface GrpcClientOptions {
   /** Channel credentials (TLS, per-call credentials). Default: insecure (plaintext HTTP/2). */
   readonly credentials?: grpc.ChannelCredentials | undefined
   /**
-   * grpc-js channel options (keepalive, load balancing within a node …). Default: none beyond the message
-   * size limits, which follow the client's `maxFrameSize`.
+   * grpc-js channel options (keepalive, load balancing within a node …). Default: message size limits
+   * following the client's `maxFrameSize`, and a subchannel pool per channel (`grpc.use_local_subchannel_pool`).
    */
   readonly channelOptions?: grpc.ChannelOptions | undefined
 }
@@ -71,6 +71,9 @@ const dialer = (options?: GrpcClientOptions): ProtocolDialer => (node, context) 
         {
           "grpc.max_send_message_length": context.maxFrameSize,
           "grpc.max_receive_message_length": context.maxFrameSize,
+          // Own subchannels: a channel retired after a refused connect is replaced by one that dials at
+          // once, not by the shared subchannel still waiting out its reconnect backoff.
+          "grpc.use_local_subchannel_pool": 1,
           ...options?.channelOptions
         },
         context.onGone

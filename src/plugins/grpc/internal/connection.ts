@@ -35,31 +35,39 @@ interface GrpcCall {
   paused: boolean
 }
 
-/** A grpc-js status as the client's error callbacks. */
-const deliverStatus = (address: string, handlers: CallHandlers, error: grpc.ServiceError): void => {
+/**
+ * A grpc-js status as the client's error callbacks. Returns true when the channel could not connect: the
+ * connection is then retired, so the next attempt dials afresh instead of waiting out grpc-js's reconnect
+ * backoff (which grows to 2 minutes) while the node may be back.
+ */
+const deliverStatus = (address: string, handlers: CallHandlers, error: grpc.ServiceError): boolean => {
   const kind = error.metadata?.get(ERROR_KIND_TRAILER)[0]
   const details = error.metadata?.get(DETAILS_TRAILER)[0]
   if ((kind === "endpoint" || kind === "framework" || kind === "not-started") && Buffer.isBuffer(details)) {
     const value = decodeStatusDetails(details)?.[0]?.value
     if (value !== undefined) {
-      return handlers.onError(
+      handlers.onError(
         kind === "endpoint" ? ErrorKind.Endpoint : kind === "framework" ? ErrorKind.Framework : ErrorKind.NotStarted,
         Buffer.from(value)
       )
+      return false
     }
   }
   const message = error.details ?? error.message
   if (error.code === Code.UNAVAILABLE && kind === undefined) {
     // grpc-js's own UNAVAILABLE: the channel could not connect (nothing was sent), or it broke mid-call.
     if (message.startsWith("No connection established")) {
-      return handlers.onClosed(TransportError.of("refused", address, message, true))
+      handlers.onClosed(TransportError.of("refused", address, message, true))
+      return true
     }
     if (message.startsWith("Connection dropped") || message.includes("ECONNRESET")) {
-      return handlers.onClosed(TransportError.of("reset", address, message, false))
+      handlers.onClosed(TransportError.of("reset", address, message, false))
+      return false
     }
   }
   const framework = frameworkOfCode(error.code, message, address)
   handlers.onError(ErrorKind.Framework | ERROR_JSON, Buffer.from(encodeFrameworkErrorJson(framework)))
+  return false
 }
 
 const badRequest = (handlers: CallHandlers, detail: string): void =>
@@ -83,6 +91,7 @@ export class GrpcConnection implements CallConnection {
   private nextId = 1
   unusable = false
   received = 0
+  private closed = false
 
   constructor(
     readonly address: string,
@@ -153,7 +162,8 @@ export class GrpcConnection implements CallConnection {
       if (this.calls.get(id) !== state) return
       this.calls.delete(id)
       this.received++
-      deliverStatus(this.address, handlers, error)
+      if (deliverStatus(this.address, handlers, error)) this.retire()
+      else this.closeIfRetired()
     }
     const onUnary = (error: grpc.ServiceError | null, value?: Buffer) => {
       if (error !== null) return onStatusError(error)
@@ -161,6 +171,7 @@ export class GrpcConnection implements CallConnection {
       this.calls.delete(id)
       this.received++
       handlers.onReply(value!)
+      this.closeIfRetired()
     }
     switch (resolvedShape) {
       case "unary":
@@ -191,6 +202,7 @@ export class GrpcConnection implements CallConnection {
           this.calls.delete(id)
           this.received++
           handlers.onEnd()
+          this.closeIfRetired()
         })
         break
       }
@@ -224,10 +236,28 @@ export class GrpcConnection implements CallConnection {
     if (state === undefined) return
     this.calls.delete(id)
     state.call?.cancel()
+    this.closeIfRetired()
   }
 
   release(id: number): void {
     this.calls.delete(id)
+    this.closeIfRetired()
+  }
+
+  /** No new calls here (the pool forgets it); the channel closes once the calls on it are done. */
+  private retire(): void {
+    if (!this.unusable) {
+      this.unusable = true
+      this.onGone(this)
+    }
+    this.closeIfRetired()
+  }
+
+  private closeIfRetired(): void {
+    if (this.unusable && this.calls.size === 0 && !this.closed) {
+      this.closed = true
+      this.client.close()
+    }
   }
 
   /** grpc-js keeps the channel alive itself (reconnects, optional keepalive pings): nothing to check here. */
@@ -244,9 +274,12 @@ export class GrpcConnection implements CallConnection {
   }
 
   close(): void {
-    if (this.unusable) return
-    this.unusable = true
-    this.onGone(this)
+    if (this.closed) return
+    this.closed = true
+    if (!this.unusable) {
+      this.unusable = true
+      this.onGone(this)
+    }
     const calls = [...this.calls.values()]
     this.calls.clear()
     const error = TransportError.of("closed", this.address, "client is closed", false)
