@@ -25,3 +25,14 @@ export const BenchStream = RpcGroup.make(
 )
 
 export const serviceName = "bench"
+
+/**
+ * The gRPC group's contract: unary `Echo` and bidi `Chat` over the same `Item`, served as the gRPC service
+ * `bench.Bench` its `.proto` describes (`grpcProto`), by `GrpcServer` and by a grpc-js + proto-loader server.
+ */
+export const GrpcBench = RpcGroup.make(
+  Rpc.make("Echo", { payload: Item, success: Item }),
+  Contract.bidi("Chat", { payload: Item, success: Item })
+)
+
+export const grpcProtoOptions = { package: "bench", serviceName: "Bench" } as const

@@ -6,7 +6,7 @@ import type { StoreRow } from "./store.js"
 
 export interface Measurement {
   readonly scenario: string
-  readonly group: "rpc" | "stream" | "gateway"
+  readonly group: "rpc" | "stream" | "gateway" | "grpc"
   readonly inflight: number
   /** Calls (rpc) or echoed messages (stream) per second in the window. */
   readonly reqPerSec: number
@@ -183,6 +183,56 @@ export const streamTable = (rows: ReadonlyArray<Measurement>): string =>
       ]
     })
   )
+
+/** The gRPC group: each scenario against grpc-js (proto-loader) and against the native protocol, same kind. */
+export const grpcTable = (rows: ReadonlyArray<Measurement>): string =>
+  markdown(
+    [
+      "scenario",
+      "in flight",
+      "calls or msgs/s",
+      "vs grpc-js",
+      "vs native",
+      "p50 µs",
+      "p99 µs",
+      "server CPU µs/op",
+      "CPU vs grpc-js",
+      "server peak RSS MB",
+      "client CPU µs/op",
+      "errors"
+    ],
+    rows.map((row) => {
+      const kind = row.scenario.endsWith("-bidi") ? "bidi" : "unary"
+      const ref = rows.find((r) => r.scenario === `grpc-js-proto-${kind}` && r.inflight === row.inflight)
+      const native = rows.find((r) => r.scenario === `effect-micro-native-${kind}` && r.inflight === row.inflight)
+      return [
+        row.scenario,
+        String(row.inflight),
+        fmt(row.reqPerSec),
+        ratio(row.reqPerSec, ref?.reqPerSec),
+        ratio(row.reqPerSec, native?.reqPerSec),
+        fmt(row.latencyUs.p50),
+        fmt(row.latencyUs.p99),
+        fmt(row.serverCpuUsPerReq, 1),
+        ratio(row.serverCpuUsPerReq, ref?.serverCpuUsPerReq),
+        fmt(row.serverPeakRssMb, 1),
+        fmt(row.clientCpuUsPerReq, 1),
+        errorsCell(row)
+      ]
+    })
+  )
+
+/** The gRPC group's headline: our gRPC layer vs grpc-js, and what gRPC costs against the native protocol. */
+export const grpcSummary = (rows: ReadonlyArray<Measurement>): Array<string> =>
+  rows.filter((row) => row.scenario.startsWith("effect-micro-grpc-")).map((row) => {
+    const kind = row.scenario.endsWith("-bidi") ? "bidi" : "unary"
+    const ref = rows.find((r) => r.scenario === `grpc-js-proto-${kind}` && r.inflight === row.inflight)
+    const native = rows.find((r) => r.scenario === `effect-micro-native-${kind}` && r.inflight === row.inflight)
+    return `- ${row.scenario} @${row.inflight} in flight: ${ratio(row.reqPerSec, ref?.reqPerSec)} grpc-js ` +
+      `(proto-loader) ${kind === "bidi" ? "msgs" : "calls"}/s, server CPU ${
+        ratio(row.serverCpuUsPerReq, ref?.serverCpuUsPerReq)
+      } grpc-js's; ${ratio(row.reqPerSec, native?.reqPerSec)} of the native protocol's throughput`
+  })
 
 const median = (values: ReadonlyArray<number>): number => {
   const sorted = [...values].sort((a, b) => a - b)

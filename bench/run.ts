@@ -8,6 +8,8 @@
  *   gateway unary echo over HTTP through effect-micro's Gateway vs moleculer-web, and vs calling the service
  *           directly (the service in a child of the gateway process; the gateway's CPU µs/req, req/s, latency);
  *   stream  messages echoed on one bidi stream: effect-micro vs grpc-js — msgs/s, latency, server CPU µs/msg;
+ *   grpc    unary and bidi over effect-micro's gRPC layer vs grpc-js + proto-loader (same .proto, same payload)
+ *           and vs effect-micro's native protocol (protobuf) — not in the default groups: BENCH_GROUPS=grpc;
  *   codec   encode+decode ops/s of a 10-field message: our protobuf vs protobufjs vs our JSON/msgpack codecs;
  *   store   writes/s and reads/s of each Store layer next to the raw driver (engines started and stopped here);
  *   pubsub  events/s delivered to a subscriber in another process: effect-micro HTTP broker (with results and
@@ -24,6 +26,7 @@
  *   BENCH_INFLIGHT           rpc in-flight counts (default "64,1")
  *   BENCH_STREAM_INFLIGHT    stream messages in flight (default "64")
  *   BENCH_GATEWAY_INFLIGHT   gateway: HTTP requests in flight, one keep-alive connection each (default "64")
+ *   BENCH_GRPC_INFLIGHT      grpc group: calls (unary) or messages (bidi) in flight (default "64")
  *   BENCH_SCENARIOS          rpc/stream scenario names (default: all but the optional diagnostics)
  *   BENCH_CODEC_ROUND_MS     codec: time per codec per round (default 100); BENCH_CODEC_ROUNDS (default 15)
  *   BENCH_STORE_MS           store: time per implementation per cell (default 2000, split over 4 rounds)
@@ -60,6 +63,8 @@ import type { IdleRow, Measurement, StartupRow, StoreCellFailure } from "./repor
 import {
   codecTable,
   gatewayTable,
+  grpcSummary,
+  grpcTable,
   idleTable,
   rpcTable,
   startupTable,
@@ -89,16 +94,19 @@ const listEnv = (name: string, fallback: string): Array<string> =>
 const countsEnv = (name: string, fallback: string): Array<number> =>
   listEnv(name, fallback).map(Number).filter((n) => Number.isInteger(n) && n > 0)
 
-const allGroups = ["rpc", "stream", "gateway", "codec", "store", "pubsub", "idle", "startup"] as const
+const allGroups = ["rpc", "stream", "gateway", "codec", "store", "pubsub", "idle", "startup", "grpc"] as const
+/** Run when BENCH_GROUPS is not set (grpc is opt-in: it repeats rpc/stream measurements over another protocol). */
+const defaultGroups = allGroups.filter((group) => group !== "grpc")
 type Group = typeof allGroups[number]
 
 const config = {
-  groups: listEnv("BENCH_GROUPS", allGroups.join(",")) as Array<Group>,
+  groups: listEnv("BENCH_GROUPS", defaultGroups.join(",")) as Array<Group>,
   warmupMs: numberEnv("BENCH_WARMUP_MS", 2000),
   windowMs: numberEnv("BENCH_WINDOW_MS", 5000),
   inflight: countsEnv("BENCH_INFLIGHT", "64,1"),
   streamInflight: countsEnv("BENCH_STREAM_INFLIGHT", "64"),
   gatewayInflight: countsEnv("BENCH_GATEWAY_INFLIGHT", "64"),
+  grpcInflight: countsEnv("BENCH_GRPC_INFLIGHT", "64"),
   scenarios: process.env.BENCH_SCENARIOS === undefined ? undefined : listEnv("BENCH_SCENARIOS", ""),
   codecRoundMs: numberEnv("BENCH_CODEC_ROUND_MS", 100),
   codecRounds: numberEnv("BENCH_CODEC_ROUNDS", 15),
@@ -219,7 +227,7 @@ const measure = async (launcher: Launcher, scenario: Scenario, inflight: number)
 
 const runLoad = async (
   launcher: Launcher,
-  group: "rpc" | "stream" | "gateway",
+  group: "rpc" | "stream" | "gateway" | "grpc",
   inflights: ReadonlyArray<number>
 ): Promise<Array<Measurement>> => {
   const selected = scenarios.filter((s) =>
@@ -454,6 +462,7 @@ const main = async () => {
   const rpc = has("rpc") ? await runLoad(launcher, "rpc", config.inflight) : []
   const stream = has("stream") ? await runLoad(launcher, "stream", config.streamInflight) : []
   const gateway = has("gateway") ? await runLoad(launcher, "gateway", config.gatewayInflight) : []
+  const grpcRows = has("grpc") ? await runLoad(launcher, "grpc", config.grpcInflight) : []
   const idle = has("idle") ? await runIdle(launcher) : []
   const startup = has("startup") ? await runStartup(launcher) : []
   const codec = has("codec") ? await runCodec(launcher) : undefined
@@ -469,6 +478,7 @@ const main = async () => {
     sections.push(`### HTTP gateway (unary echo over HTTP/1.1 keep-alive, JSON)\n\n${gatewayTable(gateway)}`)
   }
   if (stream.length > 0) sections.push(`### Bidi streaming (one stream, messages echoed)\n\n${streamTable(stream)}`)
+  if (grpcRows.length > 0) sections.push(`### gRPC (unary and bidi, protobuf)\n\n${grpcTable(grpcRows)}`)
   if (codec !== undefined && codec.rows.length > 0) {
     sections.push(`### Codecs (10-field message, encode+decode)\n\n${codecTable(codec.rows)}`)
   }
@@ -482,7 +492,8 @@ const main = async () => {
   if (startup.length > 0) sections.push(`### Start-up (process start → serving)\n\n${startupTable(startup)}`)
   const summaryText = [
     summary({ rpc, gateway, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle, startup }),
-    ...pubsubSummary(pubsub?.rows ?? [])
+    ...pubsubSummary(pubsub?.rows ?? []),
+    ...grpcSummary(grpcRows)
   ].filter((line) => line !== "").join("\n")
   if (summaryText !== "") sections.push(`### Summary (same-run ratios)\n\n${summaryText}`)
   const markdown = sections.join("\n\n")
@@ -520,6 +531,7 @@ const main = async () => {
           rpc,
           gateway,
           stream,
+          grpc: grpcRows,
           codec,
           store,
           pubsub,
@@ -535,7 +547,7 @@ const main = async () => {
     )
     console.log(`saved ${path.relative(root, file)}`)
   }
-  const failed = [...rpc, ...gateway, ...stream].some((r) => r.failure !== undefined) ||
+  const failed = [...rpc, ...gateway, ...stream, ...grpcRows].some((r) => r.failure !== undefined) ||
     [...idle, ...startup].some((r) => r.failure !== undefined) || codec?.failure !== undefined ||
     (store?.failures.length ?? 0) > 0 ||
     pubsub?.failure !== undefined || (pubsub?.rows.some((r) => r.failure !== undefined) ?? false)

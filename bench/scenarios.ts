@@ -5,13 +5,15 @@
  * Group `rpc`: unary echo calls. Group `stream`: messages echoed on one bidirectional stream (a "call" is one
  * message out and its echo back, so "req/s" there is msgs/s each way). Group `gateway`: the same unary echo
  * over HTTP/1.1 keep-alive (JSON body) through an API gateway in front of the service, vs calling it directly.
+ * Group `grpc`: unary and bidi over effect-micro's gRPC layer (GrpcServer + GrpcClient) vs a plain grpc-js + proto-loader service built from the
+ * same `.proto`, and vs effect-micro's native protocol with the same protobuf payload (the cost of gRPC).
  */
 import type { ClientFactory } from "./clients/types.js"
 
 export interface Scenario {
   /** Unique, used on the command line (`BENCH_SCENARIOS=a,b`) and in results. */
   readonly name: string
-  readonly group: "rpc" | "stream" | "gateway"
+  readonly group: "rpc" | "stream" | "gateway" | "grpc"
   /** One line for the README / table legend. */
   readonly description: string
   /**
@@ -26,6 +28,35 @@ export interface Scenario {
   /** Diagnostic scenarios run only when named in `BENCH_SCENARIOS`. */
   readonly optional?: boolean | undefined
 }
+
+/** The gRPC group: `<name>-unary` / `<name>-bidi`, compared with `grpc-js-<kind>` at the same in-flight count. */
+const grpcScenarios: ReadonlyArray<Scenario> = (["unary", "bidi"] as const).flatMap((kind): Array<Scenario> => [
+  {
+    name: `grpc-js-proto-${kind}`,
+    group: "grpc",
+    description: `grpc-js 1.14 ${kind}, client and server from the contract's .proto via proto-loader (protobufjs)`,
+    server: ["bench/servers/grpcProto.ts"],
+    client: () => import("./clients/grpcProto.js").then((m) => m.make(kind))
+  },
+  {
+    name: `effect-micro-grpc-${kind}`,
+    group: "grpc",
+    description:
+      `effect-micro ${kind} over gRPC: GrpcServer and Client.make with GrpcClient.layer (our protobuf codec)`,
+    server: ["bench/servers/effectMicroGrpc.ts"],
+    client: () => import("./clients/effectMicroGrpc.js").then((m) => m.make(kind))
+  },
+  {
+    name: `effect-micro-native-${kind}`,
+    group: "grpc",
+    description: `effect-micro ${kind} over its native TCP protocol, application/protobuf (same payload)`,
+    server: kind === "unary" ? ["bench/servers/effectMicro.ts"] : ["bench/servers/effectMicro.ts", "bidi"],
+    client: () =>
+      kind === "unary"
+        ? import("./clients/effectMicro.js").then((m) => m.make("application/protobuf"))
+        : import("./clients/effectMicroBidi.js").then((m) => m.make("application/protobuf"))
+  }
+])
 
 export const scenarios: ReadonlyArray<Scenario> = [
   {
@@ -147,7 +178,8 @@ export const scenarios: ReadonlyArray<Scenario> = [
     description: "no gateway: the effect-micro client calling the same effect-micro server directly (TCP, JSON)",
     server: ["bench/servers/effectMicro.ts"],
     client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json"))
-  }
+  },
+  ...grpcScenarios
 ]
 
 /** Ratios are computed against these scenarios at the same in-flight count. */

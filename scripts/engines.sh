@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs and runs the real engines the plugin suites use, on loopback, each in its own temp dir.
 #
-#   scripts/engines.sh install [etcd|nats|redis|postgres|avahi|protoc|chromium ...]   apt-get install what is missing
-#                                             (by default etcd, nats, redis, postgres, promparse; chromium, for the
-#                                             browser test, only when named: scripts/test.sh names it)
+#   scripts/engines.sh install [etcd|nats|redis|postgres|avahi|protoc|promparse|grpcpy|chromium ...]   apt-get install
+#                                             what is missing (by default all but avahi and chromium; chromium, for
+#                                             the browser test, only when named: scripts/test.sh names it)
 #   scripts/engines.sh start ENGINE [PORT]    start one; prints  ENGINE_ADDRESS=127.0.0.1:PORT  and  ENGINE_DIR=/tmp/...
 #   scripts/engines.sh stop DIR               stop the engine started in DIR (from the start output)
 #
@@ -23,6 +23,7 @@ packages_for() {
     protoc) echo "protobuf-compiler" ;;
     promparse) echo "python3-prometheus-client" ;;
     chromium) echo "chromium" ;;
+    grpcpy) echo "python3-grpcio python3-grpc-tools" ;;
     *) die "unknown engine '$1'" ;;
   esac
 }
@@ -38,12 +39,13 @@ binary_for() {
     promparse) echo /usr/lib/python3/dist-packages/prometheus_client/parser.py ;;
     # test/process/dashboard.test.ts drives this path with playwright-core (no browser download).
     chromium) echo /usr/bin/chromium ;;
+    grpcpy) echo /usr/lib/python3/dist-packages/grpc/__init__.py ;;
   esac
 }
 
 install() {
   local engines=("$@") missing=()
-  [ ${#engines[@]} -eq 0 ] && engines=(etcd nats redis postgres promparse)
+  [ ${#engines[@]} -eq 0 ] && engines=(etcd nats redis postgres promparse protoc grpcpy)
   for e in "${engines[@]}"; do
     local binary; binary=$(binary_for "$e")
     command -v "$binary" >/dev/null 2>&1 || [ -e "$binary" ] || missing+=($(packages_for "$e"))

@@ -12,14 +12,13 @@ import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as RpcSchema from "@effect/rpc/RpcSchema"
 import * as Data from "effect/Data"
 import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
-import * as AST from "effect/SchemaAST"
 import type { Codec, SchemaCodec } from "./Codec.js"
-import { CodecError, MicroError } from "./Errors.js"
+import { CodecError } from "./Errors.js"
 import { Builder, type Root } from "./internal/codec/protobuf/builder.js"
-import { emit, type RpcLine } from "./internal/codec/protobuf/emit.js"
-import { pascal, rootName } from "./internal/codec/protobuf/names.js"
+import { planContract } from "./internal/codec/protobuf/contract.js"
+import { emit } from "./internal/codec/protobuf/emit.js"
+import { rootName } from "./internal/codec/protobuf/names.js"
 import { FieldNumberId, PlanError, type ScalarName, ScalarTypeId } from "./internal/codec/protobuf/types.js"
 import { Reader, Writer } from "./internal/codec/protobuf/wire.js"
 import { errorMessage } from "./internal/common/text.js"
@@ -212,8 +211,6 @@ export interface ToProtoOptions {
   readonly frameworkErrors?: boolean | undefined
 }
 
-const isNever = (schema: Schema.Schema.All): boolean => AST.isNeverKeyword(schema.ast)
-
 /**
  * Prints the proto3 definition of a contract: every message its endpoints use and a `service` block.
  * Deterministic for a given contract. Throws `ProtobufSchemaError` if a Schema has no protobuf mapping.
@@ -224,38 +221,9 @@ export const toProto = <R extends Rpc.Any>(
   group: RpcGroup.RpcGroup<R>,
   options?: ToProtoOptions | undefined
 ): string => {
-  const builder = new Builder()
-  const rpcs: Array<RpcLine> = []
   try {
-    for (const rpc of group.requests.values() as Iterable<Rpc.AnyWithProps>) {
-      const name = pascal(rpc._tag)
-      let payload: Schema.Schema.All = rpc.payloadSchema
-      let clientStream = false
-      if (RpcSchema.isStreamSchema(payload)) {
-        payload = RpcSchema.getStreamSchemas(payload.ast).pipe(Option.getOrThrow).success
-        clientStream = true
-      }
-      let success: Schema.Schema.All = rpc.successSchema
-      let error: Schema.Schema.All = rpc.errorSchema
-      let serverStream = false
-      if (RpcSchema.isStreamSchema(success)) {
-        const streams = RpcSchema.getStreamSchemas(success.ast).pipe(Option.getOrThrow)
-        success = streams.success
-        if (isNever(error)) error = streams.failure
-        serverStream = true
-      }
-      const request = builder.root(payload.ast, `${name}Request`).message.name
-      const response = builder.root(success.ast, `${name}Response`).message.name
-      const errorName = isNever(error) ? undefined : builder.root(error.ast, `${name}Error`).message.name
-      rpcs.push({ name, request, response, clientStream, serverStream, error: errorName })
-    }
-    if (options?.frameworkErrors !== false) builder.root(MicroError.ast, "MicroError")
-    return emit({
-      package: options?.package,
-      serviceName: options?.serviceName ?? "Service",
-      named: builder.named,
-      rpcs
-    })
+    const plan = planContract(group, options)
+    return emit({ package: plan.package, serviceName: plan.serviceName, named: plan.named, rpcs: plan.rpcs })
   } catch (cause) {
     throw toSchemaError(cause)
   }

@@ -5,13 +5,17 @@ import * as FastCheck from "effect/FastCheck"
 import * as Schema from "effect/Schema"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import protobuf from "protobufjs"
 import { BadRequest, MicroError, Timeout, TransportError } from "../src/Errors.js"
+import { planContract } from "../src/internal/codec/protobuf/contract.js"
+import { fileDescriptor } from "../src/internal/codec/protobuf/descriptor.js"
 import * as Protobuf from "../src/Protobuf.js"
 import { Account, Circle, Contract, Level, NotFound, Point, Shape, Square } from "./support/protobufSchemas.js"
 
+const require = createRequire(import.meta.url)
 const proto = Protobuf.toProto(Contract, { package: "interop", serviceName: "Demo" })
 const root = protobuf.parse(proto, { keepCase: true }).root
 root.resolveAll()
@@ -254,9 +258,10 @@ describe("Protobuf interop with protobufjs (emitted .proto)", () => {
     expect(() => Protobuf.toProto(bad)).toThrow(/data: UnknownKeyword/)
   })
 
-  // Optional: `scripts/engines.sh install protoc`.
+  // `scripts/engines.sh install` (default list) installs protoc: required in CI, optional on a dev machine.
   const hasProtoc = spawnSync("protoc", ["--version"], { timeout: 10_000 }).status === 0
-  it.skipIf(!hasProtoc)("protoc accepts the .proto and decodes/encodes our bytes (framework errors included)", () => {
+  const runProtoc = hasProtoc || process.env.CI === "true"
+  it.skipIf(!runProtoc)("protoc accepts the .proto and decodes/encodes our bytes (framework errors included)", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-micro-protoc-"))
     try {
       fs.writeFileSync(path.join(dir, "contract.proto"), proto)
@@ -293,4 +298,38 @@ describe("Protobuf interop with protobufjs (emitted .proto)", () => {
       fs.rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  // Server reflection (gRPC plugin) serves this descriptor: it must be what protoc makes of the same .proto.
+  it.skipIf(!runProtoc)(
+    "the FileDescriptorProto encoded from the contract equals protoc's for the emitted .proto",
+    () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-micro-descriptor-"))
+      try {
+        fs.writeFileSync(path.join(dir, "contract.proto"), proto)
+        const result = spawnSync("protoc", [`--proto_path=${dir}`, "--descriptor_set_out=set.pb", "contract.proto"], {
+          cwd: dir,
+          timeout: 20_000
+        })
+        expect(result.stderr.toString()).toBe("")
+        const descriptorRoot = protobuf.Root.fromJSON(
+          JSON.parse(fs.readFileSync(require.resolve("protobufjs/google/protobuf/descriptor.json"), "utf8"))
+        )
+        const FileDescriptorSet = descriptorRoot.lookupType("google.protobuf.FileDescriptorSet")
+        const FileDescriptorProto = descriptorRoot.lookupType("google.protobuf.FileDescriptorProto")
+        const fromProtoc =
+          FileDescriptorSet.toObject(FileDescriptorSet.decode(fs.readFileSync(path.join(dir, "set.pb"))))
+            .file[0]
+        const plan = planContract(Contract, { package: "interop", serviceName: "Demo" })
+        const ours = FileDescriptorProto.toObject(FileDescriptorProto.decode(fileDescriptor(plan, "contract.proto")))
+        expect(ours).toEqual(fromProtoc)
+        // Not trivially equal: the contract has messages, enums, maps, proto3 optionals, oneofs and streams.
+        const text = JSON.stringify(ours)
+        for (const feature of ["mapEntry", "proto3Optional", "oneofDecl", "enumType", "serverStreaming"]) {
+          expect(text).toContain(feature)
+        }
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    }
+  )
 })

@@ -32,7 +32,7 @@ import { peekKey } from "../registry/cached.js"
 import { recordRetry } from "../telemetry/retry.js"
 import type { CallAttempts } from "./callTarget.js"
 import { frameworkCode, withTarget } from "./callTarget.js"
-import type { CallHandlers, ClientConnection } from "./clientConnection.js"
+import type { CallConnection, CallHandlers } from "./clientConnection.js"
 import type { ClientService } from "./clientService.js"
 import { runtimeOf } from "./clientService.js"
 import type { CompiledEndpoint } from "./endpoint.js"
@@ -142,7 +142,7 @@ const measuredStream = <A, E, R>(metrics: CallMetrics, stream: Stream.Stream<A, 
 
 /** A selected node and the pooled connection to it. */
 class Connected {
-  constructor(readonly node: Node, readonly connection: ClientConnection) {}
+  constructor(readonly node: Node, readonly connection: CallConnection) {}
 }
 
 /** `effect` itself when it is already an Exit (what `Effect.succeed` and `Effect.fail` return): read at once. */
@@ -419,7 +419,7 @@ class Caller {
   private dial(node: Node, trialOwner: object | undefined): Effect.Effect<Connected, TransportError> {
     const pool = this.client.pool
     const health = this.client.health
-    const dialled = Effect.mapBoth(pool.get(node.address), {
+    const dialled = Effect.mapBoth(pool.get(node), {
       onFailure: (error) => {
         // Unreachable (refused, failed or timed-out dial): eject the node at once.
         if (error.reason === "refused" || error.reason === "dial") {
@@ -575,7 +575,7 @@ class Caller {
   private exchange(
     resolved: Resolved,
     body: Uint8Array,
-    connection: ClientConnection,
+    connection: CallConnection,
     node: Node,
     /** The logical call: its identity as a half-open trial. */
     owner: Attempts,
@@ -589,7 +589,7 @@ class Caller {
   private wait(
     resolved: Resolved,
     body: Uint8Array,
-    connection: ClientConnection,
+    connection: CallConnection,
     node: Node,
     owner: Attempts,
     fiber: Fiber.RuntimeFiber<unknown, unknown>
@@ -616,7 +616,7 @@ class Caller {
         call.startedAt = performance.now()
         metrics.start()
       }
-      call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call)
+      call.id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, call, "unary")
       if (resolved.timeoutMillis > 0 && !call.settled) {
         const timeout = resolved.timeoutMillis
         call.deadline = deadlines.add(timeout, () => {
@@ -651,7 +651,7 @@ class Caller {
             onData: () => {},
             onEnd: () => Deferred.unsafeDone(reply, Exit.fail(StreamClosed.of("stream ended without a reply"))),
             onCredit: (credit) => sender.grant(credit)
-          })
+          }, "client-stream")
           sender.id = id
           const deadlines = this.client.deadlines
           const deadline = resolved.timeoutMillis > 0
@@ -734,7 +734,14 @@ class Caller {
         onReply: () => finish(Exit.fail(protocolError(connection.address, "REPLY frame on a streaming call"))),
         onCredit: (credit) => sender?.grant(credit)
       }
-      const id = connection.open(resolved.header, resolved.timeoutMillis, DEFAULT_WINDOW, body, handlers)
+      const id = connection.open(
+        resolved.header,
+        resolved.timeoutMillis,
+        DEFAULT_WINDOW,
+        body,
+        handlers,
+        this.endpoint.shape
+      )
       // Closing the consumer early (take(n), interruption) cancels the call on the server.
       yield* Effect.addFinalizer(() => Effect.sync(() => finished ? connection.release(id) : connection.cancel(id)))
       if (sender !== undefined) {

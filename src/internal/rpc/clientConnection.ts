@@ -3,6 +3,7 @@
  * frames (batched per tick) and dispatches replies to per-call handlers. Callback-based: it is on every
  * call's hot path; the Effect API is built on top in internal/rpc/client.ts.
  */
+import type { CallShape } from "../../Contract.js"
 import { TransportError } from "../../Errors.js"
 import type { Connection } from "../../Transport.js"
 import { describeUnknown } from "../codec/inputLimits.js"
@@ -31,11 +32,53 @@ export interface CallHandlers {
   onClosed(error: TransportError): void
 }
 
+/**
+ * What the client's calls need of a connection to a node: the native protocol's `ClientConnection`, or a
+ * connection speaking another protocol (the gRPC plugin's) chosen by the node's `protocol` metadata
+ * (`ProtocolDialers` in internal/rpc/protocols.ts). Callback-based, as the client's hot path is.
+ */
+export interface CallConnection {
+  readonly address: string
+  /** True once the pool must not hand it out again (closed, broken, told to go away). */
+  readonly unusable: boolean
+  /** Frames (or messages) received so far: the hung-node check watches it. */
+  readonly received: number
+  /** Calls open or queued. */
+  readonly activeCalls: number
+  /**
+   * Opens a call and returns its id. `body` is the request for unary and server-streaming calls; `shape`
+   * is the endpoint's call shape (protocols that name it on the wire need it; the native one does not).
+   */
+  open(
+    header: Buffer,
+    timeoutMillis: number,
+    window: number,
+    body: Uint8Array | undefined,
+    handlers: CallHandlers,
+    shape?: CallShape
+  ): number
+  /** Sends one request message of a streaming request. */
+  data(id: number, body: Uint8Array): void
+  /** Ends the request stream (half-close). */
+  end(id: number): void
+  /** Lets the server send `credit` more messages. */
+  credit(id: number, credit: number): void
+  /** Abandons a call: tells the server to stop it, forgets its handlers. */
+  cancel(id: number): void
+  /** Forgets a finished call. */
+  release(id: number): void
+  /** Checks the peer is still there after a call timed out (may destroy a half-open connection). */
+  probe(timeoutMillis?: number): void
+  /** A liveness check whose answer shows up in `received` (hung-node check). */
+  ping(): void
+  close(): void
+}
+
 const MAX_STREAM_ID = 0x7fffffff
 /** Payload of the hung-node check's PINGs (8 bytes; the probe's token is a random double, never these bytes in practice). */
 const HEALTH_PING = Buffer.from("healthck")
 
-export class ClientConnection {
+export class ClientConnection implements CallConnection {
   private readonly calls = new Map<number, CallHandlers>()
   /**
    * Calls over the server's advertised concurrency limit (SETTINGS), in order: their frames (OPEN first)

@@ -11,6 +11,7 @@ import { DeadlineWheel } from "./deadlines.js"
 import type { NodeState, ResolvedHungNode } from "./nodeHealth.js"
 import { checkHungNodes, NodeHealth, resolveEjection, resolveHungNode, Status } from "./nodeHealth.js"
 import { Pool } from "./pool.js"
+import { ProtocolDialers } from "./protocols.js"
 import { RetryBudget } from "./retryBudget.js"
 import { DEFAULT_MAX_FRAME_SIZE } from "./wire.js"
 
@@ -78,7 +79,7 @@ export const makeService = (
     const maxFrameSize = options?.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     const deadlines = new DeadlineWheel(yield* Effect.clock)
     yield* Effect.forkScoped(deadlines.run)
-    const pool = new Pool(transport, maxFrameSize, deadlines)
+    const pool = new Pool(transport, maxFrameSize, deadlines, yield* ProtocolDialers)
     yield* Effect.addFinalizer(() => Effect.sync(() => pool.closeAll()))
     const health = new NodeHealth(deadlines.clock, resolveEjection(options?.ejection))
     return {

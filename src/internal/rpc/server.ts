@@ -29,6 +29,7 @@ import { registryCounters } from "../registry/counters.js"
 import { advertisedAddress } from "../transport/address.js"
 import { DeadlineWheel } from "./deadlines.js"
 import { EndpointCodecs } from "./endpoint.js"
+import { NATIVE_PROTOCOL } from "./protocols.js"
 import type { ConnectionLimits, Route, ServerShared } from "./serverConnection.js"
 import { ServerConnection } from "./serverConnection.js"
 import { ConnectionStats, DURATION_BUCKETS_MS, EndpointStats } from "./serverStats.js"
@@ -211,7 +212,7 @@ export const make = <Rpcs extends Rpc.Any>(
       address,
       metadata: {
         transport: transport.name,
-        protocol: "effect-micro/1",
+        protocol: NATIVE_PROTOCOL,
         describe: description.digest,
         ...options.metadata
       }

@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import { BadRequest } from "../../Errors.js"
-import type { ClientConnection } from "./clientConnection.js"
+import type { CallConnection } from "./clientConnection.js"
 import type { CompiledEndpoint } from "./endpoint.js"
 import { DEFAULT_WINDOW, FRAME_HEADER } from "./wire.js"
 
@@ -15,7 +15,7 @@ export class Sender {
   private waiter: (() => void) | undefined
 
   constructor(
-    private readonly connection: ClientConnection,
+    private readonly connection: CallConnection,
     /** Largest DATA frame the peer accepts. */
     private readonly maxFrameSize: number,
     /** The call fails with this when a request message cannot be encoded or sent, or the input stream fails. */

@@ -9,7 +9,7 @@ import type { Node } from "../../Registry.js"
 import type { Selector } from "../../Selector.js"
 import type { CallMetrics } from "../debug/metrics.js"
 import { frameworkCode } from "./callTarget.js"
-import type { CallHandlers, ClientConnection } from "./clientConnection.js"
+import type { CallConnection, CallHandlers } from "./clientConnection.js"
 import type { HungWatch } from "./clientService.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint } from "./endpoint.js"
@@ -89,7 +89,7 @@ export class UnaryExchange implements CallHandlers {
 
   constructor(
     private readonly compiled: CompiledEndpoint,
-    private readonly connection: ClientConnection,
+    private readonly connection: CallConnection,
     private readonly context: ExchangeContext,
     private readonly node: Node,
     private readonly waiting: WaitingCall,

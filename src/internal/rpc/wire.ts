@@ -223,7 +223,7 @@ export const decodeOpen = (payload: Buffer): OpenFrame | undefined => {
   return { flags, timeoutMillis, window, header, body: payload.subarray(11 + headerLength) }
 }
 
-const decodeCallHeader = (buf: Buffer, start: number, end: number): CallHeader | undefined => {
+export const decodeCallHeader = (buf: Buffer, start: number, end: number): CallHeader | undefined => {
   let offset = start
   const readString = (): string | undefined => {
     if (offset + 2 > end) return undefined

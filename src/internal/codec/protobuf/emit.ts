@@ -81,18 +81,23 @@ const emitMessage = (message: MessageType): string => {
   return lines.join("\n")
 }
 
-const emitEnum = (e: EnumType): string => {
+/** The `.proto` names of an enum's values, in order (value i is number i). */
+export const enumValueNames = (e: EnumType): Array<string> => {
   const prefix = upperSnake(e.name)
   const used = new Set<string>()
-  const lines = [`enum ${e.name} {`]
-  e.labels.forEach((label, i) => {
+  return e.labels.map((label) => {
     let base = `${prefix}_${upperSnake(label) || "VALUE"}`
     if (/^[0-9]/.test(base)) base = `V_${base}`
     let name = base
     for (let k = 2; used.has(name); k++) name = `${base}_${k}`
     used.add(name)
-    lines.push(`  ${name} = ${i}; // ${showLiteral(e.values[i])}`)
+    return name
   })
+}
+
+const emitEnum = (e: EnumType): string => {
+  const lines = [`enum ${e.name} {`]
+  enumValueNames(e).forEach((name, i) => lines.push(`  ${name} = ${i}; // ${showLiteral(e.values[i])}`))
   lines.push("}")
   return lines.join("\n")
 }
