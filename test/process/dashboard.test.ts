@@ -17,6 +17,7 @@ import * as path from "node:path"
 import { type Browser, chromium, type Page } from "playwright-core"
 import { Broker, CachedRegistry, HttpBroker, MdnsRegistry } from "../../src/index.js"
 import { type Child, spawnFixture } from "../support/processes.js"
+import { transpiled } from "../support/transpiled.js"
 
 const root = path.resolve(import.meta.dirname, "../..")
 const output = path.resolve(root, "test-output")
@@ -25,16 +26,14 @@ const mdnsPort = 20000 + Math.floor(Math.random() * 20000)
 const fixture = "test/process/fixtures/rpcServer.ts"
 // The node killed below must leave the gateway's registry by expiry, not by a goodbye: a short TTL.
 const shortTtl = { REGISTER_TTL_MS: "3000", REGISTER_INTERVAL_MS: "1000" }
-// Four tsx processes start at once (≈2.5 s of CPU each) on a shared 2-core machine.
+// Four processes start at once on a 2-core machine.
 const readyMillis = 60_000
 
 /** `micro gateway --ui` on a free port; its base URL once it listens. Killed with the scope. */
 const startGateway: Effect.Effect<string, Error, Scope.Scope> = Effect.acquireRelease(
   Effect.sync(() =>
     spawn(process.execPath, [
-      "--import",
-      "tsx",
-      "src/cli/main.ts",
+      transpiled("src/cli/main.ts"),
       "gateway",
       "--ui",
       "--port",

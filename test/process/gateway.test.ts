@@ -9,6 +9,7 @@ import type * as Scope from "effect/Scope"
 import { execFile, spawn } from "node:child_process"
 import * as path from "node:path"
 import { spawnFixture } from "../support/processes.js"
+import { transpiled } from "../support/transpiled.js"
 
 const root = path.resolve(import.meta.dirname, "../..")
 const mdnsPort = 20000 + Math.floor(Math.random() * 20000)
@@ -18,9 +19,7 @@ const fixture = "test/process/fixtures/rpcServer.ts"
 const startGateway: Effect.Effect<string, Error, Scope.Scope> = Effect.acquireRelease(
   Effect.sync(() =>
     spawn(process.execPath, [
-      "--import",
-      "tsx",
-      "src/cli/main.ts",
+      transpiled("src/cli/main.ts"),
       "gateway",
       "--port",
       "0",
