@@ -6,7 +6,6 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { Codecs } from "../../Codec.js"
 import { schemasOf } from "../../Contract.js"
@@ -26,6 +25,7 @@ import { CallMetrics } from "../debug/metrics.js"
 import * as processStats from "../debug/process.js"
 import { TopicDirectory } from "../debug/topics.js"
 import { registryCounters } from "../registry/counters.js"
+import { keepRegistered, registrationDefaults } from "../registry/registration.js"
 import { advertisedAddress } from "../transport/address.js"
 import { DeadlineWheel } from "./deadlines.js"
 import { EndpointCodecs } from "./endpoint.js"
@@ -38,9 +38,8 @@ import { DEFAULT_MAX_FRAME_SIZE } from "./wire.js"
 export const defaults = {
   version: "latest",
   address: "0.0.0.0:0",
-  registerTtl: Duration.seconds(90),
-  registerInterval: Duration.seconds(30),
-  registerAttempts: 3,
+  registerTtl: registrationDefaults.ttl,
+  registerInterval: registrationDefaults.interval,
   drainTimeout: Duration.seconds(10),
   maxConnections: 10_000,
   maxConcurrentStreams: 1_000,
@@ -259,35 +258,16 @@ export const make = <Rpcs extends Rpc.Any>(
     }
 
     if (options.register !== false) {
-      const ttl = options.registerTtl ?? defaults.registerTtl
-      const register = registry.register(service, { ttl }).pipe(
-        Effect.tapBoth({
-          onFailure: () => Effect.sync(() => registryCounters.registrationFailures++),
-          onSuccess: () => Effect.sync(() => registryCounters.registrations++)
-        })
-      )
       // Registered last, so it runs first on shutdown: clients stop picking this node before it drains.
-      yield* Effect.acquireRelease(
-        register.pipe(
-          Effect.retry(
-            Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(defaults.registerAttempts - 1)))
-          )
-        ),
-        () =>
-          Effect.suspend(() => {
-            // Not ready from the moment clients are told to stop picking this node.
-            status = "draining"
-            return Effect.ignoreLogged(registry.deregister(service))
-          })
-      )
-      // Renew before the TTL runs out; a failed renewal is logged and tried again next interval.
-      yield* Effect.sleep(options.registerInterval ?? defaults.registerInterval).pipe(
-        Effect.zipRight(register),
-        Effect.tapError((error) => Effect.logWarning(`re-registration of ${options.name} failed`, error)),
-        Effect.ignore,
-        Effect.forever,
-        Effect.forkScoped
-      )
+      yield* keepRegistered(registry, service, {
+        ttl: options.registerTtl,
+        interval: options.registerInterval,
+        label: options.name,
+        // Not ready from the moment clients are told to stop picking this node.
+        onDeregister: Effect.sync(() => {
+          status = "draining"
+        })
+      })
     }
 
     if (status === "not-ready") status = "serving"

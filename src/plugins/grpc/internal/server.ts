@@ -14,7 +14,6 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { schemasOf } from "../../../Contract.js"
 import { ServiceUnavailable, TransportError } from "../../../Errors.js"
@@ -22,7 +21,7 @@ import { planContract } from "../../../internal/codec/protobuf/contract.js"
 import { fileDescriptor } from "../../../internal/codec/protobuf/descriptor.js"
 import { emit } from "../../../internal/codec/protobuf/emit.js"
 import { errorMessage, randomId } from "../../../internal/common/text.js"
-import { registryCounters } from "../../../internal/registry/counters.js"
+import { keepRegistered, registrationDefaults } from "../../../internal/registry/registration.js"
 import { DeadlineWheel } from "../../../internal/rpc/deadlines.js"
 import { compileEndpoint } from "../../../internal/rpc/endpoint.js"
 import { advertisedAddress } from "../../../internal/transport/address.js"
@@ -40,9 +39,8 @@ import { typeUrl } from "./status.js"
 export const defaults = {
   version: "latest",
   address: "0.0.0.0:0",
-  registerTtl: Duration.seconds(90),
-  registerInterval: Duration.seconds(30),
-  registerAttempts: 3,
+  registerTtl: registrationDefaults.ttl,
+  registerInterval: registrationDefaults.interval,
   drainTimeout: Duration.seconds(10),
   /** After the drain, how long grpc-js may take to close its sessions before they are destroyed. */
   shutdownGrace: Duration.seconds(1)
@@ -208,29 +206,12 @@ export const make = <Rpcs extends Rpc.Any>(
     }
 
     if (options.register !== false) {
-      const ttl = options.registerTtl ?? defaults.registerTtl
-      const register = registry.register(service, { ttl }).pipe(
-        Effect.tapBoth({
-          onFailure: () => Effect.sync(() => registryCounters.registrationFailures++),
-          onSuccess: () => Effect.sync(() => registryCounters.registrations++)
-        })
-      )
       // Registered last, so it runs first on shutdown: clients stop picking this node before it drains.
-      yield* Effect.acquireRelease(
-        register.pipe(
-          Effect.retry(
-            Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(defaults.registerAttempts - 1)))
-          )
-        ),
-        () => Effect.ignoreLogged(registry.deregister(service))
-      )
-      yield* Effect.sleep(options.registerInterval ?? defaults.registerInterval).pipe(
-        Effect.zipRight(register),
-        Effect.tapError((error) => Effect.logWarning(`re-registration of ${options.name} (gRPC) failed`, error)),
-        Effect.ignore,
-        Effect.forever,
-        Effect.forkScoped
-      )
+      yield* keepRegistered(registry, service, {
+        ttl: options.registerTtl,
+        interval: options.registerInterval,
+        label: `${options.name} (gRPC)`
+      })
     }
 
     return { address, listenAddress, grpcService, proto, node, service } satisfies GrpcServerInfo
