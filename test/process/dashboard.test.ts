@@ -11,13 +11,12 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Scope from "effect/Scope"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type Browser, chromium, type Page } from "playwright-core"
 import { Broker, CachedRegistry, HttpBroker, MdnsRegistry } from "../../src/index.js"
+import * as cli from "../support/cli.js"
 import { type Child, spawnFixture } from "../support/processes.js"
-import { transpiled } from "../support/transpiled.js"
 
 const root = path.resolve(import.meta.dirname, "../..")
 const output = path.resolve(root, "test-output")
@@ -30,52 +29,9 @@ const shortTtl = { REGISTER_TTL_MS: "3000", REGISTER_INTERVAL_MS: "1000" }
 const readyMillis = 60_000
 
 /** `micro gateway --ui` on a free port; its base URL once it listens. Killed with the scope. */
-const startGateway: Effect.Effect<string, Error, Scope.Scope> = Effect.acquireRelease(
-  Effect.sync(() =>
-    spawn(process.execPath, [
-      transpiled("src/cli/main.ts"),
-      "gateway",
-      "--ui",
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      "--mdns-interface",
-      "127.0.0.1",
-      "--mdns-port",
-      String(mdnsPort)
-    ], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-  ),
-  (child) =>
-    Effect.promise(() =>
-      new Promise<void>((done) => {
-        if (child.exitCode !== null || child.signalCode !== null) return done()
-        child.once("exit", () => done())
-        child.kill("SIGKILL")
-      })
-    )
-).pipe(
-  Effect.flatMap((child) =>
-    Effect.async<string, Error>((resume) => {
-      let stdout = ""
-      let stderr = ""
-      const timer = setTimeout(() => resume(Effect.fail(new Error(`gateway did not start: ${stderr}`))), readyMillis)
-      child.stderr!.on("data", (data) => (stderr += data))
-      child.stdout!.on("data", (data) => {
-        stdout += data
-        const match = /gateway listening on (http:\/\/\S+)/.exec(stdout)
-        if (match !== null) {
-          clearTimeout(timer)
-          resume(Effect.succeed(match[1]!))
-        }
-      })
-      child.once("exit", (code) => {
-        clearTimeout(timer)
-        resume(Effect.fail(new Error(`gateway exited (${code}): ${stderr}`)))
-      })
-      return Effect.sync(() => clearTimeout(timer))
-    })
-  )
+const startGateway = cli.gateway(
+  ["--ui", "--mdns-interface", "127.0.0.1", "--mdns-port", String(mdnsPort)],
+  readyMillis
 )
 
 /** A publisher in this process: the HTTP broker over the same loopback mdns. */

@@ -5,63 +5,14 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
-import { execFile, spawn } from "node:child_process"
-import * as path from "node:path"
+import { execFile } from "node:child_process"
+import * as cli from "../support/cli.js"
 import { spawnFixture } from "../support/processes.js"
-import { transpiled } from "../support/transpiled.js"
 
-const root = path.resolve(import.meta.dirname, "../..")
 const mdnsPort = 20000 + Math.floor(Math.random() * 20000)
 const fixture = "test/process/fixtures/rpcServer.ts"
 
-/** `micro gateway` on a free port; its base URL once it prints that it listens. Killed with the scope. */
-const startGateway: Effect.Effect<string, Error, Scope.Scope> = Effect.acquireRelease(
-  Effect.sync(() =>
-    spawn(process.execPath, [
-      transpiled("src/cli/main.ts"),
-      "gateway",
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      "--mdns-interface",
-      "127.0.0.1",
-      "--mdns-port",
-      String(mdnsPort)
-    ], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-  ),
-  (child) =>
-    Effect.promise(() =>
-      new Promise<void>((done) => {
-        if (child.exitCode !== null || child.signalCode !== null) return done()
-        child.once("exit", () => done())
-        child.kill("SIGKILL")
-      })
-    )
-).pipe(
-  Effect.flatMap((child) =>
-    Effect.async<string, Error>((resume) => {
-      let stdout = ""
-      let stderr = ""
-      const timer = setTimeout(() => resume(Effect.fail(new Error(`gateway did not start: ${stderr}`))), 30_000)
-      child.stderr!.on("data", (data) => (stderr += data))
-      child.stdout!.on("data", (data) => {
-        stdout += data
-        const match = /gateway listening on (http:\/\/\S+)/.exec(stdout)
-        if (match !== null) {
-          clearTimeout(timer)
-          resume(Effect.succeed(match[1]!))
-        }
-      })
-      child.once("exit", (code) => {
-        clearTimeout(timer)
-        resume(Effect.fail(new Error(`gateway exited (${code}): ${stderr}`)))
-      })
-      return Effect.sync(() => clearTimeout(timer))
-    })
-  )
-)
+const startGateway = cli.gateway(["--mdns-interface", "127.0.0.1", "--mdns-port", String(mdnsPort)], 30_000)
 
 /** Runs curl (bounded); its stdout. */
 const curl = (args: ReadonlyArray<string>) =>

@@ -3,6 +3,8 @@
  * more at once only slows every one on 2 cores), or as a long-running command whose output is read as it comes
  * (`start`), from the run's transpiled copy (test/support/globalSetup.ts).
  */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
 import { transpiled } from "./transpiled.js"
@@ -139,3 +141,50 @@ export const cleanup = (): void => {
 }
 
 export const lines = (text: string): ReadonlyArray<string> => text.split("\n").filter((line) => line !== "")
+
+/**
+ * `micro gateway --port 0 --host 127.0.0.1 ...args`; its base URL once it prints that it listens (within
+ * `readyMillis`). Killed with the scope.
+ */
+export const gateway = (
+  args: ReadonlyArray<string>,
+  readyMillis: number
+): Effect.Effect<string, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      spawn(process.execPath, [main(), "gateway", "--port", "0", "--host", "127.0.0.1", ...args], {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+    ),
+    (child) =>
+      Effect.promise(() =>
+        new Promise<void>((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done()
+          child.once("exit", () => done())
+          child.kill("SIGKILL")
+        })
+      )
+  ).pipe(
+    Effect.flatMap((child) =>
+      Effect.async<string, Error>((resume) => {
+        let stdout = ""
+        let stderr = ""
+        const timer = setTimeout(() => resume(Effect.fail(new Error(`gateway did not start: ${stderr}`))), readyMillis)
+        child.stderr!.on("data", (data) => (stderr += data))
+        child.stdout!.on("data", (data) => {
+          stdout += data
+          const match = /gateway listening on (http:\/\/\S+)/.exec(stdout)
+          if (match !== null) {
+            clearTimeout(timer)
+            resume(Effect.succeed(match[1]!))
+          }
+        })
+        child.once("exit", (code) => {
+          clearTimeout(timer)
+          resume(Effect.fail(new Error(`gateway exited (${code}): ${stderr}`)))
+        })
+        return Effect.sync(() => clearTimeout(timer))
+      })
+    )
+  )
