@@ -128,6 +128,37 @@ describe("Store (sqlite specifics)", () => {
       expect(yield* b.list()).toEqual(["from-a", "from-b"])
     }))
 
+  it.scoped(
+    "fibers writing in a loop let the event loop turn (sockets and timers are not starved)",
+    () =>
+      Effect.gen(function*() {
+        const store = yield* Store.makeSqlite({ filename: path.join(dir, "turns.db"), synchronous: "NORMAL" })
+        // A setImmediate chain advances once per turn of the event loop.
+        let turns = 0
+        let stop = false
+        const turn = () => {
+          turns++
+          if (!stop) setImmediate(turn)
+        }
+        setImmediate(turn)
+        yield* Effect.addFinalizer(() => Effect.sync(() => (stop = true)))
+        // Without the store's turns, 4 × 50k writes run before the first one: each fiber yields far fewer
+        // than the 2048 times after which Effect's scheduler uses a timer.
+        let written = 0
+        const writer = (id: number) =>
+          Effect.gen(function*() {
+            for (let i = 0; i < 50_000 && turns < 5; i++) {
+              yield* store.write({ key: `t${id}/${i}`, value: new Uint8Array([1]) })
+              written++
+            }
+          })
+        yield* Effect.all([0, 1, 2, 3].map(writer), { concurrency: "unbounded", discard: true })
+        expect(turns).toBeGreaterThanOrEqual(5)
+        expect(written).toBeLessThan(200_000)
+      }),
+    30_000
+  )
+
   it.scoped("the expiry sweep deletes expired rows on Clock", () =>
     Effect.gen(function*() {
       const file = path.join(dir, "sweep.db")

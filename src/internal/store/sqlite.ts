@@ -26,6 +26,10 @@
  * the detail. The path without contention is unchanged: one synchronous call, no allocation beyond it.
  * Writes on a worker thread were measured and rejected: a postMessage round trip per write gave 23.5k
  * writes/s against 76k for the synchronous call (synchronous = NORMAL, same machine).
+ *
+ * Synchronous calls never return to the event loop on their own, so statements run for more than
+ * `TURN_BUDGET_MILLIS` without a turn of the loop wait for one first (internal/common/eventLoopTurns.ts):
+ * a batch import in a loop cannot stop the process' sockets, timers and registrations.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -38,6 +42,7 @@ import * as path from "node:path"
 import type { SqliteOptions, Store } from "../../Store.js"
 import { StoreError } from "../../Store.js"
 import type { Record as StoreRecord } from "../../Store.js"
+import { EventLoopTurns } from "../common/eventLoopTurns.js"
 import { errorMessage } from "../common/text.js"
 import type { Backend, Metadata, Namespace, Query } from "./common.js"
 import {
@@ -67,6 +72,9 @@ type Row = readonly [key: string, value: Uint8Array, metadata: string, expiresAt
 type ValueRow = readonly [value: Uint8Array, metadata: string, expiresAt: number | null]
 
 const LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+/** How long statements may run back to back before the event loop gets a turn (see the header). */
+const TURN_BUDGET_MILLIS = 10
 
 const MIGRATIONS: ReadonlyArray<readonly [id: number, name: string, ddl: ReadonlyArray<string>]> = [
   [1, "create_store", [
@@ -410,17 +418,26 @@ export const make = (options: SqliteOptions): Effect.Effect<Store.Service, Store
     const removeFailed = (cause: unknown, ns: Namespace, key: string, now: number) =>
       failed("delete", cause, () => void prepared.remove.run(ns.database, ns.table, key, now))
 
+    // Every statement is a synchronous call: a loop of them must still let the event loop turn.
+    const turns = new EventLoopTurns(TURN_BUDGET_MILLIS)
+    const fair = <A>(operation: () => Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> => {
+      const wait = turns.step()
+      return wait === undefined ? operation() : Effect.zipRight(wait, Effect.suspend(operation))
+    }
+
     const backend: Backend = {
       name: "sqlite",
-      get: (ns, key) => Effect.clockWith((clock) => get(ns, key, clock.unsafeCurrentTimeMillis())),
-      query: (q) => Effect.clockWith((clock) => query(q, clock.unsafeCurrentTimeMillis())),
-      keys: (q) => Effect.clockWith((clock) => keys(q, clock.unsafeCurrentTimeMillis())),
+      get: (ns, key) => Effect.clockWith((clock) => fair(() => get(ns, key, clock.unsafeCurrentTimeMillis()))),
+      query: (q) => Effect.clockWith((clock) => fair(() => query(q, clock.unsafeCurrentTimeMillis()))),
+      keys: (q) => Effect.clockWith((clock) => fair(() => keys(q, clock.unsafeCurrentTimeMillis()))),
       // Without a TTL a write needs no time: skip the Clock lookup.
       put: (ns, key, value, metadata, ttlMillis) =>
         ttlMillis === undefined
-          ? Effect.suspend(() => put(ns, key, value, metadata, null))
-          : Effect.clockWith((clock) => put(ns, key, value, metadata, clock.unsafeCurrentTimeMillis() + ttlMillis)),
-      remove: (ns, key) => Effect.clockWith((clock) => remove(ns, key, clock.unsafeCurrentTimeMillis())),
+          ? Effect.suspend(() => fair(() => put(ns, key, value, metadata, null)))
+          : Effect.clockWith((clock) =>
+            fair(() => put(ns, key, value, metadata, clock.unsafeCurrentTimeMillis() + ttlMillis))
+          ),
+      remove: (ns, key) => Effect.clockWith((clock) => fair(() => remove(ns, key, clock.unsafeCurrentTimeMillis()))),
       watch: changeLog.watch
     }
     return fromBackend(backend, settings)
