@@ -67,7 +67,7 @@ const measureOne = async (
       scenario.name,
       JSON.stringify({
         ...common,
-        inflight: config.inflight,
+        inflight: scenario.inflight ?? config.inflight,
         maxLag: config.maxLag,
         burst: config.burst,
         subscriber: ready
@@ -191,6 +191,14 @@ const emptyRow = (scenario: string): PubsubRow => ({
   errors: 0
 })
 
+/** For a scenario with a fixed publisher count (`…-64`, `…-1`), the Moleculer TCP row with the same count. */
+const samePublishers = (rows: ReadonlyArray<PubsubRow>, row: PubsubRow): PubsubRow | undefined => {
+  const count = /-(\d+)$/.exec(row.scenario)?.[1]
+  return count === undefined
+    ? undefined
+    : rows.find((r) => r.scenario === `moleculer-tcp-${count}` && r.failure === undefined)
+}
+
 export const pubsubTable = (rows: ReadonlyArray<PubsubRow>): string => {
   const find = (name: string) => rows.find((r) => r.scenario === name && r.failure === undefined)
   const tcp = find("moleculer-tcp")
@@ -200,6 +208,7 @@ export const pubsubTable = (rows: ReadonlyArray<PubsubRow>): string => {
     "scenario",
     "events/s",
     "vs Moleculer TCP",
+    "vs Moleculer TCP, same publishers",
     "vs Moleculer NATS",
     "vs raw NATS",
     "publisher CPU µs/event",
@@ -217,6 +226,7 @@ export const pubsubTable = (rows: ReadonlyArray<PubsubRow>): string => {
           row.scenario,
           fmt(row.eventsPerSec),
           ratio(row.eventsPerSec, tcp?.eventsPerSec),
+          ratio(row.eventsPerSec, samePublishers(rows, row)?.eventsPerSec),
           ratio(row.eventsPerSec, mnats?.eventsPerSec),
           ratio(row.eventsPerSec, raw?.eventsPerSec),
           fmt(row.publisherCpuUsPerEvent, 1),
@@ -237,11 +247,13 @@ export const pubsubSummary = (rows: ReadonlyArray<PubsubRow>): Array<string> => 
   const mnats = find("moleculer-nats")
   const raw = find("raw-nats")
   const lines: Array<string> = []
-  for (const name of ["effect-micro-http", "effect-micro-http-ff"]) {
+  for (const name of ["effect-micro-http", "effect-micro-http-64", "effect-micro-http-1", "effect-micro-http-ff"]) {
     const row = find(name)
     if (row !== undefined && tcp !== undefined) {
+      const same = samePublishers(rows, row)
       lines.push(
         `- ${name}: ${ratio(row.eventsPerSec, tcp.eventsPerSec)} Moleculer TCP events/s (target ≥ 1.0×), ` +
+          (same === undefined ? "" : `${ratio(row.eventsPerSec, same.eventsPerSec)} ${same.scenario}, `) +
           `publisher CPU ${ratio(row.publisherCpuUsPerEvent, tcp.publisherCpuUsPerEvent)}, subscriber CPU ${
             ratio(row.subscriberCpuUsPerEvent, tcp.subscriberCpuUsPerEvent)
           } Moleculer's`

@@ -5,8 +5,10 @@
  *   node bench/.build/bench/pubsub/publisher.js <scenario> <json {nats?, inflight, maxLag, subscriber: READY json}>
  *
  * Flow rules (scenarios.ts):
- * - `results` (effect-micro HTTP waiting for results): `inflight` fibers, each publishing in a loop (a new
- *   publish starts when one's delivery results are in), so `inflight` publishes are always outstanding;
+ * - `results` (publishers awaiting each publish): `inflight` fibers, each publishing in a loop (a new
+ *   publish starts when one's delivery results are in, or once queued when fire-and-forget), so `inflight`
+ *   publishes are always outstanding; scenarios with a fixed count also take one event-loop turn per publish;
+ *   for Moleculer, `inflight` loops each awaiting its `emit` (written to the transporter);
  * - `credit` (fire-and-forget, every other scenario): bursts of `burst` publishes, each burst followed by a
  *   turn of the event loop (`setImmediate`), while fewer than `maxLag` events are ahead of the count the
  *   subscriber reports every 5 ms over UDP (subscriber.ts); otherwise it waits for the next report. Without
@@ -123,8 +125,27 @@ const moleculer = async (transporter: unknown) => {
   })
   await broker.start()
   await broker.waitForServices(["bench"], 20_000)
-  return pump(() => broker.emit("bench.event", payload) as unknown as Promise<void>)
+  const emit = () => broker.emit("bench.event", payload) as unknown as Promise<void>
+  if (scenario.flow === "credit") return pump(emit)
+  // `inflight` publishers each awaiting its emit (Moleculer resolves it once the packet is written to the
+  // transporter: it has no delivery result), then a turn of the event loop: a service emitting one event
+  // per request it handles (without the turn, `await emit()` in a loop never leaves the microtask queue).
+  process.stdout.write("READY\n")
+  const inflight = scenario.inflight ?? config.inflight
+  await Promise.all(Array.from({ length: inflight }, async () => {
+    for (;;) {
+      published++
+      await emit().catch(onError)
+      await immediate()
+    }
+  }))
 }
+
+const moleculerTcp = () =>
+  moleculer({
+    type: "TCP",
+    options: { udpDiscovery: false, urls: `127.0.0.1:${config.subscriber.port}/${config.subscriber.nodeID}` }
+  })
 
 const effectMicro = async (kind: "http" | "http-ff" | "nats") => {
   const Effect = await import("effect/Effect")
@@ -162,10 +183,15 @@ const effectMicro = async (kind: "http" | "http-ff" | "nats") => {
     Effect.catchAllCause((cause) => Effect.sync(() => onError(cause)))
   )
   const program = Effect.gen(function*() {
-    if (!fireAndForget) {
-      const loop = Effect.forever(Effect.zipRight(Effect.sync(() => published++), publishOne))
+    if (scenario.flow === "results") {
+      const step = Effect.zipRight(Effect.sync(() => published++), publishOne)
+      // Fixed publisher counts model a service publishing once per request it handles: one publish per
+      // turn of the event loop per publisher (as the Moleculer references do).
+      const loop = Effect.forever(
+        scenario.inflight === undefined ? step : Effect.zipRight(step, Effect.promise(immediate))
+      )
       yield* Effect.sync(() => process.stdout.write("READY\n"))
-      yield* Effect.forEach(Array.from({ length: config.inflight }), () => loop, {
+      yield* Effect.forEach(Array.from({ length: scenario.inflight ?? config.inflight }), () => loop, {
         concurrency: "unbounded",
         discard: true
       })
@@ -200,14 +226,15 @@ const setups: Record<string, () => Promise<unknown>> = {
     const encoder = new TextEncoder()
     return pump(() => nc.publish(topic, encoder.encode(JSON.stringify(payload))))
   },
-  "moleculer-tcp": () =>
-    moleculer({
-      type: "TCP",
-      options: { udpDiscovery: false, urls: `127.0.0.1:${config.subscriber.port}/${config.subscriber.nodeID}` }
-    }),
+  "moleculer-tcp": () => moleculerTcp(),
+  "moleculer-tcp-64": () => moleculerTcp(),
+  "moleculer-tcp-1": () => moleculerTcp(),
   "moleculer-nats": () => moleculer(`nats://${config.nats}`),
   "effect-micro-http": () => effectMicro("http"),
+  "effect-micro-http-64": () => effectMicro("http"),
+  "effect-micro-http-1": () => effectMicro("http"),
   "effect-micro-http-ff": () => effectMicro("http-ff"),
+  "effect-micro-http-ff-1": () => effectMicro("http-ff"),
   "effect-micro-nats": () => effectMicro("nats")
 }
 

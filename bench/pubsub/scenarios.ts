@@ -8,10 +8,13 @@ export interface PubsubScenario {
   /** Needs a nats-server (started once for the group by run.ts). */
   readonly nats: boolean
   /**
-   * `results`: the publisher keeps `inflight` publishes outstanding and each waits for its delivery result;
+   * `results`: `inflight` publishers, each awaiting its publish (its delivery results, unless fire-and-forget)
+   * before the next; with a fixed `inflight` each also takes one event-loop turn per publish;
    * `credit`: fire-and-forget, at most `maxLag` events ahead of what the subscriber reported as delivered.
    */
   readonly flow: "results" | "credit"
+  /** `results` flow: publishes outstanding (each a fiber publishing in a loop); default `BENCH_PUBSUB_INFLIGHT`. */
+  readonly inflight?: number
 }
 
 export const topic = "bench.events"
@@ -32,6 +35,21 @@ export const pubsubScenarios: ReadonlyArray<PubsubScenario> = [
     flow: "credit"
   },
   {
+    name: "moleculer-tcp-64",
+    description:
+      "same emit, 64 publishers each awaiting its `emit` promise (resolved once written to the transporter; Moleculer has no delivery result) (reference)",
+    nats: false,
+    flow: "results",
+    inflight: 64
+  },
+  {
+    name: "moleculer-tcp-1",
+    description: "same, one publisher awaiting each `emit` (reference)",
+    nats: false,
+    flow: "results",
+    inflight: 1
+  },
+  {
     name: "moleculer-nats",
     description: "same Moleculer emit → event handler over the NATS transporter (`nats` 2.29 client) (reference)",
     nats: true,
@@ -45,10 +63,33 @@ export const pubsubScenarios: ReadonlyArray<PubsubScenario> = [
     flow: "results"
   },
   {
+    name: "effect-micro-http-64",
+    description:
+      "same, 64 concurrent publishers each waiting for its delivery result (a service publishing one event per request it handles)",
+    nats: false,
+    flow: "results",
+    inflight: 64
+  },
+  {
+    name: "effect-micro-http-1",
+    description: "same, one publisher waiting for each delivery result before the next publish",
+    nats: false,
+    flow: "results",
+    inflight: 1
+  },
+  {
     name: "effect-micro-http-ff",
     description: "same with `fireAndForget: true`",
     nats: false,
     flow: "credit"
+  },
+  {
+    name: "effect-micro-http-ff-1",
+    description:
+      "fire-and-forget, one publisher awaiting each `Topic.publish` (queued, no delivery result): the same contract as `moleculer-tcp-1`",
+    nats: false,
+    flow: "results",
+    inflight: 1
   },
   {
     name: "effect-micro-nats",

@@ -65,9 +65,14 @@ const setups: Record<string, () => Promise<void>> = {
     ready({})
   },
   "moleculer-tcp": () => moleculer({ type: "TCP", options: { udpDiscovery: false, port: 0 } }),
+  "moleculer-tcp-64": () => moleculer({ type: "TCP", options: { udpDiscovery: false, port: 0 } }),
+  "moleculer-tcp-1": () => moleculer({ type: "TCP", options: { udpDiscovery: false, port: 0 } }),
   "moleculer-nats": () => moleculer(`nats://${config.nats}`),
   "effect-micro-http": () => effectMicro("http"),
+  "effect-micro-http-64": () => effectMicro("http"),
+  "effect-micro-http-1": () => effectMicro("http"),
   "effect-micro-http-ff": () => effectMicro("http"),
+  "effect-micro-http-ff-1": () => effectMicro("http"),
   "effect-micro-nats": () => effectMicro("nats")
 }
 
