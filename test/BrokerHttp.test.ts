@@ -630,17 +630,31 @@ describe("HTTP broker subscriber endpoint: limits and deadlines", () => {
       }).pipe(Layer.provideMerge(Registry.layerMemory))
     )))
 
-  it.scopedLive("a bad %-escape in the path gets 400 with a JSON body", () =>
+  it.scopedLive("a bad %-escape, another path or another method get 400/404/405 with a JSON body", () =>
     Effect.gen(function*() {
       const subscription = yield* Broker.subscribe("escape", () => Effect.void)
-      const url = subscription.endpoint!.replace(/\/broker\/.*$/, "/broker/%E0%A4%A")
-      const response = yield* Effect.promise(async () => {
-        const reply = await fetch(url, { method: "POST", body: "x" })
-        return { status: reply.status, body: await reply.json() as { reason: string; detail: string } }
-      })
-      expect(response.status).toBe(400)
-      expect(response.body.reason).toBe("Rejected")
-      expect(response.body.detail).toContain("%-escape")
+      const ask = (url: string, method = "POST") =>
+        Effect.promise(async () => {
+          const reply = await fetch(url, method === "POST" ? { method, body: "x" } : { method })
+          return {
+            status: reply.status,
+            allow: reply.headers.get("allow"),
+            type: reply.headers.get("content-type"),
+            body: await reply.json() as { reason: string; detail: string }
+          }
+        })
+      const escape = yield* ask(subscription.endpoint!.replace(/\/broker\/.*$/, "/broker/%E0%A4%A"))
+      expect(escape.status).toBe(400)
+      expect(escape.type).toBe("application/json")
+      expect(escape.body.reason).toBe("Rejected")
+      expect(escape.body.detail).toContain("%-escape")
+      const elsewhere = yield* ask(subscription.endpoint!.replace(/\/broker\/.*$/, "/other"))
+      expect(elsewhere.status).toBe(404)
+      expect(elsewhere.body.reason).toBe("Unreachable")
+      const get = yield* ask(subscription.endpoint!, "GET")
+      expect(get.status).toBe(405)
+      expect(get.allow).toBe("POST")
+      expect(get.body).toEqual({ reason: "Rejected", detail: "use POST" })
     }).pipe(Effect.provide(limited)))
 
   it.scopedLive("slow headers are cut at headersTimeout, idle keep-alive connections at keepAliveTimeout", () =>

@@ -3,10 +3,9 @@
  * bounded in size and time, and its turn on the subscription (requests for one subscription are handled one
  * at a time, in arrival order). Plus the subscriptions as the endpoint keeps them and its error replies.
  */
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type * as http from "node:http"
 import type * as Net from "node:net"
 import type { Handler } from "../../Broker.js"
@@ -19,8 +18,8 @@ export interface LocalSubscription {
   readonly queue: string | undefined
   readonly handler: Handler
   readonly autoAck: boolean
-  /** The subscribing fiber's context: handlers run with it (set once per request, not per message). */
-  readonly context: Context.Context<never>
+  /** Runs a request's handling as a fiber of the subscribing fiber's runtime (its context, loggers, ...). */
+  readonly runFork: <A>(effect: Effect.Effect<A>) => Fiber.RuntimeFiber<A>
   /** A request for this subscription is being handled; the next ones wait in `waiting` (FIFO, see `Inbound`). */
   busy: boolean
   readonly waiting: Array<{ grant(): void }>
@@ -35,12 +34,31 @@ export interface Inbounds {
   readonly bySocket: WeakMap<Net.Socket, Set<Inbound>>
 }
 
-export const errorJson = (status: number, reason: string, detail: string, headers?: Record<string, string>) =>
-  HttpServerResponse.unsafeJson({ reason, detail }, headers === undefined ? { status } : { status, headers })
+/** A reply written straight to Node's response: status, optional headers and body. */
+export interface Reply {
+  readonly status: number
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly body?: string | undefined
+}
+
+const JSON_TYPE = { "content-type": "application/json" }
 /** On a refusal before the body was read (too large, too slow): the rest of it is not worth reading. */
-export const closeConnection = { connection: "close" }
+const JSON_CLOSE = { "content-type": "application/json", connection: "close" }
+
+export const errorReply = (status: number, reason: string, detail: string, close = false): Reply => ({
+  status,
+  headers: close ? JSON_CLOSE : JSON_TYPE,
+  body: JSON.stringify({ reason, detail })
+})
+export const jsonReply = (status: number, body: string): Reply => ({ status, headers: JSON_TYPE, body })
 /** The answer for a client that went away (nobody reads it). */
-const gone = HttpServerResponse.empty({ status: 499 })
+export const gone: Reply = { status: 499 }
+
+/** Who waits for an `Inbound`: the body once it has the subscription's turn, or the refusal. */
+export interface InboundOwner {
+  granted(body: Uint8Array): void
+  refused(reply: Reply): void
+}
 
 /**
  * One request's body and its turn on the subscription. Plain listeners on the Node request (no stream
@@ -57,7 +75,7 @@ export class Inbound {
   state = 0
   body: Uint8Array | undefined = undefined
   deadline: DeadlineEntry | undefined = undefined
-  resume: ((effect: Effect.Effect<Uint8Array, HttpServerResponse.HttpServerResponse>) => void) | undefined = undefined
+  owner: InboundOwner | undefined = undefined
   readonly socket: Net.Socket | null
   constructor(
     readonly shared: Inbounds,
@@ -66,8 +84,8 @@ export class Inbound {
   ) {
     this.socket = incoming.socket
   }
-  start(resume: (effect: Effect.Effect<Uint8Array, HttpServerResponse.HttpServerResponse>) => void): void {
-    this.resume = resume
+  start(owner: InboundOwner): void {
+    this.owner = owner
     const socket = this.socket
     if (socket === null || socket.destroyed) {
       return this.fail(gone)
@@ -101,9 +119,7 @@ export class Inbound {
     this.bytes += chunk.length
     const maxBodySize = this.shared.settings.maxBodySize
     if (this.bytes > maxBodySize) {
-      return this.fail(
-        errorJson(413, "Rejected", `body exceeds the limit of ${maxBodySize} bytes`, closeConnection)
-      )
+      return this.fail(errorReply(413, "Rejected", `body exceeds the limit of ${maxBodySize} bytes`, true))
     }
     this.chunks.push(chunk)
   }
@@ -129,15 +145,10 @@ export class Inbound {
   readonly onTimeout = (): void => {
     this.deadline = undefined
     this.fail(
-      errorJson(
-        408,
-        "Rejected",
-        `body not received within ${Duration.format(this.shared.settings.bodyTimeout)}`,
-        closeConnection
-      )
+      errorReply(408, "Rejected", `body not received within ${Duration.format(this.shared.settings.bodyTimeout)}`, true)
     )
   }
-  /** The client went away: nothing is handled for it (the platform answers nobody). */
+  /** The client went away: nothing is handled for it (the reply reaches nobody). */
   readonly onClose = (): void => {
     if (this.state < 2) {
       this.fail(gone)
@@ -145,20 +156,20 @@ export class Inbound {
   }
   grant(): void {
     this.state = 2
-    const resume = this.resume!
-    this.resume = undefined
+    const owner = this.owner!
+    this.owner = undefined
     if (this.socket!.destroyed) {
-      resume(Effect.fail(gone))
+      owner.refused(gone)
     } else if (!this.shared.subscriptions.has(this.subscription.id)) {
       // Unsubscribed while waiting: not handled, the publisher may try another member.
-      resume(Effect.fail(errorJson(404, "Unreachable", `no subscription ${this.subscription.id}`)))
-    } else resume(Effect.succeed(this.body!))
+      owner.refused(errorReply(404, "Unreachable", `no subscription ${this.subscription.id}`))
+    } else owner.granted(this.body!)
   }
-  fail(response: HttpServerResponse.HttpServerResponse): void {
-    const resume = this.resume
+  fail(reply: Reply): void {
+    const owner = this.owner
     this.finish()
-    if (resume !== undefined) {
-      resume(Effect.fail(response))
+    if (owner !== undefined) {
+      owner.refused(reply)
     }
   }
   detachBody(): void {
@@ -173,7 +184,7 @@ export class Inbound {
       return
     }
     this.state = 3
-    this.resume = undefined
+    this.owner = undefined
     this.body = undefined
     if (state === 0) {
       this.shared.deadlines.remove(this.deadline)

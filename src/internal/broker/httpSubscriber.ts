@@ -5,13 +5,13 @@
  * then removes it locally. Each request's body and turn are `Inbound`s (`httpInbound`); the handler runs
  * under the handler deadline. Assembled by `http.ts`.
  */
-import type * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as http from "node:http"
@@ -22,9 +22,9 @@ import type { Node, Registry, Service as RegisteredService } from "../../Registr
 import { randomId } from "../common/text.js"
 import type { DeadlineEntry, DeadlineWheel } from "../rpc/deadlines.js"
 import { advertisedAddress, formatAddress } from "../transport/address.js"
-import { deliverLocal, OCTET_STREAM, withContext } from "./core.js"
-import type { Inbounds, LocalSubscription } from "./httpInbound.js"
-import { closeConnection, errorJson, Inbound } from "./httpInbound.js"
+import { deliverLocal, OCTET_STREAM } from "./core.js"
+import type { InboundOwner, Inbounds, LocalSubscription, Reply } from "./httpInbound.js"
+import { errorReply, gone, Inbound, jsonReply } from "./httpInbound.js"
 import type { BrokerState, Settings } from "./httpSettings.js"
 import type { WireMessage } from "./httpWire.js"
 import {
@@ -39,6 +39,28 @@ import {
   statusOf
 } from "./httpWire.js"
 
+const usePost: Reply = (() => {
+  const reply = errorReply(405, "Rejected", "use POST")
+  return { ...reply, headers: { ...reply.headers, allow: "POST" } }
+})()
+
+const listen = (server: http.Server, host: string | undefined, port: number) =>
+  Effect.async<void, Error>((resume) => {
+    const onError = (error: Error) => resume(Effect.fail(error))
+    server.once("error", onError)
+    server.listen({ host, port }, () => {
+      server.off("error", onError)
+      resume(Effect.void)
+    })
+  })
+
+/** Stops accepting, closes idle keep-alive connections, and waits for the requests being answered. */
+const close = (server: http.Server) =>
+  Effect.async<void>((resume) => {
+    if (!server.listening) return resume(Effect.void)
+    server.close(() => resume(Effect.void))
+  })
+
 const deliverOne = (subscription: LocalSubscription, message: WireMessage) =>
   deliverLocal(
     subscription.handler,
@@ -49,52 +71,108 @@ const deliverOne = (subscription: LocalSubscription, message: WireMessage) =>
     message.headers
   )
 
+/** The reply to a batch or message every handler took. */
+const NO_CONTENT: Reply = { status: 204 }
+
 /**
- * The handler deadline (`handlerTimeout`), as a wrapper of one request's handling: past it the handler is
- * interrupted, the request gets 504 `Timeout` (a batch: all its messages, some of which may have been
- * handled) and the subscription's next request runs once the handler has stopped. On the timing wheel with
- * one child fiber per request, not `Effect.timeoutTo` (which forks a sleeper fiber and a timer per request
- * besides; see internal/rpc/deadlines.ts).
+ * One POST on the subscriber endpoint, on Node's request and response directly: the body and the
+ * subscription's turn (`Inbound`), then the handling as one fiber of the subscribing fiber's runtime under
+ * the handler deadline (`handlerTimeout`, on the timing wheel: past it the handler is interrupted and the
+ * request gets 504 `Timeout` — a batch: all its messages, some of which may have been handled), then the
+ * reply. The client going away interrupts the handler; the subscription's next request runs only once the
+ * handler has stopped, finalizers included. Served through @effect/platform's HTTP server, each request
+ * cost a fiber, a request wrapper and the response conversion besides the handler's own fiber (measured
+ * below in `makeSubscriber`).
  */
-const handlerDeadline = (deadlines: DeadlineWheel, handlerTimeout: Duration.Duration) => {
-  const handlerTimeoutMillis = Duration.toMillis(handlerTimeout)
-  const handlerTimedOut = errorJson(
-    504,
-    "Timeout",
-    `handler did not finish within ${Duration.format(handlerTimeout)}`
-  )
-  return (
-    effect: Effect.Effect<HttpServerResponse.HttpServerResponse>
-  ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
-    Effect.flatMap(
-      Effect.forkDaemon(effect),
-      (fiber) =>
-        Effect.async<HttpServerResponse.HttpServerResponse>((resume) => {
-          let timedOut = false
-          let entry: DeadlineEntry | undefined = handlerTimeoutMillis === Infinity ?
-            undefined :
-            deadlines.add(handlerTimeoutMillis, () => {
-              entry = undefined
-              timedOut = true
-              fiber.unsafeInterruptAsFork(FiberId.none)
-            })
-          fiber.addObserver((exit) => {
-            deadlines.remove(entry)
-            entry = undefined
-            if (timedOut) {
-              resume(Effect.succeed(handlerTimedOut))
-            } else resume(exit)
-          })
-          // The request itself was interrupted (its client went away): so is the handler, and the request
-          // ends (releasing the subscription's turn) only once the handler has stopped, finalizers included:
-          // the subscription's next request never runs beside it.
-          return Effect.suspend(() => {
-            deadlines.remove(entry)
-            entry = undefined
-            return Effect.asVoid(Fiber.interrupt(fiber))
-          })
-        })
+class Delivery implements InboundOwner {
+  fiber: Fiber.RuntimeFiber<Reply> | undefined = undefined
+  deadline: DeadlineEntry | undefined = undefined
+  timedOut = false
+  constructor(
+    readonly endpoint: EndpointContext,
+    readonly inbound: Inbound,
+    readonly response: http.ServerResponse,
+    readonly contentType: string,
+    readonly compact: boolean
+  ) {}
+  granted(body: Uint8Array): void {
+    const subscription = this.inbound.subscription
+    let handling: Effect.Effect<Reply>
+    if (this.contentType.startsWith(BATCH_CONTENT_TYPE)) {
+      let messages: Array<WireMessage>
+      try {
+        messages = decodeBatch(body)
+      } catch (cause) {
+        return this.reply(errorReply(400, "Rejected", `malformed batch: ${(cause as Error).message}`))
+      }
+      const compact = this.compact
+      // Sequential: messages of one batch are handled in order.
+      handling = Effect.map(
+        Effect.forEach(messages, (message) => deliverOne(subscription, message)),
+        (results) => compact && allDelivered(results) ? NO_CONTENT : jsonReply(200, encodeResults(results))
+      )
+    } else {
+      const headers: Record<string, string> = {}
+      const incoming = this.inbound.incoming.headers
+      for (const key in incoming) {
+        if (key.startsWith(HEADER_PREFIX)) headers[key.slice(HEADER_PREFIX.length)] = String(incoming[key])
+      }
+      handling = Effect.map(
+        deliverOne(subscription, { contentType: this.contentType, headers, body }),
+        (failure) => failure === undefined ? NO_CONTENT : errorReply(statusOf(failure), failure.reason, failure.detail)
+      )
+    }
+    const fiber = subscription.runFork(handling)
+    this.fiber = fiber
+    const millis = this.endpoint.handlerTimeoutMillis
+    if (millis !== Infinity) this.deadline = this.endpoint.deadlines.add(millis, this.onDeadline)
+    fiber.addObserver(this.onExit)
+  }
+  refused(reply: Reply): void {
+    this.reply(reply)
+  }
+  readonly onDeadline = (): void => {
+    this.deadline = undefined
+    this.timedOut = true
+    this.fiber!.unsafeInterruptAsFork(FiberId.none)
+  }
+  readonly onExit = (exit: Exit.Exit<Reply>): void => {
+    this.endpoint.deadlines.remove(this.deadline)
+    this.deadline = undefined
+    this.reply(
+      this.timedOut
+        ? this.endpoint.handlerTimedOut
+        : Exit.isSuccess(exit)
+        ? exit.value
+        // Interrupted because the client went away (nobody reads it), or a defect of the framework's own.
+        : Exit.isInterrupted(exit)
+        ? gone
+        : errorReply(500, "Unreachable", `subscriber failed: ${Cause.pretty(exit.cause)}`)
     )
+  }
+  /** The response closed: if before the reply was written, its client went away. */
+  readonly onClose = (): void => {
+    if (!this.response.writableEnded) this.fiber?.unsafeInterruptAsFork(FiberId.none)
+  }
+  reply(reply: Reply): void {
+    // Releases the subscription's turn (or the place in its queue) first: the next request may start.
+    this.inbound.finish()
+    writeReply(this.response, reply)
+  }
+}
+
+const writeReply = (response: http.ServerResponse, reply: Reply): void => {
+  if (response.destroyed || response.headersSent) return
+  if (reply.headers === undefined) response.writeHead(reply.status)
+  else response.writeHead(reply.status, reply.headers)
+  response.end(reply.body)
+}
+
+/** What every request of one endpoint shares besides `Inbounds`. */
+interface EndpointContext {
+  readonly deadlines: DeadlineWheel
+  readonly handlerTimeoutMillis: number
+  readonly handlerTimedOut: Reply
 }
 
 /** The broker's `subscribe`; its server, once started, lives in `layerScope`. */
@@ -118,131 +196,86 @@ export const makeSubscriber = (
     } = settings
     const subscriptions = new Map<string, LocalSubscription>()
     const inbounds: Inbounds = { settings, deadlines, subscriptions, bySocket: new WeakMap<Net.Socket, Set<Inbound>>() }
-    const withHandlerDeadline = handlerDeadline(deadlines, settings.handlerTimeout)
 
-    const handle = (
-      request: HttpServerRequest.HttpServerRequest
-    ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-      const query = request.url.indexOf("?")
-      const path = query === -1 ? request.url : request.url.slice(0, query)
+    const endpointContext: EndpointContext = {
+      deadlines,
+      handlerTimeoutMillis: Duration.toMillis(settings.handlerTimeout),
+      handlerTimedOut: errorReply(
+        504,
+        "Timeout",
+        `handler did not finish within ${Duration.format(settings.handlerTimeout)}`
+      )
+    }
+
+    /** A request's checks before its body is read; a refusal is answered at once. */
+    const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
+      const url = request.url ?? "/"
+      const query = url.indexOf("?")
+      const path = query === -1 ? url : url.slice(0, query)
       if (!path.startsWith(PATH_PREFIX)) {
-        return Effect.succeed(errorJson(404, "Unreachable", `no broker endpoint at ${path}`))
+        return writeReply(response, errorReply(404, "Unreachable", `no broker endpoint at ${path}`))
       }
-      if (request.method !== "POST") {
-        return Effect.succeed(HttpServerResponse.unsafeJson({ reason: "Rejected", detail: "use POST" }, {
-          status: 405,
-          headers: { allow: "POST" }
-        }))
-      }
+      if (request.method !== "POST") return writeReply(response, usePost)
       let id: string
       try {
         id = decodeURIComponent(path.slice(PATH_PREFIX.length))
       } catch {
-        return Effect.succeed(errorJson(400, "Rejected", `malformed path ${path}: bad %-escape`))
+        return writeReply(response, errorReply(400, "Rejected", `malformed path ${path}: bad %-escape`))
       }
       const subscription = subscriptions.get(id)
-      if (subscription === undefined) return Effect.succeed(errorJson(404, "Unreachable", `no subscription at ${path}`))
-      if (state.draining) return Effect.succeed(errorJson(503, "Unreachable", "subscriber is shutting down"))
+      if (subscription === undefined) {
+        return writeReply(response, errorReply(404, "Unreachable", `no subscription at ${path}`))
+      }
+      if (state.draining) return writeReply(response, errorReply(503, "Unreachable", "subscriber is shutting down"))
       const length = Number(request.headers["content-length"] ?? "0")
       if (length > maxBodySize) {
-        return Effect.succeed(
-          errorJson(413, "Rejected", `body of ${length} bytes exceeds the limit of ${maxBodySize}`, closeConnection)
+        return writeReply(
+          response,
+          errorReply(413, "Rejected", `body of ${length} bytes exceeds the limit of ${maxBodySize}`, true)
         )
       }
       const topicHeader = request.headers["micro-topic"]
       if (topicHeader !== undefined && topicHeader !== subscription.topic) {
-        return Effect.succeed(
-          errorJson(400, "Rejected", `micro-topic ${topicHeader} does not match ${subscription.topic}`)
+        return writeReply(
+          response,
+          errorReply(400, "Rejected", `micro-topic ${topicHeader} does not match ${subscription.topic}`)
         )
       }
-      const contentType = request.headers["content-type"] ?? OCTET_STREAM
-      const compact = request.headers[BATCH_RESULTS_HEADER] === BATCH_RESULTS_COMPACT
       // The body is read first (bounded in size and time, see `Inbound`); the subscription's turn is taken
       // when it is complete, so a slow or stalled body never holds the subscription.
-      const inbound = new Inbound(inbounds, subscription, toIncomingMessage!(request))
-      return Effect.async<Uint8Array, HttpServerResponse.HttpServerResponse>((resume) => inbound.start(resume)).pipe(
-        Effect.matchEffect({
-          onFailure: Effect.succeed,
-          onSuccess: (body) => {
-            if (contentType.startsWith(BATCH_CONTENT_TYPE)) {
-              let messages: Array<WireMessage>
-              try {
-                messages = decodeBatch(body)
-              } catch (cause) {
-                return Effect.succeed(errorJson(400, "Rejected", `malformed batch: ${(cause as Error).message}`))
-              }
-              // Sequential: messages of one batch are handled in order.
-              return Effect.map(
-                withContext(
-                  Effect.forEach(messages, (message) => deliverOne(subscription, message)),
-                  subscription.context
-                ),
-                (results) =>
-                  compact && allDelivered(results)
-                    ? HttpServerResponse.empty({ status: 204 })
-                    : HttpServerResponse.text(encodeResults(results), { contentType: "application/json" })
-              ).pipe(withHandlerDeadline)
-            }
-            const headers: Record<string, string> = {}
-            for (const key in request.headers) {
-              if (key.startsWith(HEADER_PREFIX)) headers[key.slice(HEADER_PREFIX.length)] = String(request.headers[key])
-            }
-            return Effect.map(
-              withContext(deliverOne(subscription, { contentType, headers, body }), subscription.context),
-              (failure) =>
-                failure === undefined
-                  ? HttpServerResponse.empty({ status: 204 })
-                  : errorJson(statusOf(failure), failure.reason, failure.detail)
-            ).pipe(withHandlerDeadline)
-          }
-        }),
-        Effect.ensuring(Effect.sync(() => inbound.finish())),
-        // The platform runs the app uninterruptibly; here the wait, the read and the handler may be
-        // interrupted (the client went away, or the handler deadline).
-        Effect.interruptible
+      const delivery = new Delivery(
+        endpointContext,
+        new Inbound(inbounds, subscription, request),
+        response,
+        request.headers["content-type"] ?? OCTET_STREAM,
+        request.headers[BATCH_RESULTS_HEADER] === BATCH_RESULTS_COMPACT
       )
+      response.once("close", delivery.onClose)
+      delivery.inbound.start(delivery)
     }
 
-    const app = Effect.flatMap(HttpServerRequest.HttpServerRequest, handle)
-    /** Set when the endpoint starts (the module is loaded then; see `endpoint`). */
-    let toIncomingMessage: typeof NodeHttpServerRequest.toIncomingMessage | undefined
-
-    // One server per broker, started by the first subscription and closed with the layer.
+    // One server per broker, started by the first subscription and closed with the layer: Node's own
+    // server, no @effect/platform around it (see `Delivery`).
     const endpoint = yield* Effect.cached(
       Effect.gen(function*() {
-        // Loaded here, by the first subscribe: ≈200 ms of module loading (measured) that publish-only
-        // processes, and every process's start-up, would otherwise pay.
-        const [NodeHttpServer, NodeHttpServerRequestModule] = yield* Effect.tryPromise(() =>
-          Promise.all([
-            import("@effect/platform-node/NodeHttpServer"),
-            import("@effect/platform-node/NodeHttpServerRequest")
-          ])
-        )
-        toIncomingMessage = NodeHttpServerRequestModule.toIncomingMessage
-        const server = yield* NodeHttpServer.make(() => {
-          // Node's own guards against slow or idle peers (slowloris): the headers, and the whole request
-          // (headers + body; our body deadline is `bodyTimeout`, measured from the headers, on the wheel),
-          // checked every second; idle keep-alive connections closed; connections beyond the cap dropped.
-          // Node takes 0 for "no limit" (an infinite Duration here).
-          const finite = (millis: number) => Number.isFinite(millis) ? Math.round(millis) : 0
-          const headersMillis = finite(Duration.toMillis(headersTimeout))
-          const requestMillis = finite(Duration.toMillis(headersTimeout) + bodyTimeoutMillis + 1000)
-          const created = http.createServer({
-            headersTimeout: requestMillis === 0 ? headersMillis : Math.min(headersMillis, requestMillis),
-            requestTimeout: requestMillis,
-            keepAliveTimeout: finite(Duration.toMillis(keepAliveTimeout)),
-            connectionsCheckingInterval: 1000
-          })
-          created.maxConnections = maxConnections
-          return created
-        }, {
-          host: settings.host,
-          port: settings.port
-        })
-        yield* server.serve(app)
-        const address = server.address
-        if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("HTTP broker: expected a TCP address")
-        return advertisedAddress(formatAddress(address.hostname, address.port), settings.advertise)
+        // Node's own guards against slow or idle peers (slowloris): the headers, and the whole request
+        // (headers + body; our body deadline is `bodyTimeout`, measured from the headers, on the wheel),
+        // checked every second; idle keep-alive connections closed; connections beyond the cap dropped.
+        // Node takes 0 for "no limit" (an infinite Duration here).
+        const finite = (millis: number) => Number.isFinite(millis) ? Math.round(millis) : 0
+        const headersMillis = finite(Duration.toMillis(headersTimeout))
+        const requestMillis = finite(Duration.toMillis(headersTimeout) + bodyTimeoutMillis + 1000)
+        const server = http.createServer({
+          headersTimeout: requestMillis === 0 ? headersMillis : Math.min(headersMillis, requestMillis),
+          requestTimeout: requestMillis,
+          keepAliveTimeout: finite(Duration.toMillis(keepAliveTimeout)),
+          connectionsCheckingInterval: 1000
+        }, onRequest)
+        server.maxConnections = maxConnections
+        yield* Effect.acquireRelease(listen(server, settings.host, settings.port), () => close(server))
+        const address = server.address() as Net.AddressInfo
+        const host = address.address === "::" ? "0.0.0.0" : address.address
+        return advertisedAddress(formatAddress(host, address.port), settings.advertise)
       }).pipe(
         Effect.mapError((cause) =>
           new BrokerError({
@@ -267,7 +300,7 @@ export const makeSubscriber = (
           queue: subscribeOptions?.queue,
           handler,
           autoAck: subscribeOptions?.autoAck ?? true,
-          context: yield* Effect.context<never>(),
+          runFork: Runtime.runFork(yield* Effect.runtime<never>()),
           busy: false,
           waiting: []
         }
