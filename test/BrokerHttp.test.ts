@@ -9,6 +9,7 @@ import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as TestClock from "effect/TestClock"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -535,6 +536,32 @@ describe("HTTP broker (one process)", () => {
       )
       expect(results.filter(Either.isLeft).length).toBe(200)
       expect(handled).toBe(1800)
+    }).pipe(Effect.provide(layer)))
+
+  it.scopedLive("publishes made from separate callbacks in one turn of the event loop leave as one batch", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* fakeEndpoint((_request, response) => {
+        response.writeHead(204)
+        response.end()
+      })
+      yield* registerNodes("turn", [{ id: "sub", address: endpoint.address }])
+      // Warm: the dispatcher exists and the connection is open.
+      yield* Broker.publish("turn", new Uint8Array([0]))
+      expect(endpoint.requests()).toBe(1)
+      const runtime = yield* Effect.runtime<Broker.Broker>()
+      // 64 handlers woken in the same check phase (as by replies or requests arriving together), each publishing.
+      const published = yield* Effect.promise(() =>
+        Promise.all(
+          Array.from({ length: 64 }, (_, i) =>
+            new Promise<void>((resolve, reject) =>
+              setImmediate(() =>
+                Runtime.runPromise(runtime)(Broker.publish("turn", new Uint8Array([i]))).then(resolve, reject)
+              )
+            ))
+        )
+      )
+      expect(published.length).toBe(64)
+      expect(endpoint.requests()).toBe(2)
     }).pipe(Effect.provide(layer)))
 })
 
