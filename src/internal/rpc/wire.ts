@@ -423,7 +423,8 @@ export class FrameDecoder {
 /**
  * Coalesces frames into fewer socket writes. Frames written while fibers run are flushed in one write at the
  * end of the current microtask queue drain (so 64 calls made in one pass cost one syscall, and a lone call
- * does not wait for the next event-loop turn), and every `MAX_BATCH_FRAMES` frames or `MAX_BATCH_BYTES`:
+ * does not wait for the next event-loop turn); once a write went out in a turn, frames from later callbacks
+ * of that turn are gathered until its check phase; and every `MAX_BATCH_FRAMES` frames or `MAX_BATCH_BYTES`:
  * flushing part of a large batch early lets the peer start on it while this side is still producing the
  * rest. Without that, client and server take turns (each idle while the other works through the whole
  * batch); measured at 64 calls in flight, the early flush took throughput from ≈30k to ≈47k calls/s.
@@ -432,6 +433,8 @@ export class BatchWriter {
   private queue: Array<Buffer> = []
   private size = 0
   private scheduled = false
+  /** A write already went out in this turn of the event loop (cleared in its check phase). */
+  private wroteThisTurn = false
 
   constructor(private readonly sink: (data: Buffer) => void) {}
 
@@ -441,7 +444,11 @@ export class BatchWriter {
     if (this.queue.length >= MAX_BATCH_FRAMES || this.size >= MAX_BATCH_BYTES) this.flush()
     else if (!this.scheduled) {
       this.scheduled = true
-      queueMicrotask(this.scheduledFlush)
+      // The turn's first frames go at the end of the microtask drain (a lone call does not wait). Frames of
+      // later callbacks in the same turn (requests arriving on other sockets, each making a call: a gateway,
+      // Promise callers) wait for the check phase and leave together, instead of one write per callback.
+      if (this.wroteThisTurn) setImmediate(this.checkPhaseFlush)
+      else queueMicrotask(this.scheduledFlush)
     }
   }
 
@@ -450,7 +457,26 @@ export class BatchWriter {
     this.flush()
   }
 
+  /** The gathered frames of a turn: sent without marking the next turn (its first frames go at once). */
+  private readonly checkPhaseFlush = (): void => {
+    this.scheduled = false
+    this.send()
+  }
+
+  private readonly turnEnded = (): void => {
+    this.wroteThisTurn = false
+  }
+
   readonly flush = (): void => {
+    if (this.queue.length === 0) return
+    if (!this.wroteThisTurn) {
+      this.wroteThisTurn = true
+      setImmediate(this.turnEnded)
+    }
+    this.send()
+  }
+
+  private send(): void {
     if (this.queue.length === 0) return
     const data = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue, this.size)
     this.queue = []
