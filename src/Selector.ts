@@ -198,8 +198,28 @@ const selectRandom = (request: SelectRequest): Effect.Effect<Node, NoAvailableNo
   return Effect.map(Random.nextIntBetween(0, nodes.length), (i) => nodes[i]!)
 }
 
+const byId = (a: Node, b: Node): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
 /**
- * Round-robin per service, in node-id order so every client walks the same ring.
+ * Candidates in node-id order, sorted once per candidate array. The common call's candidates are the
+ * registry's (or the cache's) own node array, the same object until the service changes, so the sort is
+ * paid once per change instead of on every call: sorting per call cost 119 µs/call at 3,000 nodes against
+ * 0.5 µs at 3 (bench group `scale`). Arrays built for one call (filters, retries, ejections) are sorted each
+ * time, O(n log n) on top of the O(n) that built them.
+ */
+const ringOrder = new WeakMap<ReadonlyArray<Node>, ReadonlyArray<Node>>()
+const sortedById = (nodes: ReadonlyArray<Node>): ReadonlyArray<Node> => {
+  let sorted = ringOrder.get(nodes)
+  if (sorted === undefined) {
+    sorted = [...nodes].sort(byId)
+    ringOrder.set(nodes, sorted)
+  }
+  return sorted
+}
+
+/**
+ * Round-robin per service, in node-id order so every client walks the same ring. O(1) per call while the
+ * service's nodes do not change (the ring is sorted once per node list).
  * @since 0.1.0
  * @category constructors
  */
@@ -210,7 +230,7 @@ export const makeRoundRobin = (_options?: StrategyOptions): Selector.Service => 
       Effect.suspend(() => {
         const nodes = candidates(request)
         if (nodes.length === 0) return Effect.fail(noNodes(request))
-        const sorted = [...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        const sorted = sortedById(nodes)
         const next = counters.get(request.service) ?? 0
         counters.set(request.service, next + 1)
         return Effect.succeed(sorted[next % sorted.length]!)
