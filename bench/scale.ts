@@ -19,7 +19,10 @@
  *   - mdns: the limits of one packet (max endpoints per registration, nodes per announcement packet) read
  *     from the registry itself on a private loopback port, and what happens beyond.
  *
- * Prints progress lines and `RESULT <json>`.
+ * Prints progress lines and `RESULT <json>`; SCALE_TRACE=1 also prints each etcd change's per-client times.
+ * Alone: `scripts/engines.sh start etcd`, then
+ *   node --expose-gc --import tsx bench/scale.ts '{"sections":["etcd"],"etcd":"127.0.0.1:PORT",...}'
+ * with every `ScaleOptions` field (bench/scaleMeasure.ts shows the values the group uses).
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
