@@ -178,14 +178,15 @@ export const stop = async (child: Child, graceMs = 5000): Promise<void> => {
   clearTimeout(timer)
 }
 
-/** Runs `script` to completion and returns the JSON after its `RESULT ` line. */
+/** Runs `script` (with `nodeArgs` for node) to completion and returns the JSON after its `RESULT ` line. */
 export const runForResult = async <A>(
   launcher: Launcher,
   script: string,
   args: ReadonlyArray<string>,
-  timeoutMs: number
+  timeoutMs: number,
+  nodeArgs: ReadonlyArray<string> = []
 ): Promise<A> => {
-  const child = startNode([...launcher.args(script), ...args])
+  const child = startNode([...nodeArgs, ...launcher.args(script), ...args])
   try {
     const line = await child.waitLine("RESULT ", timeoutMs)
     return JSON.parse(line.slice("RESULT ".length)) as A
@@ -207,7 +208,7 @@ export interface Engine {
 
 const enginesScript = path.join(root, "scripts", "engines.sh")
 
-export const startEngine = (name: "redis" | "postgres" | "nats"): Engine => {
+export const startEngine = (name: "redis" | "postgres" | "nats" | "etcd"): Engine => {
   const out = execFileSync("bash", [enginesScript, "start", name], { encoding: "utf8", timeout: 180_000, cwd: root })
   const upper = name.toUpperCase()
   const address = out.match(new RegExp(`${upper}_ADDRESS=(\\S+)`))?.[1]

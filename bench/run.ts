@@ -18,6 +18,9 @@
  *   idle    RSS of each server process after start-up, no load.
  *   startup process start → serving: spawn to READY of a greeter service (barrel imports, mdns on loopback,
  *           registered) against a Moleculer broker with one service, alternating, BENCH_STARTUP_RUNS each.
+ *   scale   discovery and selection at scale, one process (bench/scale.ts): selection ns/call at 3 vs 3,000 nodes,
+ *           cached-registry heap, 1,000 × 3 in etcd (register time, watch propagation to 10 clients), mdns packet
+ *           limits — not in the default groups: BENCH_GROUPS=scale (etcd started and stopped here).
  *
  * Environment (all optional):
  *   BENCH_GROUPS             comma-separated groups (default "rpc,stream,codec,store,pubsub,idle")
@@ -38,6 +41,11 @@
  *   BENCH_PUBSUB_INFLIGHT    pubsub: publishes in flight when waiting for results (default 1000)
  *   BENCH_PUBSUB_MAX_LAG     pubsub: fire-and-forget publishers stay at most this many events ahead (default 20000)
  *   BENCH_PUBSUB_SUBSCRIBER_NODE_ARGS / BENCH_PUBSUB_PUBLISHER_NODE_ARGS   extra node flags (profiling)
+ *   BENCH_SCALE_SECTIONS     scale: sections (default "selection,memory,etcd,mdns")
+ *   BENCH_SCALE_ROUND_MS     scale: time per selection round (default 100); BENCH_SCALE_ROUNDS (default 9)
+ *   BENCH_SCALE_CYCLES       scale: cache refresh cycles for the memory check (default 20)
+ *   BENCH_SCALE_CLIENTS      scale: etcd watching clients (default 10); BENCH_SCALE_CHANGES changes (default 60)
+ *   BENCH_SCALE_MDNS_NODES   scale: nodes in the one big mdns registration (default 1000)
  *   BENCH_IDLE_MS            idle: settle time after READY before sampling RSS (default 2000)
  *   BENCH_STARTUP_RUNS       startup: starts per implementation (default 7)
  *   BENCH_SERVER_NODE_ARGS   extra node flags for rpc/stream server processes, e.g. "--cpu-prof --cpu-prof-dir=bench/profiles"
@@ -72,6 +80,7 @@ import {
   streamTable,
   summary
 } from "./report.js"
+import { runScale, scaleSummary, scaleTable } from "./scaleMeasure.js"
 import type { Scenario } from "./scenarios.js"
 import { scenarios } from "./scenarios.js"
 import type { StoreRow } from "./store.js"
@@ -94,9 +103,12 @@ const listEnv = (name: string, fallback: string): Array<string> =>
 const countsEnv = (name: string, fallback: string): Array<number> =>
   listEnv(name, fallback).map(Number).filter((n) => Number.isInteger(n) && n > 0)
 
-const allGroups = ["rpc", "stream", "gateway", "codec", "store", "pubsub", "idle", "startup", "grpc"] as const
-/** Run when BENCH_GROUPS is not set (grpc is opt-in: it repeats rpc/stream measurements over another protocol). */
-const defaultGroups = allGroups.filter((group) => group !== "grpc")
+const allGroups = ["rpc", "stream", "gateway", "codec", "store", "pubsub", "idle", "startup", "grpc", "scale"] as const
+/**
+ * Run when BENCH_GROUPS is not set. Opt-in: grpc (it repeats rpc/stream measurements over another protocol) and
+ * scale (discovery limits, not a comparison).
+ */
+const defaultGroups = allGroups.filter((group) => group !== "grpc" && group !== "scale")
 type Group = typeof allGroups[number]
 
 const config = {
@@ -115,6 +127,15 @@ const config = {
   storeConcurrency: countsEnv("BENCH_STORE_CONCURRENCY", "1"),
   sqliteSynchronous: process.env.BENCH_SQLITE_SYNC === "FULL" ? "FULL" as const : "NORMAL" as const,
   idleMs: numberEnv("BENCH_IDLE_MS", 2000),
+  scale: {
+    sections: listEnv("BENCH_SCALE_SECTIONS", "selection,memory,etcd,mdns"),
+    roundMs: numberEnv("BENCH_SCALE_ROUND_MS", 100),
+    rounds: numberEnv("BENCH_SCALE_ROUNDS", 9),
+    cycles: numberEnv("BENCH_SCALE_CYCLES", 20),
+    clients: numberEnv("BENCH_SCALE_CLIENTS", 10),
+    changes: numberEnv("BENCH_SCALE_CHANGES", 60),
+    mdnsNodes: numberEnv("BENCH_SCALE_MDNS_NODES", 1000)
+  },
   startupRuns: numberEnv("BENCH_STARTUP_RUNS", 7),
   pubsub: {
     warmupMs: numberEnv("BENCH_PUBSUB_WARMUP_MS", 1500),
@@ -470,6 +491,7 @@ const main = async () => {
   const pubsub: { rows: Array<PubsubRow>; failure?: string } | undefined = has("pubsub")
     ? await runPubsub(launcher, config.pubsub)
     : undefined
+  const scale = has("scale") ? await runScale(launcher, config.scale) : undefined
   const loadAfter = os.loadavg()
 
   const sections: Array<string> = []
@@ -490,10 +512,14 @@ const main = async () => {
   }
   if (idle.length > 0) sections.push(`### Idle server RSS\n\n${idleTable(idle)}`)
   if (startup.length > 0) sections.push(`### Start-up (process start → serving)\n\n${startupTable(startup)}`)
+  if (scale?.result !== undefined) {
+    sections.push(`### Discovery and selection at scale (one process)\n\n${scaleTable(scale.result)}`)
+  }
   const summaryText = [
     summary({ rpc, gateway, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle, startup }),
     ...pubsubSummary(pubsub?.rows ?? []),
-    ...grpcSummary(grpcRows)
+    ...grpcSummary(grpcRows),
+    ...scaleSummary(scale?.result)
   ].filter((line) => line !== "").join("\n")
   if (summaryText !== "") sections.push(`### Summary (same-run ratios)\n\n${summaryText}`)
   const markdown = sections.join("\n\n")
@@ -537,6 +563,7 @@ const main = async () => {
           pubsub,
           idle,
           startup,
+          scale,
           // For older readers of this file: the rpc rows under their previous name.
           results: rpc,
           table: markdown
@@ -550,7 +577,8 @@ const main = async () => {
   const failed = [...rpc, ...gateway, ...stream, ...grpcRows].some((r) => r.failure !== undefined) ||
     [...idle, ...startup].some((r) => r.failure !== undefined) || codec?.failure !== undefined ||
     (store?.failures.length ?? 0) > 0 ||
-    pubsub?.failure !== undefined || (pubsub?.rows.some((r) => r.failure !== undefined) ?? false)
+    pubsub?.failure !== undefined || (pubsub?.rows.some((r) => r.failure !== undefined) ?? false) ||
+    scale?.failure !== undefined
   if (failed) process.exitCode = 1
 }
 

@@ -138,6 +138,74 @@ describe("MdnsRegistry", () => {
       expect(found!.nodes).toHaveLength(40)
     }))
 
+  it.scopedLive(
+    "a registration of 1,000 nodes reaches another registry in full (packets paced, MTU-sized)",
+    () =>
+      Effect.gen(function*() {
+        // Sent back to back, 50 packets of 9000 bytes overflowed the receivers' socket buffers and the
+        // kernel dropped most of them, silently: the reader saw ≈ 240 of 1,000 nodes after two announcements.
+        const reader = yield* MdnsRegistry.make(options)
+        const writer = yield* MdnsRegistry.make(options)
+        const raw = yield* rawSocket
+        let largest = 0
+        raw.on("response", (_packet: Packet, rinfo: { size: number }) => {
+          largest = Math.max(largest, rinfo.size)
+        })
+        const name = uniqueName("thousand")
+        const nodes = Array.from({ length: 1000 }, (_, i) => ({ id: `${name}-${i}`, port: 5000 + i }))
+        yield* writer.register(makeService(name, nodes), { ttl: "30 seconds" })
+        const found = yield* reader.getService(name).pipe(
+          Effect.map(([service]) => service),
+          Effect.filterOrFail((service) => service?.nodes.length === 1000, () => new Error("not all nodes yet")),
+          Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("4 seconds"))),
+          Effect.orElse(() =>
+            Effect.flatMap(
+              reader.getService(name),
+              ([service]) => Effect.fail(new Error(`reader saw ${service?.nodes.length} of 1000 nodes`))
+            )
+          )
+        )
+        expect(found!.nodes).toHaveLength(1000)
+        // several instances per packet only up to one Ethernet MTU (1500 − 28 bytes of IP and UDP headers)
+        expect(largest).toBeGreaterThan(0)
+        expect(largest).toBeLessThanOrEqual(1472)
+      }),
+    20_000
+  )
+
+  it.scopedLive("queries for many unknown instances are split over packets instead of one oversized datagram", () =>
+    Effect.gen(function*() {
+      // 700 PTRs in one response (62 KB), without SRV/TXT: the registry asks for the 700 instances. As one
+      // query that was ≈ 90 KB, more than a UDP datagram holds: never sent (a warning), never resolved.
+      yield* MdnsRegistry.make(options)
+      const raw = yield* rawSocket
+      const prefix = uniqueName("unknown").toLowerCase().replace(/[^a-z0-9-]/g, "-")
+      const labels = Array.from({ length: 700 }, (_, i) => `${prefix}-${"x".repeat(30)}-${i}`.slice(-40))
+      const asked = new Set<string>()
+      let largest = 0
+      raw.on("query", (packet: Packet, rinfo: { size: number }) => {
+        for (const q of packet.questions ?? []) if (q.type === "SRV") asked.add(q.name.split(".")[0]!)
+        largest = Math.max(largest, rinfo.size)
+      })
+      yield* Effect.async<void>((resume) => {
+        raw.respond(
+          {
+            answers: labels.map((label) => ({
+              name: "_micro._tcp.local",
+              type: "PTR",
+              ttl: 60,
+              data: `${label}._micro._tcp.local`
+            }))
+          },
+          (error: Error | null) => resume(error ? Effect.die(error) : Effect.void)
+        )
+      })
+      yield* eventually(Effect.sync(() => labels.every((label) => asked.has(label))), (all) => all, "3 seconds").pipe(
+        Effect.mapError(() => new Error(`queried ${labels.filter((l) => asked.has(l)).length} of 700 instances`))
+      )
+      expect(largest).toBeLessThanOrEqual(1472)
+    }))
+
   it.scopedLive("a closing scope sends goodbyes: others drop the node at once", () =>
     Effect.gen(function*() {
       const reader = yield* MdnsRegistry.make(options)

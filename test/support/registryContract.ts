@@ -261,6 +261,42 @@ export const registryContract = (label: string, harness: RegistryHarness): void 
         expect(seen.slice(deleteAt + 1).filter((ev) => ev.type !== "delete")).toEqual([])
       }), timeout)
 
+    test(
+      "a node's metadata changing is an update (caches hear of it); a renewal with equal metadata is not",
+      () =>
+        Effect.gen(function*() {
+          const { reader, writer } = yield* harness.make
+          const name = uniqueName("nodemeta")
+          const node = (zone: string) => makeService(name, [{ id: `${name}-a`, port: 4001, metadata: { zone } }])
+          yield* writer.register(node("a"), { ttl: "1 minute" })
+          const events = yield* collect(reader, writer, name)
+          // renewals with equal (not identical) metadata: nothing to report
+          yield* writer.register(node("a"), { ttl: "1 minute" })
+          yield* writer.register(node("a"), { ttl: "1 minute" })
+          // same node, same address, only its metadata changed: caches must hear of it
+          yield* writer.register(node("b"), { ttl: "1 minute" })
+          const seen = yield* eventually(
+            Ref.get(events).pipe(Effect.flatMap((e) =>
+              Chunk.some(e, (ev) => ev.type === "update" && ev.service.nodes[0]?.metadata.zone === "b")
+                ? Effect.succeed(Chunk.toReadonlyArray(e))
+                : Effect.fail(
+                  new Error(`no update with the new node metadata; saw ${JSON.stringify(Chunk.toArray(e))}`)
+                )
+            ))
+          )
+          expect(seen.filter((ev) =>
+            ev.service.nodes[0]?.metadata.zone === "a"
+          )).toEqual([])
+          const [found] = yield* eventually(
+            reader.getService(name).pipe(
+              Effect.filterOrFail((s) => s[0]?.nodes[0]?.metadata.zone === "b", () => new Error("stale node metadata"))
+            )
+          )
+          expect(found!.nodes[0]!.metadata).toEqual({ zone: "b" })
+        }),
+      timeout
+    )
+
     test("a registration expires after its TTL unless renewed; watch sees the delete", () =>
       Effect.gen(function*() {
         const { reader, writer } = yield* harness.make

@@ -51,8 +51,23 @@ const TICK = Duration.millis(250)
 const TOMBSTONE_MILLIS = 3_000
 /** After the first answer to a lookup, wait this long for the other nodes' answers. */
 const GATHER_MILLIS = 30
-/** mDNS packets must fit one datagram; RFC 6762 §17 caps them at 9000 bytes. */
-const MAX_PACKET = 9000
+/**
+ * Packet sizes (RFC 6762 §17), as DNS message bytes (IPv4: 20 bytes of IP header and 8 of UDP come on top):
+ * - records of several instances are packed into packets of at most `PACKET_TARGET`, what one Ethernet
+ *   frame carries (1500 − 28), so a packet on a LAN is never IP-fragmented (losing one fragment loses it);
+ * - one instance whose records need more is sent alone, fragmented, up to `MAX_PACKET` (the RFC's 9000 bytes
+ *   including headers); a registration needing more fails with `RegistryError("Malformed")`.
+ */
+const PACKET_TARGET = 1500 - 28
+const MAX_PACKET = 9000 - 28
+/**
+ * A burst of packets larger than a receiver's socket buffer is dropped by the receiver's kernel, silently
+ * (Linux: 208 KB by default, ≈ 90 full-size packets on loopback). Measured before pacing: one registration of
+ * 1,000 nodes (50 packets of 9000 bytes back to back) reached another registry on the same host as 240 nodes.
+ * So multi-packet sends pause `BURST_PAUSE` after every `BURST_PACKETS` packets (≈ 4 packets/ms, ≈ 12 nodes/ms).
+ */
+const BURST_PACKETS = 8
+const BURST_PAUSE = Duration.millis(2)
 
 type MulticastDNS = ReturnType<typeof makeMdns>
 
@@ -218,7 +233,7 @@ export const make = (options: MdnsRegistryOptions = {}): Effect.Effect<Registry.
           Records.packetSize({
               answers: [...answers, ...group.answers],
               additionals: [...additionals, ...group.additionals]
-            }) > MAX_PACKET
+            }) > PACKET_TARGET
         ) flush()
         for (const answer of group.answers) answers.push(answer)
         for (const additional of group.additionals) additionals.push(additional)
@@ -233,8 +248,18 @@ export const make = (options: MdnsRegistryOptions = {}): Effect.Effect<Registry.
           additionals: []
         }))
       )
-    const sendAll = (packets: ReadonlyArray<Packet>) => Effect.forEach(packets, (p) => send(p), { discard: true })
-    const sendAllLogged = (packets: ReadonlyArray<Packet>) => Effect.forEach(packets, sendLogged, { discard: true })
+    /** Sends packets in order, pausing between bursts (see `BURST_PACKETS`). */
+    const paced = <E>(packets: ReadonlyArray<Packet>, sendOne: (packet: Packet) => Effect.Effect<void, E>) =>
+      Effect.forEach(
+        packets,
+        (packet, i) =>
+          i > 0 && i % BURST_PACKETS === 0
+            ? Effect.zipRight(Effect.sleep(BURST_PAUSE), sendOne(packet))
+            : sendOne(packet),
+        { discard: true }
+      )
+    const sendAll = (packets: ReadonlyArray<Packet>) => paced(packets, (p) => send(p))
+    const sendAllLogged = (packets: ReadonlyArray<Packet>) => paced(packets, sendLogged)
     const periodOf = (local: Local) => Math.min(announceMillis, Math.max(500, local.ttlMillis / 3))
 
     // Keeps structurally equal metadata/endpoints as the same objects, so that refreshes of an unchanged
@@ -311,7 +336,7 @@ export const make = (options: MdnsRegistryOptions = {}): Effect.Effect<Registry.
       const packets = pack(groups.filter((g) => g.answers.length > 0))
       if (rinfo.port !== port) {
         // Legacy unicast query (RFC 6762 §6.7): answer the sender directly, echoing id and questions.
-        return Effect.forEach(packets, (p) =>
+        return paced(packets, (p) =>
           send(
             {
               type: "response",
@@ -321,7 +346,7 @@ export const make = (options: MdnsRegistryOptions = {}): Effect.Effect<Registry.
               additionals: Records.withTtl(p.additionals ?? [], 10)
             },
             { port: rinfo.port, address: rinfo.address }
-          ).pipe(Effect.ignore), { discard: true })
+          ).pipe(Effect.ignore))
       }
       return sendAllLogged(packets)
     }
@@ -400,14 +425,30 @@ export const make = (options: MdnsRegistryOptions = {}): Effect.Effect<Registry.
       return { events: out, unknown }
     }
 
-    const queryInstances = (labels: ReadonlyArray<string>) =>
-      labels.length === 0 ? Effect.void : sendLogged({
-        type: "query",
-        questions: labels.flatMap((label): Array<Question> => {
-          const name = `${label}.${names.serviceType}`
-          return [{ name, type: "SRV" }, { name, type: "TXT" }]
-        })
-      })
+    /**
+     * SRV+TXT queries for instances, as many packets as `PACKET_TARGET` needs (≈ 20 instances each): a refresh
+     * of every node a big registration announced at once used to be one query of ≈ 70 bytes per instance,
+     * which from ≈ 900 instances on exceeds what one UDP datagram can carry and was never sent.
+     */
+    const queryInstances = (labels: ReadonlyArray<string>) => {
+      if (labels.length === 0) return Effect.void
+      const packets: Array<Packet> = []
+      let questions: Array<Question> = []
+      let size = 12
+      for (const label of labels) {
+        const name = `${label}.${names.serviceType}`
+        const bytes = 2 * (Records.nameSize(name) + 4)
+        if (questions.length > 0 && size + bytes > PACKET_TARGET) {
+          packets.push({ type: "query", questions })
+          questions = []
+          size = 12
+        }
+        questions.push({ name, type: "SRV" }, { name, type: "TXT" })
+        size += bytes
+      }
+      packets.push({ type: "query", questions })
+      return sendAllLogged(packets)
+    }
 
     const handle = (item: Incoming) =>
       Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<void> => {

@@ -265,7 +265,8 @@ export const recordKey = (a: Answer): string =>
 export const questionMatches = (q: Question, type: Answer["type"]): boolean =>
   q.type === type || (q.type as string) === "ANY"
 
-const nameSize = (name: string) => Buffer.byteLength(name.replace(/^\.|\.$/g, "")) + 2
+/** Encoded size of a domain name (uncompressed). */
+export const nameSize = (name: string) => Buffer.byteLength(name.replace(/^\.|\.$/g, "")) + 2
 
 /** Encoded size of a response packet without name compression (an upper bound of what goes on the wire). */
 export const packetSize = (

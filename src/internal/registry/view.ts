@@ -3,7 +3,7 @@
  * Shared by every registry that keeps one (memory, mdns, etcd), so they agree on what is an update.
  */
 import * as Duration from "effect/Duration"
-import type { Event, Node, RegisterOptions, Service, WatchOptions } from "../../Registry.js"
+import type { Endpoint, Event, Node, RegisterOptions, Service, WatchOptions } from "../../Registry.js"
 
 interface LiveNode {
   readonly node: Node
@@ -34,10 +34,14 @@ export class RegistryView {
       entry.service = this.snapshot(entry)
       return { type: "create", service: entry.service }
     }
-    let changed = existing.service.metadata !== service.metadata || existing.service.endpoints !== service.endpoints
+    let changed = !sameMetadata(existing.service.metadata, service.metadata) ||
+      !sameEndpoints(existing.service.endpoints, service.endpoints)
     for (const node of service.nodes) {
       const before = existing.nodes.get(node.id)
-      if (before === undefined || before.node.address !== node.address) changed = true
+      if (
+        before === undefined || before.node.address !== node.address ||
+        !sameMetadata(before.node.metadata, node.metadata)
+      ) changed = true
       existing.nodes.set(node.id, { node, expiresAt })
     }
     existing.service = this.snapshot({ service, nodes: existing.nodes })
@@ -117,6 +121,25 @@ export class RegistryView {
     return entry.service
   }
 }
+
+/**
+ * Metadata and endpoints are compared by content: registries decode fresh objects on every renewal (mdns
+ * packets, etcd values) and callers may build them anew, so identity says nothing; and a node whose metadata
+ * changed (a zone, a weight, a draining flag) is an update that caches must hear of.
+ */
+const sameMetadata = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean => {
+  if (a === b) return true
+  let count = 0
+  for (const key in a) {
+    if (a[key] !== b[key]) return false
+    count++
+  }
+  for (const _ in b) count--
+  return count === 0
+}
+
+const sameEndpoints = (a: ReadonlyArray<Endpoint>, b: ReadonlyArray<Endpoint>): boolean =>
+  a === b || (a.length === b.length && JSON.stringify(a) === JSON.stringify(b))
 
 export const matchesWatch = (options: WatchOptions | undefined) => (event: Event): boolean =>
   options?.service === undefined || event.service.name === options.service
