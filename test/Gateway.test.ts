@@ -637,6 +637,73 @@ describe("Gateway (own layers: contract changes, router in a server of ones own,
       }
     }))))
 
+  it.scopedLive("closing the gateway ends open streams (503 event) and WebSockets (1001) instead of waiting for them", () =>
+    Effect.gen(function*() {
+      // The services and the client live in the test's scope; only the gateway closes.
+      const deps = yield* Layer.build(Layer.mergeAll(Client.layer(), services).pipe(Layer.provideMerge(Infra)))
+      const scope = yield* Scope.make()
+      const gateway = yield* Layer.buildWithScope(
+        Gateway.layer({ port: 0, host: "127.0.0.1", sseHeartbeat: false }),
+        scope
+      ).pipe(Effect.provide(deps))
+      const { host, port } = Context.get(gateway, Gateway.Gateway)
+      const context = deps
+      const base = `http://${host}:${port}`
+      // A stream whose only message is a minute away, and a bidi WebSocket the client keeps open.
+      const sseText = fetch(`${base}/users/Slow`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ millis: 60_000 })
+      }).then((response) => response.text())
+      const ndText = fetch(`${base}/users/Slow`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/x-ndjson" },
+        body: JSON.stringify({ millis: 60_000 })
+      }).then((response) => response.text())
+      const socketClosed = new Promise<{ code: number; frames: Array<unknown> }>((resolve, reject) => {
+        const socket = new WebSocket(`${base.replace("http", "ws")}/testing/Chat`)
+        const frames: Array<unknown> = []
+        socket.on("open", () => socket.send(`"a"`))
+        socket.on("message", (data) => frames.push(JSON.parse(String(data))))
+        socket.on("close", (code) => resolve({ code, frames }))
+        socket.on("error", reject)
+      })
+      // Both calls are in flight at the service before the gateway closes.
+      yield* eventually(
+        Effect.map(Client.stats("users"), (stats) => stats.endpoints.find((e) => e.endpoint === "Slow")?.inFlight ?? 0),
+        (inFlight) => inFlight === 2
+      ).pipe(Effect.provide(context))
+      yield* eventually(
+        Effect.map(
+          Client.stats("testing"),
+          (stats) => stats.endpoints.find((e) => e.endpoint === "Chat")?.inFlight ?? 0
+        ),
+        (inFlight) => inFlight === 1
+      ).pipe(Effect.provide(context))
+      const started = Date.now()
+      yield* Scope.close(scope, Exit.void)
+      expect(Date.now() - started).toBeLessThan(3000)
+      const events = sseEvents(yield* Effect.promise(() => sseText))
+      expect(events).toEqual([{
+        event: "error",
+        data: expect.objectContaining({ _tag: "ServiceUnavailable", code: 503 })
+      }])
+      const lines = (yield* Effect.promise(() => ndText)).trim().split("\n").map((line) => JSON.parse(line))
+      expect(lines).toEqual([{ $error: expect.objectContaining({ _tag: "ServiceUnavailable" }) }])
+      const socket = yield* Effect.promise(() => socketClosed)
+      expect(socket.code).toBe(1001)
+      expect(socket.frames.at(-1)).toMatchObject({ _tag: "ServiceUnavailable", detail: "the gateway is shutting down" })
+      // The calls were cancelled at the services, not left running.
+      yield* eventually(
+        Effect.map(Client.stats("users"), (stats) => stats.endpoints.find((e) => e.endpoint === "Slow")?.inFlight),
+        (inFlight) => inFlight === 0
+      ).pipe(Effect.provide(context))
+      yield* eventually(
+        Effect.map(Client.stats("testing"), (stats) => stats.endpoints.find((e) => e.endpoint === "Chat")?.inFlight),
+        (inFlight) => inFlight === 0
+      ).pipe(Effect.provide(context))
+    }))
+
   it.scopedLive("headersTimeout: a client that never finishes its headers gets 408 and is closed", () =>
     Effect.gen(function*() {
       const { host, port } = yield* Gateway.Gateway

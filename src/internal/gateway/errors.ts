@@ -66,6 +66,12 @@ export const notFound = (detail: string): Failure => {
   return new Failure(404, frameworkBody(error))
 }
 
+/** What a streamed reply or WebSocket still open when the gateway closes ends with. */
+export const shuttingDown = (): Failure => {
+  const error = Errors.ServiceUnavailable.of("the gateway is shutting down", gatewayId)
+  return new Failure(503, frameworkBody(error))
+}
+
 /** 413, 429, 405: HTTP-level refusals with no framework class; same body shape. */
 export const httpError = (status: number, statusText: string, detail: string): Failure =>
   new Failure(status, { _tag: "GatewayError", id: gatewayId, code: status, detail, status: statusText })

@@ -20,6 +20,7 @@ import type { Description } from "../../Debug.js"
 import { ServiceNotFound } from "../../Errors.js"
 import type { RouterOptions } from "../../Gateway.js"
 import { Registry } from "../../Registry.js"
+import { ServerClosing } from "../common/serverClosing.js"
 import type { ClientCache, GatewayEndpoint } from "./clients.js"
 import * as clients from "./clients.js"
 import type { StatusRules } from "./errors.js"
@@ -150,6 +151,17 @@ export const makeWithCore = (
       overrides: new Map(Object.entries(options.errorStatus ?? {})),
       fallback: options.endpointErrorStatus ?? defaults.endpointErrorStatus
     }
+    /** A streamed reply as SSE or NDJSON, ended early if the server serving it starts to close. */
+    const streamed = (
+      replies: Stream.Stream<unknown, unknown>,
+      onFailure: (error: unknown) => Failure,
+      accept: string | undefined
+    ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+      Effect.map(
+        ServerClosing,
+        (closing) =>
+          wantsNdjson(accept) ? ndjson(replies, onFailure, closing) : sse(replies, onFailure, heartbeatMillis, closing)
+      )
 
     // ----- finding the endpoint -----
 
@@ -208,9 +220,7 @@ export const makeWithCore = (
           })
         case "server-stream": {
           const replies = method(payload, callOpts) as Stream.Stream<unknown, unknown>
-          return Effect.succeed(
-            wantsNdjson(headers["accept"]) ? ndjson(replies, onFailure) : sse(replies, onFailure, heartbeatMillis)
-          )
+          return streamed(replies, onFailure, headers["accept"])
         }
         case "client-stream":
         case "bidi": {
@@ -227,9 +237,7 @@ export const makeWithCore = (
             })
           }
           const replies = method(input, callOpts) as Stream.Stream<unknown, unknown>
-          return Effect.succeed(
-            wantsNdjson(headers["accept"]) ? ndjson(replies, onFailure) : sse(replies, onFailure, heartbeatMillis)
-          )
+          return streamed(replies, onFailure, headers["accept"])
         }
       }
     }
@@ -342,15 +350,16 @@ export const makeWithCore = (
           shape === "unary" || shape === "client-stream"
             ? Stream.fromEffect(method(input, callOpts) as Effect.Effect<unknown, unknown>)
             : method(input, callOpts) as Stream.Stream<unknown, unknown>
-        return request.upgrade.pipe(
-          Effect.flatMap((socket) =>
+        return Effect.zip(request.upgrade, ServerClosing).pipe(
+          Effect.flatMap(([socket, closing]) =>
             runWebSocket(
               socket,
               shape === "unary" || shape === "server-stream"
                 ? { input: "single", run: replies }
                 : { input: "stream", run: replies },
               failureFor(endpoint),
-              maxPending
+              maxPending,
+              closing
             )
           ),
           Effect.as(HttpServerResponse.empty()),

@@ -8,7 +8,8 @@ import type { ServeError } from "@effect/platform/HttpServerError"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import type { Client } from "../../Client.js"
 import type { Gateway, GatewayOptions } from "../../Gateway.js"
@@ -39,6 +40,11 @@ export const make = (
     const headersTimeout = millis(options.headersTimeout ?? defaults.headersTimeout)
     const requestTimeout = millis(options.requestTimeout ?? defaults.requestTimeout)
     const closing = yield* Deferred.make<void>()
+    // The server and everything the platform attaches to it live in a child scope, closed after `closing`
+    // completes (the finalizer below, added to the layer's scope after the child). Within one scope that
+    // order is not ours to choose: the platform adds the WebSocket server's release (`wss.close`, which waits
+    // for every open socket) when the first upgrade happens, after anything added here.
+    const serverScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     const server = yield* NodeHttpServer.make(() => {
       const server = Http.createServer({
         headersTimeout,
@@ -55,14 +61,18 @@ export const make = (
       server.maxConnections = options.maxConnections ?? defaults.maxConnections
       nodeServer = server
       return server
-    }, { port: options.port ?? defaults.port, host: options.host ?? defaults.host })
-    // Finalizers run in reverse: this one runs before the server's close, which waits for every open response,
-    // and ends the event streams (the dashboard's) that would otherwise hold it until the browser leaves.
-    yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
+    }, { port: options.port ?? defaults.port, host: options.host ?? defaults.host }).pipe(Scope.extend(serverScope))
     // Provided around `serve`, not per request: the request fibers start from the runtime `serve` captures.
     const serve = Effect.provideService(server.serve(app), ServerClosing, Deferred.await(closing))
     // @effect/platform opens a span per request unless told not to (+µs per request); opt-in here.
-    yield* options.tracing === true ? serve : HttpMiddleware.withTracerDisabledWhenEffect(serve, () => true)
+    yield* (options.tracing === true ? serve : HttpMiddleware.withTracerDisabledWhenEffect(serve, () => true)).pipe(
+      Scope.extend(serverScope)
+    )
+    // Runs before the child scope closes: the server's close waits for every open response, `serve`'s
+    // finalizer for the WebSocket fibers (the platform runs handlers uninterruptibly), `wss.close` for every
+    // socket. This ends the streams and sockets (calls, the dashboard's events) that would otherwise hold all
+    // three until their clients leave.
+    yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
     // The fast path (fastPath.ts) answers what it can and hands the rest to the platform's handler: it takes
     // the handler's place as the server's one "request" listener (the platform's finalizer removing its own
     // listener then finds nothing; the server closes with the scope anyway). Off when tracing is on, so every

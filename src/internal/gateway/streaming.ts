@@ -9,6 +9,10 @@
  *   the payload. The server closes with 1000 when the call completed, or sends the error body as a last frame
  *   and closes with 4000 + the HTTP status (4422, 4404, 4503 …) and the error's `_tag` as the reason. A client
  *   that closes first cancels the call.
+ *
+ * When the gateway starts to close (`closing`), open streams and sockets end at once instead of holding its
+ * shutdown: SSE and NDJSON with their error event / line for 503 `ServiceUnavailable` ("the gateway is shutting
+ * down"), a WebSocket with that error frame and close code 1001 (going away). The calls are cancelled.
  */
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Socket from "@effect/platform/Socket"
@@ -18,7 +22,7 @@ import * as Exit from "effect/Exit"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { badRequest, Failure, httpError } from "./errors.js"
+import { badRequest, Failure, httpError, shuttingDown } from "./errors.js"
 import { invalidJson, parseJson } from "./request.js"
 
 const encoder = new TextEncoder()
@@ -34,12 +38,13 @@ const ping = encoder.encode(": ping\n\n")
 export const sse = (
   replies: Stream.Stream<unknown, unknown>,
   failure: (error: unknown) => Failure,
-  heartbeatMillis: number
+  heartbeatMillis: number,
+  closing: Effect.Effect<void>
 ): HttpServerResponse.HttpServerResponse => {
-  const events = replies.pipe(
+  const events = untilClosing(replies, closing).pipe(
     Stream.map((value) => encoder.encode(`data: ${JSON.stringify(value) ?? "null"}\n\n`)),
     Stream.catchAll((error) =>
-      Stream.succeed(encoder.encode(`event: error\ndata: ${JSON.stringify(failure(error).body)}\n\n`))
+      Stream.succeed(encoder.encode(`event: error\ndata: ${JSON.stringify(asFailure(error, failure).body)}\n\n`))
     )
   )
   return HttpServerResponse.stream(
@@ -57,15 +62,25 @@ export const sse = (
 /** Replies as newline-delimited JSON. */
 export const ndjson = (
   replies: Stream.Stream<unknown, unknown>,
-  failure: (error: unknown) => Failure
+  failure: (error: unknown) => Failure,
+  closing: Effect.Effect<void>
 ): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.stream(
-    replies.pipe(
+    untilClosing(replies, closing).pipe(
       Stream.map((value) => encoder.encode(`${JSON.stringify(value) ?? "null"}\n`)),
-      Stream.catchAll((error) => Stream.succeed(encoder.encode(`${JSON.stringify({ $error: failure(error).body })}\n`)))
+      Stream.catchAll((error) =>
+        Stream.succeed(encoder.encode(`${JSON.stringify({ $error: asFailure(error, failure).body })}\n`))
+      )
     ),
     { contentType: "application/x-ndjson", headers: { "cache-control": "no-cache" } }
   )
+
+/** The replies, failing with `shuttingDown` (and cancelling the call) once `closing` completes. */
+const untilClosing = (replies: Stream.Stream<unknown, unknown>, closing: Effect.Effect<void>) =>
+  Stream.interruptWhen(replies, Effect.zipRight(closing, Effect.fail(shuttingDown())))
+
+const asFailure = (error: unknown, failure: (error: unknown) => Failure): Failure =>
+  error instanceof Failure ? error : failure(error)
 
 /** Whether the client asked for NDJSON rather than SSE. */
 export const wantsNdjson = (accept: string | undefined): boolean =>
@@ -91,7 +106,8 @@ export const runWebSocket = (
   socket: Socket.Socket,
   call: WebSocketCall,
   failure: (error: unknown) => Failure,
-  maxPending: number
+  maxPending: number,
+  closing: Effect.Effect<void>
 ): Effect.Effect<void, never> =>
   Effect.scoped(
     Effect.gen(function*() {
@@ -138,15 +154,30 @@ export const runWebSocket = (
         )
       // An input failure (bad JSON, overflow) ends the call with that failure, not the service's answer.
       const inputFailure = Effect.flatMap(inbox.await, () => Effect.never)
+      let closed = false
+      const gatewayClosing = Effect.zipRight(
+        closing,
+        Effect.suspend(() => {
+          closed = true
+          return Effect.fail(shuttingDown())
+        })
+      )
       const session = Stream.runForEach(replies, (value) => write(JSON.stringify(value) ?? "null")).pipe(
         Effect.raceFirst(Effect.catchAll(inputFailure, Effect.fail)),
+        Effect.raceFirst(gatewayClosing),
         Effect.matchEffect({
           onSuccess: () => write(new Socket.CloseEvent(1000)),
           onFailure: (error) => {
-            const answer = error instanceof Failure ? error : failure(error)
+            const answer = asFailure(error, failure)
             return Effect.zipRight(
               write(JSON.stringify(answer.body)),
-              write(overflow ? new Socket.CloseEvent(1008, "too many messages") : closeFor(answer))
+              write(
+                overflow
+                  ? new Socket.CloseEvent(1008, "too many messages")
+                  : closed
+                  ? new Socket.CloseEvent(1001, "gateway shutting down")
+                  : closeFor(answer)
+              )
             )
           }
         }),
