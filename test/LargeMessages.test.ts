@@ -1,5 +1,5 @@
 /**
- * Large messages (1 MiB and 4 MiB) round trip intact, unary and streamed, over TCP and over the memory
+ * Large messages (1 MiB and 4 MiB) round trip intact, unary and streamed, over TCP, mutual TLS and over the memory
  * transport with the byte stream re-cut into many small chunks (every frame reassembled from pieces); and the
  * framing below: bodies of `LARGE_BODY` bytes or more leave uncopied (head and body as one writev).
  */
@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { Client, Codec, Contract, Registry, Selector, Server, Transport } from "../src/index.js"
+import { Certificates, Client, Codec, Contract, Registry, Selector, Server, Transport } from "../src/index.js"
 import type { FrameHandler } from "../src/internal/rpc/wire.js"
 import {
   BatchWriter,
@@ -25,6 +25,7 @@ import {
   LARGE_BODY,
   openFrame
 } from "../src/internal/rpc/wire.js"
+import * as TlsTransport from "../src/TlsTransport.js"
 
 const Large = RpcGroup.make(
   Rpc.make("EchoBytes", { payload: Schema.Uint8ArrayFromSelf, success: Schema.Uint8ArrayFromSelf }),
@@ -57,9 +58,21 @@ const sameBytes = (actual: Uint8Array, expected: Uint8Array) => {
   expect(Buffer.compare(Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength), expected)).toBe(0)
 }
 
+// Mutual TLS: the corked writev of a large frame goes through the TLS socket (one certificate, issued once).
+const issued = Effect.runPromise(
+  Effect.flatMap(Certificates.makeCa(), (ca) => Certificates.issue(ca, { identity: "large-test" }))
+)
+const tls = Layer.unwrapEffect(
+  Effect.map(
+    Effect.promise(() => issued),
+    (certificate) => TlsTransport.layer(TlsTransport.optionsFromIssued(certificate))
+  )
+)
+
 for (
   const [transportName, transport, address] of [
     ["TCP transport", Transport.layerTcp(), "127.0.0.1:0"],
+    ["mutual-TLS transport", tls, "127.0.0.1:0"],
     [
       "memory transport, the byte stream re-cut into pieces of ≤ 64 KiB",
       Transport.layerMemoryWith({ fragment: { seed: 3, maxChunkBytes: 64 * 1024 } }),

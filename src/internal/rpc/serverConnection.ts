@@ -33,7 +33,6 @@ import { Outcome } from "./serverStats.js"
 import type { OpenFrame } from "./wire.js"
 import {
   BatchWriter,
-  bodyFrame,
   decodeOpen,
   DEFAULT_WINDOW,
   encodeBody,
@@ -562,7 +561,7 @@ export class ServerConnection {
           )
         }
         state.credit--
-        this.writer.writeFrame(bodyFrame(FrameType.Data, streamId, encoded.right))
+        this.writer.writeBody(FrameType.Data, streamId, encoded.right)
       }
       return Effect.void
     })
@@ -679,7 +678,7 @@ export class ServerConnection {
       }
       const encoded = compiled.response.encode(exit.value)
       if (Either.isRight(encoded)) {
-        this.writer.writeFrame(bodyFrame(FrameType.Reply, streamId, encoded.right))
+        this.writer.writeBody(FrameType.Reply, streamId, encoded.right)
       } else {
         this.writeFrameworkError(
           streamId,
