@@ -15,9 +15,11 @@ import {
   decodeSettings,
   encodeBody,
   encodeEmpty,
+  encodeOpen,
   encodeU32,
   FrameDecoder,
   FrameType,
+  LARGE_BODY,
   OpenFlag,
   openFrame,
   PREFACE,
@@ -152,10 +154,13 @@ export class ClientConnection implements CallConnection {
     }
     if (this.nextId >= MAX_STREAM_ID) this.markUnusable()
     this.calls.set(id, handlers)
-    const frame = openFrame(id, body !== undefined ? OpenFlag.Unary : 0, timeoutMillis, window, header, body)
+    const flags = body !== undefined ? OpenFlag.Unary : 0
     if (this.queued.size > 0 || this.calls.size - this.queued.size > this.maxConcurrentStreams) {
-      this.queued.set(id, [frame])
-    } else this.writer.writeFrame(frame)
+      this.queued.set(id, [openFrame(id, flags, timeoutMillis, window, header, body)])
+    } else if (body === undefined || body.byteLength < LARGE_BODY) {
+      // The per-call hot path: one buffer, as before (writeFrame(openFrame(...)) measured ≈35 ns more per call).
+      this.writer.write(encodeOpen(id, flags, timeoutMillis, window, header, body))
+    } else this.writer.writeFrame(openFrame(id, flags, timeoutMillis, window, header, body))
     return id
   }
 
