@@ -1,6 +1,7 @@
 /**
- * The effect-micro contracts the benchmark serves: one unary endpoint echoing an `Item` (`Bench`), and one
- * bidirectional stream echoing every `Item` it receives (`BenchStream`).
+ * The effect-micro contracts the benchmark serves: one unary endpoint echoing an `Item` (`Bench`), one
+ * bidirectional stream echoing every `Item` it receives (`BenchStream`), and the `large` group's echoes of
+ * raw bytes and of a `{ data: string }` message (`BenchLarge`).
  */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
@@ -36,3 +37,13 @@ export const GrpcBench = RpcGroup.make(
 )
 
 export const grpcProtoOptions = { package: "bench", serviceName: "Bench" } as const
+
+/**
+ * The `large` group's contract: unary echoes of raw bytes (`application/octet-stream`, the body is the bytes)
+ * and of `{ data: string }` (JSON), and a bidi stream echoing raw-bytes messages.
+ */
+export const BenchLarge = RpcGroup.make(
+  Rpc.make("EchoBytes", { payload: Schema.Uint8ArrayFromSelf, success: Schema.Uint8ArrayFromSelf }),
+  Rpc.make("EchoText", { payload: { data: Schema.String }, success: Schema.Struct({ data: Schema.String }) }),
+  Contract.bidi("ChatBytes", { payload: Schema.Uint8ArrayFromSelf, success: Schema.Uint8ArrayFromSelf })
+)

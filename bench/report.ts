@@ -1,12 +1,13 @@
 /** Markdown tables of a benchmark run (pure functions of the results). */
 import type { CodecRow } from "./codec.js"
 import type { LoadResult } from "./loadgen.js"
-import { baseline, gatewayDirect, gatewayReference, reference, streamReference } from "./scenarios.js"
+import type { LargeScenario } from "./scenarios.js"
+import { baseline, gatewayDirect, gatewayReference, reference, scenarios, streamReference } from "./scenarios.js"
 import type { StoreRow } from "./store.js"
 
 export interface Measurement {
   readonly scenario: string
-  readonly group: "rpc" | "stream" | "gateway" | "grpc"
+  readonly group: "rpc" | "stream" | "gateway" | "grpc" | "large"
   readonly inflight: number
   /** Calls (rpc) or echoed messages (stream) per second in the window. */
   readonly reqPerSec: number
@@ -232,6 +233,82 @@ export const grpcSummary = (rows: ReadonlyArray<Measurement>): Array<string> =>
       `(proto-loader) ${kind === "bidi" ? "msgs" : "calls"}/s, server CPU ${
         ratio(row.serverCpuUsPerReq, ref?.serverCpuUsPerReq)
       } grpc-js's; ${ratio(row.reqPerSec, native?.reqPerSec)} of the native protocol's throughput`
+  })
+
+const largeOf = (name: string): LargeScenario | undefined => scenarios.find((s) => s.name === name)?.large
+
+/** MiB of payload echoed per second (each way), and CPU per MiB, of a `large` row. */
+const largeFigures = (row: Measurement) => {
+  const mib = (largeOf(row.scenario)?.bytes ?? NaN) / 2 ** 20
+  return {
+    mibPerSec: row.reqPerSec * mib,
+    serverCpuMsPerMib: row.serverCpuUsPerReq / mib / 1000,
+    clientCpuMsPerMib: row.clientCpuUsPerReq / mib / 1000
+  }
+}
+
+/** The raw-net row of the same size and encoding, and the grpc-js row of the same size and kind (bytes only). */
+const largeReferences = (rows: ReadonlyArray<Measurement>, meta: LargeScenario) => ({
+  raw: rows.find((r) => r.scenario === `raw-net-${meta.encoding}-${meta.size}`),
+  grpc: meta.encoding === "bytes" ? rows.find((r) => r.scenario === `grpc-js-${meta.kind}-${meta.size}`) : undefined
+})
+
+/** The large group: MiB/s against raw net and grpc-js of the same size (and kind), CPU per MiB, peak RSS. */
+export const largeTable = (rows: ReadonlyArray<Measurement>): string =>
+  markdown(
+    [
+      "scenario",
+      "payload",
+      "in flight",
+      "MiB/s",
+      "msgs/s",
+      "vs raw net",
+      "vs grpc-js",
+      "p50 ms",
+      "p99 ms",
+      "server CPU ms/MiB",
+      "client CPU ms/MiB",
+      "server CPU vs grpc-js",
+      "server peak RSS MB",
+      "client peak RSS MB",
+      "errors"
+    ],
+    rows.map((row) => {
+      const meta = largeOf(row.scenario)!
+      const { grpc, raw } = largeReferences(rows, meta)
+      const figures = largeFigures(row)
+      return [
+        row.scenario,
+        `${meta.size} ${meta.encoding}`,
+        String(row.inflight),
+        fmt(figures.mibPerSec, 1),
+        fmt(row.reqPerSec),
+        ratio(row.reqPerSec, raw?.reqPerSec),
+        ratio(row.reqPerSec, grpc?.reqPerSec),
+        fmt(row.latencyUs.p50 / 1000, 2),
+        fmt(row.latencyUs.p99 / 1000, 2),
+        fmt(figures.serverCpuMsPerMib, 2),
+        fmt(figures.clientCpuMsPerMib, 2),
+        ratio(row.serverCpuUsPerReq, grpc?.serverCpuUsPerReq),
+        fmt(row.serverPeakRssMb, 1),
+        fmt(row.clientPeakRssMb, 1),
+        errorsCell(row)
+      ]
+    })
+  )
+
+/** The large group's headline: each effect-micro row against raw net and grpc-js of the same size. */
+export const largeSummary = (rows: ReadonlyArray<Measurement>): Array<string> =>
+  rows.filter((row) => row.scenario.startsWith("effect-micro-")).map((row) => {
+    const meta = largeOf(row.scenario)!
+    const { grpc, raw } = largeReferences(rows, meta)
+    return `- ${row.scenario} @${row.inflight}: ${fmt(largeFigures(row).mibPerSec, 1)} MiB/s, ${
+      ratio(row.reqPerSec, raw?.reqPerSec)
+    } raw net` + (grpc !== undefined
+      ? `, ${ratio(row.reqPerSec, grpc.reqPerSec)} grpc-js ${meta.kind}, server CPU ${
+        ratio(row.serverCpuUsPerReq, grpc.serverCpuUsPerReq)
+      } grpc-js's`
+      : "")
   })
 
 const median = (values: ReadonlyArray<number>): number => {

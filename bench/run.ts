@@ -10,6 +10,8 @@
  *   stream  messages echoed on one bidi stream: effect-micro vs grpc-js — msgs/s, latency, server CPU µs/msg;
  *   grpc    unary and bidi over effect-micro's gRPC layer vs grpc-js + proto-loader (same .proto, same payload)
  *           and vs effect-micro's native protocol (protobuf) — not in the default groups: BENCH_GROUPS=grpc;
+ *   large   64 KiB and 1 MiB messages echoed (raw bytes, JSON of a string), unary and bidi: effect-micro vs raw
+ *           node:net vs grpc-js — MB/s, CPU per MB, peak RSS; not in the default groups: BENCH_GROUPS=large;
  *   codec   encode+decode ops/s of a 10-field message: our protobuf vs protobufjs vs our JSON/msgpack codecs;
  *   store   writes/s and reads/s of each Store layer next to the raw driver (engines started and stopped here);
  *   pubsub  events/s delivered to a subscriber in another process: effect-micro HTTP broker (with results and
@@ -30,7 +32,10 @@
  *   BENCH_STREAM_INFLIGHT    stream messages in flight (default "64")
  *   BENCH_GATEWAY_INFLIGHT   gateway: HTTP requests in flight, one keep-alive connection each (default "64")
  *   BENCH_GRPC_INFLIGHT      grpc group: calls (unary) or messages (bidi) in flight (default "64")
- *   BENCH_SCENARIOS          rpc/stream scenario names (default: all but the optional diagnostics)
+ *   BENCH_LARGE_SIZES        large group: payload sizes (default "64k,1m")
+ *   BENCH_LARGE_INFLIGHT     large group: calls/messages in flight for every size (default 8 for 64k, 2 for 1m)
+ *   BENCH_LARGE_WARMUP_MS    large group warm-up per measurement (default 1000); BENCH_LARGE_WINDOW_MS (default 3000)
+ *   BENCH_SCENARIOS          rpc/stream/grpc/large scenario names (default: all but the optional diagnostics)
  *   BENCH_CODEC_ROUND_MS     codec: time per codec per round (default 100); BENCH_CODEC_ROUNDS (default 15)
  *   BENCH_STORE_MS           store: time per implementation per cell (default 2000, split over 4 rounds)
  *   BENCH_STORE_BACKENDS     store backends (default "memory,sqlite,redis,postgres")
@@ -68,6 +73,7 @@ import { clkTck, cpuTicks, statusKib } from "./proc.js"
 import type { PubsubRow } from "./pubsub/measure.js"
 import { pubsubSummary, pubsubTable, runPubsub } from "./pubsub/measure.js"
 import type { IdleRow, Measurement, StartupRow, StoreCellFailure } from "./report.js"
+import { largeSummary, largeTable } from "./report.js"
 import {
   codecTable,
   gatewayTable,
@@ -103,12 +109,24 @@ const listEnv = (name: string, fallback: string): Array<string> =>
 const countsEnv = (name: string, fallback: string): Array<number> =>
   listEnv(name, fallback).map(Number).filter((n) => Number.isInteger(n) && n > 0)
 
-const allGroups = ["rpc", "stream", "gateway", "codec", "store", "pubsub", "idle", "startup", "grpc", "scale"] as const
+const allGroups = [
+  "rpc",
+  "stream",
+  "gateway",
+  "codec",
+  "store",
+  "pubsub",
+  "idle",
+  "startup",
+  "grpc",
+  "scale",
+  "large"
+] as const
 /**
- * Run when BENCH_GROUPS is not set. Opt-in: grpc (it repeats rpc/stream measurements over another protocol) and
- * scale (discovery limits, not a comparison).
+ * Run when BENCH_GROUPS is not set. Opt-in: grpc (it repeats rpc/stream measurements over another protocol),
+ * scale (discovery limits, not a comparison) and large (≈75 s of bulk transfers, a question of its own).
  */
-const defaultGroups = allGroups.filter((group) => group !== "grpc" && group !== "scale")
+const defaultGroups = allGroups.filter((group) => group !== "grpc" && group !== "scale" && group !== "large")
 type Group = typeof allGroups[number]
 
 const config = {
@@ -119,6 +137,12 @@ const config = {
   streamInflight: countsEnv("BENCH_STREAM_INFLIGHT", "64"),
   gatewayInflight: countsEnv("BENCH_GATEWAY_INFLIGHT", "64"),
   grpcInflight: countsEnv("BENCH_GRPC_INFLIGHT", "64"),
+  large: {
+    sizes: listEnv("BENCH_LARGE_SIZES", "64k,1m"),
+    inflight: countsEnv("BENCH_LARGE_INFLIGHT", "")[0],
+    warmupMs: numberEnv("BENCH_LARGE_WARMUP_MS", 1000),
+    windowMs: numberEnv("BENCH_LARGE_WINDOW_MS", 3000)
+  },
   scenarios: process.env.BENCH_SCENARIOS === undefined ? undefined : listEnv("BENCH_SCENARIOS", ""),
   codecRoundMs: numberEnv("BENCH_CODEC_ROUND_MS", 100),
   codecRounds: numberEnv("BENCH_CODEC_ROUNDS", 15),
@@ -182,7 +206,12 @@ const failedMeasurement = (scenario: Scenario, inflight: number, failure: string
   failure
 })
 
-const measure = async (launcher: Launcher, scenario: Scenario, inflight: number): Promise<Measurement> => {
+const measure = async (
+  launcher: Launcher,
+  scenario: Scenario,
+  inflight: number,
+  timing: { readonly warmupMs: number; readonly windowMs: number } = config
+): Promise<Measurement> => {
   const [script, ...scriptArgs] = scenario.server
   const server = startNode(
     [...config.serverNodeArgs, ...launcher.args(script!), ...scriptArgs],
@@ -198,13 +227,13 @@ const measure = async (launcher: Launcher, scenario: Scenario, inflight: number)
       scenario.name,
       address,
       String(inflight),
-      String(config.warmupMs),
-      String(config.windowMs)
+      String(timing.warmupMs),
+      String(timing.windowMs)
     ], config.pin ? 1 : undefined)
-    await client.waitLine("WINDOW_START", config.warmupMs + config.windowMs + 30_000)
+    await client.waitLine("WINDOW_START", timing.warmupMs + timing.windowMs + 30_000)
     const server0 = cpuTicks(server.pid)
     const client0 = cpuTicks(client.pid)
-    await client.waitLine("WINDOW_END", config.windowMs + 10_000)
+    await client.waitLine("WINDOW_END", timing.windowMs + 10_000)
     const server1 = cpuTicks(server.pid)
     const client1 = cpuTicks(client.pid)
     const resultLine = await client.waitLine("RESULT ", 30_000)
@@ -248,23 +277,32 @@ const measure = async (launcher: Launcher, scenario: Scenario, inflight: number)
 
 const runLoad = async (
   launcher: Launcher,
-  group: "rpc" | "stream" | "gateway" | "grpc",
+  group: "rpc" | "stream" | "gateway" | "grpc" | "large",
   inflights: ReadonlyArray<number>
 ): Promise<Array<Measurement>> => {
   const selected = scenarios.filter((s) =>
-    s.group === group && (config.scenarios === undefined ? s.optional !== true : config.scenarios.includes(s.name))
+    s.group === group && (config.scenarios === undefined ? s.optional !== true : config.scenarios.includes(s.name)) &&
+    (s.large === undefined || config.large.sizes.includes(s.large.size))
   )
   const rows: Array<Measurement> = []
   if (selected.length === 0) return rows
-  console.log(`[${group}] ${selected.map((s) => s.name).join(", ")} × in-flight ${inflights.join(", ")}`)
+  console.log(
+    `[${group}] ${selected.map((s) => s.name).join(", ")} × in-flight ${
+      group === "large" ? config.large.inflight ?? "8 (64k), 2 (1m)" : inflights.join(", ")
+    }`
+  )
   for (const scenario of selected) {
-    for (const inflight of inflights) {
-      const row = await measure(launcher, scenario, inflight)
+    // The large group: one in-flight count per scenario (its size's), its own shorter warm-up and window.
+    const counts = scenario.large !== undefined ? [config.large.inflight ?? scenario.large.inflight] : inflights
+    for (const inflight of counts) {
+      const row = await measure(launcher, scenario, inflight, scenario.large !== undefined ? config.large : config)
       rows.push(row)
       console.log(
         row.failure !== undefined
           ? `  ${scenario.name} @${inflight}: FAILED\n    ${row.failure.replace(/\n/g, "\n    ")}`
-          : `  ${scenario.name} @${inflight}: ${fmt(row.reqPerSec)} ${group === "stream" ? "msgs" : "req"}/s, ` +
+          : `  ${scenario.name} @${inflight}: ${fmt(row.reqPerSec)} ${group === "stream" ? "msgs" : "req"}/s${
+            scenario.large !== undefined ? ` (${fmt((row.reqPerSec * scenario.large.bytes) / 2 ** 20, 1)} MiB/s)` : ""
+          }, ` +
             `p50 ${fmt(row.latencyUs.p50)} µs, p99 ${fmt(row.latencyUs.p99)} µs, server ${
               fmt(row.serverCpuUsPerReq, 1)
             } µs/op, ` +
@@ -275,7 +313,7 @@ const runLoad = async (
     }
   }
   // Order by in-flight count so each block reads top to bottom.
-  return inflights.flatMap((n) => rows.filter((r) => r.inflight === n))
+  return group === "large" ? rows : inflights.flatMap((n) => rows.filter((r) => r.inflight === n))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,8 +322,9 @@ const runLoad = async (
 const runIdle = async (launcher: Launcher): Promise<Array<IdleRow>> => {
   const servers = new Map<string, { readonly args: ReadonlyArray<string>; readonly scenarios: Array<string> }>()
   for (const scenario of scenarios) {
-    // Gateway servers start a second process (the service behind them): not comparable here.
-    if (scenario.optional === true || scenario.group === "gateway") continue
+    // Gateway servers start a second process (the service behind them): not comparable here; the large group's
+    // servers are opt-in variants.
+    if (scenario.optional === true || scenario.group === "gateway" || scenario.group === "large") continue
     const key = scenario.server.join(" ")
     const entry = servers.get(key) ?? { args: scenario.server, scenarios: [] }
     entry.scenarios.push(scenario.name)
@@ -484,6 +523,7 @@ const main = async () => {
   const stream = has("stream") ? await runLoad(launcher, "stream", config.streamInflight) : []
   const gateway = has("gateway") ? await runLoad(launcher, "gateway", config.gatewayInflight) : []
   const grpcRows = has("grpc") ? await runLoad(launcher, "grpc", config.grpcInflight) : []
+  const largeRows = has("large") ? await runLoad(launcher, "large", []) : []
   const idle = has("idle") ? await runIdle(launcher) : []
   const startup = has("startup") ? await runStartup(launcher) : []
   const codec = has("codec") ? await runCodec(launcher) : undefined
@@ -501,6 +541,9 @@ const main = async () => {
   }
   if (stream.length > 0) sections.push(`### Bidi streaming (one stream, messages echoed)\n\n${streamTable(stream)}`)
   if (grpcRows.length > 0) sections.push(`### gRPC (unary and bidi, protobuf)\n\n${grpcTable(grpcRows)}`)
+  if (largeRows.length > 0) {
+    sections.push(`### Large messages (64 KiB and 1 MiB echoed; MiB/s of payload each way)\n\n${largeTable(largeRows)}`)
+  }
   if (codec !== undefined && codec.rows.length > 0) {
     sections.push(`### Codecs (10-field message, encode+decode)\n\n${codecTable(codec.rows)}`)
   }
@@ -519,7 +562,8 @@ const main = async () => {
     summary({ rpc, gateway, stream, codec: codec?.rows ?? [], store: store?.rows ?? [], idle, startup }),
     ...pubsubSummary(pubsub?.rows ?? []),
     ...grpcSummary(grpcRows),
-    ...scaleSummary(scale?.result)
+    ...scaleSummary(scale?.result),
+    ...largeSummary(largeRows)
   ].filter((line) => line !== "").join("\n")
   if (summaryText !== "") sections.push(`### Summary (same-run ratios)\n\n${summaryText}`)
   const markdown = sections.join("\n\n")
@@ -558,6 +602,7 @@ const main = async () => {
           gateway,
           stream,
           grpc: grpcRows,
+          large: largeRows,
           codec,
           store,
           pubsub,
@@ -574,7 +619,7 @@ const main = async () => {
     )
     console.log(`saved ${path.relative(root, file)}`)
   }
-  const failed = [...rpc, ...gateway, ...stream, ...grpcRows].some((r) => r.failure !== undefined) ||
+  const failed = [...rpc, ...gateway, ...stream, ...grpcRows, ...largeRows].some((r) => r.failure !== undefined) ||
     [...idle, ...startup].some((r) => r.failure !== undefined) || codec?.failure !== undefined ||
     (store?.failures.length ?? 0) > 0 ||
     pubsub?.failure !== undefined || (pubsub?.rows.some((r) => r.failure !== undefined) ?? false) ||

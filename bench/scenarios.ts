@@ -7,13 +7,17 @@
  * over HTTP/1.1 keep-alive (JSON body) through an API gateway in front of the service, vs calling it directly.
  * Group `grpc`: unary and bidi over effect-micro's gRPC layer (GrpcServer + GrpcClient) vs a plain grpc-js + proto-loader service built from the
  * same `.proto`, and vs effect-micro's native protocol with the same protobuf payload (the cost of gRPC).
+ * Group `large`: echoes of 64 KiB and 1 MiB messages (raw bytes, and JSON of a string field), unary and on a
+ * bidi stream, effect-micro vs raw `node:net` vs grpc-js (MB/s).
  */
 import type { ClientFactory } from "./clients/types.js"
+import type { LargeSize } from "./largePayload.js"
+import { largeInflight, largeSizes } from "./largePayload.js"
 
 export interface Scenario {
   /** Unique, used on the command line (`BENCH_SCENARIOS=a,b`) and in results. */
   readonly name: string
-  readonly group: "rpc" | "stream" | "gateway" | "grpc"
+  readonly group: "rpc" | "stream" | "gateway" | "grpc" | "large"
   /** One line for the README / table legend. */
   readonly description: string
   /**
@@ -27,7 +31,96 @@ export interface Scenario {
   readonly client: () => Promise<ClientFactory>
   /** Diagnostic scenarios run only when named in `BENCH_SCENARIOS`. */
   readonly optional?: boolean | undefined
+  /** The `large` group: what is echoed, and the in-flight count used unless BENCH_LARGE_INFLIGHT is set. */
+  readonly large?: LargeScenario | undefined
 }
+
+export interface LargeScenario {
+  readonly size: LargeSize
+  readonly bytes: number
+  readonly encoding: "bytes" | "json"
+  /** Raw net frames on one connection are both: its row is the baseline of unary and bidi rows alike. */
+  readonly kind: "unary" | "bidi"
+  readonly impl: "raw-net" | "grpc-js" | "effect-micro"
+  readonly inflight: number
+}
+
+/**
+ * The `large` group, per size: `raw-net-{bytes,json}-<size>` (baselines), `grpc-js-{unary,bidi}-<size>`
+ * (reference, raw bytes), `effect-micro-{bytes-unary,json-unary,bytes-bidi}-<size>`.
+ */
+const largeScenarios: ReadonlyArray<Scenario> = (Object.keys(largeSizes) as Array<LargeSize>).flatMap(
+  (size): Array<Scenario> => {
+    const bytes = largeSizes[size]
+    const meta = (impl: LargeScenario["impl"], encoding: LargeScenario["encoding"], kind: LargeScenario["kind"]) => ({
+      size,
+      bytes,
+      encoding,
+      kind,
+      impl,
+      inflight: largeInflight[size]
+    })
+    return [
+      {
+        name: `raw-net-bytes-${size}`,
+        group: "large",
+        description: `node:net, u32 length + ${size} of bytes echoed as received; prefix and body corked (baseline)`,
+        server: ["bench/servers/rawNetLarge.ts", "bytes"],
+        client: () => import("./clients/rawNetLarge.js").then((m) => m.make("bytes", bytes)),
+        large: meta("raw-net", "bytes", "unary")
+      },
+      {
+        name: `raw-net-json-${size}`,
+        group: "large",
+        description:
+          `node:net, u32 length + JSON { data } of ${size}; parsed and re-serialised on both sides (baseline)`,
+        server: ["bench/servers/rawNetLarge.ts", "json"],
+        client: () => import("./clients/rawNetLarge.js").then((m) => m.make("json", bytes)),
+        large: meta("raw-net", "json", "unary")
+      },
+      {
+        name: `grpc-js-unary-${size}`,
+        group: "large",
+        description: `grpc-js 1.14 unary Echo of ${size} of raw bytes (identity serializers)`,
+        server: ["bench/servers/grpcLarge.ts"],
+        client: () => import("./clients/grpcLarge.js").then((m) => m.make("unary", bytes)),
+        large: meta("grpc-js", "bytes", "unary")
+      },
+      {
+        name: `grpc-js-bidi-${size}`,
+        group: "large",
+        description: `grpc-js 1.14 bidi Chat, ${size} raw-bytes messages echoed`,
+        server: ["bench/servers/grpcLarge.ts"],
+        client: () => import("./clients/grpcLarge.js").then((m) => m.make("bidi", bytes)),
+        large: meta("grpc-js", "bytes", "bidi")
+      },
+      {
+        name: `effect-micro-bytes-unary-${size}`,
+        group: "large",
+        description: `effect-micro unary EchoBytes, application/octet-stream, ${size}, defaults kept`,
+        server: ["bench/servers/effectMicro.ts", "large"],
+        client: () => import("./clients/effectMicroLarge.js").then((m) => m.make("bytes-unary", bytes)),
+        large: meta("effect-micro", "bytes", "unary")
+      },
+      {
+        name: `effect-micro-json-unary-${size}`,
+        group: "large",
+        description: `effect-micro unary EchoText ({ data: string } of ${size}), application/json`,
+        server: ["bench/servers/effectMicro.ts", "large"],
+        client: () => import("./clients/effectMicroLarge.js").then((m) => m.make("json-unary", bytes)),
+        large: meta("effect-micro", "json", "unary")
+      },
+      {
+        name: `effect-micro-bytes-bidi-${size}`,
+        group: "large",
+        description: `effect-micro bidi ChatBytes, ${size} octet-stream messages echoed (credit flow control)`,
+        server: ["bench/servers/effectMicro.ts", "large"],
+        client: () => import("./clients/effectMicroLarge.js").then((m) => m.make("bytes-bidi", bytes)),
+        large: meta("effect-micro", "bytes", "bidi")
+      }
+    ]
+  }
+)
 
 /** The gRPC group: `<name>-unary` / `<name>-bidi`, compared with `grpc-js-<kind>` at the same in-flight count. */
 const grpcScenarios: ReadonlyArray<Scenario> = (["unary", "bidi"] as const).flatMap((kind): Array<Scenario> => [
@@ -179,7 +272,8 @@ export const scenarios: ReadonlyArray<Scenario> = [
     server: ["bench/servers/effectMicro.ts"],
     client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json"))
   },
-  ...grpcScenarios
+  ...grpcScenarios,
+  ...largeScenarios
 ]
 
 /** Ratios are computed against these scenarios at the same in-flight count. */

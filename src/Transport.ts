@@ -27,6 +27,11 @@ export interface Connection {
   readonly peerIdentity: string | undefined
   /** Queues bytes for the peer. Writing after close is ignored. */
   readonly write: (data: Uint8Array) => void
+  /**
+   * Optional: queues several buffers as one write (a writev), without copying them; the buffers must not be
+   * modified afterwards. Without it the protocol concatenates them and calls `write`.
+   */
+  readonly writev?: ((pieces: ReadonlyArray<Uint8Array>) => void) | undefined
   /** Bytes written but not yet taken by the operating system (the user-space backlog). */
   readonly pendingBytes: () => number
   /** Calls `handler` once, as soon as the backlog is empty (at once if it already is). */

@@ -2,7 +2,8 @@
  * effect-micro server: `Server.layer` over TCP with the default codecs (JSON, protobuf, msgpack, bytes),
  * serving the `Bench` contract with an echo handler written with plain `Effect.succeed` (no `Effect.gen`),
  * or, with the argument `bidi`, the `BenchStream` contract whose `Chat` handler returns its input stream
- * (every message echoed); with `metrics`, `Debug.layerMetrics` on (Effect metrics per call). No registration (the client dials the address directly). Sub-path imports only.
+ * (every message echoed); with `large`, the `BenchLarge` contract (echoes of raw bytes and of `{ data }`, and a
+ * bidi stream of raw bytes); with `metrics`, `Debug.layerMetrics` on (Effect metrics per call). No registration (the client dials the address directly). Sub-path imports only.
  *
  * Prints `READY host:port` on stdout. SIGTERM exits via `process.exit` so `--cpu-prof` writes its profile.
  */
@@ -13,7 +14,7 @@ import * as Debug from "../../src/Debug.js"
 import * as Registry from "../../src/Registry.js"
 import * as Server from "../../src/Server.js"
 import * as Transport from "../../src/Transport.js"
-import { Bench, BenchStream, serviceName } from "../contract.js"
+import { Bench, BenchLarge, BenchStream, serviceName } from "../contract.js"
 
 const Deps = process.argv[2] === "metrics"
   ? Layer.mergeAll(Transport.layerTcp(), Registry.layerMemory, Codec.layer, Debug.layerMetrics)
@@ -23,6 +24,15 @@ const options = { name: serviceName, address: "127.0.0.1:0", register: false } a
 const Live = process.argv[2] === "bidi"
   ? Server.layer(BenchStream, options).pipe(
     Layer.provide(BenchStream.toLayer({ Chat: (items) => items })),
+    Layer.provide(Deps)
+  )
+  : process.argv[2] === "large"
+  ? Server.layer(BenchLarge, options).pipe(
+    Layer.provide(BenchLarge.toLayer({
+      EchoBytes: (bytes) => Effect.succeed(bytes),
+      EchoText: (message) => Effect.succeed(message),
+      ChatBytes: (messages) => messages
+    })),
     Layer.provide(Deps)
   )
   : Server.layer(Bench, options).pipe(

@@ -8,8 +8,10 @@ import { TransportError } from "../../Errors.js"
 import type { Connection } from "../../Transport.js"
 import { describeUnknown } from "../codec/inputLimits.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
+import type { OutgoingFrame } from "./wire.js"
 import {
   BatchWriter,
+  bodyFrame,
   decodeSettings,
   encodeBody,
   encodeEmpty,
@@ -17,7 +19,9 @@ import {
   encodeU32,
   FrameDecoder,
   FrameType,
+  LARGE_BODY,
   OpenFlag,
+  openFrame,
   PREFACE,
   Setting
 } from "./wire.js"
@@ -84,7 +88,7 @@ export class ClientConnection implements CallConnection {
    * Calls over the server's advertised concurrency limit (SETTINGS), in order: their frames (OPEN first)
    * wait here and are sent as earlier calls finish, instead of being refused by the server.
    */
-  private readonly queued = new Map<number, Array<Buffer>>()
+  private readonly queued = new Map<number, Array<OutgoingFrame>>()
   private maxConcurrentStreams = Infinity
   private readonly writer: BatchWriter
   private readonly decoder: FrameDecoder
@@ -107,7 +111,11 @@ export class ClientConnection implements CallConnection {
     private readonly deadlines: DeadlineWheel,
     private readonly onGone: (self: ClientConnection) => void
   ) {
-    this.writer = new BatchWriter((data) => connection.write(data))
+    const writev = connection.writev
+    this.writer = new BatchWriter(
+      (data) => connection.write(data),
+      writev === undefined ? undefined : (pieces) => writev(pieces)
+    )
     this.decoder = new FrameDecoder(this, maxFrameSize, false)
     connection.write(PREFACE)
     connection.onData((chunk) => this.onChunk(chunk))
@@ -146,15 +154,18 @@ export class ClientConnection implements CallConnection {
     }
     if (this.nextId >= MAX_STREAM_ID) this.markUnusable()
     this.calls.set(id, handlers)
-    const frame = encodeOpen(id, body !== undefined ? OpenFlag.Unary : 0, timeoutMillis, window, header, body)
+    const flags = body !== undefined ? OpenFlag.Unary : 0
     if (this.queued.size > 0 || this.calls.size - this.queued.size > this.maxConcurrentStreams) {
-      this.queued.set(id, [frame])
-    } else this.writer.write(frame)
+      this.queued.set(id, [openFrame(id, flags, timeoutMillis, window, header, body)])
+    } else if (body === undefined || body.byteLength < LARGE_BODY) {
+      // The per-call hot path: one buffer, as before (writeFrame(openFrame(...)) measured ≈35 ns more per call).
+      this.writer.write(encodeOpen(id, flags, timeoutMillis, window, header, body))
+    } else this.writer.writeFrame(openFrame(id, flags, timeoutMillis, window, header, body))
     return id
   }
 
   data(id: number, body: Uint8Array): void {
-    if (this.calls.has(id)) this.send(id, encodeBody(FrameType.Data, id, body))
+    if (this.calls.has(id)) this.send(id, bodyFrame(FrameType.Data, id, body))
   }
 
   end(id: number): void {
@@ -165,10 +176,10 @@ export class ClientConnection implements CallConnection {
     if (this.calls.has(id)) this.send(id, encodeU32(FrameType.Credit, id, credit))
   }
 
-  private send(id: number, frame: Buffer): void {
+  private send(id: number, frame: OutgoingFrame): void {
     const queued = this.queued.get(id)
     if (queued !== undefined) queued.push(frame)
-    else this.writer.write(frame)
+    else this.writer.writeFrame(frame)
   }
 
   /** Abandons a call: tells the server to stop it, forgets its handlers. */
@@ -185,7 +196,7 @@ export class ClientConnection implements CallConnection {
     for (const [id, frames] of this.queued) {
       if (this.calls.size - this.queued.size >= this.maxConcurrentStreams) return
       this.queued.delete(id)
-      for (const frame of frames) this.writer.write(frame)
+      for (const frame of frames) this.writer.writeFrame(frame)
     }
   }
 

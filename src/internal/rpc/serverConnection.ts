@@ -40,6 +40,7 @@ import {
   encodeError,
   encodeSettings,
   encodeU32,
+  errorFrame,
   ErrorKind,
   FrameDecoder,
   FrameType,
@@ -155,11 +156,19 @@ export class ServerConnection {
     connectionStats.open++
     if (refuse) connectionStats.refused++
     else connectionStats.accepted++
-    this.writer = new BatchWriter((data) => {
-      connectionStats.bytesOut += data.length
-      connection.write(data)
-      if (!this.congested && connection.pendingBytes() > this.limits.writeHighWater) this.onCongested()
-    })
+    const writev = connection.writev
+    this.writer = new BatchWriter(
+      (data) => {
+        connectionStats.bytesOut += data.length
+        connection.write(data)
+        if (!this.congested && connection.pendingBytes() > this.limits.writeHighWater) this.onCongested()
+      },
+      writev === undefined ? undefined : (pieces, size) => {
+        connectionStats.bytesOut += size
+        writev(pieces)
+        if (!this.congested && connection.pendingBytes() > this.limits.writeHighWater) this.onCongested()
+      }
+    )
     this.decoder = new FrameDecoder(this, this.limits.maxFrameSize, true)
     connection.onData((chunk) => this.onChunk(chunk))
     connection.onClose(() => this.onConnectionClosed())
@@ -552,7 +561,7 @@ export class ServerConnection {
           )
         }
         state.credit--
-        this.writer.write(encodeBody(FrameType.Data, streamId, encoded.right))
+        this.writer.writeBody(FrameType.Data, streamId, encoded.right)
       }
       return Effect.void
     })
@@ -669,7 +678,7 @@ export class ServerConnection {
       }
       const encoded = compiled.response.encode(exit.value)
       if (Either.isRight(encoded)) {
-        this.writer.write(encodeBody(FrameType.Reply, streamId, encoded.right))
+        this.writer.writeBody(FrameType.Reply, streamId, encoded.right)
       } else {
         this.writeFrameworkError(
           streamId,
@@ -683,7 +692,7 @@ export class ServerConnection {
     const failure = Cause.failureOption(cause)
     if (Option.isSome(failure)) {
       const { body, kind } = encodeFailure(compiled, failure.value, this.shared.service)
-      this.writer.write(encodeError(streamId, kind, body))
+      this.writer.writeFrame(errorFrame(streamId, kind, body))
       return
     }
     const defect = Cause.dieOption(cause)

@@ -25,6 +25,13 @@ export const fromSocket = (socket: net.Socket, remoteAddress: string, peerIdenti
     write: (data) => {
       if (!closed && socket.writable) socket.write(data)
     },
+    // Corked writes leave as one writev of the buffers themselves (no copy, one syscall).
+    writev: (pieces) => {
+      if (closed || !socket.writable) return
+      socket.cork()
+      for (let i = 0; i < pieces.length; i++) socket.write(pieces[i]!)
+      socket.uncork()
+    },
     pendingBytes: () => socket.writableLength,
     whenDrained: (handler) => {
       if (closed || socket.writableLength === 0) handler()
