@@ -529,7 +529,7 @@ const main = async () => {
   const codec = has("codec") ? await runCodec(launcher) : undefined
   const store = has("store") ? await runStore(launcher) : undefined
   const pubsub: { rows: Array<PubsubRow>; failure?: string } | undefined = has("pubsub")
-    ? await runPubsub(launcher, config.pubsub)
+    ? await runPubsub(launcher, { ...config.pubsub, pin: config.pin })
     : undefined
   const scale = has("scale") ? await runScale(launcher, config.scale) : undefined
   const loadAfter = os.loadavg()

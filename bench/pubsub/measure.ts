@@ -21,6 +21,13 @@ export interface PubsubConfig {
   readonly scenarios: ReadonlyArray<string> | undefined
   readonly subscriberNodeArgs: ReadonlyArray<string>
   readonly publisherNodeArgs: ReadonlyArray<string>
+  /**
+   * Subscriber on CPU 0, publisher on CPU 1, as the rpc group pins server and client (`BENCH_PIN=0`: not
+   * pinned), so each side's CPU per event is measured on the same core every run. On the project's VMs the
+   * same scenario still moves up to 2× between runs, mostly on CPU 1 (pinned runs: effect-micro-http
+   * publisher 6.6–14.1 µs/event, subscriber 3.5–3.8).
+   */
+  readonly pin: boolean
 }
 
 export interface PubsubRow {
@@ -57,7 +64,7 @@ const measureOne = async (
     ...launcher.args("bench/pubsub/subscriber.ts"),
     scenario.name,
     JSON.stringify(common)
-  ])
+  ], config.pin ? 0 : undefined)
   let publisher: Child | undefined
   try {
     const ready = JSON.parse((await subscriber.waitLine("READY ", 30_000)).slice("READY ".length))
@@ -72,7 +79,7 @@ const measureOne = async (
         burst: config.burst,
         subscriber: ready
       })
-    ])
+    ], config.pin ? 1 : undefined)
     await publisher.waitLine("READY", 30_000)
     await sleep(config.warmupMs)
     const pub0 = cpuTicks(publisher.pid)
@@ -137,7 +144,8 @@ export const runPubsub = async (
     `[pubsub] ${
       selected.map((s) => s.name).join(", ")
     }; warm-up ${config.warmupMs} ms, window ${config.windowMs} ms, ` +
-      `${config.inflight} in flight (results), max lag ${config.maxLag} (fire-and-forget)`
+      `${config.inflight} in flight (results), max lag ${config.maxLag} (fire-and-forget), ` +
+      (config.pin ? "subscriber CPU 0, publisher CPU 1" : "not pinned")
   )
   let engine: Engine | undefined
   const rows: Array<PubsubRow> = []
