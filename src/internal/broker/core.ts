@@ -1,8 +1,6 @@
 /** Pieces every broker shares: running a handler into a delivery result, and shaping publish errors. */
 import * as Cause from "effect/Cause"
-import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
 import type { DeliveryFailure, FailureReason, Handler, Message } from "../../Broker.js"
 import { BrokerError } from "../../Broker.js"
 import type { Metadata } from "../../Metadata.js"
@@ -138,13 +136,3 @@ export const normalizeHeaders = (headers: Metadata | undefined): Metadata => {
 
 /** The headers of a message published without any (one shared frozen object). */
 export const emptyHeaders: Metadata = Object.freeze({})
-
-/**
- * Runs a handler with the subscriber's context. Replacing the context (a FiberRef set and restored) is much
- * cheaper per message than `Effect.provide`, which merges two contexts every time.
- */
-export const withContext = <A, E, R>(
-  effect: Effect.Effect<A, E, R>,
-  context: Context.Context<R>
-): Effect.Effect<A, E> =>
-  Effect.locally(effect as Effect.Effect<A, E>, FiberRef.currentContext, context as Context.Context<never>)

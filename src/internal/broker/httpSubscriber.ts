@@ -19,6 +19,7 @@ import type * as Net from "node:net"
 import type { Broker, Handler, SubscribeOptions, Subscription } from "../../Broker.js"
 import { BrokerError } from "../../Broker.js"
 import type { Node, Registry, Service as RegisteredService } from "../../Registry.js"
+import { listen } from "../common/httpListen.js"
 import { randomId } from "../common/text.js"
 import type { DeadlineEntry, DeadlineWheel } from "../rpc/deadlines.js"
 import { advertisedAddress, formatAddress } from "../transport/address.js"
@@ -43,16 +44,6 @@ const usePost: Reply = (() => {
   const reply = errorReply(405, "Rejected", "use POST")
   return { ...reply, headers: { ...reply.headers, allow: "POST" } }
 })()
-
-const listen = (server: http.Server, host: string | undefined, port: number) =>
-  Effect.async<void, Error>((resume) => {
-    const onError = (error: Error) => resume(Effect.fail(error))
-    server.once("error", onError)
-    server.listen({ host, port }, () => {
-      server.off("error", onError)
-      resume(Effect.void)
-    })
-  })
 
 /** Stops accepting, closes idle keep-alive connections, and waits for the requests being answered. */
 const close = (server: http.Server) =>
@@ -81,8 +72,8 @@ const NO_CONTENT: Reply = { status: 204 }
  * request gets 504 `Timeout` — a batch: all its messages, some of which may have been handled), then the
  * reply. The client going away interrupts the handler; the subscription's next request runs only once the
  * handler has stopped, finalizers included. Served through @effect/platform's HTTP server, each request
- * cost a fiber, a request wrapper and the response conversion besides the handler's own fiber (measured
- * below in `makeSubscriber`).
+ * also cost a fiber, a request wrapper and the response conversion (subscriber CPU per event, one
+ * publisher waiting for results, same-run bench: 452 µs then, 106 µs this way).
  */
 class Delivery implements InboundOwner {
   fiber: Fiber.RuntimeFiber<Reply> | undefined = undefined
@@ -272,7 +263,7 @@ export const makeSubscriber = (
           connectionsCheckingInterval: 1000
         }, onRequest)
         server.maxConnections = maxConnections
-        yield* Effect.acquireRelease(listen(server, settings.host, settings.port), () => close(server))
+        yield* Effect.acquireRelease(listen(server, settings.port, settings.host), () => close(server))
         const address = server.address() as Net.AddressInfo
         const host = address.address === "::" ? "0.0.0.0" : address.address
         return advertisedAddress(formatAddress(host, address.port), settings.advertise)

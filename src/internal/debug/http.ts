@@ -9,6 +9,7 @@ import type * as http from "node:http"
 import type * as net from "node:net"
 import type { Health, HttpOptions, Stats } from "../../Debug.js"
 import type { TransportError } from "../../Errors.js"
+import { listen as listenHttp } from "../common/httpListen.js"
 import { formatAddress, listenError } from "../transport/tcp.js"
 import { render } from "./prometheus.js"
 
@@ -73,14 +74,7 @@ export const listen = (
     const port = options.port ?? 0
     const requested = formatAddress(host, port)
     yield* Effect.acquireRelease(
-      Effect.async<void, TransportError>((resume) => {
-        const onError = (error: NodeJS.ErrnoException) => resume(Effect.fail(listenError(requested, error)))
-        probe.once("error", onError)
-        probe.listen(port, host, () => {
-          probe.off("error", onError)
-          resume(Effect.void)
-        })
-      }),
+      Effect.mapError(listenHttp(probe, port, host), (error) => listenError(requested, error)),
       () =>
         Effect.async<void>((resume) => {
           probe.close(() => resume(Effect.void))
