@@ -129,11 +129,35 @@ const measurePromise = (label: string, call: () => Effect.Effect<unknown, unknow
     for (let i = 0; i < inflight; i++) next()
   })
 
+/** Promise code calling a Promise API: `inflight` callers awaiting `call()` in a loop. */
+const measureAsync = (label: string, call: () => Promise<unknown>, n = calls, inflight = 64) =>
+  new Promise<void>((done) => {
+    if (only !== undefined && !only.test(label)) return done()
+    startAlloc()
+    let started = 0
+    let finished = 0
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    const next = (): void => {
+      if (started >= n) return
+      started++
+      call().catch(() => failures++).then(() => {
+        if (++finished === n) {
+          const cpu = process.cpuUsage(cpu0)
+          const ms = performance.now() - t0
+          report(label, n, cpu, ms).then(done)
+        } else next()
+      })
+    }
+    for (let i = 0; i < inflight; i++) next()
+  })
+
 const direct = await managed.runPromise(Client.make(Bench, { service: serviceName, node: address }))
 const viaRegistry = await managed.runPromise(Client.make(Bench, { service: serviceName }))
 const lean = await managed.runPromise(
   Client.make(Bench, { service: serviceName, node: address, retry: false, timeout: 0 })
 )
+const promiseClient = await managed.runPromise(Client.makePromise(Bench, { service: serviceName }))
 const codec = Codec.json.compile(Bench.requests.get("Echo")!.payloadSchema as any)
 await managed.runPromise(direct.Echo(payload))
 const service = runtimeOf(await managed.runPromise(Client.Client))
@@ -177,6 +201,7 @@ for (let round = 0; round < rounds; round++) {
   await measurePromise("promise floor: runPromise(Effect.void)", () => Effect.void)
   await measurePromise("promise: raw Effect.async + connection.open", rawCall(false))
   await measurePromise("promise: typed client, static registry", () => viaRegistry.Echo(payload))
+  await measureAsync("promise client (makePromise), static registry", () => promiseClient.Echo(payload))
 }
 await managed.dispose()
 server.kill()

@@ -212,6 +212,15 @@ export const scenarios: ReadonlyArray<Scenario> = [
     optional: true
   },
   {
+    name: "effect-micro-json-promise-client",
+    group: "rpc",
+    description:
+      "as effect-micro-json, but each call made from Promise code through `Client.makePromise`: `await client.Echo(...)`",
+    server: ["bench/servers/effectMicro.ts"],
+    client: () =>
+      import("./clients/effectMicro.js").then((m) => m.make("application/json", { caller: "promise-client" }))
+  },
+  {
     name: "effect-micro-json-promise",
     group: "rpc",
     description:

@@ -249,6 +249,67 @@ export const make: <Rpcs extends Rpc.Any>(
 ) => Effect.Effect<TypedClient<Rpcs>, never, Client> = internal.make
 
 /**
+ * Options of one call from Promise code: the client's options, and a signal that cancels the call (the
+ * server hears CANCEL; the Promise rejects with the signal's reason).
+ * @since 0.1.0
+ * @category models
+ */
+export interface PromiseCallOptions extends ClientOptions {
+  /** Aborting it cancels the call (CANCEL to the server) and rejects with its reason. Default: none. */
+  readonly signal?: AbortSignal | undefined
+}
+
+/**
+ * A typed client for Promise code (`makePromise`): one method per endpoint, shaped by its call shape.
+ * @since 0.1.0
+ * @category models
+ */
+export type PromiseClient<Rpcs extends Rpc.Any> = {
+  readonly [R in Rpcs as R["_tag"]]: PromiseMethod<R>
+}
+
+/**
+ * A method of a `PromiseClient`. A unary or client-stream call resolves with the reply and rejects with the
+ * error the Effect method fails with (the endpoint's error or a `CallError`, as they are: `error._tag`); a
+ * streaming reply is an async iterable, which throws that error. Request streams are iterables or async
+ * iterables.
+ * @since 0.1.0
+ * @category models
+ */
+export type PromiseMethod<R> = R extends Rpc.Rpc<infer _Tag, infer P, infer S, infer _E, infer _M> ?
+  [P] extends [RpcSchema.Stream<infer PA, infer _PE>] ? [S] extends [RpcSchema.Stream<infer SA, infer _SE>] ? (
+        input: AsyncIterable<PA["Type"]> | Iterable<PA["Type"]>,
+        options?: PromiseCallOptions
+      ) => AsyncIterable<SA["Type"]>
+    : (input: AsyncIterable<PA["Type"]> | Iterable<PA["Type"]>, options?: PromiseCallOptions) => Promise<S["Type"]>
+  : [S] extends [RpcSchema.Stream<infer SA, infer _SE>] ?
+    (input: Rpc.PayloadConstructor<R>, options?: PromiseCallOptions) => AsyncIterable<SA["Type"]>
+  : (input: Rpc.PayloadConstructor<R>, options?: PromiseCallOptions) => Promise<S["Type"]>
+  : never
+
+/**
+ * A typed client for code that is not an Effect (an Express handler, a script, a test): the same calls as
+ * `make` (resolved, balanced, retried, with deadlines) as Promises and async iterables, on the runtime
+ * this Effect runs in (its `Client` and, for middleware, its context).
+ *
+ * Prefer it to `runtime.runPromise(client.X(...))` per call: a unary call whose node is connected settles
+ * its Promise straight from the reply, without starting a fiber (a fiber per call costs about as much CPU
+ * as the rest of the call, bench/README.md).
+ *
+ * ```ts
+ * const runtime = ManagedRuntime.make(Defaults.layer)
+ * const greeter = await runtime.runPromise(Client.makePromise(Greeter, { service: "greeter" }))
+ * const reply = await greeter.Hello({ name: "Ada" })
+ * ```
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makePromise: <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  options: ClientOptions & { readonly service: string }
+) => Effect.Effect<PromiseClient<Rpcs>, never, Client> = internal.makePromise
+
+/**
  * Asks a service's built-in `Debug.Health` endpoint: one node of it as the selector picks, or the one at
  * `options.node` (an address). Not retried by default: a probe should see the node as it is.
  * @since 0.1.0

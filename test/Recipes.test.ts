@@ -1,10 +1,12 @@
 /**
  * The recipes of docs/recipes.md, run: a service that calls another and maps the call's failures into its own
- * contract's errors; a Store-backed streaming endpoint; whole-system tests on `Defaults.layerTest` and TestClock.
+ * contract's errors; a Store-backed streaming endpoint; whole-system tests on `Defaults.layerTest` and TestClock;
+ * Promise code calling through `Client.makePromise` on a `ManagedRuntime`.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import {
@@ -68,4 +70,22 @@ describe("recipes (docs/recipes.md)", () => {
       expect(error).toBeInstanceOf(InventoryDown)
       expect((error as InventoryDown).reason).toContain("within")
     }).pipe(Effect.provide(HungInventorySystem)))
+
+  it("Promise code calls through Client.makePromise on a ManagedRuntime: replies, typed errors, streams", async () => {
+    const runtime = ManagedRuntime.make(System)
+    try {
+      await runtime.runPromise(seed)
+      const orders = await runtime.runPromise(Client.makePromise(Orders, { service: "orders" }))
+      expect(await orders.Place({ sku: "apple" })).toBe("order for apple placed")
+      const unknown = await orders.Place({ sku: "pear" }).catch((error: unknown) => error)
+      expect(unknown).toBeInstanceOf(UnknownSku)
+      const inventory = await runtime.runPromise(Client.makePromise(Inventory, { service: "inventory" }))
+      for await (const item of inventory.Watch({ sku: "apple" })) {
+        expect(item.stock).toBe(3)
+        break // leaving the loop cancels the stream
+      }
+    } finally {
+      await runtime.dispose()
+    }
+  })
 })

@@ -5,8 +5,9 @@
  * their defaults unless `options` overrides them (diagnostic scenarios).
  *
  * Calls come from long-lived worker fibers (`workers`), as in a service calling another. With `caller`,
- * each call is instead started from callback code (`call`): `"promise"` awaits `runtime.runPromise(...)`
- * per call, as Promise code (an Express handler, a script) calls a service; `"fork"` is `runFork` per call.
+ * each call is instead started from callback code (`call`), as Promise code (an Express handler, a script)
+ * calls a service: `"promise-client"` through `Client.makePromise` (the API for Promise code), `"promise"`
+ * awaiting `runtime.runPromise(client.Echo(...))` per call, `"fork"` with `runFork` per call.
  */
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -26,7 +27,7 @@ import type { LoadClient } from "./types.js"
 export const make = (
   contentType: string,
   options?: Pick<Client.ClientOptions, "timeout" | "retry"> & {
-    readonly caller?: "promise" | "fork"
+    readonly caller?: "promise-client" | "promise" | "fork"
     /** `Debug.layerMetrics` on. */
     readonly metrics?: boolean
   }
@@ -53,8 +54,18 @@ async (address: string): Promise<LoadClient> => {
   await managed.runPromise(bench.Echo(payload))
   const runFork = Runtime.runFork(runtime)
   const runPromise = Runtime.runPromise(runtime)
+  const promiseClient = await managed.runPromise(Client.makePromise(Bench, {
+    timeout: options?.timeout,
+    retry: options?.retry,
+    service: serviceName,
+    contentType
+  }))
   return {
-    call: options?.caller === "promise"
+    call: options?.caller === "promise-client"
+      ? (done) => {
+        promiseClient.Echo(payload).then(() => done(undefined), done)
+      }
+      : options?.caller === "promise"
       ? (done) => {
         runPromise(bench.Echo(payload)).then(() => done(undefined), done)
       }

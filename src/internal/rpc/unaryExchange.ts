@@ -2,6 +2,7 @@
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import type { TransportError } from "../../Errors.js"
 import { TransportError as TransportErrors } from "../../Errors.js"
@@ -92,15 +93,18 @@ export class UnaryExchange implements CallHandlers {
     private readonly connection: CallConnection,
     private readonly context: ExchangeContext,
     private readonly node: Node,
-    private readonly waiting: WaitingCall,
+    /** The waiting fiber's slot; undefined for a Promise caller (nothing to interrupt). */
+    private readonly waiting: WaitingCall | undefined,
     private readonly resume: (result: Effect.Effect<unknown, unknown>) => void,
     private readonly state: NodeState,
     /** The logical call, for the node's health (its half-open trial is identified by it). */
     private readonly owner: object
   ) {
-    // Still set: the fiber was interrupted while waiting on that call and is now calling again.
-    waiting.call?.abandon()
-    waiting.call = this
+    if (waiting !== undefined) {
+      // Still set: the fiber was interrupted while waiting on that call and is now calling again.
+      waiting.call?.abandon()
+      waiting.call = this
+    }
     context.health.begin(state, owner, connection.received)
     const watch = context.hungWatch
     if (watch !== undefined && !watch.armed) watch.arm()
@@ -110,7 +114,7 @@ export class UnaryExchange implements CallHandlers {
   private finish(): boolean {
     if (this.settled) return false
     this.settled = true
-    if (this.waiting.call === this) this.waiting.call = undefined
+    if (this.waiting !== undefined && this.waiting.call === this) this.waiting.call = undefined
     this.context.deadlines.remove(this.deadline)
     this.context.health.end(this.state)
     return true
@@ -133,10 +137,12 @@ export class UnaryExchange implements CallHandlers {
     const health = this.context.health
     if (nodeFailed) health.fail(this.state, this.owner, "failure")
     else health.succeed(this.state, this.owner)
+    // A Promise caller (no waiting fiber) reads an Exit without running it; a fiber's failure captures its span.
+    const failed = this.waiting === undefined ? Exit.fail(error) : Effect.fail(error)
     this.resume(
       isNodeFailure(error)
-        ? Effect.zipRight(this.context.selector.mark(this.context.service, this.node, "failure"), Effect.fail(error))
-        : Effect.fail(error)
+        ? Effect.zipRight(this.context.selector.mark(this.context.service, this.node, "failure"), failed)
+        : failed
     )
   }
 
