@@ -501,8 +501,9 @@ export class FrameDecoder {
 /**
  * Coalesces frames into fewer socket writes. Frames written while fibers run are flushed in one write at the
  * end of the current microtask queue drain (so 64 calls made in one pass cost one syscall, and a lone call
- * does not wait for the next event-loop turn); once a write went out in a turn, frames from later callbacks
- * of that turn are gathered until its check phase; and every `MAX_BATCH_FRAMES` frames or `MAX_BATCH_BYTES`:
+ * does not wait for the next event-loop turn); once a write went out, frames from later callbacks are
+ * gathered until the check phase as long as the loop has not waited for I/O since (see `loopIdle`); and
+ * every `MAX_BATCH_FRAMES` frames or `MAX_BATCH_BYTES`:
  * flushing part of a large batch early lets the peer start on it while this side is still producing the
  * rest. Without that, client and server take turns (each idle while the other works through the whole
  * batch); measured at 64 calls in flight, the early flush took throughput from ≈30k to ≈47k calls/s.
@@ -511,8 +512,8 @@ export class BatchWriter {
   private queue: Array<Uint8Array> = []
   private size = 0
   private scheduled = false
-  /** A write already went out in this turn of the event loop (cleared in its check phase). */
-  private wroteThisTurn = false
+  /** `loopIdle()` when the last write went out: while it has not changed, the loop has not waited since. */
+  private idleAtLastWrite = -1
   /** The queue holds a `SplitFrame`'s body: flushed as a writev of the pieces instead of one concatenation. */
   private split = false
 
@@ -553,10 +554,11 @@ export class BatchWriter {
     if (this.queue.length >= MAX_BATCH_FRAMES || this.size >= MAX_BATCH_BYTES) this.flush()
     else if (!this.scheduled) {
       this.scheduled = true
-      // The turn's first frames go at the end of the microtask drain (a lone call does not wait). Frames of
-      // later callbacks in the same turn (requests arriving on other sockets, each making a call: a gateway,
-      // Promise callers) wait for the check phase and leave together, instead of one write per callback.
-      if (this.wroteThisTurn) setImmediate(this.checkPhaseFlush)
+      // The first frames after the loop waited go at the end of the microtask drain (a lone call does not
+      // wait). Frames of later callbacks before it waits again (requests arriving on other sockets, each
+      // making a call: a gateway, Promise callers) wait for the check phase and leave together, instead of
+      // one write per callback.
+      if (loopIdle() === this.idleAtLastWrite) setImmediate(this.checkPhaseFlush)
       else queueMicrotask(this.scheduledFlush)
     }
   }
@@ -566,22 +568,14 @@ export class BatchWriter {
     this.flush()
   }
 
-  /** The gathered frames of a turn: sent without marking the next turn (its first frames go at once). */
   private readonly checkPhaseFlush = (): void => {
     this.scheduled = false
-    this.send()
-  }
-
-  private readonly turnEnded = (): void => {
-    this.wroteThisTurn = false
+    this.flush()
   }
 
   readonly flush = (): void => {
     if (this.queue.length === 0) return
-    if (!this.wroteThisTurn) {
-      this.wroteThisTurn = true
-      setImmediate(this.turnEnded)
-    }
+    this.idleAtLastWrite = loopIdle()
     this.send()
   }
 
@@ -600,6 +594,16 @@ export class BatchWriter {
     this.sink(queue.length === 1 ? queue[0] as Buffer : Buffer.concat(queue, size))
   }
 }
+
+const nodeTiming = performance.nodeTiming
+
+/**
+ * Milliseconds the event loop has spent waiting for I/O (libuv's idle time; ≈ 40 ns to read). It changes
+ * only when the loop blocks, so an unchanged value means "still the same busy stretch". It replaced a
+ * `setImmediate` per turn that marked the turn's end, which cost ≈ 4 µs of CPU per call on each side at one
+ * call in flight (an extra loop iteration per write).
+ */
+const loopIdle = (): number => nodeTiming.idleTime
 
 /** Frames per socket write before an early flush (see BatchWriter). */
 export const MAX_BATCH_FRAMES = 16
