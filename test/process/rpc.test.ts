@@ -104,6 +104,50 @@ describe("cross-process RPC over TCP", () => {
       expect(nodes[1]!.process.signalCode).toBe("SIGKILL")
     }), 60_000)
 
+  it.scopedLive(
+    "Promise code (Client.makePromise): a node killed under load fails no call; abort stops the handler",
+    () =>
+      Effect.gen(function*() {
+        const nodes = yield* Effect.all(
+          ["a", "b", "c"].map((id) => spawnFixture(fixture, { NODE_ID: id })),
+          { concurrency: "unbounded" }
+        )
+        const result = yield* Effect.gen(function*() {
+          // The default selector answers without an Effect step: calls to connected nodes start no fiber.
+          const testing = yield* Client.makePromise(Testing, { service: "testing" })
+          let done = 0
+          const seen = new Set<string>()
+          // 32 Promise callers, each awaiting its call and starting the next (as request handlers would).
+          const caller = async (from: number) => {
+            for (let i = from; i < 3000; i += 32) {
+              const { node, text } = await testing.Echo({ text: `m${i}` })
+              expect(text).toBe(`m${i}`)
+              seen.add(node)
+              if (++done === 500) nodes[1]!.kill("SIGKILL")
+            }
+          }
+          yield* Effect.promise(() => Promise.all(Array.from({ length: 32 }, (_, i) => caller(i))))
+          // Aborting a call cancels it on the server: the handler is interrupted.
+          const controller = new AbortController()
+          const sleeping = testing.Sleep({ millis: 30_000 }, { signal: controller.signal }).catch((e: unknown) => e)
+          const node = yield* Effect.promise(() =>
+            Promise.race(
+              [nodes[0]!, nodes[2]!].map((n) =>
+                n.waitForLine((line) => line === "EVENT sleep-started:30000", 5000).then(() => n)
+              )
+            )
+          )
+          controller.abort("caller gone")
+          expect(yield* Effect.promise(() => sleeping)).toBe("caller gone")
+          yield* Effect.promise(() => node.waitForLine((line) => line === "EVENT sleep-interrupted:30000", 5000))
+          return { done, seen }
+        }).pipe(Effect.provide(clientLayer(nodes.map((n) => n.ready), Selector.layer)))
+        expect(result.done).toBe(3000)
+        expect(result.seen).toEqual(new Set(["a", "b", "c"]))
+      }),
+    60_000
+  )
+
   it.scopedLive("a non-idempotent call to a dead node is retried only when it provably never arrived", () =>
     Effect.gen(function*() {
       const alive = yield* spawnFixture(fixture, { NODE_ID: "alive" })
