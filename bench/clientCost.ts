@@ -108,26 +108,7 @@ const measure = (label: string, call: () => Effect.Effect<unknown, unknown>, n =
 const runPromise = Runtime.runPromise(runtime)
 /** The same from Promise code: each call is `runtime.runPromise(call())`, `inflight` callers awaiting in a loop. */
 const measurePromise = (label: string, call: () => Effect.Effect<unknown, unknown>, n = calls, inflight = 64) =>
-  new Promise<void>((done) => {
-    if (only !== undefined && !only.test(label)) return done()
-    startAlloc()
-    let started = 0
-    let finished = 0
-    const cpu0 = process.cpuUsage()
-    const t0 = performance.now()
-    const next = (): void => {
-      if (started >= n) return
-      started++
-      runPromise(call()).catch(() => failures++).then(() => {
-        if (++finished === n) {
-          const cpu = process.cpuUsage(cpu0)
-          const ms = performance.now() - t0
-          report(label, n, cpu, ms).then(done)
-        } else next()
-      })
-    }
-    for (let i = 0; i < inflight; i++) next()
-  })
+  measureAsync(label, () => runPromise(call()), n, inflight)
 
 /** Promise code calling a Promise API: `inflight` callers awaiting `call()` in a loop. */
 const measureAsync = (label: string, call: () => Promise<unknown>, n = calls, inflight = 64) =>

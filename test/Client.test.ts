@@ -7,23 +7,9 @@ import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { Client, Codec, Errors, Registry, Selector, Server, Transport } from "../src/index.js"
-import { handlers, Testing } from "./support/contract.js"
+import { ghostNode as ghost, serveMemory as serve, Testing } from "./support/contract.js"
 
 const Infra = Layer.mergeAll(Transport.layerMemory, Registry.layerMemory, Codec.layer)
-
-const serve = (node: string) =>
-  Server.layer(Testing, { name: "testing", address: `memory:${node}`, id: node }).pipe(Layer.provide(handlers(node)))
-
-/** A registered node whose address nobody listens on (a dead node the registry still lists). */
-const ghost = (id: string) =>
-  Layer.effectDiscard(Effect.flatMap(Registry.Registry, (registry) =>
-    registry.register({
-      name: "testing",
-      version: "latest",
-      metadata: {},
-      endpoints: [],
-      nodes: [{ id, address: `memory:${id}`, metadata: {} }]
-    })))
 
 const env = (layers: ReadonlyArray<Layer.Layer<never, any, any>>, selector = Selector.layerRoundRobin()) =>
   Layer.mergeAll(Client.layer(), ...(layers as Array<Layer.Layer<never, never, never>>)).pipe(

@@ -17,7 +17,7 @@ import { Client, Codec, Contract, Registry, Selector, Server, Transport } from "
 import { runtimeOf } from "../src/internal/rpc/clientService.js"
 import { Status } from "../src/internal/rpc/nodeHealth.js"
 import type { Connection } from "../src/Transport.js"
-import { handlers, Testing } from "./support/contract.js"
+import { ghostNode as ghost, handlers, serveMemory as serve, Testing } from "./support/contract.js"
 
 /**
  * The memory transport, instrumented: dials are counted per address, and what a node sends can be held
@@ -72,20 +72,6 @@ class Network {
     }
   }
 }
-
-const serve = (node: string) =>
-  Server.layer(Testing, { name: "testing", address: `memory:${node}`, id: node }).pipe(Layer.provide(handlers(node)))
-
-/** A registered node whose address nobody listens on (a dead node the registry still lists). */
-const ghost = (id: string) =>
-  Layer.effectDiscard(Effect.flatMap(Registry.Registry, (registry) =>
-    registry.register({
-      name: "testing",
-      version: "latest",
-      metadata: {},
-      endpoints: [],
-      nodes: [{ id, address: `memory:${id}`, metadata: {} }]
-    })))
 
 const env = (
   network: Network,

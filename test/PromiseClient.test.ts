@@ -3,27 +3,13 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Supervisor from "effect/Supervisor"
-import { CachedRegistry, Client, Codec, Errors, Registry, Selector, Server, Transport } from "../src/index.js"
-import { handlers, Testing, UnknownName } from "./support/contract.js"
+import { CachedRegistry, Client, Codec, Errors, Registry, Selector, Transport } from "../src/index.js"
+import { ghostNode as ghost, serveMemory, Testing, UnknownName } from "./support/contract.js"
 import { eventually } from "./support/eventually.js"
 
 const events: Array<string> = []
 
-const serve = (node: string) =>
-  Server.layer(Testing, { name: "testing", address: `memory:${node}`, id: node }).pipe(
-    Layer.provide(handlers(node, events))
-  )
-
-/** A registered node nobody listens on: calls to it are refused. */
-const ghost = (id: string) =>
-  Layer.effectDiscard(Effect.flatMap(Registry.Registry, (registry) =>
-    registry.register({
-      name: "testing",
-      version: "latest",
-      metadata: {},
-      endpoints: [],
-      nodes: [{ id, address: `memory:${id}`, metadata: {} }]
-    })))
+const serve = (node: string) => serveMemory(node, events)
 
 const env = (...nodes: ReadonlyArray<Layer.Layer<never, any, any>>) =>
   Layer.mergeAll(Client.layer(), ...(nodes as Array<Layer.Layer<never, never, never>>)).pipe(

@@ -2,9 +2,10 @@
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { Contract, Metadata } from "../../src/index.js"
+import { Contract, Metadata, Registry, Server } from "../../src/index.js"
 
 export class UnknownName extends Schema.TaggedError<UnknownName>()("UnknownName", { name: Schema.String }) {}
 
@@ -51,3 +52,20 @@ export const handlers = (node: string, events: Array<string> = []) =>
       Effect.map(Metadata.currentCall, (call) => ({ ...headers, endpoint: call.endpoint })).pipe(Effect.orDie),
     Bytes: (bytes) => Effect.succeed(bytes.map((b) => 255 - b))
   })
+
+/** A node of `testing` on the memory transport, serving the handlers above as node `node`. */
+export const serveMemory = (node: string, events?: Array<string>) =>
+  Server.layer(Testing, { name: "testing", address: `memory:${node}`, id: node }).pipe(
+    Layer.provide(handlers(node, events))
+  )
+
+/** A registered node of `testing` whose memory address nobody listens on (a dead node the registry still lists). */
+export const ghostNode = (id: string) =>
+  Layer.effectDiscard(Effect.flatMap(Registry.Registry, (registry) =>
+    registry.register({
+      name: "testing",
+      version: "latest",
+      metadata: {},
+      endpoints: [],
+      nodes: [{ id, address: `memory:${id}`, metadata: {} }]
+    })))
