@@ -10,6 +10,7 @@
  * writev. Receiving, a frame inside one chunk is a view; a frame split over several reads is copied once,
  * into a buffer of its exact size.
  */
+import { performance } from "node:perf_hooks"
 
 /** "EMIC" + protocol version 1, sent once by the dialling side. */
 export const PREFACE = Buffer.from([0x45, 0x4d, 0x49, 0x43, 0x01])
