@@ -202,7 +202,8 @@ interface Call {
   /** The outcome, once the stream closed, handed over after the inbox. */
   ended: (() => void) | undefined
   /** Request messages framed in this tick, not yet written. */
-  outbox: Array<Buffer>
+  outbox: Array<Uint8Array>
+  /** Bytes of `outbox` framed (prefixes included). */
   outBytes: number
   /** Credit held back until the HTTP/2 stream drains. */
   owed: number
@@ -595,9 +596,8 @@ export class GrpcConnection implements CallConnection {
   data(id: number, body: Uint8Array): void {
     const call = this.calls.get(id)
     if (call === undefined) return
-    const framed = frame(body)
-    call.outbox.push(framed)
-    call.outBytes += framed.length
+    call.outbox.push(body)
+    call.outBytes += MESSAGE_PREFIX + body.byteLength
     if (call.outBytes <= BATCH_BYTES && !call.stream.writableNeedDrain) call.handlers.onCredit(1)
     else call.owed++
     if (call.outbox.length === 1) {
@@ -616,7 +616,7 @@ export class GrpcConnection implements CallConnection {
     for (const call of calls) {
       const outbox = call.outbox
       if (outbox.length === 0) continue
-      const bytes = outbox.length === 1 ? outbox[0]! : Buffer.concat(outbox, call.outBytes)
+      const bytes = frameAll(outbox, call.outBytes)
       call.outbox = []
       call.outBytes = 0
       if (call.stream.destroyed) continue
@@ -743,6 +743,19 @@ export class GrpcConnection implements CallConnection {
       this.session.close()
     }
   }
+}
+
+/** Messages with their gRPC prefixes (uncompressed), in one buffer of `size` bytes. */
+const frameAll = (messages: ReadonlyArray<Uint8Array>, size: number): Buffer => {
+  const framed = Buffer.allocUnsafe(size)
+  let offset = 0
+  for (const message of messages) {
+    framed[offset] = 0
+    framed.writeUInt32BE(message.byteLength, offset + 1)
+    framed.set(message, offset + MESSAGE_PREFIX)
+    offset += MESSAGE_PREFIX + message.byteLength
+  }
+  return framed
 }
 
 /** A message with its gRPC prefix (uncompressed). */
