@@ -34,8 +34,8 @@ import * as Protobuf from "../../Protobuf.js"
 import type { Registry } from "../../Registry.js"
 import type { Selector } from "../../Selector.js"
 import type { Transport } from "../../Transport.js"
-import { protocol, serviceMetadataKey } from "./GrpcServer.js"
 import { GrpcConnection } from "./internal/connection.js"
+import { PROTOCOL as protocol, SERVICE_METADATA_KEY as serviceMetadataKey } from "./internal/nodeMetadata.js"
 
 /**
  * @since 0.1.0
