@@ -5,17 +5,19 @@
  * trailers-only or with a plain HTTP error, and request messages that span several DATA frames.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
+import * as grpc from "@grpc/grpc-js"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as http2 from "node:http2"
-import { Client, Codec, Registry, Selector, Transport } from "../src/index.js"
+import { Certificates, Client, Codec, Registry, Selector, Transport } from "../src/index.js"
 import * as GrpcClient from "../src/plugins/grpc/GrpcClient.js"
+import * as GrpcServer from "../src/plugins/grpc/GrpcServer.js"
 import { grpcTimeout, toGrpcHeaders } from "../src/plugins/grpc/internal/connection.js"
 import { eventually } from "./support/eventually.js"
-import { Interop } from "./support/grpcContract.js"
+import { failByMetadata, handlers, Interop } from "./support/grpcContract.js"
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants
 
@@ -255,4 +257,32 @@ describe("GrpcClient's HTTP/2 connection", () => {
         expect(yield* client.Hello({ name: "Ada" })).toEqual({ greeting: "Hi", caller: "" })
       }))
   })
+
+  it.scoped("tls: mutual TLS with a GrpcServer on grpc-js SSL credentials", () =>
+    Effect.gen(function*() {
+      const ca = yield* Certificates.makeCa()
+      const server = yield* Certificates.issue(ca, { identity: "interop-server" })
+      const client = yield* Certificates.issue(ca, { identity: "interop-client" })
+      const credentials = grpc.ServerCredentials.createSsl(
+        Buffer.from(ca.certPem),
+        [{ private_key: Buffer.from(server.keyPem), cert_chain: Buffer.from(server.certPem) }],
+        true
+      )
+      const Served = GrpcServer.layer(Interop, {
+        name: "secure",
+        package: "interop.v1",
+        serviceName: "Interop",
+        address: "127.0.0.1:0",
+        credentials
+      }).pipe(Layer.provide(handlers), Layer.provide(failByMetadata))
+      const Secure = GrpcClient.layer({ tls: Certificates.tlsClientOptions(client) }).pipe(
+        Layer.provideMerge(Layer.mergeAll(Registry.layerMemory, Selector.layer, Transport.layerTcp(), Codec.layer))
+      )
+      yield* Effect.gen(function*() {
+        const secure = yield* Client.make(Interop, { service: "secure", retry: false })
+        expect(yield* secure.Hello({ name: "Ada" })).toEqual({ greeting: "Hello Ada", caller: "" })
+        const counted = yield* Stream.runCollect(secure.Count({ to: 3 }))
+        expect(Chunk.size(counted)).toBe(3)
+      }).pipe(Effect.provide(Layer.provideMerge(Served, Secure)))
+    }), 30_000)
 })
