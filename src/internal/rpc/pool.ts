@@ -49,7 +49,7 @@ export class Pool {
       const protocol = node.metadata[PROTOCOL_KEY]
       const dialer = protocol === undefined ? undefined : this.dialers.get(protocol)
       const dialled: Effect.Effect<CallConnection, TransportError> = dialer !== undefined
-        ? dialer(node, { maxFrameSize: this.maxFrameSize, onGone })
+        ? dialer(node, { maxFrameSize: this.maxFrameSize, onGone, deadlines: this.deadlines })
         : protocol !== undefined && protocol !== NATIVE_PROTOCOL
         ? Effect.fail(TransportError.of(
           "dial",

@@ -9,6 +9,7 @@ import type * as Effect from "effect/Effect"
 import type { TransportError } from "../../Errors.js"
 import type { Node } from "../../Registry.js"
 import type { CallConnection } from "./clientConnection.js"
+import type { DeadlineWheel } from "./deadlines.js"
 
 /** What a dialer is given besides the node. */
 export interface DialContext {
@@ -16,6 +17,8 @@ export interface DialContext {
   readonly maxFrameSize: number
   /** Call when the connection must not be handed out again (closed, broken). */
   readonly onGone: (connection: CallConnection) => void
+  /** The client's timing wheel (Clock-driven), for the connection's own timers (PING answers). */
+  readonly deadlines: DeadlineWheel
 }
 
 /** Opens a connection to a node of one protocol. */

@@ -1,5 +1,6 @@
 /** The request side of client-streaming and bidi calls: DATA frames within the server's credit, then END. */
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
@@ -22,6 +23,27 @@ export class Sender {
     private readonly onFail: (cause: Cause.Cause<unknown>) => void
   ) {}
 
+  /** Encodes and sends one message; false when the call failed instead (cancelled, `onFail` called). */
+  private send(item: unknown, compiled: CompiledEndpoint): boolean {
+    const encoded = compiled.request.encode(item)
+    if (Either.isRight(encoded) && FRAME_HEADER - 4 + encoded.right.byteLength > this.maxFrameSize) {
+      this.connection.cancel(this.id)
+      this.onFail(Cause.fail(BadRequest.of(
+        `stream message of ${encoded.right.byteLength} bytes exceeds the frame limit of ${this.maxFrameSize}`,
+        "effect-micro.client"
+      )))
+      return false
+    }
+    if (Either.isLeft(encoded)) {
+      this.connection.cancel(this.id)
+      this.onFail(Cause.fail(encoded.left))
+      return false
+    }
+    this.credit--
+    this.connection.data(this.id, encoded.right)
+    return true
+  }
+
   grant(credit: number): void {
     this.credit += credit
     const waiter = this.waiter
@@ -29,32 +51,26 @@ export class Sender {
     waiter?.()
   }
 
+  /**
+   * Sends the messages of each chunk in one synchronous loop while there is credit (an Effect per chunk, not
+   * per message: a chunk holds what the caller offered since the last one, e.g. a Mailbox's backlog).
+   */
   run(input: Stream.Stream<unknown>, compiled: CompiledEndpoint): Effect.Effect<void, unknown> {
     const waitForCredit = Effect.async<void>((resume) => {
       if (this.credit > 0) return resume(Effect.void)
       this.waiter = () => resume(Effect.void)
     })
-    return Stream.runForEach(input, (item) => {
-      const send = Effect.suspend(() => {
-        const encoded = compiled.request.encode(item)
-        if (Either.isRight(encoded) && FRAME_HEADER - 4 + encoded.right.byteLength > this.maxFrameSize) {
-          this.connection.cancel(this.id)
-          this.onFail(Cause.fail(BadRequest.of(
-            `stream message of ${encoded.right.byteLength} bytes exceeds the frame limit of ${this.maxFrameSize}`,
-            "effect-micro.client"
-          )))
-          return Effect.interrupt
+    return Stream.runForEachChunk(input, (chunk) => {
+      const items = Chunk.toReadonlyArray(chunk)
+      let index = 0
+      const loop: Effect.Effect<void> = Effect.suspend(() => {
+        while (index < items.length) {
+          if (this.credit <= 0) return Effect.zipRight(waitForCredit, loop)
+          if (!this.send(items[index++], compiled)) return Effect.interrupt
         }
-        if (Either.isLeft(encoded)) {
-          this.connection.cancel(this.id)
-          this.onFail(Cause.fail(encoded.left))
-          return Effect.interrupt
-        }
-        this.credit--
-        this.connection.data(this.id, encoded.right)
         return Effect.void
       })
-      return this.credit > 0 ? send : Effect.zipRight(waitForCredit, send)
+      return loop
     }).pipe(
       Effect.zipRight(Effect.sync(() => this.connection.end(this.id))),
       // The caller's input stream failed or died: cancel the call and fail it with that cause (the

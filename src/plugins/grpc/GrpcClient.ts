@@ -22,10 +22,9 @@
  *
  * @since 0.1.0
  */
-import { credentials as grpcCredentials } from "@grpc/grpc-js"
-import type * as grpc from "@grpc/grpc-js"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as http2 from "node:http2"
 import * as Client from "../../Client.js"
 import type { Codecs } from "../../Codec.js"
 import { TransportError } from "../../Errors.js"
@@ -35,24 +34,24 @@ import * as Protobuf from "../../Protobuf.js"
 import type { Registry } from "../../Registry.js"
 import type { Selector } from "../../Selector.js"
 import type { Transport } from "../../Transport.js"
-import { protocol, serviceMetadataKey } from "./GrpcServer.js"
 import { GrpcConnection } from "./internal/connection.js"
+import { PROTOCOL as protocol, SERVICE_METADATA_KEY as serviceMetadataKey } from "./internal/nodeMetadata.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
 export interface GrpcClientOptions {
-  /** Channel credentials (TLS, per-call credentials). Default: insecure (plaintext HTTP/2). */
-  readonly credentials?: grpc.ChannelCredentials | undefined
   /**
-   * grpc-js channel options (keepalive, load balancing within a node …). Default: message size limits
-   * following the client's `maxFrameSize`, and a subchannel pool per channel (`grpc.use_local_subchannel_pool`).
+   * TLS: connect over `https` with these options (`ca`, `cert` and `key` for mTLS, `servername` …).
+   * Default: plaintext HTTP/2 (h2c), what `grpc.credentials.createInsecure()` speaks.
    */
-  readonly channelOptions?: grpc.ChannelOptions | undefined
+  readonly tls?: http2.SecureClientSessionOptions | undefined
+  /** `node:http2` session options (settings, `maxSessionMemory` …). Default: Node's. */
+  readonly sessionOptions?: http2.ClientSessionOptions | undefined
 }
 
-/** The dialer of `grpc` nodes: one grpc-js channel per node address, pooled by the client runtime. */
+/** The dialer of `grpc` nodes: one HTTP/2 session per node address, pooled by the client runtime. */
 const dialer = (options?: GrpcClientOptions): ProtocolDialer => (node, context) =>
   Effect.suspend(() => {
     const service = node.metadata[serviceMetadataKey]
@@ -63,27 +62,24 @@ const dialer = (options?: GrpcClientOptions): ProtocolDialer => (node, context) 
         `gRPC node ${node.id} has no "${serviceMetadataKey}" metadata naming its service (package.Service)`
       ))
     }
-    return Effect.succeed(
-      new GrpcConnection(
-        node.address,
-        service,
-        options?.credentials ?? grpcCredentials.createInsecure(),
-        {
-          "grpc.max_send_message_length": context.maxFrameSize,
-          "grpc.max_receive_message_length": context.maxFrameSize,
-          // Own subchannels: a channel retired after a refused connect is replaced by one that dials at
-          // once, not by the shared subchannel still waiting out its reconnect backoff.
-          "grpc.use_local_subchannel_pool": 1,
-          ...options?.channelOptions
-        },
-        context.onGone
-      )
-    )
+    return Effect.try({
+      try: () =>
+        new GrpcConnection(
+          node.address,
+          service,
+          context.maxFrameSize,
+          context.deadlines,
+          { ...options?.sessionOptions, ...options?.tls },
+          options?.tls !== undefined,
+          context.onGone
+        ),
+      catch: (error) => TransportError.of("dial", node.address, `cannot open an HTTP/2 session: ${String(error)}`)
+    })
   })
 
 /**
  * A `Client` runtime that calls `grpc` nodes over gRPC and others natively, with protobuf as its default
- * content-type. Options are `Client.layer`'s plus the channel's.
+ * content-type. Options are `Client.layer`'s plus the HTTP/2 session's.
  * @since 0.1.0
  * @category layers
  */

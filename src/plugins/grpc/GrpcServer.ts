@@ -29,6 +29,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { TransportError } from "../../Errors.js"
 import type { Node, Registry, RegistryError, Service } from "../../Registry.js"
+import { PROTOCOL, SERVICE_METADATA_KEY } from "./internal/nodeMetadata.js"
 import * as internal from "./internal/server.js"
 
 /**
@@ -36,14 +37,14 @@ import * as internal from "./internal/server.js"
  * @since 0.1.0
  * @category constants
  */
-export const protocol = "grpc"
+export const protocol: typeof PROTOCOL = PROTOCOL
 
 /**
  * The node metadata key holding the full gRPC service name (`package.Service`) method paths start with.
  * @since 0.1.0
  * @category constants
  */
-export const serviceMetadataKey = "grpc.service"
+export const serviceMetadataKey: typeof SERVICE_METADATA_KEY = SERVICE_METADATA_KEY
 
 /**
  * @since 0.1.0
