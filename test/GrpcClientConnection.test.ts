@@ -15,7 +15,7 @@ import * as http2 from "node:http2"
 import { Certificates, Client, Codec, Registry, Selector, Transport } from "../src/index.js"
 import * as GrpcClient from "../src/plugins/grpc/GrpcClient.js"
 import * as GrpcServer from "../src/plugins/grpc/GrpcServer.js"
-import { grpcTimeout, toGrpcHeaders } from "../src/plugins/grpc/internal/connection.js"
+import { grpcTimeout, toGrpcHeaders } from "../src/plugins/grpc/internal/clientStatus.js"
 import { eventually } from "./support/eventually.js"
 import { failByMetadata, handlers, Interop } from "./support/grpcContract.js"
 

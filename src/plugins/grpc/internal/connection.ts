@@ -31,141 +31,31 @@ import * as net from "node:net"
 import * as tls from "node:tls"
 import * as zlib from "node:zlib"
 import type { CallShape } from "../../../Contract.js"
-import { BadRequest, TransportError } from "../../../Errors.js"
+import { TransportError } from "../../../Errors.js"
 import { pascal } from "../../../internal/codec/protobuf/names.js"
 import type { CallConnection, CallHandlers } from "../../../internal/rpc/clientConnection.js"
 import type { DeadlineEntry, DeadlineWheel } from "../../../internal/rpc/deadlines.js"
-import { encodeFrameworkErrorJson, ERROR_JSON } from "../../../internal/rpc/endpoint.js"
-import { decodeCallHeader, ErrorKind } from "../../../internal/rpc/wire.js"
-import type { Metadata } from "../../../Metadata.js"
+import { decodeCallHeader } from "../../../internal/rpc/wire.js"
 import * as Protobuf from "../../../Protobuf.js"
-import { Code, decodeStatusDetails, DETAILS_TRAILER, ERROR_KIND_TRAILER, frameworkOfCode } from "./status.js"
+import {
+  badRequest,
+  codeOfHttpStatus,
+  codeOfReset,
+  decodeGrpcMessage,
+  deliverStatus,
+  firstString,
+  grpcTimeout,
+  toGrpcHeaders,
+  USER_AGENT
+} from "./clientStatus.js"
+import { Code } from "./status.js"
 
-const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_REFUSED_STREAM } =
-  http2.constants
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants
 
 /** A gRPC message's prefix: the compressed flag (1 byte) and the length (u32, big-endian). */
 const MESSAGE_PREFIX = 5
 /** Request messages queued in one tick up to this many bytes get their credit back at once. */
 const BATCH_BYTES = 64 * 1024
-/** Largest `grpc-timeout` value (at most 8 digits). */
-const MAX_TIMEOUT_VALUE = 99_999_999
-const USER_AGENT = "effect-micro-grpc/0.1"
-
-/** Metadata keys gRPC allows (lowercase); values of other keys must be printable ASCII. */
-const LEGAL_KEY = /^[0-9a-z_.-]+$/
-const LEGAL_VALUE = /^[\x20-\x7e]*$/
-/** Headers this connection writes itself. */
-const OWN_HEADERS = new Set([
-  "content-type",
-  "te",
-  "user-agent",
-  "grpc-timeout",
-  "grpc-encoding",
-  "grpc-accept-encoding"
-])
-
-/**
- * effect-micro metadata as gRPC request headers (keys lowercased; `-bin` values are already base64, as on
- * the wire). Returns a message naming the first key gRPC cannot carry.
- */
-export const toGrpcHeaders = (metadata: Metadata): Record<string, string> | string => {
-  const out: Record<string, string> = {}
-  for (const key in metadata) {
-    const name = key.toLowerCase()
-    const value = metadata[key]!
-    if (!LEGAL_KEY.test(name) || OWN_HEADERS.has(name) || (!name.endsWith("-bin") && !LEGAL_VALUE.test(value))) {
-      return `metadata key "${key.slice(0, 64)}" (or its value) cannot be sent as gRPC metadata`
-    }
-    out[name] = value
-  }
-  return out
-}
-
-/** `grpc-timeout` for a timeout in milliseconds (milliseconds while they fit in 8 digits, else seconds). */
-export const grpcTimeout = (millis: number): string =>
-  millis <= MAX_TIMEOUT_VALUE ? `${Math.ceil(millis)}m` : `${Math.min(MAX_TIMEOUT_VALUE, Math.ceil(millis / 1000))}S`
-
-/** `grpc-message` is percent-encoded. */
-const decodeGrpcMessage = (raw: string | Array<string> | undefined): string => {
-  const value = Array.isArray(raw) ? raw.join(",") : raw ?? ""
-  if (!value.includes("%")) return value
-  try {
-    return decodeURIComponent(value)
-  } catch {
-    return value
-  }
-}
-
-const firstString = (value: string | Array<string> | undefined): string | undefined =>
-  Array.isArray(value) ? value[0] : value
-
-/** The gRPC code of an HTTP response status without a gRPC status (the spec's table). */
-const codeOfHttpStatus = (status: number): number => {
-  switch (status) {
-    case 400:
-      return Code.INTERNAL
-    case 401:
-      return Code.UNAUTHENTICATED
-    case 403:
-      return Code.PERMISSION_DENIED
-    case 404:
-      return Code.UNIMPLEMENTED
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return Code.UNAVAILABLE
-    default:
-      return Code.UNKNOWN
-  }
-}
-
-/** The gRPC code of a stream reset by the server without a status (as grpc-js maps them). */
-const codeOfReset = (rstCode: number): number => {
-  switch (rstCode) {
-    case NGHTTP2_CANCEL:
-      return Code.CANCELLED
-    case NGHTTP2_ENHANCE_YOUR_CALM:
-      return Code.RESOURCE_EXHAUSTED
-    case NGHTTP2_INADEQUATE_SECURITY:
-      return Code.PERMISSION_DENIED
-    default:
-      return Code.INTERNAL
-  }
-}
-
-/** A status as the client's error callbacks: the typed error from our details trailer, else by code. */
-const deliverStatus = (
-  address: string,
-  handlers: CallHandlers,
-  code: number,
-  message: string,
-  trailers: http2.IncomingHttpHeaders | undefined
-): void => {
-  const kind = firstString(trailers?.[ERROR_KIND_TRAILER])
-  const details = firstString(trailers?.[DETAILS_TRAILER])
-  if ((kind === "endpoint" || kind === "framework" || kind === "not-started") && details !== undefined) {
-    const value = decodeStatusDetails(Buffer.from(details, "base64"))?.[0]?.value
-    if (value !== undefined) {
-      return handlers.onError(
-        kind === "endpoint" ? ErrorKind.Endpoint : kind === "framework" ? ErrorKind.Framework : ErrorKind.NotStarted,
-        Buffer.from(value)
-      )
-    }
-  }
-  handlers.onError(
-    ErrorKind.Framework | ERROR_JSON,
-    Buffer.from(encodeFrameworkErrorJson(frameworkOfCode(code, message, address)))
-  )
-}
-
-const badRequest = (handlers: CallHandlers, detail: string): void =>
-  handlers.onError(
-    ErrorKind.Framework | ERROR_JSON,
-    Buffer.from(encodeFrameworkErrorJson(BadRequest.of(detail, "effect-micro.client")))
-  )
-
 interface ParsedHeader {
   /** The request headers without `grpc-timeout`. */
   readonly headers: Readonly<Record<string, string>> | undefined
