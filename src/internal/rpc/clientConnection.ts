@@ -8,6 +8,7 @@ import { TransportError } from "../../Errors.js"
 import type { Connection } from "../../Transport.js"
 import { describeUnknown } from "../codec/inputLimits.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
+import { StreamTable } from "./streamTable.js"
 import type { OutgoingFrame } from "./wire.js"
 import {
   BatchWriter,
@@ -83,7 +84,7 @@ const MAX_STREAM_ID = 0x7fffffff
 const HEALTH_PING = Buffer.from("healthck")
 
 export class ClientConnection implements CallConnection {
-  private readonly calls = new Map<number, CallHandlers>()
+  private readonly calls = new StreamTable<CallHandlers>()
   /**
    * Calls over the server's advertised concurrency limit (SETTINGS), in order: their frames (OPEN first)
    * wait here and are sent as earlier calls finish, instead of being refused by the server.

@@ -30,6 +30,7 @@ import type { CompiledEndpoint, EndpointCodecs } from "./endpoint.js"
 import { encodeFailure, encodeFramework, encodeFrameworkErrorJson, ERROR_JSON } from "./endpoint.js"
 import type { ConnectionStats, EndpointStats } from "./serverStats.js"
 import { Outcome } from "./serverStats.js"
+import { StreamTable } from "./streamTable.js"
 import type { OpenFrame } from "./wire.js"
 import {
   BatchWriter,
@@ -125,7 +126,7 @@ interface CallState {
 }
 
 export class ServerConnection {
-  private readonly calls = new Map<number, CallState>()
+  private readonly calls = new StreamTable<CallState>()
   private readonly writer: BatchWriter
   private readonly decoder: FrameDecoder
   private readonly clientId: number
