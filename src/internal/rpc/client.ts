@@ -903,7 +903,9 @@ class Caller {
 /** Per-call options that leave a call plain: none, or only an abort signal. */
 const onlySignal = (options: PromiseCallOptions | undefined): boolean => {
   if (options === undefined) return true
-  for (const key in options) if (key !== "signal" && (options as any)[key] !== undefined) return false
+  for (const key in options) {
+    if (key !== "signal" && options[key as keyof PromiseCallOptions] !== undefined) return false
+  }
   return true
 }
 
