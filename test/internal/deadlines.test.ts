@@ -40,6 +40,17 @@ describe("DeadlineWheel", () => {
       expect(expired).toEqual(["b"])
     }))
 
+  it.scoped("a removed entry lets go of its callback while its bucket still holds it", () =>
+    Effect.gen(function*() {
+      const deadlines = yield* wheel
+      // A server's callback captures the whole call; the bucket keeps the entry until the bucket empties.
+      const a = deadlines.add(50, () => {})
+      const b = deadlines.add(50, () => {})
+      deadlines.remove(a)
+      expect(a.onExpire).toBeUndefined()
+      expect(b.onExpire).toBeDefined()
+    }))
+
   it.scoped("wakes from parked after a long empty spell, and keeps working across add/remove churn", () =>
     Effect.gen(function*() {
       const deadlines = yield* wheel

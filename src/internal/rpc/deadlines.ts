@@ -18,9 +18,13 @@ import * as Effect from "effect/Effect"
 
 export interface DeadlineEntry {
   readonly bucket: number
-  readonly onExpire: () => void
-  /** Removed or expired: skipped when its bucket expires. */
-  done: boolean
+  /**
+   * Cleared when the entry is removed or expires (skipped when its bucket expires). Clearing it matters as
+   * much as the flag did: a bucket keeps its removed entries until it empties, and a server's callback
+   * captures the call's whole state (fiber, refs, buffers); kept, every call of a busy 20 ms bucket
+   * survived young collections and was promoted to the old generation.
+   */
+  onExpire: (() => void) | undefined
 }
 
 /**
@@ -55,7 +59,7 @@ export class DeadlineWheel {
   add(timeoutMillis: number, onExpire: () => void): DeadlineEntry {
     const deadline = this.clock.unsafeCurrentTimeMillis() + timeoutMillis
     const bucket = Math.ceil(deadline / this.tickMillis) * this.tickMillis
-    const entry: DeadlineEntry = { bucket, onExpire, done: false }
+    const entry: DeadlineEntry = { bucket, onExpire }
     let due = this.buckets.get(bucket)
     if (due === undefined) {
       due = { entries: [], live: 0 }
@@ -80,8 +84,8 @@ export class DeadlineWheel {
   }
 
   remove(entry: DeadlineEntry | undefined): void {
-    if (entry === undefined || entry.done) return
-    entry.done = true
+    if (entry === undefined || entry.onExpire === undefined) return
+    entry.onExpire = undefined
     // Not found: its bucket is expiring right now (the entry is skipped there).
     const bucket = this.buckets.get(entry.bucket)
     if (bucket === undefined) return
@@ -95,9 +99,10 @@ export class DeadlineWheel {
       this.buckets.delete(due)
       this.size -= bucket.live
       for (const entry of bucket.entries) {
-        if (entry.done) continue
-        entry.done = true
-        entry.onExpire()
+        const onExpire = entry.onExpire
+        if (onExpire === undefined) continue
+        entry.onExpire = undefined
+        onExpire()
       }
     }
   }
