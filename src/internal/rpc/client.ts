@@ -37,6 +37,7 @@ import type { ClientService } from "./clientService.js"
 import { runtimeOf } from "./clientService.js"
 import type { CompiledEndpoint } from "./endpoint.js"
 import { decodeError, EndpointCodecs } from "./endpoint.js"
+import { takenStream } from "./mailboxStream.js"
 import { inputStream, PromiseRunner } from "./promiseCalls.js"
 import { budgetExhausted, isRetryable, neverReachedAServer } from "./retryRules.js"
 import { Outcome } from "./serverStats.js"
@@ -885,17 +886,14 @@ class Caller {
         yield* Effect.addFinalizer(() => Effect.sync(() => deadlines.remove(deadline)))
       }
       let consumed = 0
-      return Mailbox.toStream(inbox).pipe(
-        Stream.mapChunks((chunk) => {
-          consumed += chunk.length
-          if (consumed >= DEFAULT_WINDOW / 2 && !finished) {
-            allowed += consumed
-            connection.credit(id, consumed)
-            consumed = 0
-          }
-          return chunk
-        })
-      )
+      return takenStream(inbox, (size) => {
+        consumed += size
+        if (consumed >= DEFAULT_WINDOW / 2 && !finished) {
+          allowed += consumed
+          connection.credit(id, consumed)
+          consumed = 0
+        }
+      })
     })
   }
 }

@@ -28,6 +28,7 @@ import { frameworkCode } from "./callTarget.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint, EndpointCodecs } from "./endpoint.js"
 import { encodeFailure, encodeFramework, encodeFrameworkErrorJson, ERROR_JSON } from "./endpoint.js"
+import { takenStream } from "./mailboxStream.js"
 import type { ConnectionStats, EndpointStats } from "./serverStats.js"
 import { Outcome } from "./serverStats.js"
 import { StreamTable } from "./streamTable.js"
@@ -611,17 +612,14 @@ export class ServerConnection {
   /** The request Stream handed to client-streaming and bidi handlers; grants credit as it is consumed. */
   private inboundStream(streamId: number, state: CallState): Stream.Stream<unknown> {
     let consumed = 0
-    return Mailbox.toStream(state.inbox!).pipe(
-      Stream.mapChunks((chunk) => {
-        consumed += chunk.length
-        if (consumed >= DEFAULT_WINDOW / 2 && !state.done) {
-          state.allowed += consumed
-          this.writer.write(encodeU32(FrameType.Credit, streamId, consumed))
-          consumed = 0
-        }
-        return chunk
-      })
-    )
+    return takenStream(state.inbox!, (size) => {
+      consumed += size
+      if (consumed >= DEFAULT_WINDOW / 2 && !state.done) {
+        state.allowed += consumed
+        this.writer.write(encodeU32(FrameType.Credit, streamId, consumed))
+        consumed = 0
+      }
+    })
   }
 
   private onData(streamId: number, payload: Buffer): void {

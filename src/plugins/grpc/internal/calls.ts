@@ -34,6 +34,7 @@ import {
 import { describeDefect } from "../../../internal/codec/inputLimits.js"
 import type { DeadlineEntry, DeadlineWheel } from "../../../internal/rpc/deadlines.js"
 import type { CompiledEndpoint } from "../../../internal/rpc/endpoint.js"
+import { takenStream } from "../../../internal/rpc/mailboxStream.js"
 import type { ServerWrapper } from "../../../internal/rpc/serverConnection.js"
 import type { IncomingCall, Metadata } from "../../../Metadata.js"
 import { currentCallRef } from "../../../Metadata.js"
@@ -407,16 +408,13 @@ const inboundStream = (
     }
   })
   call.on("end", () => inbox.unsafeDone(Exit.void))
-  return Mailbox.toStream(inbox).pipe(
-    Stream.mapChunks((chunk) => {
-      buffered -= chunk.length
-      if (paused && buffered < INBOX_HIGH_WATER / 2) {
-        paused = false
-        call.resume()
-      }
-      return chunk
-    })
-  )
+  return takenStream(inbox, (size) => {
+    buffered -= size
+    if (paused && buffered < INBOX_HIGH_WATER / 2) {
+      paused = false
+      call.resume()
+    }
+  })
 }
 
 /** The grpc-js handler of one endpoint, by call shape. */
