@@ -40,6 +40,17 @@ describe("DeadlineWheel", () => {
       expect(expired).toEqual(["b"])
     }))
 
+  it.scoped("a bucket that collects many removed entries still fires the ones left, once each", () =>
+    Effect.gen(function*() {
+      const deadlines = yield* wheel
+      const expired: Array<number> = []
+      const entries = Array.from({ length: 300 }, (_, i) => deadlines.add(5_000, () => expired.push(i)))
+      // Removed in an order that compacts the bucket several times on the way.
+      entries.forEach((entry, i) => i % 50 === 7 ? undefined : deadlines.remove(entry))
+      yield* TestClock.adjust("6 seconds")
+      expect(expired).toEqual([7, 57, 107, 157, 207, 257])
+    }))
+
   it.scoped("a removed entry lets go of its callback while its bucket still holds it", () =>
     Effect.gen(function*() {
       const deadlines = yield* wheel

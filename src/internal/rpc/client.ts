@@ -12,7 +12,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -37,7 +36,7 @@ import type { ClientService } from "./clientService.js"
 import { runtimeOf } from "./clientService.js"
 import type { CompiledEndpoint } from "./endpoint.js"
 import { decodeError, EndpointCodecs } from "./endpoint.js"
-import { takenStream } from "./mailboxStream.js"
+import { Inbox } from "./inbox.js"
 import { inputStream, PromiseRunner } from "./promiseCalls.js"
 import { budgetExhausted, isRetryable, neverReachedAServer } from "./retryRules.js"
 import { Outcome } from "./serverStats.js"
@@ -826,11 +825,11 @@ class Caller {
     const connect = this.withRetries(resolved, (attempts) => this.connect(attempts, resolved.key))
     return Effect.gen(this, function*() {
       const { connection } = yield* connect
-      const inbox = yield* Mailbox.make<unknown, unknown>()
+      const inbox = new Inbox<unknown, unknown>()
       let finished = false
       const finish = (exit: Exit.Exit<void, unknown>) => {
         finished = true
-        inbox.unsafeDone(exit)
+        inbox.done(exit)
       }
       const sender = input === undefined
         ? undefined
@@ -848,7 +847,7 @@ class Caller {
             return
           }
           const decoded = resolved.compiled.response.decode(payload)
-          if (Either.isRight(decoded)) inbox.unsafeOffer(decoded.right)
+          if (Either.isRight(decoded)) inbox.offer(decoded.right)
           else {
             connection.cancel(id)
             finish(Exit.fail(decoded.left))
@@ -886,7 +885,7 @@ class Caller {
         yield* Effect.addFinalizer(() => Effect.sync(() => deadlines.remove(deadline)))
       }
       let consumed = 0
-      return takenStream(inbox, (size) => {
+      return inbox.stream((size) => {
         consumed += size
         if (consumed >= DEFAULT_WINDOW / 2 && !finished) {
           allowed += consumed

@@ -28,7 +28,7 @@ import { frameworkCode } from "./callTarget.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint, EndpointCodecs } from "./endpoint.js"
 import { encodeFailure, encodeFramework, encodeFrameworkErrorJson, ERROR_JSON } from "./endpoint.js"
-import { takenStream } from "./mailboxStream.js"
+import { Inbox } from "./inbox.js"
 import type { ConnectionStats, EndpointStats } from "./serverStats.js"
 import { Outcome } from "./serverStats.js"
 import { StreamTable } from "./streamTable.js"
@@ -108,7 +108,7 @@ interface CallState {
   credit: number
   creditWaiter: (() => void) | undefined
   /** Inbound messages for client-streaming and bidi calls. */
-  inbox: Mailbox.Mailbox<unknown> | undefined
+  inbox: Inbox<unknown> | undefined
   compiled: CompiledEndpoint | undefined
   readonly shape: CallShape
   /** Inbound DATA frames received, and how many the window allows so far. */
@@ -309,7 +309,7 @@ export class ServerConnection {
         return this.onData(streamId, payload)
       case FrameType.End: {
         const state = this.calls.get(streamId)
-        state?.inbox?.unsafeDone(Exit.void)
+        state?.inbox?.done(Exit.void)
         return
       }
       case FrameType.Cancel:
@@ -463,7 +463,7 @@ export class ServerConnection {
       }
       request = decoded.right
     } else {
-      state.inbox = Effect.runSync(Mailbox.make<unknown>())
+      state.inbox = new Inbox<unknown>()
       request = this.inboundStream(streamId, state)
     }
 
@@ -612,7 +612,7 @@ export class ServerConnection {
   /** The request Stream handed to client-streaming and bidi handlers; grants credit as it is consumed. */
   private inboundStream(streamId: number, state: CallState): Stream.Stream<unknown> {
     let consumed = 0
-    return takenStream(state.inbox!, (size) => {
+    return state.inbox!.stream((size) => {
       consumed += size
       if (consumed >= DEFAULT_WINDOW / 2 && !state.done) {
         state.allowed += consumed
@@ -645,7 +645,7 @@ export class ServerConnection {
       state.fiber?.unsafeInterruptAsFork(FiberId.none)
       return
     }
-    state.inbox.unsafeOffer(decoded.right)
+    state.inbox.offer(decoded.right)
   }
 
   private onCancel(streamId: number): void {
@@ -713,7 +713,7 @@ export class ServerConnection {
     this.calls.delete(streamId)
     this.shared.deadlines.remove(state.deadline)
     this.shared.deadlines.remove(state.stall)
-    state.inbox?.unsafeDone(Exit.void)
+    state.inbox?.done(Exit.void)
     const waiter = state.creditWaiter
     state.creditWaiter = undefined
     waiter?.()

@@ -180,6 +180,8 @@ const optionalField = (
   }
 }
 
+const NO_ELEMENTS: ReadonlyArray<never> = []
+
 const repeatedField = (
   name: string,
   key: PropertyKey,
@@ -219,7 +221,8 @@ const repeatedField = (
       }
     },
     read: (r, wt, prev) => {
-      const out: Array<unknown> = prev === undefined ? [] : prev
+      // `slice()` of a shared empty array, not `[]`: see the note on allocation sites in codegen.ts.
+      const out: Array<unknown> = prev === undefined ? NO_ELEMENTS.slice() : prev
       if (wt === wire) out.push(element.read(r))
       else if (packable && wt === 2) {
         const end = r.length()

@@ -19,7 +19,6 @@ import * as FiberRefs from "effect/FiberRefs"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import type * as Runtime from "effect/Runtime"
-import * as Scheduler from "effect/Scheduler"
 import * as Stream from "effect/Stream"
 import type { EndpointSchemas } from "../../../Contract.js"
 import type { MicroError } from "../../../Errors.js"
@@ -34,7 +33,7 @@ import {
 import { describeDefect } from "../../../internal/codec/inputLimits.js"
 import type { DeadlineEntry, DeadlineWheel } from "../../../internal/rpc/deadlines.js"
 import type { CompiledEndpoint } from "../../../internal/rpc/endpoint.js"
-import { takenStream } from "../../../internal/rpc/mailboxStream.js"
+import { Inbox } from "../../../internal/rpc/inbox.js"
 import type { ServerWrapper } from "../../../internal/rpc/serverConnection.js"
 import type { IncomingCall, Metadata } from "../../../Metadata.js"
 import { currentCallRef } from "../../../Metadata.js"
@@ -173,7 +172,7 @@ export class RunningCall {
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
   done = false
   deadline: DeadlineEntry | undefined = undefined
-  inbox: Mailbox.Mailbox<unknown> | undefined = undefined
+  inbox: Inbox<unknown> | undefined = undefined
 
   constructor(
     readonly shared: GrpcShared,
@@ -211,7 +210,7 @@ export class RunningCall {
     this.done = true
     this.shared.deadlines.remove(this.deadline)
     this.deadline = undefined
-    this.inbox?.unsafeDone(Exit.void)
+    this.inbox?.done(Exit.void)
     const running = this.shared.running
     running.delete(this)
     if (running.size === 0) this.shared.onIdle?.()
@@ -381,19 +380,17 @@ const writeItems = (
 }
 
 /**
- * Wakes the reader of a request stream's inbox at `setImmediate` rather than in a microtask: grpc-js hands
- * over request messages one per tick (a promise and a `nextTick` each), so a microtask wake-up ran the
- * handler's Stream pipeline once per message; at `setImmediate`, the messages of one socket read arrive as
- * one chunk (bench `grpc`, bidi at 64 in flight: chunks of 1 before).
+ * The request Stream of client-streaming and bidi calls, pausing the HTTP/2 stream while the handler lags.
+ * Its reader wakes at `setImmediate` rather than in a microtask: grpc-js hands over request messages one per
+ * tick (a promise and a `nextTick` each), so a microtask wake-up ran the handler's Stream pipeline once per
+ * message; at `setImmediate`, the messages of one socket read arrive as one chunk (bench `grpc`, bidi at 64
+ * in flight: chunks of 1 before).
  */
-const inboxScheduler = Scheduler.make((task) => setImmediate(task))
-
-/** The request Stream of client-streaming and bidi calls, pausing the HTTP/2 stream while the handler lags. */
 const inboundStream = (
   running: RunningCall,
   call: grpc.ServerReadableStream<Buffer, Uint8Array> | grpc.ServerDuplexStream<Buffer, Uint8Array>
 ): Stream.Stream<unknown> => {
-  const inbox = Effect.runSync(Effect.withScheduler(Mailbox.make<unknown>(), inboxScheduler))
+  const inbox = new Inbox<unknown>("immediate")
   running.inbox = inbox
   let buffered = 0
   let paused = false
@@ -401,14 +398,14 @@ const inboundStream = (
     if (running.done) return
     const decoded = decodeRequest(running.route, running.shared, bytes)
     if (Either.isLeft(decoded)) return running.abort(decoded.left)
-    inbox.unsafeOffer(decoded.right)
+    inbox.offer(decoded.right)
     if (++buffered >= INBOX_HIGH_WATER && !paused) {
       paused = true
       call.pause()
     }
   })
-  call.on("end", () => inbox.unsafeDone(Exit.void))
-  return takenStream(inbox, (size) => {
+  call.on("end", () => inbox.done(Exit.void))
+  return inbox.stream((size) => {
     buffered -= size
     if (paused && buffered < INBOX_HIGH_WATER / 2) {
       paused = false
