@@ -47,10 +47,6 @@ export class Inbox<A, E = never> {
     this.wake()
   }
 
-  get isDone(): boolean {
-    return this.ended !== undefined
-  }
-
   /**
    * The messages as a Stream (read it once); `onTake(size)` is called for each chunk as it is taken, which
    * is when a call grants flow-control credit or resumes a paused source.
