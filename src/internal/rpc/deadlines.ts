@@ -18,14 +18,14 @@ import * as Effect from "effect/Effect"
 
 /**
  * Entries and buckets are class instances and their arrays come from `slice()`, not object or array
- * literals: V8 tracks survival per literal site and, when most of a site's objects outlive a young collection (a stalled stream's entry lives for
- * its idle timeout), allocates all later ones straight in the old generation. Everything such an entry
- * or bucket points to then survives young collections until a full one: measured on a busy bidi stream,
- * every message was promoted and the server spent 15 % of its time in GC.
+ * literals: V8 tracks survival per literal site and, when most of a site's objects outlive a young
+ * collection (a stalled stream's entry lives for its idle timeout), allocates all later ones straight in the
+ * old generation. Everything such an entry or bucket points to then survives young collections until a full
+ * one: measured on a busy bidi stream, every message was promoted and the server spent 15 % of its time in GC.
  */
 export class DeadlineEntry {
   constructor(
-    readonly bucket: number,
+    readonly bucket: Bucket,
     /**
      * Cleared when the entry is removed or expires (skipped when its bucket expires). Clearing it matters:
      * a bucket keeps its removed entries until it empties, and a server's callback captures the call's whole
@@ -39,11 +39,17 @@ export class DeadlineEntry {
  * The entries due in one tick. An array with a count of live entries rather than a `Set`: a server adds and
  * removes an entry per call, and a `Set` that has been promoted reallocates its table in the old generation
  * each time it compacts deleted entries (measured as a main source of old-generation garbage under load).
- * Removed entries stay in the array until the bucket empties (dropped at once), is compacted or expires.
+ * Removed entries stay in the array until the bucket empties, is compacted or expires.
+ *
+ * A bucket stays in the wheel's map until it expires even when it empties, for the same reason: deleting
+ * and re-adding it per call made the map rehash every few hundred calls, and once a rehashed table had been
+ * promoted V8 allocates every later one in the old generation (a 60 s run: ≈ 2 MB/s of old-space garbage from
+ * that map alone, mark-compacts every 1–2 s after the first).
  */
 class Bucket {
   entries: Array<DeadlineEntry> = NO_ENTRIES.slice()
   live = 0
+  expired = false
 
   /**
    * Drops removed entries. A bucket far away (a stream's idle timeout, tens of seconds) collects thousands
@@ -51,7 +57,8 @@ class Bucket {
    * Compacting when three quarters are removed keeps the work amortized O(1) per entry.
    */
   compact(): void {
-    this.entries = this.entries.filter(isPending)
+    if (this.live === 0) this.entries.length = 0
+    else this.entries = this.entries.filter(isPending)
   }
 }
 
@@ -63,6 +70,7 @@ const isPending = (entry: DeadlineEntry): boolean => entry.onExpire !== undefine
 const COMPACT_AT = 64
 
 export class DeadlineWheel {
+  /** Buckets by due time; empty ones stay until due (see `Bucket`), all go when the wheel is empty. */
   private readonly buckets = new Map<number, Bucket>()
   private size = 0
   /** When the driver looks next (Infinity while parked); an entry due earlier wakes it. */
@@ -82,21 +90,21 @@ export class DeadlineWheel {
   /** Calls `onExpire` once `timeoutMillis` have passed, unless removed first. */
   add(timeoutMillis: number, onExpire: () => void): DeadlineEntry {
     const deadline = this.clock.unsafeCurrentTimeMillis() + timeoutMillis
-    const bucket = Math.ceil(deadline / this.tickMillis) * this.tickMillis
-    const entry = new DeadlineEntry(bucket, onExpire)
-    let due = this.buckets.get(bucket)
-    if (due === undefined) {
-      due = new Bucket()
-      this.buckets.set(bucket, due)
+    const due = Math.ceil(deadline / this.tickMillis) * this.tickMillis
+    let bucket = this.buckets.get(due)
+    if (bucket === undefined) {
+      bucket = new Bucket()
+      this.buckets.set(due, bucket)
     }
-    due.entries.push(entry)
-    due.live++
+    const entry = new DeadlineEntry(bucket, onExpire)
+    bucket.entries.push(entry)
+    bucket.live++
     this.size++
-    if (bucket < this.wakeAt) {
+    if (due < this.wakeAt) {
       // The driver will look at least this early, even if the entry is removed before it runs: otherwise
       // a server whose only other timer is minutes away is woken by every short call (each one added and
       // removed before the driver runs), and the wake-ups cost more than the calls (measured: +25 MB peak RSS).
-      this.wakeAt = bucket
+      this.wakeAt = due
       this.wakeRequested = true
       if (this.wake !== undefined) {
         const wake = this.wake
@@ -110,18 +118,26 @@ export class DeadlineWheel {
   remove(entry: DeadlineEntry | undefined): void {
     if (entry === undefined || entry.onExpire === undefined) return
     entry.onExpire = undefined
-    // Not found: its bucket is expiring right now (the entry is skipped there).
-    const bucket = this.buckets.get(entry.bucket)
-    if (bucket === undefined) return
+    const bucket = entry.bucket
+    // Expiring right now (this is called from another entry's callback): the entry is skipped there.
+    if (bucket.expired) return
     this.size--
-    if (--bucket.live === 0) this.buckets.delete(entry.bucket)
-    else if (bucket.entries.length >= COMPACT_AT && bucket.live * 4 < bucket.entries.length) bucket.compact()
+    bucket.live--
+    if (bucket.live === 0 || (bucket.entries.length >= COMPACT_AT && bucket.live * 4 < bucket.entries.length)) {
+      bucket.compact()
+    }
   }
 
   private expire(now: number): void {
+    if (this.size === 0) {
+      // Only empty buckets left: drop them all (the driver parks next).
+      this.buckets.clear()
+      return
+    }
     for (const [due, bucket] of this.buckets) {
       if (due > now) continue
       this.buckets.delete(due)
+      bucket.expired = true
       this.size -= bucket.live
       for (const entry of bucket.entries) {
         const onExpire = entry.onExpire
