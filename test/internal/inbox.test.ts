@@ -48,6 +48,24 @@ describe("Inbox", () => {
       expect(exit).toEqual(Exit.fail("boom"))
     }))
 
+  it.effect("a request stream read from two fibers at once: each message goes to one of them, both end", () =>
+    Effect.gen(function*() {
+      const inbox = new Inbox<number>()
+      const stream = inbox.stream(() => {})
+      const readers = yield* Effect.all([
+        Effect.fork(Stream.runCollect(stream)),
+        Effect.fork(Stream.runCollect(stream))
+      ])
+      yield* Effect.yieldNow()
+      for (let i = 1; i <= 5; i++) {
+        inbox.offer(i)
+        yield* Effect.yieldNow()
+      }
+      inbox.done(Exit.void)
+      const [a, b] = yield* Effect.all(readers.map(Fiber.join))
+      expect([...Chunk.toReadonlyArray(a), ...Chunk.toReadonlyArray(b)].sort()).toEqual([1, 2, 3, 4, 5])
+    }))
+
   it.effect("a reader interrupted while waiting is not resumed by a later offer", () =>
     Effect.gen(function*() {
       const inbox = new Inbox<number>("immediate")

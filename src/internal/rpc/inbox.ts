@@ -7,7 +7,7 @@
  * allocating in the old generation, after which every message queued in such an array survived young
  * collections until a full one (2 MB promoted per scavenge, 10 ms pauses, 15 % of the server's time in GC,
  * a third more RSS). Here the arrays come from `slice()`, which V8 does not track. And a call needs no more
- * than one reader, one waiter and a credit count, so each chunk costs one wake-up and one channel step.
+ * than one reader and a credit count, so each chunk costs one wake-up and one channel step.
  */
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
@@ -23,7 +23,8 @@ export type WakeAt = "microtask" | "immediate"
 export class Inbox<A, E = never> {
   private items: Array<A> = NO_ITEMS.slice()
   private ended: Exit.Exit<void, E> | undefined = undefined
-  private waiter: ((resumed: Effect.Effect<void>) => void) | undefined = undefined
+  /** Readers waiting for a message: one in practice, more if a handler reads its request stream twice. */
+  private readonly waiters: Array<(resumed: Effect.Effect<void>) => void> = NO_ITEMS.slice()
   private wakeScheduled = false
 
   /**
@@ -68,25 +69,32 @@ export class Inbox<A, E = never> {
 
   private readonly waitForItems: Effect.Effect<void> = Effect.async<void>((resume) => {
     if (this.items.length > 0 || this.ended !== undefined) return resume(Effect.void)
-    this.waiter = resume
+    this.waiters.push(resume)
     return Effect.sync(() => {
-      this.waiter = undefined
+      const index = this.waiters.indexOf(resume)
+      if (index !== -1) this.waiters.splice(index, 1)
     })
   })
 
   private wake(): void {
-    if (this.waiter === undefined) return
+    if (this.waiters.length === 0) return
     if (this.wakeAt === "microtask") return this.wakeNow()
     if (this.wakeScheduled) return
     this.wakeScheduled = true
     setImmediate(this.wakeNow)
   }
 
-  /** A reader interrupted in between has cleared `waiter`: then there is no one to wake. */
+  /** Wakes every waiting reader (one interrupted in between has removed itself); each looks again. */
   private readonly wakeNow = (): void => {
     this.wakeScheduled = false
-    const waiter = this.waiter
-    this.waiter = undefined
-    waiter?.(Effect.void)
+    const waiters = this.waiters
+    if (waiters.length === 1) {
+      const waiter = waiters[0]!
+      waiters.length = 0
+      return waiter(Effect.void)
+    }
+    const all = waiters.slice()
+    waiters.length = 0
+    for (const waiter of all) waiter(Effect.void)
   }
 }
