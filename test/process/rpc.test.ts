@@ -14,6 +14,12 @@ import { spawnFixture } from "../support/processes.js"
 
 const fixture = "test/process/fixtures/rpcServer.ts"
 
+/** Nodes "a", "b" and "c" of the fixture, started together. */
+const threeNodes = Effect.all(
+  ["a", "b", "c"].map((id) => spawnFixture(fixture, { NODE_ID: id })),
+  { concurrency: "unbounded" }
+)
+
 const clientLayer = (addresses: ReadonlyArray<string>, selector = Selector.layerRandom()) =>
   Client.layer().pipe(
     Layer.provide(
@@ -56,10 +62,7 @@ describe("cross-process RPC over TCP", () => {
 
   it.scopedLive("round-robin spreads calls over 3 nodes", () =>
     Effect.gen(function*() {
-      const nodes = yield* Effect.all(
-        ["a", "b", "c"].map((id) => spawnFixture(fixture, { NODE_ID: id })),
-        { concurrency: "unbounded" }
-      )
+      const nodes = yield* threeNodes
       const counts = yield* Effect.gen(function*() {
         const testing = yield* Client.make(Testing, { service: "testing" })
         const counts: Record<string, number> = {}
@@ -74,10 +77,7 @@ describe("cross-process RPC over TCP", () => {
 
   it.scopedLive("killing a node under load fails no call (retries on other nodes)", () =>
     Effect.gen(function*() {
-      const nodes = yield* Effect.all(
-        ["a", "b", "c"].map((id) => spawnFixture(fixture, { NODE_ID: id })),
-        { concurrency: "unbounded" }
-      )
+      const nodes = yield* threeNodes
       const result = yield* Effect.gen(function*() {
         const testing = yield* Client.make(Testing, { service: "testing" })
         let done = 0
@@ -108,10 +108,7 @@ describe("cross-process RPC over TCP", () => {
     "Promise code (Client.makePromise): a node killed under load fails no call; abort stops the handler",
     () =>
       Effect.gen(function*() {
-        const nodes = yield* Effect.all(
-          ["a", "b", "c"].map((id) => spawnFixture(fixture, { NODE_ID: id })),
-          { concurrency: "unbounded" }
-        )
+        const nodes = yield* threeNodes
         const result = yield* Effect.gen(function*() {
           // The default selector answers without an Effect step: calls to connected nodes start no fiber.
           const testing = yield* Client.makePromise(Testing, { service: "testing" })

@@ -116,9 +116,9 @@ export const generate = (
   ]
   const cases: Array<string> = []
   const slow: Array<string> = []
-  /** The constructor's arguments (decoded values) and its body, in field order. */
-  const build: Array<string> = []
-  const ctorFields: Array<string> = []
+  /** The message constructor's arguments (decoded values) and the keys it assigns them to, in field order. */
+  const args: Array<string> = []
+  const keys: Array<string> = []
   const extra: Array<string> = []
   fields.forEach((f, i) => {
     // Every name and key enters the source as a JSON string literal: a crafted field name cannot inject code.
@@ -137,8 +137,8 @@ export const generate = (
       )
       cases.push(`case ${tag}: v${i} = ${inline.read}; break;`)
       slow.push(`case ${f.number}: v${i} = F[${i}].read(r, tag & 7, v${i}); break;`)
-      build.push(`v${i} === undefined ? ${inline.missing} : v${i}`)
-      ctorFields.push(`this[${key}] = v${ctorFields.length};`)
+      args.push(`v${i} === undefined ? ${inline.missing} : v${i}`)
+      keys.push(key)
       return
     }
     if (required[i]) w.push(`if (x === undefined) fail(NAME + ${missing});`)
@@ -155,8 +155,8 @@ export const generate = (
     if (f.optionalKey) {
       extra.push(`{ const y = ${post(value)}; if (y !== ABSENT) o[${key}] = y; }`)
     } else {
-      build.push(post(value))
-      ctorFields.push(`this[${key}] = v${ctorFields.length};`)
+      args.push(post(value))
+      keys.push(key)
     }
   })
   const decls = fields.map((_, i) => `v${i}`).join(", ")
@@ -177,12 +177,12 @@ export const generate = (
     "  }",
     "}",
     `if (r.pos !== end) fail(NAME + ": a field overruns the message");`,
-    `const o = new Message(${build.join(", ")});`,
+    `const o = new Message(${args.join(", ")});`,
     ...extra,
     "return o;"
   ]
   const source = [
-    `function Message(${ctorFields.map((_, i) => `v${i}`).join(", ")}) { ${ctorFields.join(" ")} }`,
+    `function Message(${keys.map((_, j) => `a${j}`).join(", ")}) { ${keys.map((k, j) => `this[${k}] = a${j};`).join(" ")} }`,
     "Message.prototype = Object.prototype;",
     "return {",
     `writeBody: function (w, v) { ${w.join("\n")} },`,
