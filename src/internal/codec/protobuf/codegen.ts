@@ -182,7 +182,9 @@ export const generate = (
     "return o;"
   ]
   const source = [
-    `function Message(${keys.map((_, j) => `a${j}`).join(", ")}) { ${keys.map((k, j) => `this[${k}] = a${j};`).join(" ")} }`,
+    `function Message(${keys.map((_, j) => `a${j}`).join(", ")}) { ${
+      keys.map((k, j) => `this[${k}] = a${j};`).join(" ")
+    } }`,
     "Message.prototype = Object.prototype;",
     "return {",
     `writeBody: function (w, v) { ${w.join("\n")} },`,
