@@ -12,6 +12,7 @@ import { schemasOf } from "../../Contract.js"
 import * as Debug from "../../Debug.js"
 import type { Health, Stats, Status } from "../../Debug.js"
 import type { TransportError } from "../../Errors.js"
+import { currentCallRef } from "../../Metadata.js"
 import type { RegistryError, Service as RegisteredService } from "../../Registry.js"
 import { Registry } from "../../Registry.js"
 import type { ServerInfo, ServerOptions } from "../../Server.js"
@@ -29,6 +30,7 @@ import { keepRegistered, registrationDefaults } from "../registry/registration.j
 import { advertisedAddress } from "../transport/address.js"
 import { DeadlineWheel } from "./deadlines.js"
 import { EndpointCodecs } from "./endpoint.js"
+import { HandlerPool } from "./handlerPool.js"
 import { NATIVE_PROTOCOL } from "./protocols.js"
 import type { ConnectionLimits, Route, ServerShared } from "./serverConnection.js"
 import { ServerConnection } from "./serverConnection.js"
@@ -69,7 +71,7 @@ const makeRoute = (rpc: Rpc.AnyWithProps, handler: Route["handler"], runtime: Ru
     codecs: new EndpointCodecs(schemas),
     handler,
     runtime,
-    fork: Runtime.runFork(runtime)
+    pool: new HandlerPool(runtime, currentCallRef)
   }
 }
 
@@ -191,6 +193,8 @@ export const make = <Rpcs extends Rpc.Any>(
         }
         for (const connection of connections) connection.close()
         connections.clear()
+        // Idle handler fibers end now; busy ones (interrupted by `close` above) after their call.
+        for (const route of routes.values()) route.pool.close()
       })
     )
 

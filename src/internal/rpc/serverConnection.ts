@@ -1,7 +1,7 @@
 /**
- * One accepted connection on the server: parses frames, routes OPENs to handlers, runs one fiber per
- * call, and writes replies. Plain callbacks around `Runtime.runFork`, because this is the per-request hot
- * path (PERF-NOTES.md: a fiber per request is cheap, a stream pipeline per connection is not).
+ * One accepted connection on the server: parses frames, routes OPENs to handlers, runs each call on a
+ * pooled handler fiber (handlerPool.ts), and writes replies. Plain callbacks around the pool, because this
+ * is the per-request hot path (PERF-NOTES.md: a stream pipeline per connection is not cheap).
  */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as Cause from "effect/Cause"
@@ -9,9 +9,6 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
-import * as FiberRefs from "effect/FiberRefs"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import type * as Runtime from "effect/Runtime"
@@ -21,13 +18,13 @@ import type { CallShape, EndpointSchemas } from "../../Contract.js"
 import type { MicroError } from "../../Errors.js"
 import { BadRequest, InternalServerError, NotFound, ServiceUnavailable, StreamClosed, Timeout } from "../../Errors.js"
 import type { IncomingCall } from "../../Metadata.js"
-import { currentCallRef } from "../../Metadata.js"
 import type { Connection } from "../../Transport.js"
 import { describeDefect } from "../codec/inputLimits.js"
 import { frameworkCode } from "./callTarget.js"
 import type { DeadlineEntry, DeadlineWheel } from "./deadlines.js"
 import type { CompiledEndpoint, EndpointCodecs } from "./endpoint.js"
 import { encodeFailure, encodeFramework, encodeFrameworkErrorJson, ERROR_JSON } from "./endpoint.js"
+import type { HandlerPool, PooledJob } from "./handlerPool.js"
 import { Inbox } from "./inbox.js"
 import type { ConnectionStats, EndpointStats } from "./serverStats.js"
 import { Outcome } from "./serverStats.js"
@@ -63,8 +60,8 @@ export interface Route {
   readonly codecs: EndpointCodecs
   readonly handler: (payload: unknown, options: { readonly clientId: number; readonly headers: any }) => object
   readonly runtime: Runtime.Runtime<never>
-  /** `Runtime.runFork(runtime)`, built once. */
-  readonly fork: ReturnType<typeof Runtime.runFork<never>>
+  /** Fibers that run this endpoint's calls, with `currentCallRef` set per call. */
+  readonly pool: HandlerPool<IncomingCall | undefined>
 }
 
 /** Limits that bound what one peer can make the server hold (docs/protocol.md, "Limits"). */
@@ -101,7 +98,7 @@ export interface ServerShared {
 const GOAWAY_ACK = Buffer.from("GOAWAY\0\0", "latin1")
 
 interface CallState {
-  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  job: PooledJob | undefined
   /** Set when the peer cancelled or went away: no reply is written. */
   done: boolean
   /** Outbound credit (server → client DATA frames). */
@@ -207,7 +204,7 @@ export class ServerConnection {
         this.writeFrameworkError(id, state.compiled, ServiceUnavailable.of("server stopped", this.shared.service))
       }
       this.finish(id, state)
-      state.fiber?.unsafeInterruptAsFork(FiberId.none)
+      state.job?.interrupt()
     }
     this.writer.flush()
     this.clearTimers()
@@ -353,7 +350,7 @@ export class ServerConnection {
       if (state !== undefined) {
         state.outcome = Outcome.Failed
         this.finish(streamId, state)
-        state.fiber?.unsafeInterruptAsFork(FiberId.none)
+        state.job?.interrupt()
       }
     }
   }
@@ -373,7 +370,7 @@ export class ServerConnection {
       )
       state.outcome = Outcome.Failed
       this.finish(streamId, state)
-      state.fiber?.unsafeInterruptAsFork(FiberId.none)
+      state.job?.interrupt()
     }
   }
 
@@ -438,7 +435,7 @@ export class ServerConnection {
     const compiled = route.codecs.get(codec.right)
     const shape = route.schemas.shape
     const state: CallState = {
-      fiber: undefined,
+      job: undefined,
       done: false,
       credit: Math.min(open.window, this.limits.maxWindow),
       creditWaiter: undefined,
@@ -501,15 +498,11 @@ export class ServerConnection {
           Timeout.of(`deadline of ${timeout} ms exceeded; handler stopped`, shared.service)
         )
         this.finish(streamId, state)
-        state.fiber?.unsafeInterruptAsFork(FiberId.none)
+        state.job?.interrupt()
       })
     }
-    // The current call is set in the new fiber's refs at fork time (cheaper than Effect.locally).
-    const fiber = route.fork(effect, {
-      updateRefs: (refs, fiberId) => FiberRefs.updateAs(refs, { fiberId, fiberRef: currentCallRef, value: call })
-    })
-    state.fiber = fiber
-    fiber.addObserver((exit) => this.onCallExit(streamId, state, exit))
+    // May run (and even finish) the call before returning: `onCallExit` must not need `state.job`.
+    state.job = route.pool.run(effect, call, (exit) => this.onCallExit(streamId, state, exit))
   }
 
   /** The effect that runs one call: handler + reply for unary, the whole stream for streaming replies. */
@@ -599,7 +592,7 @@ export class ServerConnection {
         )
         state.outcome = Outcome.Failed
         this.finish(streamId, state)
-        state.fiber?.unsafeInterruptAsFork(FiberId.none)
+        state.job?.interrupt()
       })
       return Effect.sync(() => {
         state.creditWaiter = undefined
@@ -630,7 +623,7 @@ export class ServerConnection {
       this.writeFrameworkError(streamId, state.compiled, BadRequest.of(decoded.left.detail, this.shared.service))
       state.outcome = Outcome.Failed
       this.finish(streamId, state)
-      state.fiber?.unsafeInterruptAsFork(FiberId.none)
+      state.job?.interrupt()
       return
     }
     if (++state.received > state.allowed) {
@@ -642,7 +635,7 @@ export class ServerConnection {
       )
       state.outcome = Outcome.Failed
       this.finish(streamId, state)
-      state.fiber?.unsafeInterruptAsFork(FiberId.none)
+      state.job?.interrupt()
       return
     }
     state.inbox.offer(decoded.right)
@@ -652,7 +645,7 @@ export class ServerConnection {
     const state = this.calls.get(streamId)
     if (state === undefined) return
     this.finish(streamId, state)
-    state.fiber?.unsafeInterruptAsFork(FiberId.none)
+    state.job?.interrupt()
   }
 
   private onCallExit(streamId: number, state: CallState, exit: Exit.Exit<unknown, unknown>): void {
@@ -745,7 +738,7 @@ export class ServerConnection {
     this.clearTimers()
     for (const [id, state] of this.calls) {
       this.finish(id, state)
-      state.fiber?.unsafeInterruptAsFork(FiberId.none)
+      state.job?.interrupt()
     }
     const waiters = this.drainWaiters.splice(0)
     for (const waiter of waiters) waiter()

@@ -13,12 +13,8 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
-import * as FiberRefs from "effect/FiberRefs"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
-import type * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import type { EndpointSchemas } from "../../../Contract.js"
 import type { MicroError } from "../../../Errors.js"
@@ -33,10 +29,10 @@ import {
 import { describeDefect } from "../../../internal/codec/inputLimits.js"
 import type { DeadlineEntry, DeadlineWheel } from "../../../internal/rpc/deadlines.js"
 import type { CompiledEndpoint } from "../../../internal/rpc/endpoint.js"
+import type { HandlerPool, PooledJob } from "../../../internal/rpc/handlerPool.js"
 import { Inbox } from "../../../internal/rpc/inbox.js"
 import type { ServerWrapper } from "../../../internal/rpc/serverConnection.js"
 import type { IncomingCall, Metadata } from "../../../Metadata.js"
-import { currentCallRef } from "../../../Metadata.js"
 import { codeOfFramework, DETAILS_TRAILER, encodeStatus, ENDPOINT_ERROR_CODE, ERROR_KIND_TRAILER } from "./status.js"
 
 /** The content-type handlers see in `IncomingCall` for gRPC calls. */
@@ -54,7 +50,8 @@ export interface GrpcRoute {
   readonly schemas: EndpointSchemas
   readonly compiled: CompiledEndpoint
   readonly handler: (payload: unknown, options: { readonly clientId: number; readonly headers: any }) => object
-  readonly fork: ReturnType<typeof Runtime.runFork<never>>
+  /** Fibers that run this endpoint's calls, with `currentCallRef` set per call. */
+  readonly pool: HandlerPool<IncomingCall | undefined>
   /** `type_url` of the endpoint's error message, when it has errors. */
   readonly errorUrl: string | undefined
 }
@@ -165,11 +162,11 @@ const deadlineOf = (call: AnyCall): number | undefined => {
 }
 
 /**
- * A call in flight: its fiber, deadline and how its outcome is written. `settle` writes the outcome
- * once; later outcomes (the fiber's exit after a deadline or a cancel) are dropped.
+ * A call in flight: its handler's job, deadline and how its outcome is written. `settle` writes the outcome
+ * once; later outcomes (the handler's exit after a deadline or a cancel) are dropped.
  */
 export class RunningCall {
-  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
+  job: PooledJob | undefined = undefined
   done = false
   deadline: DeadlineEntry | undefined = undefined
   inbox: Inbox<unknown> | undefined = undefined
@@ -188,7 +185,7 @@ export class RunningCall {
   abort(error: MicroError): void {
     if (this.done) return
     this.settle(Exit.fail(error))
-    this.fiber?.unsafeInterruptAsFork(FiberId.none)
+    this.job?.interrupt()
   }
 
   settle(exit: Exit.Exit<unknown, unknown>): void {
@@ -287,13 +284,13 @@ const start = (
   emitter.on("cancelled", () => {
     if (running.done) return
     running.finish()
-    running.fiber?.unsafeInterruptAsFork(FiberId.none)
+    running.job?.interrupt()
   })
-  const fiber = route.fork(handlerEffect(shared, route, incoming, request, toStream), {
-    updateRefs: (refs, fiberId) => FiberRefs.updateAs(refs, { fiberId, fiberRef: currentCallRef, value: incoming })
-  })
-  running.fiber = fiber
-  fiber.addObserver((exit) => running.settle(exit))
+  running.job = route.pool.run(
+    handlerEffect(shared, route, incoming, request, toStream),
+    incoming,
+    (exit) => running.settle(exit)
+  )
 }
 
 /** Refuses a call on a draining server: UNAVAILABLE, safe to retry elsewhere. */

@@ -24,7 +24,9 @@ import { errorMessage, randomId } from "../../../internal/common/text.js"
 import { keepRegistered, registrationDefaults } from "../../../internal/registry/registration.js"
 import { DeadlineWheel } from "../../../internal/rpc/deadlines.js"
 import { compileEndpoint } from "../../../internal/rpc/endpoint.js"
+import { HandlerPool } from "../../../internal/rpc/handlerPool.js"
 import { advertisedAddress } from "../../../internal/transport/address.js"
+import { currentCallRef } from "../../../Metadata.js"
 import * as Protobuf from "../../../Protobuf.js"
 import type { RegistryError, Service as RegisteredService } from "../../../Registry.js"
 import { Registry } from "../../../Registry.js"
@@ -97,6 +99,7 @@ export const make = <Rpcs extends Rpc.Any>(
     const definition: Record<string, grpc.MethodDefinition<Uint8Array, Uint8Array>> = {}
     const implementation: grpc.UntypedServiceImplementation = {}
     const lines = new Map(plan.rpcs.map((line) => [line.tag, line]))
+    const routes: Array<GrpcRoute> = []
     for (const rpc of group.requests.values() as Iterable<Rpc.AnyWithProps>) {
       const entry = runtime.context.unsafeMap.get(rpc.key) as Rpc.Handler<string> | undefined
       if (entry === undefined) return yield* Effect.dieMessage(`no handler for endpoint "${rpc._tag}"`)
@@ -113,7 +116,7 @@ export const make = <Rpcs extends Rpc.Any>(
         schemas,
         compiled: compileEndpoint(schemas, Protobuf.codec),
         handler: entry.handler,
-        fork: Runtime.runFork(endpointRuntime),
+        pool: new HandlerPool(endpointRuntime, currentCallRef),
         errorUrl: line.error === undefined ? undefined : typeUrl(plan.package, line.error)
       }
       definition[line.name] = {
@@ -124,6 +127,7 @@ export const make = <Rpcs extends Rpc.Any>(
         ...passThrough
       }
       implementation[line.name] = grpcHandler(shared, route)
+      routes.push(route)
     }
 
     const server = new GrpcJsServer({
@@ -161,6 +165,7 @@ export const make = <Rpcs extends Rpc.Any>(
         for (const running of [...shared.running]) {
           running.abort(ServiceUnavailable.of("server stopped", options.name))
         }
+        for (const route of routes) route.pool.close()
         health.close()
         yield* Effect.async<void>((resume) => {
           server.tryShutdown(() => resume(Effect.void))
