@@ -3,9 +3,11 @@
  * TypeScript through the tsx loader), line-oriented stdout protocol, and cleanup. Every child and every
  * engine started here is tracked and stopped on the way out, whatever happens (error, Ctrl-C).
  */
+import type * as Esbuild from "esbuild"
 import type { ChildProcess } from "node:child_process"
 import { execFileSync, spawn } from "node:child_process"
 import { appendFileSync, readdirSync, rmSync } from "node:fs"
+import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -17,8 +19,11 @@ export const root = path.resolve(benchDir, "..")
 
 export interface Launcher {
   readonly mode: "transpiled" | "tsx"
-  /** Node arguments to run the repository-relative TypeScript file `script`. */
-  readonly args: (script: string) => ReadonlyArray<string>
+  /**
+   * Node arguments to run the repository-relative TypeScript file `script`; `bundled`: as one ESM file bundled
+   * with its dependencies (how docs/deploying.md recommends shipping a service), built on first use.
+   */
+  readonly args: (script: string, bundled?: boolean) => ReadonlyArray<string>
 }
 
 const listTs = (dir: string): Array<string> =>
@@ -35,7 +40,10 @@ const listTs = (dir: string): Array<string> =>
  * bench/.build/): the tsx loader would add ≈35 MB of RSS and a loader thread to every process.
  */
 export const prepare = async (tsx: boolean): Promise<Launcher> => {
-  const viaTsx: Launcher = { mode: "tsx", args: (script) => ["--import", "tsx", script] }
+  const viaTsx: Launcher = {
+    mode: "tsx",
+    args: (script, bundled) => bundled ? [bundle(script)] : ["--import", "tsx", script]
+  }
   if (tsx) return viaTsx
   try {
     // esbuild comes with tsx; each file is transpiled on its own (no bundling), so profiles keep file names.
@@ -55,13 +63,45 @@ export const prepare = async (tsx: boolean): Promise<Launcher> => {
     })
     return {
       mode: "transpiled",
-      args: (script) => [path.join("bench", ".build", script.replace(/\.ts$/, ".js"))]
+      args: (script, bundled) =>
+        bundled ? [bundle(script)] : [path.join("bench", ".build", script.replace(/\.ts$/, ".js"))]
     }
   } catch (error) {
     console.warn(`transpiling failed (${error instanceof Error ? error.message : error}); running children with tsx`)
     return viaTsx
   }
 }
+
+const bundles = new Map<string, string>()
+
+/**
+ * `script` and everything it imports as one ESM file in bench/.build/bundles/ (esbuild, not minified), the
+ * form docs/deploying.md describes: one module to load instead of ≈ 550.
+ */
+const bundle = (script: string): string => {
+  const cached = bundles.get(script)
+  if (cached !== undefined) return cached
+  const outfile = path.join("bench", ".build", "bundles", script.replace(/\.ts$/, ".mjs"))
+  esbuildSync().buildSync({
+    absWorkingDir: root,
+    entryPoints: [script],
+    outfile,
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    // CommonJS dependencies bundled into an ES module still call `require` for Node's built-ins.
+    banner: {
+      js:
+        "import { createRequire as __bundleRequire } from \"node:module\"; const require = __bundleRequire(import.meta.url);"
+    },
+    logLevel: "error"
+  })
+  bundles.set(script, outfile)
+  return outfile
+}
+
+const esbuildSync = (): typeof Esbuild => createRequire(import.meta.url)("esbuild")
 
 // ---------------------------------------------------------------------------------------------
 // Tracking and cleanup

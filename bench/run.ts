@@ -214,7 +214,7 @@ const measure = async (
 ): Promise<Measurement> => {
   const [script, ...scriptArgs] = scenario.server
   const server = startNode(
-    [...config.serverNodeArgs, ...launcher.args(script!), ...scriptArgs],
+    [...config.serverNodeArgs, ...launcher.args(script!, scenario.bundled), ...scriptArgs],
     config.pin ? 0 : undefined
   )
   let client: Child | undefined
@@ -320,20 +320,23 @@ const runLoad = async (
 // idle: every distinct server once, all started together, RSS sampled after they settle
 
 const runIdle = async (launcher: Launcher): Promise<Array<IdleRow>> => {
-  const servers = new Map<string, { readonly args: ReadonlyArray<string>; readonly scenarios: Array<string> }>()
+  const servers = new Map<
+    string,
+    { readonly args: ReadonlyArray<string>; readonly bundled: boolean; readonly scenarios: Array<string> }
+  >()
   for (const scenario of scenarios) {
     // Gateway servers start a second process (the service behind them): not comparable here; the large group's
     // servers are opt-in variants.
     if (scenario.optional === true || scenario.group === "gateway" || scenario.group === "large") continue
-    const key = scenario.server.join(" ")
-    const entry = servers.get(key) ?? { args: scenario.server, scenarios: [] }
+    const key = scenario.server.join(" ") + (scenario.bundled === true ? " (bundled)" : "")
+    const entry = servers.get(key) ?? { args: scenario.server, bundled: scenario.bundled === true, scenarios: [] }
     entry.scenarios.push(scenario.name)
     servers.set(key, entry)
   }
   console.log(`[idle] ${servers.size} servers, RSS ${config.idleMs} ms after READY`)
   const started = [...servers.entries()].map(([key, entry]) => {
     const [script, ...args] = entry.args
-    return { key, entry, child: startNode([...launcher.args(script!), ...args]) }
+    return { key, entry, child: startNode([...launcher.args(script!, entry.bundled), ...args]) }
   })
   try {
     const rows = await Promise.all(started.map(async ({ child, entry, key }): Promise<IdleRow> => {
@@ -369,8 +372,9 @@ const runIdle = async (launcher: Launcher): Promise<Array<IdleRow>> => {
 // startup: spawn → READY, one process at a time, implementations alternating
 
 const startupServers = [
-  { name: "effect-micro greeter (Defaults.layerLoopback)", args: ["bench/servers/greeter.ts"] },
-  { name: "moleculer (TCP transporter)", args: ["bench/servers/moleculer.ts"] }
+  { name: "effect-micro greeter (Defaults.layerLoopback)", args: ["bench/servers/greeter.ts"], bundled: false },
+  { name: "effect-micro greeter, bundled", args: ["bench/servers/greeter.ts"], bundled: true },
+  { name: "moleculer (TCP transporter)", args: ["bench/servers/moleculer.ts"], bundled: false }
 ] as const
 
 const runStartup = async (launcher: Launcher): Promise<Array<StartupRow>> => {
@@ -383,8 +387,10 @@ const runStartup = async (launcher: Launcher): Promise<Array<StartupRow>> => {
   for (let run = 0; run < config.startupRuns; run++) {
     for (const [i, server] of startupServers.entries()) {
       const [script, ...args] = server.args
+      // Bundling happens on first use: not inside the timed start.
+      const nodeArgs = launcher.args(script!, server.bundled)
       const started = performance.now()
-      const child = startNode([...launcher.args(script!), ...args])
+      const child = startNode([...nodeArgs, ...args])
       try {
         await child.waitLine("READY ", 30_000)
         samples[i]!.millis.push(performance.now() - started)

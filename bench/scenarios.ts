@@ -27,6 +27,8 @@ export interface Scenario {
    * It runs as the `node` process itself, so `/proc/<pid>` measures the server alone.
    */
   readonly server: ReadonlyArray<string>
+  /** Run the server as one bundled ESM file (bench/children.ts `bundle`) instead of file by file. */
+  readonly bundled?: boolean | undefined
   /** Loaded lazily in the load-generator process, so a scenario only loads its own dependencies. */
   readonly client: () => Promise<ClientFactory>
   /** Diagnostic scenarios run only when named in `BENCH_SCENARIOS`. */
@@ -178,6 +180,15 @@ export const scenarios: ReadonlyArray<Scenario> = [
     group: "rpc",
     description: "effect-micro unary over TCP, application/json, default retries/deadline/metadata",
     server: ["bench/servers/effectMicro.ts"],
+    client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json"))
+  },
+  {
+    name: "effect-micro-json-bundled",
+    group: "rpc",
+    description:
+      "as effect-micro-json, the server bundled into one ESM file with esbuild (docs/deploying.md) instead of ≈ 550 modules",
+    server: ["bench/servers/effectMicro.ts"],
+    bundled: true,
     client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json"))
   },
   {

@@ -3,6 +3,7 @@
  * Processes run as `node --import tsx` so that a timeout kills the real process.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
+import * as esbuild from "esbuild"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -21,7 +22,33 @@ interface Run {
   readonly output: string
 }
 
-/** Runs `node --import tsx <file> ...args` to completion (killed after `timeoutMillis`). */
+/** Node's arguments for `file`: TypeScript through tsx, a bundle (`.mjs`) as it is. */
+const nodeArgs = (file: string) => file.endsWith(".mjs") ? [file] : ["--import", "tsx", file]
+
+/**
+ * `entry` bundled into one ES module in `into` (no node_modules there), as docs/deploying.md does it. The
+ * banner is the one the doc gives: bundled CommonJS dependencies still `require` Node's built-ins.
+ */
+const bundle = (entry: string, into: string): string => {
+  const outfile = path.join(into, path.basename(entry).replace(/\.ts$/, ".mjs"))
+  esbuild.buildSync({
+    absWorkingDir: root,
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    banner: {
+      js:
+        "import { createRequire as __bundleRequire } from \"node:module\"; const require = __bundleRequire(import.meta.url);"
+    },
+    logLevel: "error"
+  })
+  return outfile
+}
+
+/** Runs `node [--import tsx] <file> ...args` to completion (killed after `timeoutMillis`). */
 const run = (
   file: string,
   args: ReadonlyArray<string> = [],
@@ -29,7 +56,7 @@ const run = (
   timeoutMillis = 60_000
 ) =>
   new Promise<Run>((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", file, ...args], {
+    const child = spawn(process.execPath, [...nodeArgs(file), ...args], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"]
@@ -49,7 +76,7 @@ const run = (
 /** Starts a long-running example and resolves once its output contains `ready`. */
 const start = (file: string, ready: string, env: Record<string, string> = {}) =>
   new Promise<ChildProcess>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", file], {
+    const child = spawn(process.execPath, nodeArgs(file), {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"]
@@ -87,6 +114,22 @@ describe("examples run as their READMEs say", () => {
       server.kill("SIGTERM")
     }
   }, 60_000)
+
+  it(
+    "greeter, bundled (docs/deploying.md): server and client each one file, run where there is no node_modules",
+    async () => {
+      const into = fs.mkdtempSync(path.join(dir, "bundle-"))
+      const serverFile = bundle("examples/greeter/server.ts", into)
+      const clientFile = bundle("examples/greeter/client.ts", into)
+      const server = await start(serverFile, "serving on", { NODE_NAME: `greeter-bundled-${process.pid}` })
+      try {
+        expectRun(await run(clientFile, ["Ada"]), "Hello → ", "Countdown → ", "Chat → ")
+      } finally {
+        server.kill("SIGTERM")
+      }
+    },
+    60_000
+  )
 
   it("pubsub: each order billed once across the queue group", async () => {
     expectRun(await run("examples/pubsub/main.ts"), "each order billed once: true")
