@@ -3,13 +3,12 @@
  * TypeScript through the tsx loader), line-oriented stdout protocol, and cleanup. Every child and every
  * engine started here is tracked and stopped on the way out, whatever happens (error, Ctrl-C).
  */
-import type * as Esbuild from "esbuild"
 import type { ChildProcess } from "node:child_process"
 import { execFileSync, spawn } from "node:child_process"
 import { appendFileSync, readdirSync, rmSync } from "node:fs"
-import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { bundle as bundleFile } from "../scripts/bundle.js"
 
 export const benchDir = path.dirname(fileURLToPath(import.meta.url))
 export const root = path.resolve(benchDir, "..")
@@ -74,34 +73,14 @@ export const prepare = async (tsx: boolean): Promise<Launcher> => {
 
 const bundles = new Map<string, string>()
 
-/**
- * `script` and everything it imports as one ESM file in bench/.build/bundles/ (esbuild, not minified), the
- * form docs/deploying.md describes: one module to load instead of ≈ 550.
- */
+/** `script` and everything it imports as one ESM file in bench/.build/bundles/ (scripts/bundle.ts), built once. */
 const bundle = (script: string): string => {
   const cached = bundles.get(script)
   if (cached !== undefined) return cached
-  const outfile = path.join("bench", ".build", "bundles", script.replace(/\.ts$/, ".mjs"))
-  esbuildSync().buildSync({
-    absWorkingDir: root,
-    entryPoints: [script],
-    outfile,
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    // CommonJS dependencies bundled into an ES module still call `require` for Node's built-ins.
-    banner: {
-      js:
-        "import { createRequire as __bundleRequire } from \"node:module\"; const require = __bundleRequire(import.meta.url);"
-    },
-    logLevel: "error"
-  })
+  const outfile = bundleFile(script, path.join("bench", ".build", "bundles", script.replace(/\.ts$/, ".mjs")))
   bundles.set(script, outfile)
   return outfile
 }
-
-const esbuildSync = (): typeof Esbuild => createRequire(import.meta.url)("esbuild")
 
 // ---------------------------------------------------------------------------------------------
 // Tracking and cleanup

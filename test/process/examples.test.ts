@@ -3,11 +3,11 @@
  * Processes run as `node --import tsx` so that a timeout kills the real process.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import * as esbuild from "esbuild"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { bundle as bundleFile } from "../../scripts/bundle.js"
 
 const root = path.resolve(import.meta.dirname, "../..")
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-micro-examples-"))
@@ -25,28 +25,9 @@ interface Run {
 /** Node's arguments for `file`: TypeScript through tsx, a bundle (`.mjs`) as it is. */
 const nodeArgs = (file: string) => file.endsWith(".mjs") ? [file] : ["--import", "tsx", file]
 
-/**
- * `entry` bundled into one ES module in `into` (no node_modules there), as docs/deploying.md does it. The
- * banner is the one the doc gives: bundled CommonJS dependencies still `require` Node's built-ins.
- */
-const bundle = (entry: string, into: string): string => {
-  const outfile = path.join(into, path.basename(entry).replace(/\.ts$/, ".mjs"))
-  esbuild.buildSync({
-    absWorkingDir: root,
-    entryPoints: [entry],
-    outfile,
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    banner: {
-      js:
-        "import { createRequire as __bundleRequire } from \"node:module\"; const require = __bundleRequire(import.meta.url);"
-    },
-    logLevel: "error"
-  })
-  return outfile
-}
+/** `entry` bundled into one ES module in `into` (no node_modules there), as docs/deploying.md does it. */
+const bundle = (entry: string, into: string): string =>
+  bundleFile(entry, path.join(into, path.basename(entry).replace(/\.ts$/, ".mjs")))
 
 /** Runs `node [--import tsx] <file> ...args` to completion (killed after `timeoutMillis`). */
 const run = (
