@@ -114,6 +114,41 @@ describe("DeadlineWheel", () => {
       expect(expired).toEqual(["late"])
     }))
 
+  it.scoped("under steady load the driver does not wake for every bucket that emptied", () =>
+    Effect.gen(function*() {
+      // A busy server: calls with a 5 s deadline every few milliseconds, each done long before it; every 20 ms
+      // bucket fills and empties. Waking for each (a timer race per tick) made garbage that outlived young GCs.
+      const clock = yield* Effect.clock
+      let sleeps = 0
+      const counting: Clock.Clock = Object.create(clock)
+      ;(counting as { sleep: Clock.Clock["sleep"] }).sleep = (duration) => {
+        sleeps++
+        return clock.sleep(duration)
+      }
+      const deadlines = new DeadlineWheel(counting, 20)
+      yield* Effect.forkScoped(deadlines.run)
+      yield* Effect.yieldNow()
+      const expired: Array<string> = []
+      deadlines.add(300_000, () => expired.push("idle"))
+      const traffic = (millis: number) =>
+        Effect.gen(function*() {
+          for (let t = 0; t < millis; t += 10) {
+            deadlines.remove(deadlines.add(5_000, () => expired.push("call")))
+            yield* TestClock.adjust("10 millis")
+            yield* settle
+          }
+        })
+      yield* traffic(6_000)
+      const before = sleeps
+      yield* traffic(3_000)
+      // About one look per deadline length (measured before the change: 150, one per 20 ms bucket).
+      expect(sleeps - before).toBeLessThanOrEqual(4)
+      // A call still pending when its deadline passes fires, within a tick.
+      deadlines.add(5_000, () => expired.push("slow"))
+      yield* traffic(5_100)
+      expect(expired).toEqual(["slow"])
+    }))
+
   it.scoped("an entry added while the driver is between looking and waiting is not missed", () =>
     Effect.gen(function*() {
       // Other code adds an entry right after the driver woke (a publish failing on its timeout and the caller
