@@ -70,7 +70,6 @@ const makeRoute = (rpc: Rpc.AnyWithProps, handler: Route["handler"], runtime: Ru
     schemas,
     codecs: new EndpointCodecs(schemas),
     handler,
-    runtime,
     pool: new HandlerPool(runtime, currentCallRef)
   }
 }

@@ -11,7 +11,6 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
-import type * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import type { Codecs } from "../../Codec.js"
 import type { CallShape, EndpointSchemas } from "../../Contract.js"
@@ -59,7 +58,6 @@ export interface Route {
   readonly schemas: EndpointSchemas
   readonly codecs: EndpointCodecs
   readonly handler: (payload: unknown, options: { readonly clientId: number; readonly headers: any }) => object
-  readonly runtime: Runtime.Runtime<never>
   /** Fibers that run this endpoint's calls, with `currentCallRef` set per call. */
   readonly pool: HandlerPool<IncomingCall | undefined>
 }
