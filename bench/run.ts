@@ -15,7 +15,8 @@
  *   codec   encode+decode ops/s of a 10-field message: our protobuf vs protobufjs vs our JSON/msgpack codecs;
  *   store   writes/s and reads/s of each Store layer next to the raw driver (engines started and stopped here);
  *   pubsub  events/s delivered to a subscriber in another process: effect-micro HTTP broker (with results and
- *           fire-and-forget), effect-micro NATS broker, Moleculer events (TCP, NATS), raw NATS client;
+ *           fire-and-forget), effect-micro NATS broker, Moleculer events (TCP, NATS), raw NATS client, and the
+ *           bare HTTP exchange a delivery result costs (undici → node:http, 64 and 1 publishers);
  *           nats-server started and stopped here;
  *   idle    RSS of each server process after start-up, no load.
  *   startup process start → serving: spawn to READY of a greeter service (barrel imports, mdns on loopback,

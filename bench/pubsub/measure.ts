@@ -199,12 +199,19 @@ const emptyRow = (scenario: string): PubsubRow => ({
   errors: 0
 })
 
-/** For a scenario with a fixed publisher count (`…-64`, `…-1`), the Moleculer TCP row with the same count. */
-const samePublishers = (rows: ReadonlyArray<PubsubRow>, row: PubsubRow): PubsubRow | undefined => {
+/**
+ * For a scenario with a fixed publisher count (`…-64`, `…-1`), the row of `reference` with the same count
+ * (`moleculer-tcp-64`, `raw-http-1`, ...).
+ */
+const samePublishers = (
+  rows: ReadonlyArray<PubsubRow>,
+  row: PubsubRow,
+  reference = "moleculer-tcp"
+): PubsubRow | undefined => {
   const count = /-(\d+)$/.exec(row.scenario)?.[1]
-  return count === undefined
+  return count === undefined || row.scenario.startsWith(reference)
     ? undefined
-    : rows.find((r) => r.scenario === `moleculer-tcp-${count}` && r.failure === undefined)
+    : rows.find((r) => r.scenario === `${reference}-${count}` && r.failure === undefined)
 }
 
 export const pubsubTable = (rows: ReadonlyArray<PubsubRow>): string => {
@@ -217,6 +224,7 @@ export const pubsubTable = (rows: ReadonlyArray<PubsubRow>): string => {
     "events/s",
     "vs Moleculer TCP",
     "vs Moleculer TCP, same publishers",
+    "vs raw HTTP, same publishers",
     "vs Moleculer NATS",
     "vs raw NATS",
     "publisher CPU µs/event",
@@ -235,6 +243,7 @@ export const pubsubTable = (rows: ReadonlyArray<PubsubRow>): string => {
           fmt(row.eventsPerSec),
           ratio(row.eventsPerSec, tcp?.eventsPerSec),
           ratio(row.eventsPerSec, samePublishers(rows, row)?.eventsPerSec),
+          ratio(row.eventsPerSec, samePublishers(rows, row, "raw-http")?.eventsPerSec),
           ratio(row.eventsPerSec, mnats?.eventsPerSec),
           ratio(row.eventsPerSec, raw?.eventsPerSec),
           fmt(row.publisherCpuUsPerEvent, 1),
@@ -259,12 +268,25 @@ export const pubsubSummary = (rows: ReadonlyArray<PubsubRow>): Array<string> => 
     const row = find(name)
     if (row !== undefined && tcp !== undefined) {
       const same = samePublishers(rows, row)
+      const http = samePublishers(rows, row, "raw-http")
       lines.push(
         `- ${name}: ${ratio(row.eventsPerSec, tcp.eventsPerSec)} Moleculer TCP events/s (target ≥ 1.0×), ` +
           (same === undefined ? "" : `${ratio(row.eventsPerSec, same.eventsPerSec)} ${same.scenario}, `) +
+          (http === undefined ? "" : `${ratio(row.eventsPerSec, http.eventsPerSec)} ${http.scenario}, `) +
           `publisher CPU ${ratio(row.publisherCpuUsPerEvent, tcp.publisherCpuUsPerEvent)}, subscriber CPU ${
             ratio(row.subscriberCpuUsPerEvent, tcp.subscriberCpuUsPerEvent)
           } Moleculer's`
+      )
+    }
+  }
+  // What a publisher awaiting an HTTP reply per event can reach at all, against Moleculer's emit (no reply).
+  for (const name of ["raw-http-64", "raw-http-1"]) {
+    const row = find(name)
+    const same = row === undefined ? undefined : samePublishers(rows, row)
+    if (row !== undefined && same !== undefined) {
+      lines.push(
+        `- ${name} (baseline, no broker): ${ratio(row.eventsPerSec, same.eventsPerSec)} ${same.scenario}: ` +
+          `the ceiling of a publisher awaiting one HTTP reply per event`
       )
     }
   }

@@ -147,6 +147,38 @@ const moleculerTcp = () =>
     options: { udpDiscovery: false, urls: `127.0.0.1:${config.subscriber.port}/${config.subscriber.nodeID}` }
   })
 
+/**
+ * `inflight` publishers, each POSTing one event and awaiting its `204` (then one event-loop turn), on one
+ * undici connection with the requests pipelined: the HTTP exchange an HTTP broker's delivery result costs,
+ * with nothing of a broker around it.
+ */
+const rawHttp = async () => {
+  const { default: Undici } = await import("@effect/platform-node/Undici")
+  const inflight = scenario.inflight ?? config.inflight
+  const dispatcher = new Undici.Agent({ connections: 1, pipelining: inflight })
+  const url = config.subscriber.endpoint!
+  const headers = { "content-type": "application/json" }
+  const publishOne = async () => {
+    const response = await Undici.request(url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(payload),
+      dispatcher,
+      idempotent: true
+    } as any)
+    await response.body.dump()
+    if (response.statusCode !== 204) throw new Error(`status ${response.statusCode}`)
+  }
+  process.stdout.write("READY\n")
+  await Promise.all(Array.from({ length: inflight }, async () => {
+    for (;;) {
+      published++
+      await publishOne().catch(onError)
+      await immediate()
+    }
+  }))
+}
+
 const effectMicro = async (kind: "http" | "http-ff" | "nats") => {
   const Effect = await import("effect/Effect")
   const Layer = await import("effect/Layer")
@@ -230,6 +262,8 @@ const setups: Record<string, () => Promise<unknown>> = {
   "moleculer-tcp-64": () => moleculerTcp(),
   "moleculer-tcp-1": () => moleculerTcp(),
   "moleculer-nats": () => moleculer(`nats://${config.nats}`),
+  "raw-http-64": () => rawHttp(),
+  "raw-http-1": () => rawHttp(),
   "effect-micro-http": () => effectMicro("http"),
   "effect-micro-http-64": () => effectMicro("http"),
   "effect-micro-http-1": () => effectMicro("http"),

@@ -50,6 +50,21 @@ export const pubsubScenarios: ReadonlyArray<PubsubScenario> = [
     inflight: 1
   },
   {
+    name: "raw-http-64",
+    description:
+      "undici 7 (one keep-alive connection, pipelined) `POST` of the JSON bytes → `node:http` server, `JSON.parse`, `204`; 64 publishers each awaiting its reply: the floor of any publisher that waits for a delivery result over HTTP/1.1, one event per request (baseline)",
+    nats: false,
+    flow: "results",
+    inflight: 64
+  },
+  {
+    name: "raw-http-1",
+    description: "same, one publisher awaiting each reply (baseline)",
+    nats: false,
+    flow: "results",
+    inflight: 1
+  },
+  {
     name: "moleculer-nats",
     description: "same Moleculer emit → event handler over the NATS transporter (`nats` 2.29 client) (reference)",
     nats: true,

@@ -68,6 +68,8 @@ const setups: Record<string, () => Promise<void>> = {
   "moleculer-tcp-64": () => moleculer({ type: "TCP", options: { udpDiscovery: false, port: 0 } }),
   "moleculer-tcp-1": () => moleculer({ type: "TCP", options: { udpDiscovery: false, port: 0 } }),
   "moleculer-nats": () => moleculer(`nats://${config.nats}`),
+  "raw-http-64": () => rawHttp(),
+  "raw-http-1": () => rawHttp(),
   "effect-micro-http": () => effectMicro("http"),
   "effect-micro-http-64": () => effectMicro("http"),
   "effect-micro-http-1": () => effectMicro("http"),
@@ -98,6 +100,23 @@ const moleculer = async (transporter: unknown) => {
   await broker.start()
   const port = typeof transporter === "object" ? (broker.transit as any).tx.opts.port as number : undefined
   ready({ nodeID, port })
+}
+
+/** A bare `node:http` endpoint: the body is read, parsed and counted, then `204` (delivered). */
+const rawHttp = async () => {
+  const http = await import("node:http")
+  const server = http.createServer((request, response) => {
+    const chunks: Array<Buffer> = []
+    request.on("data", (chunk: Buffer) => chunks.push(chunk))
+    request.on("end", () => {
+      onEvent(JSON.parse(Buffer.concat(chunks).toString("utf8")))
+      response.writeHead(204)
+      response.end()
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const { port } = server.address() as { port: number }
+  ready({ endpoint: `http://127.0.0.1:${port}/events` })
 }
 
 const effectMicro = async (kind: "http" | "nats") => {
