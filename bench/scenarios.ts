@@ -178,7 +178,8 @@ export const scenarios: ReadonlyArray<Scenario> = [
   {
     name: "effect-micro-json",
     group: "rpc",
-    description: "effect-micro unary over TCP, application/json, default retries/deadline/metadata",
+    description:
+      "effect-micro unary over TCP, application/json, default retries/deadline/metadata; echo handler `Effect.succeed(item)`",
     server: ["bench/servers/effectMicro.ts"],
     client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json"))
   },
@@ -204,6 +205,14 @@ export const scenarios: ReadonlyArray<Scenario> = [
     description: "effect-micro unary over TCP, application/protobuf (codec derived from the Schema), same server",
     server: ["bench/servers/effectMicro.ts"],
     client: () => import("./clients/effectMicro.js").then((m) => m.make("application/protobuf"))
+  },
+  {
+    name: "effect-micro-json-effectful",
+    group: "rpc",
+    description:
+      "as effect-micro-json, the echo handler written `Effect.sync(() => item)` (work to run: a pooled fiber per call) instead of `Effect.succeed(item)` (an `Exit`: no fiber)",
+    server: ["bench/servers/effectMicro.ts", "effectful"],
+    client: () => import("./clients/effectMicro.js").then((m) => m.make("application/json"))
   },
   {
     name: "effect-micro-json-metrics",

@@ -3,7 +3,10 @@
  * serving the `Bench` contract with an echo handler written with plain `Effect.succeed` (no `Effect.gen`),
  * or, with the argument `bidi`, the `BenchStream` contract whose `Chat` handler returns its input stream
  * (every message echoed); with `large`, the `BenchLarge` contract (echoes of raw bytes and of `{ data }`, and a
- * bidi stream of raw bytes); with `metrics`, `Debug.layerMetrics` on (Effect metrics per call). No registration (the client dials the address directly). Sub-path imports only.
+ * bidi stream of raw bytes); with `metrics`, `Debug.layerMetrics` on (Effect metrics per call); with
+ * `effectful`, the echo written as `Effect.sync(() => item)`: a handler with work to run, which runs on a pooled
+ * fiber (`Effect.succeed` returns an `Exit`, which the server reports without one). No registration (the
+ * client dials the address directly). Sub-path imports only.
  *
  * Prints `READY host:port` on stdout. SIGTERM exits via `process.exit` so `--cpu-prof` writes its profile.
  */
@@ -36,7 +39,9 @@ const Live = process.argv[2] === "bidi"
     Layer.provide(Deps)
   )
   : Server.layer(Bench, options).pipe(
-    Layer.provide(Bench.toLayer({ Echo: (item) => Effect.succeed(item) })),
+    Layer.provide(Bench.toLayer({
+      Echo: process.argv[2] === "effectful" ? (item) => Effect.sync(() => item) : (item) => Effect.succeed(item)
+    })),
     Layer.provide(Deps)
   )
 

@@ -41,6 +41,25 @@ describe("HandlerPool", () => {
     pool.close()
   })
 
+  it("a handler's result that is already an Exit is reported at once, without a worker", () => {
+    const pool = new HandlerPool(Runtime.defaultRuntime, callRef)
+    const heard: Array<Exit.Exit<unknown, unknown>> = []
+    const results = [Effect.succeed(1), Effect.fail("no"), Effect.die("boom")]
+    for (const result of results) {
+      const job = pool.run(result, "exit", (exit) => heard.push(exit))
+      job.interrupt() // over already: nothing to interrupt, nothing reported twice
+    }
+    expect(heard).toEqual([Exit.succeed(1), Exit.fail("no"), Exit.die("boom")])
+    // No worker was started (none parked afterwards), and a call that has work to do still gets one.
+    expect(pool.idle.length).toBe(0)
+    let ranSync = false
+    pool.run(Effect.sync(() => (ranSync = true)), "work", (exit) => heard.push(exit))
+    expect(ranSync).toBe(true)
+    expect(heard.at(-1)).toEqual(Exit.succeed(true))
+    expect(pool.idle.length).toBe(1)
+    pool.close()
+  })
+
   it("every call starts from the runtime's refs, with its own call value: nothing leaks from the last one", async () => {
     const pool = new HandlerPool(Runtime.defaultRuntime, callRef)
     const leaky = Effect.zipRight(FiberRef.set(counter, 41), FiberRef.get(callRef))
@@ -72,20 +91,20 @@ describe("HandlerPool", () => {
     expect(Exit.isInterrupted(await blocked.exit)).toBe(true)
     expect(pool.idle.length).toBe(0)
     // A cancel that comes after the call ended is ignored: the worker serves the next call.
-    const done = call(pool, Effect.succeed(1))
+    const done = call(pool, Effect.sync(() => 1))
     expect(await done.exit).toEqual(Exit.succeed(1))
     done.job.interrupt()
-    expect(await call(pool, Effect.succeed(2)).exit).toEqual(Exit.succeed(2))
+    expect(await call(pool, Effect.sync(() => 2)).exit).toEqual(Exit.succeed(2))
     pool.close()
   })
 
   it("a call interrupted before it started (woken from inside a fiber) reports an interruption", async () => {
     const pool = new HandlerPool(Runtime.defaultRuntime, callRef)
-    await call(pool, Effect.void).exit
+    await call(pool, Effect.sync(() => undefined)).exit
     const exit = await Effect.runPromise(
       Effect.sync(() => {
         // Inside a fiber the wake-up is deferred: the cancel comes before the call has run.
-        const pending = call(pool, Effect.succeed("ran"))
+        const pending = call(pool, Effect.sync(() => "ran"))
         pending.job.interrupt()
         return pending.exit
       }).pipe(Effect.flatMap((p) => Effect.promise(() => p)))
@@ -96,10 +115,11 @@ describe("HandlerPool", () => {
 
   it("failures and defects are reported as the call's exit; the worker keeps serving", async () => {
     const pool = new HandlerPool(Runtime.defaultRuntime, callRef)
-    expect(await call(pool, Effect.fail("no")).exit).toEqual(Exit.fail("no"))
+    // Not `Exit` values (those skip the workers, see above): these run on a worker.
+    expect(await call(pool, Effect.suspend(() => Effect.fail("no"))).exit).toEqual(Exit.fail("no"))
     const died = await call(pool, Effect.die(new Error("boom"))).exit
     expect(Exit.isFailure(died) && !Exit.isInterrupted(died)).toBe(true)
-    expect(await call(pool, Effect.succeed("ok")).exit).toEqual(Exit.succeed("ok"))
+    expect(await call(pool, Effect.sync(() => "ok")).exit).toEqual(Exit.succeed("ok"))
     expect(pool.idle.length).toBe(1)
     pool.close()
   })
