@@ -109,6 +109,22 @@ const pump = async (publishOne: () => void | Promise<void>): Promise<never> => {
   }
 }
 
+/**
+ * `results` driver for Promise code: `inflight` publishers, each awaiting its publish, then one turn of the
+ * event loop: a service publishing one event per request it handles (without the turn, `await publish()` in
+ * a loop never leaves the microtask queue).
+ */
+const awaitingPublishers = async (publishOne: () => Promise<void>): Promise<void> => {
+  process.stdout.write("READY\n")
+  await Promise.all(Array.from({ length: scenario.inflight ?? config.inflight }, async () => {
+    for (;;) {
+      published++
+      await publishOne().catch(onError)
+      await immediate()
+    }
+  }))
+}
+
 // ---------------------------------------------------------------------------------------------
 
 const moleculer = async (transporter: unknown) => {
@@ -127,18 +143,8 @@ const moleculer = async (transporter: unknown) => {
   await broker.waitForServices(["bench"], 20_000)
   const emit = () => broker.emit("bench.event", payload) as unknown as Promise<void>
   if (scenario.flow === "credit") return pump(emit)
-  // `inflight` publishers each awaiting its emit (Moleculer resolves it once the packet is written to the
-  // transporter: it has no delivery result), then a turn of the event loop: a service emitting one event
-  // per request it handles (without the turn, `await emit()` in a loop never leaves the microtask queue).
-  process.stdout.write("READY\n")
-  const inflight = scenario.inflight ?? config.inflight
-  await Promise.all(Array.from({ length: inflight }, async () => {
-    for (;;) {
-      published++
-      await emit().catch(onError)
-      await immediate()
-    }
-  }))
+  // Moleculer resolves an emit once the packet is written to the transporter: it has no delivery result.
+  return awaitingPublishers(emit)
 }
 
 const moleculerTcp = () =>
@@ -165,18 +171,11 @@ const rawHttp = async () => {
       body: JSON.stringify(payload),
       dispatcher,
       idempotent: true
-    } as any)
+    })
     await response.body.dump()
     if (response.statusCode !== 204) throw new Error(`status ${response.statusCode}`)
   }
-  process.stdout.write("READY\n")
-  await Promise.all(Array.from({ length: inflight }, async () => {
-    for (;;) {
-      published++
-      await publishOne().catch(onError)
-      await immediate()
-    }
-  }))
+  return awaitingPublishers(publishOne)
 }
 
 const effectMicro = async (kind: "http" | "http-ff" | "nats") => {
